@@ -1,0 +1,34 @@
+# custsync: `make dev` for a first look, `make test` for the whole suite. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: help install dev test unit lint services services-stop clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed ## Create .venv and install custsync with its test tools
+
+dev: install ## Run API + worker + fake Stripe in one in-memory process on PORT (8000)
+	$(BIN)/custsync dev --port $(PORT)
+
+lint: install ## Check the dependency rule (import-linter)
+	$(BIN)/lint-imports
+
+test: install lint ## Install, provision, and run the whole suite
+	$(BIN)/pytest
+
+unit: install ## Only the fast tests (no services)
+	$(BIN)/pytest tests/unit tests/http
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .import_linter_cache

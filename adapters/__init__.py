@@ -1,0 +1,1 @@
+"""Adapters: one driver each (memory, postgres, kafka, stripe), implementing application.ports."""

@@ -1,0 +1,1 @@
+"""In-memory adapters: real, reusable implementations of every port, for unit tests and `custsync dev`."""

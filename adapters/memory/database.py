@@ -1,0 +1,174 @@
+"""An in-memory database with real transactions: a unit of work sees a private copy of every
+table, committed atomically, and holds the one lock for its whole life (serializable)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+import msgspec
+
+from application.ports import PendingEvent
+from domain.customer import Customer, CustomerData
+from domain.mapping import ExternalMapping
+from domain.messages import CustomerChanged
+from domain.sync import Direction, SyncRecord
+
+
+class Tables(msgspec.Struct):
+    customers: dict[int, Customer] = msgspec.field(default_factory=dict)
+    mappings: dict[tuple[int, str], ExternalMapping] = msgspec.field(default_factory=dict)
+    sync_records: dict[tuple[str, str, str], SyncRecord] = msgspec.field(default_factory=dict)
+    inbox: dict[tuple[str, str], datetime] = msgspec.field(default_factory=dict)
+    outbox: dict[int, tuple[CustomerChanged, datetime | None]] = msgspec.field(default_factory=dict)
+    next_customer_id: int = 1
+    next_outbox_position: int = 1
+    next_record_seq: int = 1
+    record_seq: dict[tuple[str, str, str], int] = msgspec.field(default_factory=dict)
+
+    def copy(self) -> Tables:
+        # Values are immutable structs, so copying the dicts is a full snapshot.
+        return Tables(**{f: copy.copy(getattr(self, f)) for f in self.__struct_fields__})
+
+
+class InMemoryDatabase:
+    def __init__(self) -> None:
+        self.tables = Tables()
+        self.lock = asyncio.Lock()
+        self.outbox_written = asyncio.Event()
+
+    def unit_of_work(self) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self)
+
+
+class InMemoryUnitOfWork:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+        self._tables = Tables()
+
+    async def __aenter__(self) -> Self:
+        await self._db.lock.acquire()
+        self._tables = self._db.tables.copy()
+        self.customers = InMemoryCustomerRepository(self._tables)
+        self.mappings = InMemoryMappingRepository(self._tables)
+        self.sync_records = InMemorySyncRecordRepository(self._tables)
+        self.inbox = InMemoryInbox(self._tables)
+        self.outbox = InMemoryOutbox(self._tables)
+        self.relay = self.outbox
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._db.lock.release()
+
+    async def commit(self) -> None:
+        wrote_outbox = self._tables.next_outbox_position != self._db.tables.next_outbox_position
+        self._db.tables = self._tables
+        self._tables = self._tables.copy()
+        if wrote_outbox:
+            self._db.outbox_written.set()
+
+
+class InMemoryCustomerRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def add(self, data: CustomerData, at: datetime) -> Customer:
+        customer = Customer(id=self._t.next_customer_id, data=data, version=1, created_at=at, updated_at=at)
+        self._t.next_customer_id += 1
+        self._t.customers[customer.id] = customer
+        return customer
+
+    async def get(self, customer_id: int) -> Customer | None:
+        return self._t.customers.get(customer_id)
+
+    async def save(self, customer: Customer) -> None:
+        self._t.customers[customer.id] = customer
+
+    async def page(self, *, after_id: int | None, limit: int, email: str | None = None) -> list[Customer]:
+        wanted = email.casefold() if email is not None else None
+        rows = (
+            c for cid, c in sorted(self._t.customers.items())
+            if not c.deleted and (after_id is None or cid > after_id)
+            and (wanted is None or (c.email or "").casefold() == wanted)
+        )
+        return [c for _, c in zip(range(limit), rows)]
+
+
+class InMemoryMappingRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def get(self, customer_id: int, system: str) -> ExternalMapping | None:
+        return self._t.mappings.get((customer_id, system))
+
+    async def by_external_id(self, system: str, external_id: str) -> ExternalMapping | None:
+        return next((m for m in self._t.mappings.values() if m.system == system and m.external_id == external_id), None)
+
+    async def for_customer(self, customer_id: int) -> list[ExternalMapping]:
+        return sorted((m for (cid, _), m in self._t.mappings.items() if cid == customer_id), key=lambda m: m.system)
+
+    async def save(self, mapping: ExternalMapping) -> None:
+        clash = await self.by_external_id(mapping.system, mapping.external_id)
+        if clash is not None and clash.customer_id != mapping.customer_id:
+            raise ValueError(f"{mapping.system} {mapping.external_id} is already linked to customer {clash.customer_id}")
+        self._t.mappings[(mapping.customer_id, mapping.system)] = mapping
+
+    async def remove(self, customer_id: int, system: str) -> None:
+        self._t.mappings.pop((customer_id, system), None)
+
+
+class InMemorySyncRecordRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def get(self, event_id: str, system: str, direction: Direction) -> SyncRecord | None:
+        return self._t.sync_records.get((event_id, system, direction.value))
+
+    async def save(self, record: SyncRecord) -> None:
+        key = (record.event_id, record.system, record.direction.value)
+        if key not in self._t.record_seq:
+            self._t.record_seq[key] = self._t.next_record_seq
+            self._t.next_record_seq += 1
+        self._t.sync_records[key] = record
+
+    async def for_customer(self, customer_id: int, limit: int) -> list[SyncRecord]:
+        mine = [k for k, r in self._t.sync_records.items() if r.customer_id == customer_id]
+        mine.sort(key=lambda k: self._t.record_seq[k], reverse=True)
+        return [self._t.sync_records[k] for k in mine[:limit]]
+
+
+class InMemoryInbox:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def seen(self, system: str, event_id: str) -> bool:
+        return (system, event_id) in self._t.inbox
+
+    async def add(self, system: str, event_id: str, at: datetime) -> None:
+        self._t.inbox[(system, event_id)] = at
+
+
+class InMemoryOutbox:
+    """Both sides of the outbox: the writers' ``add`` and the relay's ``claim``/``mark_published``."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def add(self, event: CustomerChanged) -> None:
+        self._t.outbox[self._t.next_outbox_position] = (event, None)
+        self._t.next_outbox_position += 1
+
+    async def claim(self, limit: int) -> list[PendingEvent]:
+        pending = (PendingEvent(pos, event) for pos, (event, published) in self._t.outbox.items() if published is None)
+        return [p for _, p in zip(range(limit), pending)]
+
+    async def mark_published(self, positions: Sequence[int], at: datetime) -> None:
+        for pos in positions:
+            event, _ = self._t.outbox[pos]
+            self._t.outbox[pos] = (event, at)

@@ -1,0 +1,1 @@
+"""The Stripe side of the integration port, on the official SDK."""

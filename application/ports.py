@@ -1,0 +1,180 @@
+"""The ports: what the application needs from the outside world, as Protocols.
+
+Adapters implement them structurally (no inheritance needed): ``adapters/memory`` for tests and
+the embedded dev mode, ``adapters/postgres``, ``adapters/kafka`` and ``adapters/stripe`` for real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+import msgspec
+
+from domain.customer import Customer, CustomerData
+from domain.mapping import ExternalMapping
+from domain.messages import CustomerChanged, ExternalChange, ExternalCustomer
+from domain.sync import Direction, SyncRecord
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class CustomerRepository(Protocol):
+    async def add(self, data: CustomerData, at: datetime) -> Customer:
+        """Store a new customer; the catalog assigns its integer id."""
+
+    async def get(self, customer_id: int) -> Customer | None: ...
+
+    async def save(self, customer: Customer) -> None: ...
+
+    async def remove(self, customer_id: int) -> None: ...
+
+    async def page(self, *, after_id: int | None, limit: int, email: str | None = None) -> list[Customer]:
+        """Customers by ascending id after ``after_id``; ``email`` matches case-insensitively."""
+
+
+class MappingRepository(Protocol):
+    async def get(self, customer_id: int, system: str) -> ExternalMapping | None: ...
+
+    async def by_external_id(self, system: str, external_id: str) -> ExternalMapping | None: ...
+
+    async def for_customer(self, customer_id: int) -> list[ExternalMapping]: ...
+
+    async def save(self, mapping: ExternalMapping) -> None:
+        """Insert or replace the mapping of (customer_id, system)."""
+
+    async def remove(self, customer_id: int, system: str) -> None: ...
+
+
+class SyncRecordRepository(Protocol):
+    async def get(self, event_id: str, system: str, direction: Direction) -> SyncRecord | None: ...
+
+    async def save(self, record: SyncRecord) -> None:
+        """Insert or replace the record of (event_id, system, direction)."""
+
+    async def for_customer(self, customer_id: int, limit: int) -> list[SyncRecord]:
+        """Newest first."""
+
+
+class Inbox(Protocol):
+    """Ids of external events already applied, so that a redelivered event is applied once."""
+
+    async def seen(self, system: str, event_id: str) -> bool: ...
+
+    async def add(self, system: str, event_id: str, at: datetime) -> None: ...
+
+
+class Outbox(Protocol):
+    """Integration events written in the same transaction as the change they describe."""
+
+    async def add(self, event: CustomerChanged) -> None: ...
+
+
+class PendingEvent(msgspec.Struct, frozen=True):
+    position: int
+    event: CustomerChanged
+
+
+class OutboxRelayPort(Protocol):
+    """The relay's side of the outbox: claim unpublished events in order, then mark them."""
+
+    async def claim(self, limit: int) -> list[PendingEvent]:
+        """Unpublished events, oldest first, locked against other relays until commit."""
+
+    async def mark_published(self, positions: Sequence[int], at: datetime) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository. Leaving the block without ``commit()`` rolls back."""
+
+    customers: CustomerRepository
+    mappings: MappingRepository
+    sync_records: SyncRecordRepository
+    inbox: Inbox
+    outbox: Outbox
+    relay: OutboxRelayPort
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """A message on a topic: ``key`` keeps one customer's messages in order."""
+
+    topic: str
+    key: str
+    event_id: str
+    payload: bytes
+    error: str | None = None  # set on dead letters
+
+
+class MessagePublisher(Protocol):
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Durably publish, in order; returns once the broker has acknowledged every message."""
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    envelope: Envelope
+    partition: int
+    offset: int
+
+
+class MessageSource(Protocol):
+    """A consumer-group subscription to sync topics, committed manually."""
+
+    async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]: ...
+
+    async def commit(self, deliveries: Sequence[Delivery]) -> None:
+        """Record that these (and everything before them on their partitions) are done."""
+
+
+class Page(msgspec.Struct, frozen=True):
+    customers: list[ExternalCustomer]
+    next_cursor: str | None
+
+
+class Integration(Protocol):
+    """An external system that holds customers (Stripe, and later Salesforce and others).
+
+    Raises only the errors in ``application.errors``.
+    """
+
+    system: str
+
+    async def create_customer(self, data: CustomerData, *, internal_id: int, idempotency_key: str) -> ExternalCustomer:
+        """Create the customer, tagging it with our id; the same key never creates twice."""
+
+    async def update_customer(self, external_id: str, changes: Mapping[str, str | None]) -> ExternalCustomer:
+        """Send only ``changes`` (field -> new value, ``None`` clears); raises ExternalCustomerMissing."""
+
+    async def link_customer(self, external_id: str, internal_id: int) -> None:
+        """Record our id on a customer created over there (Stripe: ``metadata.internal_id``)."""
+
+    async def delete_customer(self, external_id: str) -> None:
+        """Delete it; raises ExternalCustomerMissing if it is already gone."""
+
+    async def retrieve_customer(self, external_id: str) -> ExternalCustomer | None:
+        """The customer as the system holds it now (``deleted`` set if deleted), ``None`` if unknown."""
+
+    async def list_customers(self, *, limit: int, cursor: str | None = None) -> Page: ...
+
+    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
+        """Verify and parse a webhook; ``None`` for event types we ignore; raises InvalidWebhook."""
+
+
+Integrations = Mapping[str, Integration]

@@ -1,0 +1,31 @@
+"""The use cases behind each sync topic, bound to their dependencies."""
+
+from __future__ import annotations
+
+from application.ports import Clock, Integrations, UnitOfWorkFactory
+from application.sync.inbound import give_up_inbound, sync_inbound
+from application.sync.outbound import give_up_outbound, sync_outbound
+from domain.conflicts import ConflictPolicy
+from domain.messages import CustomerChanged, ExternalChange, decode
+
+
+class OutboundHandler:
+    def __init__(self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock) -> None:
+        self._uow_factory, self._integrations, self._clock = uow_factory, integrations, clock
+
+    async def handle(self, payload: bytes) -> None:
+        await sync_outbound(decode(payload, CustomerChanged), self._uow_factory, self._integrations, self._clock)
+
+    async def give_up(self, payload: bytes, error: str) -> None:
+        await give_up_outbound(decode(payload, CustomerChanged), error, self._uow_factory, self._integrations, self._clock)
+
+
+class InboundHandler:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, policy: ConflictPolicy) -> None:
+        self._uow_factory, self._clock, self._policy = uow_factory, clock, policy
+
+    async def handle(self, payload: bytes) -> None:
+        await sync_inbound(decode(payload, ExternalChange), self._uow_factory, self._clock, self._policy)
+
+    async def give_up(self, payload: bytes, error: str) -> None:
+        await give_up_inbound(decode(payload, ExternalChange), error, self._uow_factory, self._clock)

@@ -1,0 +1,131 @@
+"""Outbound sync: apply one catalog change to every integration except the one it came from."""
+
+from __future__ import annotations
+
+import msgspec
+
+from application.errors import ExternalCustomerMissing, IntegrationError
+from application.customers.changes import record_change
+from application.ports import Clock, Integration, Integrations, UnitOfWork, UnitOfWorkFactory
+from domain.customer import Customer
+from domain.mapping import ExternalMapping
+from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
+from domain.reconcile import outbound_changes
+from domain.sync import Direction, Operation, SyncRecord
+
+
+class _Outcome(msgspec.Struct, frozen=True):
+    operation: Operation
+    note: str | None = None
+    created: ExternalCustomer | None = None
+    sent: dict[str, str | None] | None = None
+    gone: bool = False  # the external customer no longer exists
+
+
+async def sync_outbound(event: CustomerChanged, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock) -> None:
+    """Push the customer's *current* state (not the event's snapshot), so that replays and
+    reordering converge. A system whose record for this event is settled is skipped, so a
+    redelivered event never repeats a call that already succeeded."""
+    for integration in integrations.values():
+        await _sync_one(event, integration, uow_factory, clock)
+
+
+async def _sync_one(event: CustomerChanged, integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    system = integration.system
+    async with uow_factory() as uow:
+        record = await uow.sync_records.get(event.event_id, system, Direction.OUTBOUND)
+        if record is not None and record.status.settled:
+            return
+        customer = await uow.customers.get(event.customer_id)
+        mapping = await uow.mappings.get(event.customer_id, system)
+    if customer is None:
+        return
+    # No transaction is open while the external system is called.
+    try:
+        outcome = await _call(integration, event, customer, mapping)
+    except IntegrationError as exc:
+        record = record or _pending(event, system, Operation.UPDATE, clock)
+        async with uow_factory() as uow:
+            await uow.sync_records.save(record.failed(clock.now(), str(exc), dead=not exc.retryable))
+            await uow.commit()
+        raise
+    if outcome is None:
+        return
+    async with uow_factory() as uow:
+        await _store(uow, outcome, customer, system, clock)
+        record = record or _pending(event, system, outcome.operation, clock)
+        await uow.sync_records.save(msgspec.structs.replace(record, operation=outcome.operation).succeeded(clock.now(), outcome.note))
+        await uow.commit()
+
+
+async def _call(
+    integration: Integration, event: CustomerChanged, customer: Customer, mapping: ExternalMapping | None
+) -> _Outcome | None:
+    if event.origin == integration.system:
+        if event.kind is ChangeKind.CREATED and mapping is not None:
+            # Created over there: write our id back into the external record (Stripe: metadata).
+            await integration.link_customer(mapping.external_id, customer.id)
+            return _Outcome(Operation.UPDATE, note=f"linked to catalog id {customer.id}")
+        return None  # the change came from there: nothing to send back
+    if customer.deleted:
+        if mapping is None:
+            return _Outcome(Operation.DELETE, note="never synced")
+        if mapping.synced_version >= customer.version:
+            return _Outcome(Operation.DELETE, note="already deleted")
+        try:
+            await integration.delete_customer(mapping.external_id)
+        except ExternalCustomerMissing:
+            return _Outcome(Operation.DELETE, note="already gone", gone=True)
+        return _Outcome(Operation.DELETE, gone=True)
+    if mapping is None:
+        created = await integration.create_customer(customer.data, internal_id=customer.id, idempotency_key=f"{event.event_id}:create")
+        return _Outcome(Operation.CREATE, created=created)
+    changes = outbound_changes(customer, mapping)
+    if not changes:
+        return _Outcome(Operation.UPDATE, note="no change")
+    try:
+        await integration.update_customer(mapping.external_id, changes)
+    except ExternalCustomerMissing:
+        return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
+    return _Outcome(Operation.UPDATE, sent=changes)
+
+
+async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system: str, clock: Clock) -> None:
+    now = clock.now()
+    # Re-read: an inbound change may have moved the mapping while the call was in flight.
+    mapping = await uow.mappings.get(customer.id, system)
+    if outcome.created is not None:
+        external = outcome.created
+        await uow.mappings.save(
+            ExternalMapping(customer_id=customer.id, system=system, external_id=external.external_id,
+                            synced=customer.data, synced_version=customer.version, synced_at=now)
+            if mapping is None else mapping.synced_to(customer, customer.data, now)
+        )
+    elif mapping is None:
+        return
+    elif outcome.gone:
+        current = await uow.customers.get(customer.id) or customer
+        if not current.deleted:
+            current = current.tombstone(now)
+            await record_change(uow, current, ChangeKind.DELETED, origin=system)
+        await uow.mappings.save(mapping.synced_to(current, mapping.synced, now))
+    elif outcome.sent is not None:
+        baseline = mapping.synced.merged(customer.data, frozenset(outcome.sent))
+        await uow.mappings.save(mapping.synced_to(customer, baseline, now))
+    elif mapping.synced == customer.data and mapping.synced_version < customer.version:
+        await uow.mappings.save(mapping.synced_to(customer, mapping.synced, now))
+
+
+def _pending(event: CustomerChanged, system: str, operation: Operation, clock: Clock) -> SyncRecord:
+    return SyncRecord.pending(event.event_id, event.customer_id, Direction.OUTBOUND, system, operation, clock.now())
+
+
+async def give_up_outbound(event: CustomerChanged, error: str, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock) -> None:
+    """Mark every unsettled record of this event dead (it went to the dead-letter topic)."""
+    async with uow_factory() as uow:
+        for system in integrations:
+            record = await uow.sync_records.get(event.event_id, system, Direction.OUTBOUND)
+            if record is None or not record.status.settled:
+                record = record or _pending(event, system, Operation.UPDATE, clock)
+                await uow.sync_records.save(record.failed(clock.now(), error, dead=True))
+        await uow.commit()

@@ -1,0 +1,36 @@
+"""Errors the domain raises; the HTTP layer maps each to one problem+json response."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class DomainError(Exception):
+    """Base class for every error raised by the domain and application layers."""
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    reason: str
+
+
+class InvalidCustomer(DomainError):
+    """One or more fields break the catalog's rules (which mirror Stripe's)."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
+
+
+class CustomerNotFound(DomainError):
+    def __init__(self, customer_id: int) -> None:
+        self.customer_id = customer_id
+        super().__init__(f"customer {customer_id} does not exist")
+
+
+class StaleVersion(DomainError):
+    """The client's If-Match version is not the customer's current version."""
+
+    def __init__(self, customer_id: int, expected: int, actual: int) -> None:
+        self.customer_id, self.expected, self.actual = customer_id, expected, actual
+        super().__init__(f"customer {customer_id} is at version {actual}, not {expected}")

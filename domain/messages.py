@@ -1,0 +1,83 @@
+"""The messages that travel on the sync topics, and their wire codec (JSON via msgspec)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
+
+import msgspec
+
+from domain.customer import CustomerData
+
+OUTBOUND_TOPIC = "sync.outbound"
+INBOUND_TOPIC = "sync.inbound"
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ChangeKind(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """A catalog customer changed (written to the outbox, published on ``sync.outbound``).
+
+    ``origin`` names the external system the change came from, so that it is not sent back there;
+    ``None`` means it was made through the catalog's own API.
+    """
+
+    event_id: str
+    customer_id: int
+    kind: ChangeKind
+    version: int
+    data: CustomerData | None
+    occurred_at: datetime
+    origin: str | None = None
+
+
+class ExternalCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer as an external system holds it."""
+
+    external_id: str
+    data: CustomerData
+    internal_id: int | None = None  # the catalog id the system carries for us (Stripe: metadata)
+    deleted: bool = False
+
+
+class ExternalChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer changed in an external system (published on ``sync.inbound``)."""
+
+    event_id: str
+    system: str
+    kind: ChangeKind
+    external_id: str
+    occurred_at: datetime
+    customer: ExternalCustomer
+
+
+class UndecodableMessage(ValueError):
+    """A message on a sync topic is not what that topic carries; it goes to the dead-letter topic."""
+
+
+M = TypeVar("M", CustomerChanged, ExternalChange)
+
+
+def encode(message: CustomerChanged | ExternalChange) -> bytes:
+    return msgspec.json.encode(message)
+
+
+def decode(payload: bytes, kind: type[M]) -> M:
+    try:
+        return msgspec.json.decode(payload, type=kind)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise UndecodableMessage(f"not a {kind.__name__}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Entry points: the only layer that knows every piece (settings, container, HTTP app, worker, CLI)."""

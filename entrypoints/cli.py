@@ -1,0 +1,93 @@
+"""The ``custsync`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sys
+
+import click
+import msgspec
+
+from entrypoints.container import build_container
+from entrypoints.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("custsync")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    return settings
+
+
+def _warn_if_memory(settings: Settings, command: str) -> None:
+    if settings.uses_memory:
+        log.warning(
+            "%s is running on the in-memory backend (DATABASE_URL unset): nothing is persisted or shared with "
+            "other processes. Use `custsync dev` for a one-process trial.", command,
+        )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Keep a customer catalog and Stripe in two-way sync.
+
+    Configuration comes from environment variables (see README.md and .env.example).
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+def api(host: str, port: int) -> None:
+    """Serve the REST API (catalog CRUD, Stripe webhooks, /health, /docs)."""
+    from entrypoints.http.app import create_app
+    from entrypoints.runtime import http_task, run_until_signalled
+
+    settings = _settings()
+    _warn_if_memory(settings, "custsync api")
+    container = build_container(settings)
+    asyncio.run(run_until_signalled(http_task(create_app(container), host, port)))
+
+
+@main.command()
+def worker() -> None:
+    """Run the sync worker: the outbox relay and the consumer of sync.outbound / sync.inbound."""
+    from entrypoints.runtime import run_until_signalled, worker_tasks
+
+    settings = _settings()
+    _warn_if_memory(settings, "custsync worker")
+    asyncio.run(run_until_signalled(*worker_tasks(build_container(settings))))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+def dev(host: str, port: int) -> None:
+    """Run everything in one process, in memory, with a fake Stripe you can edit (nothing is persisted)."""
+    from entrypoints.dev import BANNER, webhook_delivery_task
+    from entrypoints.http.app import create_app
+    from entrypoints.runtime import http_task, run_until_signalled, worker_tasks
+
+    settings = _settings()
+    # Dev always runs in memory; its webhooks are signed with a secret of its own.
+    settings = msgspec.structs.replace(
+        settings, database_url="memory://", kafka_bootstrap_servers="memory://",
+        stripe_webhook_secret=settings.stripe_webhook_secret or f"whsec_dev_{secrets.token_hex(16)}",
+    )
+    container = build_container(settings)
+    click.echo(BANNER.format(host=host, port=port), err=True)
+    tasks = [http_task(create_app(container, dev_routes=True), host, port), *worker_tasks(container)]
+    tasks.append(webhook_delivery_task(container, container.stripe_customers(), settings.stripe_webhook_secret))
+    asyncio.run(run_until_signalled(*tasks))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,57 @@
+"""The composition root: the one place that builds the object graph from settings."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from adapters.clock import SystemClock
+from adapters.memory.bus import InMemoryBroker, InMemoryOutboxWakeup, InMemoryPublisher, InMemorySubscription
+from adapters.memory.database import InMemoryDatabase
+from adapters.memory.stripe import InMemoryStripe
+from adapters.stripe.integration import StripeIntegration
+from application.sync.consumer import RetryPolicy, SyncConsumer
+from application.sync.handlers import InboundHandler, OutboundHandler
+from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
+from entrypoints.settings import Settings
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    clock = providers.Singleton(SystemClock)
+
+    # Storage and messaging (in memory until the PostgreSQL and Kafka adapters land).
+    database = providers.Singleton(InMemoryDatabase)
+    uow_factory = database.provided.unit_of_work
+    broker = providers.Singleton(InMemoryBroker, partitions=settings.provided.kafka_partitions)
+    publisher = providers.Singleton(InMemoryPublisher, broker)
+    outbox_wakeup = providers.Singleton(InMemoryOutboxWakeup, database)
+    subscription = providers.Factory(
+        InMemorySubscription, broker, topics=[OUTBOUND_TOPIC, INBOUND_TOPIC], group=settings.provided.kafka_group_id
+    )
+
+    # Integrations, keyed by system name: a new one is one more entry here, nothing else changes.
+    stripe_customers = providers.Singleton(InMemoryStripe, clock)
+    stripe = providers.Singleton(
+        StripeIntegration,
+        customers=stripe_customers,
+        webhook_secrets=settings.provided.webhook_secrets,
+        tolerance=settings.provided.stripe_webhook_tolerance,
+    )
+    integrations = providers.Dict(stripe=stripe)
+
+    # The worker.
+    retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.worker_max_attempts)
+    outbound_handler = providers.Singleton(OutboundHandler, uow_factory, integrations, clock)
+    inbound_handler = providers.Singleton(InboundHandler, uow_factory, clock, settings.provided.conflict_policy)
+    consumer = providers.Factory(
+        SyncConsumer,
+        source=subscription,
+        publisher=publisher,
+        handlers=providers.Dict({OUTBOUND_TOPIC: outbound_handler, INBOUND_TOPIC: inbound_handler}),
+        clock=clock,
+        retry=retry_policy,
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    return Container(settings=settings)

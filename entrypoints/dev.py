@@ -1,0 +1,45 @@
+"""``custsync dev``: API, relay, worker and a fake Stripe in one process, all in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from adapters.memory.stripe import InMemoryStripe
+from application.errors import InvalidWebhook
+from application.sync.webhooks import receive_webhook
+from entrypoints.container import Container
+from entrypoints.runtime import Task
+
+log = logging.getLogger("custsync.dev")
+
+
+def webhook_delivery_task(container: Container, fake: InMemoryStripe, secret: str) -> Task:
+    """Deliver the fake Stripe's events like Stripe does: signed, through the webhook use case."""
+
+    async def deliver(stopping: asyncio.Event) -> None:
+        delivered = 0
+        while not stopping.is_set():
+            fake.new_events.clear()
+            for event in fake.events[delivered:]:
+                payload, signature = fake.signed_event(event, secret)
+                try:
+                    await receive_webhook("stripe", payload, {"stripe-signature": signature}, container.integrations(), container.publisher())
+                except InvalidWebhook as exc:  # pragma: no cover - would be a wiring bug
+                    log.error("fake Stripe webhook refused: %s", exc)
+                delivered += 1
+            waiter = asyncio.create_task(fake.new_events.wait())
+            stopper = asyncio.create_task(stopping.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+
+    return deliver
+
+
+BANNER = """\
+custsync dev: API, outbox relay, sync worker and a fake Stripe, in ONE process and IN MEMORY.
+  Nothing is persisted: stopping this process forgets every customer.
+  API        http://{host}:{port}/api/v1/customers     docs: http://{host}:{port}/docs
+  Stripe side http://{host}:{port}/dev/stripe/customers  (change a customer "in Stripe" here)
+  Stop with Ctrl-C."""

@@ -1,0 +1,67 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Request, get
+from litestar.response import Redirect
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from entrypoints.container import Container
+from entrypoints.http.customers import CustomerController
+from entrypoints.http.dev import FakeStripeController
+from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.schemas import Health
+from entrypoints.http.webhooks import webhook
+
+SCHEMA_PATH = "/schema"  # the OpenAPI document: /schema/openapi.json (and .yaml)
+
+
+@get("/health", tags=["operations"], summary="Liveness")
+async def health() -> Health:
+    return Health(status="healthy")
+
+
+@get(["/docs", "/redoc"], include_in_schema=False)
+async def docs(request: Request) -> Redirect:
+    """Stable short paths for the OpenAPI UIs served under /schema."""
+    return Redirect(path=f"{SCHEMA_PATH}{request.url.path}")
+
+
+def create_app(container: Container, *, dev_routes: bool = False, **litestar_options: Any) -> Litestar:
+    """The HTTP app over ``container``; ``dev_routes`` mounts the fake-Stripe controls."""
+    settings = container.settings()
+
+    def provide(factory: Any) -> Provide:
+        return Provide(factory, sync_to_thread=False)
+
+    dependencies = {
+        "uow": provide(lambda: container.uow_factory()()),
+        "clock": provide(lambda: container.clock()),
+        "systems": provide(lambda: list(container.integrations())),
+        "integrations": provide(lambda: container.integrations()),
+        "publisher": provide(lambda: container.publisher()),
+    }
+    handlers: list[Any] = [CustomerController, webhook, health, docs]
+    if dev_routes:
+        dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())
+        handlers.append(FakeStripeController)
+    app = Litestar(
+        route_handlers=handlers,
+        dependencies=dependencies,
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="custsync",
+            version="0.1.0",
+            description="A customer catalog kept in two-way sync with Stripe.",
+            path=SCHEMA_PATH,
+            render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+        ),
+        **litestar_options,
+    )
+    app.state.api_token = settings.api_token
+    return app

@@ -1,0 +1,44 @@
+"""Dev-only routes that act *on the Stripe side* of the in-memory directory, as the dashboard
+would, so that a newcomer can watch inbound sync. Mounted only by ``custsync dev`` without a key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.status_codes import HTTP_201_CREATED
+
+from entrypoints.http.deps import FakeStripeDep
+from entrypoints.http.guards import json_body
+
+
+class StripeSideChange(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | None = None
+    email: str | None = None
+    metadata: dict[str, str] | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
+
+
+class FakeStripeController(Controller):
+    path = "/dev/stripe/customers"
+    tags = ["dev: the fake Stripe side"]
+    guards = [json_body]
+
+    @get("/", summary="Customers as the in-memory Stripe holds them, newest first")
+    async def list_stripe_customers(self, fake_stripe: FakeStripeDep) -> dict[str, Any]:
+        return await fake_stripe.list_async(params={"limit": 100})
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Create a customer on the Stripe side")
+    async def create_stripe_customer(self, data: StripeSideChange, fake_stripe: FakeStripeDep) -> dict[str, Any]:
+        return await fake_stripe.create_async(params=data.params())
+
+    @patch("/{customer_id:str}", summary="Change a customer on the Stripe side, as the dashboard would")
+    async def update_stripe_customer(self, customer_id: str, data: StripeSideChange, fake_stripe: FakeStripeDep) -> dict[str, Any]:
+        return await fake_stripe.update_async(customer_id, params=data.params())
+
+    @delete("/{customer_id:str}", status_code=200, summary="Delete a customer on the Stripe side")
+    async def delete_stripe_customer(self, customer_id: str, fake_stripe: FakeStripeDep) -> dict[str, Any]:
+        return await fake_stripe.delete_async(customer_id)

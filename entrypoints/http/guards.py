@@ -1,0 +1,33 @@
+"""Request guards: the API token and the JSON media type."""
+
+from __future__ import annotations
+
+import hmac
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def requires_api_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """With API_TOKEN set, every catalog call needs ``Authorization: Bearer <token>``."""
+    expected: str = connection.app.state.api_token
+    if not expected:
+        return
+    scheme, _, given = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise NotAuthorizedException("a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def json_body(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    if connection.scope["method"] not in _BODY_METHODS:
+        return
+    media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(
+            status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"send the body as application/json (got {media_type or 'no Content-Type'})",
+        )

@@ -1,0 +1,102 @@
+"""The one place where errors become HTTP responses: RFC 9457 problem+json, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_412_PRECONDITION_FAILED,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
+
+from application.errors import InvalidWebhook, UnknownSystem
+from domain.errors import CustomerNotFound, InvalidCustomer, StaleVersion
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+def problem(status: int, title: str, detail: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _invalid_customer(_: Request, exc: InvalidCustomer) -> Response:
+    errors = [{"field": e.field, "reason": e.reason} for e in exc.errors]
+    return problem(HTTP_422_UNPROCESSABLE_ENTITY, "Invalid customer", str(exc), errors=errors)
+
+
+def _request_validation(_: Request, exc: ValidationException) -> Response:
+    """Litestar's own validation (body schema, query and path parameters) -> 422 with the field."""
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        message, key, source = str(item.get("message", "")), item.get("key", ""), item.get("source", "")
+        if source == "body" and message == "'data'":
+            return problem(HTTP_400_BAD_REQUEST, "Bad request", "the request body must be a JSON object")
+        field = key
+        if match := _UNKNOWN_FIELD.search(message):
+            field, message = match.group(1), "is not a known field"
+        elif match := _MISSING_FIELD.search(message):
+            field, message = match.group(1), "is required (send null to leave it empty)"
+        elif source == "body" and key == "data":
+            field = "body"
+        if match := _AT_PATH.search(message):  # nested path from msgspec
+            message = message[: match.start()]
+            field = match.group(1) or field
+        errors.append({"field": field, "reason": message, "in": source or "request"})
+    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors) or str(exc.detail)
+    return problem(HTTP_422_UNPROCESSABLE_ENTITY, "Invalid request", detail, errors=errors)
+
+
+def _http(_: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    detail = exc.detail if status < HTTP_500_INTERNAL_SERVER_ERROR else None
+    title = _TITLES.get(status, "Error")
+    return problem(status, title, detail if detail != title else None, headers=exc.headers)
+
+
+def _not_found(_: Request, exc: CustomerNotFound | UnknownSystem) -> Response:
+    return problem(HTTP_404_NOT_FOUND, "Not found", str(exc))
+
+
+def _stale(_: Request, exc: StaleVersion) -> Response:
+    return problem(HTTP_412_PRECONDITION_FAILED, "Precondition failed", str(exc), current_version=exc.actual)
+
+
+def _invalid_webhook(_: Request, exc: InvalidWebhook) -> Response:
+    return problem(HTTP_400_BAD_REQUEST, "Invalid webhook", str(exc))
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+
+    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", "the error was logged")
+
+
+_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+           413: "Request body too large", 415: "Unsupported media type", 429: "Too many requests",
+           500: "Internal server error", 503: "Service unavailable"}
+
+EXCEPTION_HANDLERS = {
+    InvalidCustomer: _invalid_customer,
+    ValidationException: _request_validation,
+    HTTPException: _http,
+    CustomerNotFound: _not_found,
+    UnknownSystem: _not_found,
+    StaleVersion: _stale,
+    InvalidWebhook: _invalid_webhook,
+    Exception: _unexpected,
+}

@@ -1,0 +1,104 @@
+"""Request and response bodies (msgspec structs; Litestar builds the OpenAPI schema from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from application.customers.queries import CustomerView, Link
+from domain.customer import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, Customer
+from domain.sync import SyncRecord
+
+# The domain owns the rules (it trims, then checks); the schema only describes them.
+Name = Annotated[str, Meta(examples=["Ada Lovelace"], description=f"Trimmed; 1 to {NAME_MAX_LENGTH} characters.")]
+Email = Annotated[str, Meta(examples=["ada@example.com"], description=f"Trimmed; a valid address of at most {EMAIL_MAX_LENGTH} characters.")]
+
+
+class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name | None = None
+    email: Email | None = None
+
+
+class CustomerReplace(msgspec.Struct, forbid_unknown_fields=True):
+    """PUT replaces every field: both must be given (``null`` clears one)."""
+
+    name: Name | None
+    email: Email | None
+
+
+class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """PATCH changes only the fields given; ``null`` clears one."""
+
+    name: Name | None | UnsetType = UNSET
+    email: Email | None | UnsetType = UNSET
+
+    def changes(self) -> dict[str, str | None]:
+        return {f: getattr(self, f) for f in self.__struct_fields__ if getattr(self, f) is not UNSET}
+
+
+class LinkOut(msgspec.Struct):
+    system: str
+    external_id: str | None
+    sync_status: str
+    last_synced_at: datetime | None
+
+    @classmethod
+    def of(cls, link: Link) -> LinkOut:
+        return cls(link.system, link.external_id, link.sync_status, link.last_synced_at)
+
+
+class CustomerOut(msgspec.Struct):
+    id: int
+    name: str | None
+    email: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    mappings: list[LinkOut] | UnsetType = UNSET
+
+    @classmethod
+    def of(cls, customer: Customer, view: CustomerView | None = None) -> CustomerOut:
+        return cls(
+            id=customer.id, name=customer.name, email=customer.email, version=customer.version,
+            created_at=customer.created_at, updated_at=customer.updated_at,
+            mappings=[LinkOut.of(link) for link in view.links] if view is not None else UNSET,
+        )
+
+
+class CustomerPageOut(msgspec.Struct):
+    data: list[CustomerOut]
+    limit: int
+    next_cursor: str | None = msgspec.field(default=None)
+
+
+class SyncEventOut(msgspec.Struct):
+    event_id: str
+    direction: str
+    system: str
+    operation: str
+    status: str
+    attempts: int
+    last_error: str | None
+    note: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, r: SyncRecord) -> SyncEventOut:
+        return cls(
+            r.event_id, r.direction.value, r.system, r.operation.value, r.status.value, r.attempts,
+            r.last_error, r.note, r.created_at, r.updated_at,
+        )
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class WebhookAck(msgspec.Struct):
+    received: bool
+    event_id: str | None = None
+    ignored: bool = False

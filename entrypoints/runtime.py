@@ -1,0 +1,85 @@
+"""Long-running processes: the HTTP server, the worker (relay + consumer), and their shutdown.
+
+SIGTERM or SIGINT sets one ``stopping`` event; every loop finishes the delivery in hand, commits
+what is done and returns, so nothing accepted is lost and nothing is left half-applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+
+import uvicorn
+from litestar import Litestar
+
+from application.sync.relay import run_relay
+from entrypoints.container import Container
+
+log = logging.getLogger("custsync")
+Task = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def run_until_signalled(*tasks: Task) -> None:
+    """Run ``tasks`` until SIGTERM/SIGINT (or until one of them ends), then stop them all."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stop, stopping, sig)
+    try:
+        running = [asyncio.create_task(_stop_all_when_done(task, stopping)) for task in tasks]
+        await asyncio.gather(*running)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped cleanly")
+
+
+def _stop(stopping: asyncio.Event, sig: signal.Signals) -> None:
+    log.info("received %s: finishing the work in hand, then stopping", sig.name)
+    stopping.set()
+
+
+async def _stop_all_when_done(task: Task, stopping: asyncio.Event) -> None:
+    try:
+        await task(stopping)
+    finally:
+        stopping.set()
+
+
+def worker_tasks(container: Container) -> list[Task]:
+    """The worker process: the outbox relay and the sync consumer."""
+
+    async def relay(stopping: asyncio.Event) -> None:
+        await run_relay(container.uow_factory(), container.publisher(), container.clock(), container.outbox_wakeup(), stopping)
+
+    async def consume(stopping: asyncio.Event) -> None:
+        log.info("worker consuming sync.outbound and sync.inbound")
+        await container.consumer().run(stopping)
+
+    return [relay, consume]
+
+
+def http_task(app: Litestar, host: str, port: int) -> Task:
+    async def serve(stopping: asyncio.Event) -> None:
+        server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+        serving = asyncio.create_task(server.serve())
+        stopped = asyncio.create_task(stopping.wait())
+        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopped.cancel()
+        await serving
+        if not server.started:
+            raise SystemExit(f"could not serve HTTP on {host}:{port} (see the log above)")
+
+    return serve
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process-wide ``stopping`` event rules."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

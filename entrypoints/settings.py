@@ -1,0 +1,61 @@
+"""The one place configuration is read: environment variables (documented in README and .env.example)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+import msgspec
+
+from domain.conflicts import ConflictPolicy
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = "memory://"
+    kafka_bootstrap_servers: str = "memory://"
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_webhook_secret_previous: str = ""
+    stripe_webhook_tolerance: int = 300
+    stripe_api_base: str = ""
+    stripe_max_rps: float = 25.0
+    stripe_timeout: float = 20.0
+    api_token: str = ""
+    conflict_policy: ConflictPolicy = ConflictPolicy.LATEST_WINS
+    log_level: str = "INFO"
+    max_body_bytes: int = 64 * 1024
+    db_pool_size: int = 10
+    kafka_partitions: int = 6
+    kafka_group_id: str = "custsync-worker"
+    worker_max_attempts: int = 5
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return [s for s in (self.stripe_webhook_secret, self.stripe_webhook_secret_previous) if s]
+
+    @property
+    def uses_memory(self) -> bool:
+        return self.database_url.startswith("memory:")
+
+
+ENV_NAMES = {name.upper(): name for name in Settings.__struct_fields__}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``environ`` (default: the process environment); a bad value fails at start-up."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {field: environ[env] for env, field in ENV_NAMES.items() if env in environ}
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = re.sub(r"`\$\.(\w+)`", lambda m: m.group(1).upper(), str(exc))
+        raise SettingsError(f"invalid configuration: {message}") from exc
+    if settings.stripe_max_rps <= 0 or settings.max_body_bytes <= 0 or settings.kafka_partitions <= 0:
+        raise SettingsError("STRIPE_MAX_RPS, MAX_BODY_BYTES and KAFKA_PARTITIONS must be positive")
+    return settings
