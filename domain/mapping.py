@@ -25,7 +25,8 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
     synced_at: datetime
 
     def in_sync_with(self, customer: Customer) -> bool:
-        return self.synced_version >= customer.version and self.synced == customer.data
+        caught_up = self.synced_version >= customer.version
+        return caught_up and (customer.deleted or self.synced == customer.data)
 
     def synced_to(self, customer: Customer, external: CustomerData, at: datetime) -> ExternalMapping:
         return msgspec.structs.replace(self, synced=external, synced_version=customer.version, synced_at=at)

@@ -94,7 +94,7 @@ ensure_jars() {
   rm -rf "$LIB_DIR"
   mv "$tmp" "$LIB_DIR"
   stamp_content >"$STAMP"
-  log "$(ls "$LIB_DIR"/*.jar | wc -l) jars, $(du -sh "$LIB_DIR" | cut -f1)"
+  log "$(find "$LIB_DIR" -name '*.jar' | wc -l) jars, $(du -sh "$LIB_DIR" | cut -f1)"
 }
 
 # Run a Kafka CLI tool (short-lived JVM) from the broker classpath: run_tool <timeout seconds, 0 = none> <class> args...
@@ -180,7 +180,7 @@ cmd_start() {
   # setsid: own session, so the broker survives the caller's terminal / CI step process group.
   # The inner bash records its own pid and then execs java, so the pid file holds the JVM's pid.
   # The subshell exits right after forking, and fd 9 (our lock) is closed first so the broker does not inherit it.
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2086,SC2016
   (cd "$KAFKA_DIR"; exec 9>&- </dev/null
    nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
       "$java" $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
@@ -188,8 +188,8 @@ cmd_start() {
       -Dkafka.logs.dir="$LOGS_DIR" -Dlog4j2.configurationFile="$CONF_SRC/log4j2.xml" \
       -cp "$LIB_DIR/*" kafka.Kafka "$SERVER_PROPERTIES" \
       >"$LOGS_DIR/kafka.out" 2>&1 </dev/null &)
-  local i
-  for i in $(seq 1 50); do [[ -s "$PID_FILE" ]] && break; sleep 0.1; done
+  local _
+  for _ in $(seq 1 50); do [[ -s "$PID_FILE" ]] && break; sleep 0.1; done
   [[ -s "$PID_FILE" ]] || die "broker did not record its pid in $PID_FILE"
 }
 
@@ -207,7 +207,8 @@ cmd_wait() {
     sleep 0.3
   done
   local out
-  until out="$(run_tool 20 org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list 2>&1)"; do
+  until out="$(run_tool "$(( deadline - SECONDS > 20 ? 20 : (deadline - SECONDS < 5 ? 5 : deadline - SECONDS) ))" \
+                 org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list 2>&1)"; do
     pid_alive || { log_tail; die "broker process exited during startup"; }
     (( SECONDS < deadline )) || { printf '%s\n' "$out" >&2; log_tail; die "broker does not answer metadata requests after ${READY_TIMEOUT}s"; }
     sleep 1
@@ -227,12 +228,12 @@ cmd_down() {
   local pid; pid="$(cat "$PID_FILE")"
   log "stopping (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  local _
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then
     log "still alive after 30s; SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$PID_FILE" "$READY_FILE"
   log "stopped"

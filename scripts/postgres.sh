@@ -61,8 +61,8 @@ find_pg_bin() {
     echo "/usr/lib/postgresql/$ver/bin"
     return 0
   fi
-  ver="$(ls -1 /usr/lib/postgresql 2>/dev/null | sort -V | while read -r v; do
-           [[ -x "/usr/lib/postgresql/$v/bin/initdb" ]] && echo "$v"; done | tail -n1 || true)"
+  ver="$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null \
+           | cut -d/ -f5 | sort -V | tail -n1 || true)"
   [[ -n "$ver" ]] && echo "/usr/lib/postgresql/$ver/bin"
   return 0
 }
@@ -100,10 +100,43 @@ ensure_traversable() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Postmaster alive? (Own check instead of `pg_ctl status`: no user switch, and a killed-but-unreaped
+# postmaster (zombie) counts as dead.)
 pg_running() {
-  [[ -f "$PG_DATA/PG_VERSION" ]] || return 1
-  local bin; bin="$(find_pg_bin)"; [[ -n "$bin" ]] || return 1
-  as_pg "$bin/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+  local pid state
+  pid="$(head -n1 "$PG_DATA/postmaster.pid" 2>/dev/null)" || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != "Z" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q postgres
+}
+
+# Any live (non-zombie) process working in the data directory? (The postmaster and all its children chdir there.)
+cluster_procs_alive() {
+  local d state data
+  data="$(cd "$PG_DATA" && pwd -P)"
+  for d in /proc/[0-9]*; do
+    [[ "$(readlink "$d/cwd" 2>/dev/null)" == "$data" ]] || continue
+    state="$(awk '{print $3}' "$d/stat" 2>/dev/null)" || continue
+    [[ "$state" != "Z" ]] && return 0
+  done
+  return 1
+}
+
+# A postmaster.pid left by a killed server whose pid is gone or an unreaped zombie (containers whose pid 1 does
+# not reap) makes the new postmaster refuse to start ("lock file already exists"); drop it when nothing is alive.
+# Same for the socket lock file .s.PGSQL.<port>.lock in our private socket directory.
+clear_stale_pidfile() {
+  local stale=()
+  [[ -f "$PG_DATA/postmaster.pid" ]] && stale+=("$PG_DATA/postmaster.pid")
+  local f
+  for f in "$PG_SOCK_DIR"/.s.PGSQL.*; do [[ -e "$f" ]] && stale+=("$f"); done
+  (( ${#stale[@]} )) || return 0
+  if cluster_procs_alive; then
+    die "processes of a previous server still use $PG_DATA; stop them first"
+  fi
+  log "removing stale lock files of a killed server: ${stale[*]}"
+  rm -f "${stale[@]}"
 }
 
 # Port the running server actually listens on (4th line of postmaster.pid).
@@ -191,6 +224,7 @@ cmd_up() {
   [[ -f "$PG_DATA/PG_VERSION" ]] || init_cluster "$bin"
   if is_root; then chown -R "$PG_OS_USER:" "$PG_DATA" "$PG_LOG_DIR"; fi
   write_conf
+  clear_stale_pidfile
 
   log "starting $("$bin/postgres" --version) on 127.0.0.1:$PG_PORT (data $PG_DATA)"
   if ! as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null 8>&-; then

@@ -1,0 +1,107 @@
+"""The `custsync` command as a user runs it: help everywhere, `dev` end to end, clean shutdown."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+CUSTSYNC = str(Path(sys.executable).with_name("custsync"))
+ENV = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "API_TOKEN")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 10.0, step: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(step)
+    raise AssertionError(f"not true within {timeout}s")
+
+
+@pytest.mark.parametrize("command", [[], ["api"], ["worker"], ["dev"]])
+def test_every_command_has_help(command):
+    result = subprocess.run([CUSTSYNC, *command, "--help"], capture_output=True, text=True, timeout=30, env=ENV)
+    assert result.returncode == 0
+    assert "Usage: custsync" in result.stdout
+    if command in (["api"], ["dev"]):
+        assert "--port" in result.stdout and "--host" in result.stdout
+
+
+@pytest.fixture
+def dev_server():
+    port = free_port()
+    proc = subprocess.Popen([CUSTSYNC, "dev", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        try:
+            return httpx.get(f"{base}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return proc.poll() is not None and pytest.fail(proc.stdout.read())
+
+    try:
+        wait_until(healthy, timeout=20)
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_dev_walkthrough_both_ways_then_a_clean_sigterm(dev_server):
+    proc, base = dev_server
+    with httpx.Client(base_url=base, timeout=5) as http:
+        created = http.post("/api/v1/customers", json={"name": "Ada Lovelace", "email": "ada@example.com"})
+        assert created.status_code == 201
+        location = created.headers["location"]
+        started = time.monotonic()
+
+        def stripe_link():
+            [link] = http.get(location).json()["mappings"]
+            return link if link["external_id"] else None
+
+        link = wait_until(stripe_link, timeout=1.0)
+        assert link["external_id"].startswith("cus_") and link["sync_status"] == "synced"
+        assert time.monotonic() - started < 1.0
+
+        changed = http.patch(f"/dev/stripe/customers/{link['external_id']}", json={"email": "ada@lovelace.dev"})
+        assert changed.status_code == 200
+        wait_until(lambda: http.get(location).json()["email"] == "ada@lovelace.dev", timeout=2)
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    output = proc.stdout.read()
+    assert "Nothing is persisted" in output and "stopped cleanly" in output
+
+
+def test_the_worker_stops_cleanly_on_sigint():
+    proc = subprocess.Popen([CUSTSYNC, "worker"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+        output = proc.stdout.read()
+        assert "in-memory backend" in output and "stopped cleanly" in output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_bad_setting_stops_start_up_with_one_clear_line():
+    result = subprocess.run([CUSTSYNC, "worker"], capture_output=True, text=True, timeout=30, env={**ENV, "STRIPE_MAX_RPS": "lots"})
+    assert result.returncode != 0
+    assert "STRIPE_MAX_RPS" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,116 @@
+"""Catalog changes reach Stripe: once, with only what changed, and never back to where they came from."""
+
+from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
+from application.customers.create import create_customer
+from application.customers.delete import delete_customer
+from application.customers.update import patch_customer
+from application.sync.outbound import sync_outbound
+from domain.messages import OUTBOUND_TOPIC, CustomerChanged, decode
+from domain.sync import Direction, SyncStatus
+
+
+async def create(system, name="Ada", email="ada@example.com"):
+    return await create_customer(CreateCustomer(name, email), system.uow_factory(), system.clock)
+
+
+async def test_a_create_reaches_stripe_once_with_our_id_in_metadata(system):
+    customer = await create(system)
+    await system.settle()
+    mapping = await system.mapping(customer.id)
+    assert list(system.stripe.customers) == [mapping.external_id]
+    assert system.stripe.customers[mapping.external_id]["metadata"] == {"internal_id": str(customer.id)}
+    assert mapping.in_sync_with(await system.customer(customer.id))
+    [record] = [r for r in await system.history(customer.id) if r.direction is Direction.OUTBOUND]
+    assert (record.operation.value, record.status, record.attempts) == ("create", SyncStatus.SUCCEEDED, 1)
+
+
+async def test_a_redelivered_create_does_not_call_stripe_again(system):
+    customer = await create(system)
+    await system.settle()
+    [envelope] = system.messages(OUTBOUND_TOPIC)
+    calls = len(system.stripe.calls)
+    await sync_outbound(decode(envelope.payload, CustomerChanged), system.uow_factory, system.container.integrations(), system.clock)
+    assert len(system.stripe.calls) == calls
+    assert len(system.stripe.customers) == 1 and (await system.mapping(customer.id)) is not None
+
+
+async def test_a_create_retried_after_losing_its_result_reuses_the_idempotency_key(system):
+    customer = await create(system)
+    await system.settle()
+    # Simulate a worker that crashed after Stripe answered but before recording the outcome.
+    async with system.uow_factory() as uow:
+        await uow.mappings.remove(customer.id, "stripe")
+        for record in await uow.sync_records.for_customer(customer.id, 10):
+            await uow.sync_records.save(record.failed(system.clock.now(), "crashed", dead=False))
+        await uow.commit()
+    [envelope] = system.messages(OUTBOUND_TOPIC)
+    await sync_outbound(decode(envelope.payload, CustomerChanged), system.uow_factory, system.container.integrations(), system.clock)
+    creates = [key for method, key in system.stripe.calls if method == "create"]
+    assert len(creates) == 2 and creates[0] == creates[1]
+    assert len(system.stripe.customers) == 1
+    assert (await system.mapping(customer.id)).external_id in system.stripe.customers
+
+
+async def test_an_update_sends_only_the_changed_field_and_keeps_other_metadata(system):
+    customer = await create(system)
+    await system.settle()
+    external_id = (await system.mapping(customer.id)).external_id
+    await system.stripe.update_async(external_id, params={"metadata": {"crm_tier": "gold"}})  # someone else's key
+    await system.settle()
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Ada L."}), system.uow_factory(), system.clock)
+    await system.settle()
+    twin = system.stripe.customers[external_id]
+    assert (twin["name"], twin["email"]) == ("Ada L.", "ada@example.com")
+    assert twin["metadata"] == {"internal_id": str(customer.id), "crm_tier": "gold"}
+    update_events = [e for e in system.stripe.events if e["type"] == "customer.updated"]
+    assert update_events[-1]["data"]["previous_attributes"] == {"name": "Ada"}
+
+
+async def test_clearing_a_field_unsets_it_in_stripe(system):
+    customer = await create(system)
+    await system.settle()
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"email": None}), system.uow_factory(), system.clock)
+    await system.settle()
+    assert system.stripe.customers[(await system.mapping(customer.id)).external_id]["email"] is None
+
+
+async def test_a_delete_reaches_stripe_and_settles_the_link(system):
+    customer = await create(system)
+    await system.settle()
+    external_id = (await system.mapping(customer.id)).external_id
+    await delete_customer(DeleteCustomer(customer_id=customer.id), system.uow_factory(), system.clock)
+    await system.settle()
+    assert external_id in system.stripe.deleted and external_id not in system.stripe.customers
+    assert (await system.mapping(customer.id)).in_sync_with(await system.customer(customer.id))
+
+
+async def test_a_customer_created_and_deleted_before_syncing_never_reaches_stripe(system):
+    customer = await create(system)
+    await delete_customer(DeleteCustomer(customer_id=customer.id), system.uow_factory(), system.clock)
+    await system.settle()
+    assert [m for m, _ in system.stripe.calls if m == "create"] == []
+
+
+async def test_events_are_applied_from_current_state_so_a_burst_converges(system):
+    customer = await create(system)
+    for i in range(5):
+        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock)
+    await system.settle()
+    twin = system.stripe.customers[(await system.mapping(customer.id)).external_id]
+    assert twin["name"] == "Ada 4"
+    # The create already carried the latest name: every later event found nothing left to send.
+    assert [m for m, _ in system.stripe.calls if m in ("create", "update")] == ["create"]
+
+
+async def test_an_update_for_a_customer_deleted_in_stripe_deletes_it_here(system):
+    customer = await create(system)
+    await system.settle()
+    external_id = (await system.mapping(customer.id)).external_id
+    await system.stripe.delete_async(external_id)
+    system.delivered = len(system.stripe.events)  # its webhook is lost: only the 404 can tell us
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "B"}), system.uow_factory(), system.clock)
+    await system.settle()
+    assert (await system.customer(customer.id)).deleted
+    assert external_id not in system.stripe.customers
+    notes = [r.note for r in await system.history(customer.id)]
+    assert "deleted in stripe: deleted here too" in notes

@@ -1,0 +1,34 @@
+import pytest
+
+from domain.conflicts import ConflictPolicy
+from entrypoints.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_run_everything_in_memory():
+    settings = load_settings({})
+    assert settings.uses_memory and settings.stripe_max_rps == 25 and settings.max_body_bytes == 64 * 1024
+    assert settings.conflict_policy is ConflictPolicy.LATEST_WINS
+
+
+def test_environment_variables_are_read_and_converted():
+    settings = load_settings({
+        "DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1/db", "STRIPE_MAX_RPS": "10.5", "CONFLICT_POLICY": "stripe_wins",
+        "STRIPE_WEBHOOK_SECRET": "whsec_a", "STRIPE_WEBHOOK_SECRET_PREVIOUS": "whsec_b", "API_TOKEN": "t",
+    })
+    assert not settings.uses_memory and settings.stripe_max_rps == 10.5
+    assert settings.conflict_policy is ConflictPolicy.EXTERNAL_WINS
+    assert settings.webhook_secrets == ["whsec_a", "whsec_b"]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [({"STRIPE_MAX_RPS": "fast"}, "STRIPE_MAX_RPS"), ({"CONFLICT_POLICY": "coin_flip"}, "CONFLICT_POLICY"),
+     ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES")],
+)
+def test_a_bad_value_fails_at_start_up_naming_the_variable(env, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env)
+
+
+def test_unrelated_environment_variables_are_ignored():
+    assert load_settings({"HOME": "/root", "PATH": "/bin"}) == Settings()
