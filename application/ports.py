@@ -31,9 +31,9 @@ class CustomerRepository(Protocol):
 
     async def get(self, customer_id: int) -> Customer | None: ...
 
-    async def save(self, customer: Customer) -> None: ...
-
-    async def remove(self, customer_id: int) -> None: ...
+    async def save(self, customer: Customer) -> None:
+        """Store a changed customer (optimistically: the stored version must be ``customer.version - 1``,
+        else ConcurrentUpdate). Saving an unchanged customer is a no-op."""
 
     async def page(self, *, after_id: int | None, limit: int, email: str | None = None) -> list[Customer]:
         """Customers by ascending id after ``after_id``; ``email`` matches case-insensitively."""

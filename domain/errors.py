@@ -34,3 +34,11 @@ class StaleVersion(DomainError):
     def __init__(self, customer_id: int, expected: int, actual: int) -> None:
         self.customer_id, self.expected, self.actual = customer_id, expected, actual
         super().__init__(f"customer {customer_id} is at version {actual}, not {expected}")
+
+
+class ConcurrentUpdate(DomainError):
+    """Someone else saved this customer between our read and our write; retry from a fresh read."""
+
+    def __init__(self, customer_id: int) -> None:
+        self.customer_id = customer_id
+        super().__init__(f"customer {customer_id} was changed concurrently; retry")

@@ -14,6 +14,7 @@ import msgspec
 
 from application.ports import PendingEvent
 from domain.customer import Customer, CustomerData
+from domain.errors import ConcurrentUpdate
 from domain.mapping import ExternalMapping
 from domain.messages import CustomerChanged
 from domain.sync import Direction, SyncRecord
@@ -88,6 +89,11 @@ class InMemoryCustomerRepository:
         return self._t.customers.get(customer_id)
 
     async def save(self, customer: Customer) -> None:
+        stored = self._t.customers.get(customer.id)
+        if stored == customer:
+            return
+        if stored is None or stored.version != customer.version - 1:
+            raise ConcurrentUpdate(customer.id)
         self._t.customers[customer.id] = customer
 
     async def page(self, *, after_id: int | None, limit: int, email: str | None = None) -> list[Customer]:

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.customer import CustomerData
+from domain.errors import ConcurrentUpdate
 from domain.mapping import ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged
 from domain.sync import Direction, Operation, SyncRecord, SyncStatus
@@ -137,3 +138,18 @@ async def test_the_outbox_is_claimed_oldest_first_and_published_rows_are_not_cla
         await uow.commit()
     async with uow_factory() as uow:
         assert [p.event.event_id for p in await uow.relay.claim(10)] == ["e-1-3", "e-1-4"]
+
+
+async def test_saving_over_a_concurrent_change_is_refused(uow_factory):
+    async with uow_factory() as uow:
+        c = await uow.customers.add(CustomerData("A"), T0)
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.customers.save(c.revised(CustomerData("B"), T0))
+        await uow.commit()
+    with pytest.raises(ConcurrentUpdate):
+        async with uow_factory() as uow:
+            await uow.customers.save(c.revised(CustomerData("C"), T0))  # based on version 1, stored is 2
+    async with uow_factory() as uow:
+        assert (await uow.customers.get(c.id)).data == CustomerData("B")
+        await uow.customers.save(await uow.customers.get(c.id))  # unchanged: a no-op, not a conflict
