@@ -71,21 +71,30 @@ def worker() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 def dev(host: str, port: int) -> None:
-    """Run everything in one process, in memory, with a fake Stripe you can edit (nothing is persisted)."""
-    from entrypoints.dev import BANNER, webhook_delivery_task
+    """Run everything in one in-memory process (nothing is persisted).
+
+    Without STRIPE_SECRET_KEY a fake Stripe stands in, editable under /dev/stripe/customers; with
+    it, the real Stripe API (or STRIPE_API_BASE) is used and webhooks must be forwarded to
+    /api/v1/webhooks/stripe (e.g. `stripe listen --forward-to localhost:8000/api/v1/webhooks/stripe`).
+    """
+    from entrypoints.dev import BANNER, REAL_STRIPE_BANNER, webhook_delivery_task
     from entrypoints.http.app import create_app
     from entrypoints.runtime import http_task, run_until_signalled, worker_tasks
 
     settings = _settings()
-    # Dev always runs in memory; its webhooks are signed with a secret of its own.
+    fake_stripe = settings.stripe_backend == "memory"
+    # Dev always runs in memory; the fake Stripe signs its webhooks with a secret of its own.
     settings = msgspec.structs.replace(
         settings, database_url="memory://", kafka_bootstrap_servers="memory://",
-        stripe_webhook_secret=settings.stripe_webhook_secret or f"whsec_dev_{secrets.token_hex(16)}",
+        stripe_webhook_secret=settings.stripe_webhook_secret or (f"whsec_dev_{secrets.token_hex(16)}" if fake_stripe else ""),
     )
     container = build_container(settings)
     click.echo(BANNER.format(host=host, port=port), err=True)
-    tasks = [http_task(create_app(container, dev_routes=True), host, port), *worker_tasks(container)]
-    tasks.append(webhook_delivery_task(container, container.stripe_customers(), settings.stripe_webhook_secret))
+    tasks = [http_task(create_app(container, dev_routes=fake_stripe), host, port), *worker_tasks(container)]
+    if fake_stripe:
+        tasks.append(webhook_delivery_task(container, container.stripe_customers(), settings.stripe_webhook_secret))
+    else:
+        click.echo(REAL_STRIPE_BANNER.format(port=port, secret="set" if settings.stripe_webhook_secret else "NOT SET: webhooks will be refused"), err=True)
     asyncio.run(run_until_signalled(*tasks))
 
 

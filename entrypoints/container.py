@@ -9,6 +9,8 @@ from adapters.memory.bus import InMemoryBroker, InMemoryOutboxWakeup, InMemoryPu
 from adapters.memory.database import InMemoryDatabase
 from adapters.memory.stripe import InMemoryStripe
 from adapters.stripe.integration import StripeIntegration
+from adapters.stripe.limiter import RateLimitedCustomers, TokenBucket
+from adapters.stripe.sdk import stripe_customers_service
 from application.sync.consumer import RetryPolicy, SyncConsumer
 from application.sync.handlers import InboundHandler, OutboundHandler
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
@@ -30,7 +32,20 @@ class Container(containers.DeclarativeContainer):
     )
 
     # Integrations, keyed by system name: a new one is one more entry here, nothing else changes.
-    stripe_customers = providers.Singleton(InMemoryStripe, clock)
+    stripe_customers = providers.Selector(
+        settings.provided.stripe_backend,
+        memory=providers.Singleton(InMemoryStripe, clock),
+        sdk=providers.Singleton(
+            RateLimitedCustomers,
+            providers.Singleton(
+                stripe_customers_service,
+                settings.provided.stripe_secret_key,
+                api_base=settings.provided.stripe_api_base,
+                timeout=settings.provided.stripe_timeout,
+            ),
+            providers.Singleton(TokenBucket, rate=settings.provided.stripe_max_rps, clock=clock),
+        ),
+    )
     stripe = providers.Singleton(
         StripeIntegration,
         customers=stripe_customers,

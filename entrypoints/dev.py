@@ -38,8 +38,13 @@ def webhook_delivery_task(container: Container, fake: InMemoryStripe, secret: st
 
 
 BANNER = """\
-custsync dev: API, outbox relay, sync worker and a fake Stripe, in ONE process and IN MEMORY.
+custsync dev: API, outbox relay and sync worker in ONE process, IN MEMORY.
   Nothing is persisted: stopping this process forgets every customer.
-  API        http://{host}:{port}/api/v1/customers     docs: http://{host}:{port}/docs
-  Stripe side http://{host}:{port}/dev/stripe/customers  (change a customer "in Stripe" here)
+  API         http://{host}:{port}/api/v1/customers     docs: http://{host}:{port}/docs
+  Stripe side http://{host}:{port}/dev/stripe/customers (the fake Stripe, when STRIPE_SECRET_KEY is unset)
   Stop with Ctrl-C."""
+
+REAL_STRIPE_BANNER = """\
+  Using the real Stripe API (STRIPE_SECRET_KEY is set). Forward its webhooks here:
+    stripe listen --forward-to localhost:{port}/api/v1/webhooks/stripe
+  and put the secret it prints in STRIPE_WEBHOOK_SECRET (currently {secret})."""

@@ -42,6 +42,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def uses_memory(self) -> bool:
         return self.database_url.startswith("memory:")
 
+    @property
+    def stripe_backend(self) -> str:
+        """``sdk`` (the real API, or STRIPE_API_BASE) with a key, else the in-memory stand-in."""
+        return "sdk" if self.stripe_secret_key else "memory"
+
 
 ENV_NAMES = {name.upper(): name for name in Settings.__struct_fields__}
 
