@@ -25,8 +25,9 @@ class PermanentIntegrationError(IntegrationError):
     """The system refused the request itself (e.g. invalid email): retrying cannot help."""
 
 
-class IntegrationAuthError(PermanentIntegrationError):
-    """Our credentials were refused: every further call would fail the same way."""
+class IntegrationAuthError(RetryableIntegrationError):
+    """Our credentials were refused: every call fails until they are fixed, so the worker pauses
+    (rather than dead-lettering the whole queue) and retries once they may have been."""
 
 
 class ExternalCustomerMissing(IntegrationError):

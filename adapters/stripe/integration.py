@@ -88,12 +88,13 @@ class StripeIntegration:
             result = await self._customers.list_async(params=params)
         except stripe.StripeError as exc:
             raise _classify(exc) from exc
+        result = _as_dict(result)
         customers = [to_external(obj) for obj in result["data"]]
         return Page(customers, customers[-1].external_id if result["has_more"] and customers else None)
 
     async def _call(self, method: Any, *args: Any, **kwargs: Any) -> ExternalCustomer:
         try:
-            return to_external(await method(*args, **kwargs))
+            return to_external(_as_dict(await method(*args, **kwargs)))
         except stripe.StripeError as exc:
             raise _classify(exc) from exc
 
@@ -128,6 +129,11 @@ class StripeIntegration:
             except UnicodeDecodeError:
                 raise InvalidWebhook("body is not UTF-8") from None
         raise InvalidWebhook(reason)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    # The SDK (v16) returns StripeObjects, which are not dicts; the in-memory stand-in returns dicts.
+    return obj.to_dict() if hasattr(obj, "to_dict") else obj
 
 
 def to_external(obj: Mapping[str, Any]) -> ExternalCustomer:

@@ -1,0 +1,161 @@
+"""The Stripe adapter on the official SDK, checked at the HTTP level with respx."""
+
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+import respx
+
+from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
+from application.customers.create import create_customer
+from application.customers.delete import delete_customer
+from application.customers.update import patch_customer
+from domain.messages import OUTBOUND_TOPIC, dead_letter_topic
+from domain.sync import Direction, SyncStatus
+from entrypoints.settings import Settings
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
+
+API = "https://api.stripe.com/v1/customers"
+
+
+def customer_json(cid="cus_1", name="Ada", email="ada@example.com", internal_id="1"):
+    return {"id": cid, "object": "customer", "name": name, "email": email, "metadata": {"internal_id": internal_id}}
+
+
+def error(status, message, code=None, headers=None, kind="invalid_request_error"):
+    return httpx.Response(status, json={"error": {"type": kind, "message": message, "code": code}}, headers=headers)
+
+
+def form(request: httpx.Request) -> dict[str, str]:
+    return dict(parse_qsl(request.content.decode(), keep_blank_values=True))
+
+
+@pytest.fixture
+def stripe_http():
+    with respx.mock(assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def system(clock, stripe_http):
+    settings = Settings(stripe_secret_key="sk_test_123", stripe_webhook_secret=WEBHOOK_SECRET, worker_max_attempts=4)
+    return EmbeddedSystem(settings, clock=clock)
+
+
+async def create(system):
+    return await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+
+
+async def outbound_records(system, customer_id):
+    return [r for r in await system.history(customer_id) if r.direction is Direction.OUTBOUND]
+
+
+async def test_a_create_posts_the_fields_our_id_and_an_idempotency_key(system, stripe_http):
+    route = stripe_http.post(API).mock(return_value=httpx.Response(200, json=customer_json()))
+    customer = await create(system)
+    await system.settle()
+    request = route.calls.last.request
+    assert form(request) == {"name": "Ada", "email": "ada@example.com", "metadata[internal_id]": str(customer.id)}
+    assert request.headers["authorization"] == "Bearer sk_test_123"
+    assert request.headers["idempotency-key"].endswith(":create")
+    assert (await system.mapping(customer.id)).external_id == "cus_1"
+
+
+async def test_a_429_is_retried_with_the_same_idempotency_key(system, stripe_http):
+    route = stripe_http.post(API).mock(side_effect=[
+        error(429, "Too many requests", "rate_limit", headers={"Retry-After": "2"}),
+        httpx.Response(200, json=customer_json()),
+    ])
+    customer = await create(system)
+    await system.settle()
+    keys = [call.request.headers["idempotency-key"] for call in route.calls]
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert 2.0 in system.clock.slept  # Retry-After honoured
+    [record] = await outbound_records(system, customer.id)
+    assert (record.status, record.attempts) == (SyncStatus.SUCCEEDED, 2)
+
+
+async def test_a_500_storm_is_retried_a_bounded_number_of_times_then_dead_lettered(system, stripe_http):
+    route = stripe_http.post(API).mock(return_value=error(500, "Internal error", kind="api_error"))
+    customer = await create(system)
+    await system.settle()
+    assert route.call_count == 4
+    [record] = await outbound_records(system, customer.id)
+    assert record.status is SyncStatus.DEAD and "Internal error" in record.last_error
+    assert len(system.messages(dead_letter_topic(OUTBOUND_TOPIC))) == 1
+
+
+async def test_a_timeout_is_retryable(system, stripe_http):
+    route = stripe_http.post(API).mock(side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, json=customer_json())])
+    customer = await create(system)
+    await system.settle()
+    assert route.call_count == 2 and (await system.mapping(customer.id)) is not None
+
+
+async def test_stripe_refusing_the_data_is_dead_lettered_at_once_with_its_message(system, stripe_http):
+    route = stripe_http.post(API).mock(return_value=error(400, "Invalid email address: ada@example.com", "email_invalid"))
+    customer = await create(system)
+    await system.settle()
+    assert route.call_count == 1
+    [record] = await outbound_records(system, customer.id)
+    assert record.status is SyncStatus.DEAD and "Invalid email address" in record.last_error
+
+
+async def linked(system, stripe_http):
+    stripe_http.post(API).mock(return_value=httpx.Response(200, json=customer_json()))
+    customer = await create(system)
+    await system.settle()
+    return customer
+
+
+async def test_an_update_sends_only_the_changed_field(system, stripe_http):
+    customer = await linked(system, stripe_http)
+    route = stripe_http.post(f"{API}/cus_1").mock(return_value=httpx.Response(200, json=customer_json(email=None)))
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"email": None}), system.uow_factory(), system.clock)
+    await system.settle()
+    assert form(route.calls.last.request) == {"email": ""}  # "" unsets in Stripe
+
+
+async def test_a_404_on_update_is_the_deletion_it_is(system, stripe_http):
+    customer = await linked(system, stripe_http)
+    stripe_http.post(f"{API}/cus_1").mock(return_value=error(404, "No such customer: 'cus_1'", "resource_missing"))
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "B"}), system.uow_factory(), system.clock)
+    await system.settle()
+    assert (await system.customer(customer.id)).deleted
+
+
+async def test_a_404_on_delete_means_already_deleted(system, stripe_http):
+    customer = await linked(system, stripe_http)
+    route = stripe_http.delete(f"{API}/cus_1").mock(return_value=error(404, "No such customer: 'cus_1'", "resource_missing"))
+    await delete_customer(DeleteCustomer(customer_id=customer.id), system.uow_factory(), system.clock)
+    await system.settle()
+    assert route.call_count == 1
+    delete_record = (await outbound_records(system, customer.id))[0]
+    assert (delete_record.status, delete_record.note) == (SyncStatus.SUCCEEDED, "already gone")
+
+
+async def test_refused_credentials_pause_the_worker_instead_of_dead_lettering(system, stripe_http):
+    route = stripe_http.post(API).mock(side_effect=[
+        error(401, "Invalid API Key provided", kind="invalid_request_error"),
+        httpx.Response(200, json=customer_json()),
+    ])
+    customer = await create(system)
+    await system.settle()
+    assert route.call_count == 2 and 60.0 in system.clock.slept
+    assert system.messages(dead_letter_topic(OUTBOUND_TOPIC)) == []
+    assert (await system.mapping(customer.id)) is not None
+
+
+async def test_retries_count_against_the_request_budget(system, stripe_http):
+    sent_at = []
+
+    def storm(request):
+        sent_at.append(system.clock.now().timestamp())
+        return error(500, "Internal error", kind="api_error")
+
+    stripe_http.post(API).mock(side_effect=storm)
+    await create(system)
+    await system.settle()
+    # Backoff alone would retry after ~10 ms; the 25 requests/s budget spaces every attempt >= 40 ms.
+    gaps = [b - a for a, b in zip(sent_at, sent_at[1:])]
+    assert len(sent_at) == 4 and min(gaps) >= 0.04 - 1e-6
