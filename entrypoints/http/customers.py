@@ -92,7 +92,8 @@ def _version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit() or len(tag) > 18:
+    # isascii: str.isdigit() is also true of "²" and other digits that int() refuses (a 500 otherwise).
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18:
         raise ValidationException(extra=[{"key": "If-Match", "message": "must be an ETag returned by this API", "source": "header"}])
     return int(tag)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
-from litestar.status_codes import HTTP_201_CREATED
+import stripe
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.status_codes import HTTP_201_CREATED, HTTP_404_NOT_FOUND, HTTP_422_UNPROCESSABLE_ENTITY
 
 from entrypoints.http.deps import FakeStripeDep
-from entrypoints.http.guards import json_body
+from entrypoints.http.guards import json_body, requires_api_token
+from entrypoints.http.problems import problem
 
 
 class StripeSideChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -22,10 +24,20 @@ class StripeSideChange(msgspec.Struct, forbid_unknown_fields=True):
         return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
 
 
+def _refused_by_stripe(_: Request, exc: stripe.InvalidRequestError) -> Response:
+    """What the fake Stripe refuses (no such customer, invalid email...) is the caller's error, not a 500."""
+    reason = str(exc.user_message or exc)
+    if exc.http_status == HTTP_404_NOT_FOUND:
+        return problem(HTTP_404_NOT_FOUND, "Not found", reason)
+    return problem(HTTP_422_UNPROCESSABLE_ENTITY, "Refused by Stripe", reason, errors=[{"field": exc.param or "body", "reason": reason}])
+
+
 class FakeStripeController(Controller):
     path = "/dev/stripe/customers"
     tags = ["dev: the fake Stripe side"]
-    guards = [json_body]
+    # Changes made here reach the catalog through sync, so they need the catalog's token too.
+    guards = [requires_api_token, json_body]
+    exception_handlers = {stripe.InvalidRequestError: _refused_by_stripe}
 
     @get("/", summary="Customers as the in-memory Stripe holds them, newest first")
     async def list_stripe_customers(self, fake_stripe: FakeStripeDep) -> dict[str, Any]:

@@ -24,6 +24,7 @@ PROBLEM_JSON = "application/problem+json"
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def problem(status: int, title: str, detail: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Response[dict[str, Any]]:
@@ -80,6 +81,13 @@ def _invalid_webhook(_: Request, exc: InvalidWebhook) -> Response:
     return problem(HTTP_400_BAD_REQUEST, "Invalid webhook", str(exc))
 
 
+def _undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
+    """Invalid UTF-8 inside a JSON body: msgspec raises UnicodeDecodeError, which Litestar lets through."""
+    if request.method in _BODY_METHODS:
+        return problem(HTTP_400_BAD_REQUEST, "Bad request", "the request body is not valid UTF-8")
+    return _unexpected(request, exc)
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
 
@@ -98,5 +106,6 @@ EXCEPTION_HANDLERS = {
     UnknownSystem: _not_found,
     StaleVersion: _stale,
     InvalidWebhook: _invalid_webhook,
+    UnicodeDecodeError: _undecodable,
     Exception: _unexpected,
 }

@@ -1,0 +1,93 @@
+"""/health, the API docs and the OpenAPI document."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.http.helpers import CUSTOMERS
+
+
+async def test_health_is_healthy(client):
+    response = await client.get("/health")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"status": "healthy"}
+
+
+@pytest.mark.parametrize("path, target", [("/docs", "/schema/docs"), ("/redoc", "/schema/redoc")])
+async def test_docs_paths_redirect_to_an_html_page(client, path, target):
+    redirect = await client.get(path, follow_redirects=False)
+    page = await client.get(path)
+
+    assert redirect.status_code in (301, 302, 307, 308)
+    assert redirect.headers["location"] == target
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<html" in page.text.lower() and "custsync" in page.text
+
+
+@pytest.fixture
+async def openapi(client) -> dict:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def refs(node) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for v in node.values() for r in refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in refs(v)]
+    return []
+
+
+def resolve(doc: dict, ref: str):
+    assert ref.startswith("#/"), ref
+    node = doc
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+async def test_openapi_document_is_well_formed(openapi):
+    assert openapi["openapi"].startswith("3.")
+    assert openapi["info"]["title"] == "custsync" and openapi["info"]["version"]
+    for path, item in openapi["paths"].items():
+        assert path.startswith("/")
+        for method, operation in item.items():
+            if method in {"get", "put", "post", "patch", "delete"}:
+                assert operation["responses"], (method, path)
+                assert operation.get("operationId"), (method, path)
+    for ref in refs(openapi):
+        assert resolve(openapi, ref) is not None, ref
+
+
+async def test_openapi_lists_every_customer_route_with_its_methods(openapi):
+    paths = openapi["paths"]
+
+    assert {"get", "post"} <= set(paths[CUSTOMERS])
+    assert {"get", "put", "patch", "delete"} <= set(paths[f"{CUSTOMERS}/{{customer_id}}"])
+    assert "get" in paths[f"{CUSTOMERS}/{{customer_id}}/sync-events"]
+    assert "post" in paths["/api/v1/webhooks/{system}"]
+    assert "get" in paths["/health"]
+
+
+async def test_openapi_documents_the_list_parameters_and_the_if_match_header(openapi):
+    list_params = {p["name"]: p for p in openapi["paths"][CUSTOMERS]["get"]["parameters"]}
+    patch_params = {p["name"].lower(): p for p in openapi["paths"][f"{CUSTOMERS}/{{customer_id}}"]["patch"]["parameters"]}
+
+    assert {"limit", "cursor", "email"} <= set(list_params)
+    assert list_params["limit"]["schema"].get("maximum") == 100
+    assert patch_params["if-match"]["in"] == "header"
+
+
+async def test_openapi_hides_the_dev_routes_and_the_docs_redirects_in_production(openapi):
+    assert not [p for p in openapi["paths"] if p.startswith("/dev") or p in ("/docs", "/redoc")]
+
+
+async def test_openapi_lists_the_dev_routes_when_they_are_mounted(dev_client):
+    paths = (await dev_client.get("/schema/openapi.json")).json()["paths"]
+
+    assert {"/dev/stripe/customers", "/dev/stripe/customers/{customer_id}"} <= set(paths)
