@@ -8,7 +8,7 @@ from typing import Annotated
 
 from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from application.commands import CreateCustomer, DeleteCustomer, ListCustomers, PatchCustomer, ReplaceCustomer
@@ -21,8 +21,8 @@ from entrypoints.http.deps import ClockDep, SystemsDep, UowDep
 from entrypoints.http.guards import json_body, requires_api_token
 from entrypoints.http.schemas import CustomerCreate, CustomerOut, CustomerPageOut, CustomerPatch, CustomerReplace, SyncEventOut
 
-IfMatch = Annotated[str | None, Parameter(header="If-Match", description='The ETag from a GET ("<version>"); 412 if stale.')]
-CustomerId = Annotated[int, Parameter(description="The catalog's integer id.")]
+IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description='The ETag from a GET ("<version>"); 412 if stale.')]
+CustomerId = Annotated[int, PathParameter(description="The catalog's integer id.")]
 
 
 class CustomerController(Controller):
@@ -34,16 +34,16 @@ class CustomerController(Controller):
     async def list_customers(
         self,
         uow: UowDep,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
-        cursor: Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")] = None,
-        email: Annotated[str | None, Parameter(max_length=1024, description="Exact match, case-insensitive.")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
+        cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page.")] = None,
+        email: Annotated[str | None, QueryParameter(max_length=1024, description="Exact match, case-insensitive.")] = None,
     ) -> CustomerPageOut:
         page = await list_customers(ListCustomers(limit=limit, after_id=_decode_cursor(cursor), email=email), uow)
         next_cursor = _encode_cursor(page.next_after_id) if page.next_after_id is not None else None
         return CustomerPageOut([CustomerOut.of(c) for c in page.customers], limit, next_cursor)
 
     @post("/", summary="Create a customer", status_code=HTTP_201_CREATED)
-    async def create_customer(self, data: CustomerCreate, uow: UowDep, clock: ClockDep) -> Response[CustomerOut]:
+    async def create_customer(self, data: JSONBody[CustomerCreate], uow: UowDep, clock: ClockDep) -> Response[CustomerOut]:
         customer = await create_customer(CreateCustomer(name=data.name, email=data.email), uow, clock)
         return _one(customer, HTTP_201_CREATED, location=True)
 
@@ -54,14 +54,14 @@ class CustomerController(Controller):
 
     @put("/{customer_id:int}", summary="Replace a customer's fields")
     async def replace_customer(
-        self, customer_id: CustomerId, data: CustomerReplace, uow: UowDep, clock: ClockDep, if_match: IfMatch = None
+        self, customer_id: CustomerId, data: JSONBody[CustomerReplace], uow: UowDep, clock: ClockDep, if_match: IfMatch = None
     ) -> Response[CustomerOut]:
         cmd = ReplaceCustomer(customer_id=customer_id, name=data.name, email=data.email, expected_version=_version(if_match))
         return _one(await replace_customer(cmd, uow, clock))
 
     @patch("/{customer_id:int}", summary="Change some of a customer's fields")
     async def patch_customer(
-        self, customer_id: CustomerId, data: CustomerPatch, uow: UowDep, clock: ClockDep, if_match: IfMatch = None
+        self, customer_id: CustomerId, data: JSONBody[CustomerPatch], uow: UowDep, clock: ClockDep, if_match: IfMatch = None
     ) -> Response[CustomerOut]:
         cmd = PatchCustomer(customer_id=customer_id, changes=data.changes(), expected_version=_version(if_match))
         return _one(await patch_customer(cmd, uow, clock))
@@ -72,7 +72,7 @@ class CustomerController(Controller):
 
     @get("/{customer_id:int}/sync-events", summary="A customer's sync history, newest first")
     async def sync_events(
-        self, customer_id: CustomerId, uow: UowDep, limit: Annotated[int, Parameter(ge=1, le=500)] = 100
+        self, customer_id: CustomerId, uow: UowDep, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
     ) -> list[SyncEventOut]:
         return [SyncEventOut.of(r) for r in await sync_history(customer_id, uow, limit)]
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from litestar.params import Dependency
+from litestar.di import Dependency
+from litestar.params import SkipValidationMarker
 
 from adapters.memory.stripe import InMemoryStripe
 from application.ports import Clock, Integrations, MessagePublisher, UnitOfWork
 
-UowDep = Annotated[UnitOfWork, Dependency(skip_validation=True)]
-ClockDep = Annotated[Clock, Dependency(skip_validation=True)]
-SystemsDep = Annotated[Sequence[str], Dependency(skip_validation=True)]
-IntegrationsDep = Annotated[Integrations, Dependency(skip_validation=True)]
-PublisherDep = Annotated[MessagePublisher, Dependency(skip_validation=True)]
-FakeStripeDep = Annotated[InMemoryStripe, Dependency(skip_validation=True)]
+UowDep = Annotated[UnitOfWork, Dependency(), SkipValidationMarker()]
+ClockDep = Annotated[Clock, Dependency(), SkipValidationMarker()]
+SystemsDep = Annotated[Sequence[str], Dependency(), SkipValidationMarker()]
+IntegrationsDep = Annotated[Integrations, Dependency(), SkipValidationMarker()]
+PublisherDep = Annotated[MessagePublisher, Dependency(), SkipValidationMarker()]
+FakeStripeDep = Annotated[InMemoryStripe, Dependency(), SkipValidationMarker()]

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import stripe
+from litestar.params import FromPath, JSONBody
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_404_NOT_FOUND, HTTP_422_UNPROCESSABLE_ENTITY
 
@@ -44,13 +45,13 @@ class FakeStripeController(Controller):
         return await fake_stripe.list_async(params={"limit": 100})
 
     @post("/", status_code=HTTP_201_CREATED, summary="Create a customer on the Stripe side")
-    async def create_stripe_customer(self, data: StripeSideChange, fake_stripe: FakeStripeDep) -> dict[str, Any]:
+    async def create_stripe_customer(self, data: JSONBody[StripeSideChange], fake_stripe: FakeStripeDep) -> dict[str, Any]:
         return await fake_stripe.create_async(params=data.params())
 
     @patch("/{customer_id:str}", summary="Change a customer on the Stripe side, as the dashboard would")
-    async def update_stripe_customer(self, customer_id: str, data: StripeSideChange, fake_stripe: FakeStripeDep) -> dict[str, Any]:
+    async def update_stripe_customer(self, customer_id: FromPath[str], data: JSONBody[StripeSideChange], fake_stripe: FakeStripeDep) -> dict[str, Any]:
         return await fake_stripe.update_async(customer_id, params=data.params())
 
     @delete("/{customer_id:str}", status_code=200, summary="Delete a customer on the Stripe side")
-    async def delete_stripe_customer(self, customer_id: str, fake_stripe: FakeStripeDep) -> dict[str, Any]:
+    async def delete_stripe_customer(self, customer_id: FromPath[str], fake_stripe: FakeStripeDep) -> dict[str, Any]:
         return await fake_stripe.delete_async(customer_id)

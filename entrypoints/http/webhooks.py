@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Request, post
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from application.sync.webhooks import receive_webhook
@@ -16,7 +17,7 @@ WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata c
     "/api/v1/webhooks/{system:str}", status_code=HTTP_200_OK, tags=["webhooks"], request_max_body_size=WEBHOOK_MAX_BODY_BYTES,
     summary="Receive an external system's event (Stripe: signed with Stripe-Signature)",
 )
-async def webhook(system: str, request: Request, integrations: IntegrationsDep, publisher: PublisherDep) -> WebhookAck:
+async def webhook(system: FromPath[str], request: Request, integrations: IntegrationsDep, publisher: PublisherDep) -> WebhookAck:
     # The signature covers the raw bytes, so the body is read as bytes, never parsed first.
     change = await receive_webhook(system, await request.body(), request.headers, integrations, publisher)
     if change is None:
