@@ -38,6 +38,10 @@ class InvalidWebhook(DomainError):
     """A webhook's signature is missing, forged or expired, or its body is not an event."""
 
 
+class WebhookNotConfigured(DomainError):
+    """No secret to verify webhooks with: a deployment mistake, not the sender's."""
+
+
 class UnknownSystem(DomainError):
     def __init__(self, system: str) -> None:
         self.system = system

@@ -24,7 +24,10 @@ def webhook_delivery_task(container: Container, fake: InMemoryStripe, secret: st
             for event in fake.events[delivered:]:
                 payload, signature = fake.signed_event(event, secret)
                 try:
-                    await receive_webhook("stripe", payload, {"stripe-signature": signature}, container.integrations(), container.publisher())
+                    await receive_webhook(
+                        "stripe", payload, {"stripe-signature": signature}, container.integrations(), container.publisher(),
+                        container.uow_factory(),
+                    )
                 except InvalidWebhook as exc:  # pragma: no cover - would be a wiring bug
                     log.error("fake Stripe webhook refused: %s", exc)
                 delivered += 1

@@ -20,6 +20,7 @@ from application.errors import (
     InvalidWebhook,
     PermanentIntegrationError,
     RetryableIntegrationError,
+    WebhookNotConfigured,
 )
 from application.ports import Page
 from domain.customer import CustomerData
@@ -118,7 +119,7 @@ class StripeIntegration:
         if not header:
             raise InvalidWebhook("missing Stripe-Signature header")
         if not self._secrets:
-            raise InvalidWebhook("no webhook secret is configured (STRIPE_WEBHOOK_SECRET)")
+            raise WebhookNotConfigured("no webhook secret is configured (STRIPE_WEBHOOK_SECRET)")
         reason = "signature does not match"
         for secret in self._secrets:  # several during a rotation: the old and the new
             try:

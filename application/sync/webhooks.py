@@ -3,23 +3,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from application.errors import UnknownSystem
-from application.ports import Envelope, Integrations, MessagePublisher
+import msgspec
+
+from application.ports import Envelope, Integrations, MessagePublisher, UnitOfWorkFactory
 from domain.messages import INBOUND_TOPIC, ExternalChange, encode
 
 
-async def receive_webhook(
-    system: str, payload: bytes, headers: Mapping[str, str], integrations: Integrations, publisher: MessagePublisher
-) -> ExternalChange | None:
-    """Verify a webhook and hand its change to ``sync.inbound``; nothing else on the request path.
+class Receipt(msgspec.Struct, frozen=True):
+    change: ExternalChange | None  # None: an event type the integration ignores
+    duplicate: bool = False
 
-    Returns ``None`` for event types the integration ignores. Raises InvalidWebhook, in which case
-    nothing was published.
+
+async def receive_webhook(
+    system: str, payload: bytes, headers: Mapping[str, str], integrations: Integrations, publisher: MessagePublisher,
+    uow_factory: UnitOfWorkFactory,
+) -> Receipt:
+    """Verify a webhook and hand its change to ``sync.inbound``; no external call and no catalog
+    write on the request path. Raises InvalidWebhook, in which case nothing was published.
+
+    An event already applied is not published again (Stripe redelivers); one received twice
+    before it was applied is published twice and the worker's inbox drops the second.
     """
     integration = integrations.get(system)
     if integration is None:
         raise UnknownSystem(system)
     change = integration.parse_webhook(payload, headers)
-    if change is not None:
-        # Keyed by the external id, so that one customer's changes stay in order on one partition.
-        await publisher.publish([Envelope(INBOUND_TOPIC, f"{system}:{change.external_id}", change.event_id, encode(change))])
-    return change
+    if change is None:
+        return Receipt(None)
+    async with uow_factory() as uow:
+        if await uow.inbox.seen(system, change.event_id):
+            return Receipt(change, duplicate=True)
+    # Keyed by the external id, so that one customer's changes stay in order on one partition.
+    await publisher.publish([Envelope(INBOUND_TOPIC, f"{system}:{change.external_id}", change.event_id, encode(change))])
+    return Receipt(change)

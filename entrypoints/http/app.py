@@ -40,6 +40,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
 
     dependencies = {
         "uow": provide(lambda: container.uow_factory()()),
+        "uow_factory": provide(lambda: container.uow_factory()),
         "clock": provide(lambda: container.clock()),
         "systems": provide(lambda: list(container.integrations())),
         "integrations": provide(lambda: container.integrations()),

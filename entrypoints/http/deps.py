@@ -12,7 +12,7 @@ from litestar.di import Dependency
 from litestar.params import SkipValidationMarker
 
 from adapters.memory.stripe import InMemoryStripe
-from application.ports import Clock, Integrations, MessagePublisher, UnitOfWork
+from application.ports import Clock, Integrations, MessagePublisher, UnitOfWork, UnitOfWorkFactory
 
 UowDep = Annotated[UnitOfWork, Dependency(), SkipValidationMarker()]
 ClockDep = Annotated[Clock, Dependency(), SkipValidationMarker()]
@@ -20,3 +20,4 @@ SystemsDep = Annotated[Sequence[str], Dependency(), SkipValidationMarker()]
 IntegrationsDep = Annotated[Integrations, Dependency(), SkipValidationMarker()]
 PublisherDep = Annotated[MessagePublisher, Dependency(), SkipValidationMarker()]
 FakeStripeDep = Annotated[InMemoryStripe, Dependency(), SkipValidationMarker()]
+UowFactoryDep = Annotated[UnitOfWorkFactory, Dependency(), SkipValidationMarker()]

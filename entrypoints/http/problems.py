@@ -14,9 +14,10 @@ from litestar.status_codes import (
     HTTP_412_PRECONDITION_FAILED,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from application.errors import InvalidWebhook, UnknownSystem
+from application.errors import InvalidWebhook, UnknownSystem, WebhookNotConfigured
 from domain.errors import CustomerNotFound, InvalidCustomer, StaleVersion
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,10 @@ def _undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
     return _unexpected(request, exc)
 
 
+def _not_configured(_: Request, exc: WebhookNotConfigured) -> Response:
+    return problem(HTTP_503_SERVICE_UNAVAILABLE, "Service unavailable", str(exc))
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
 
@@ -106,6 +111,7 @@ EXCEPTION_HANDLERS = {
     UnknownSystem: _not_found,
     StaleVersion: _stale,
     InvalidWebhook: _invalid_webhook,
+    WebhookNotConfigured: _not_configured,
     UnicodeDecodeError: _undecodable,
     Exception: _unexpected,
 }

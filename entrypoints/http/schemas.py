@@ -101,4 +101,5 @@ class Health(msgspec.Struct):
 class WebhookAck(msgspec.Struct):
     received: bool
     event_id: str | None = None
-    ignored: bool = False
+    ignored: bool = False  # an event type we do not sync
+    duplicate: bool = False  # already applied: not published again

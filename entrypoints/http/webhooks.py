@@ -7,7 +7,7 @@ from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from application.sync.webhooks import receive_webhook
-from entrypoints.http.deps import IntegrationsDep, PublisherDep
+from entrypoints.http.deps import IntegrationsDep, PublisherDep, UowFactoryDep
 from entrypoints.http.schemas import WebhookAck
 
 WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata caps it well below this
@@ -17,9 +17,11 @@ WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata c
     "/api/v1/webhooks/{system:str}", status_code=HTTP_200_OK, tags=["webhooks"], request_max_body_size=WEBHOOK_MAX_BODY_BYTES,
     summary="Receive an external system's event (Stripe: signed with Stripe-Signature)",
 )
-async def webhook(system: FromPath[str], request: Request, integrations: IntegrationsDep, publisher: PublisherDep) -> WebhookAck:
+async def webhook(
+    system: FromPath[str], request: Request, integrations: IntegrationsDep, publisher: PublisherDep, uow_factory: UowFactoryDep
+) -> WebhookAck:
     # The signature covers the raw bytes, so the body is read as bytes, never parsed first.
-    change = await receive_webhook(system, await request.body(), request.headers, integrations, publisher)
-    if change is None:
+    receipt = await receive_webhook(system, await request.body(), request.headers, integrations, publisher, uow_factory)
+    if receipt.change is None:
         return WebhookAck(received=True, ignored=True)
-    return WebhookAck(received=True, event_id=change.event_id)
+    return WebhookAck(received=True, event_id=receipt.change.event_id, duplicate=receipt.duplicate)

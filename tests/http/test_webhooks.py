@@ -8,7 +8,11 @@ import pytest
 import stripe
 
 from tests.http.helpers import CUSTOMERS, STRIPE_WEBHOOK, assert_problem, url
-from tests.support.system import WEBHOOK_SECRET
+from litestar.testing import AsyncTestClient
+
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 
 
 def customer_event(event_id: str, kind: str, customer: dict, created: int = 1767225600) -> dict:
@@ -39,7 +43,7 @@ async def test_a_signed_customer_created_event_is_acknowledged_and_published_on_
     response = await post_signed(client, system, event)
 
     assert response.status_code == 200
-    assert response.json() == {"received": True, "event_id": "evt_created", "ignored": False}
+    assert response.json() == {"received": True, "event_id": "evt_created", "ignored": False, "duplicate": False}
     [message] = system.messages("sync.inbound")
     assert (message.event_id, message.key) == ("evt_created", "stripe:cus_grace")
 
@@ -99,7 +103,7 @@ async def test_an_unhandled_event_type_is_200_ignored_and_publishes_nothing(clie
     await system.settle()
 
     assert response.status_code == 200
-    assert response.json() == {"received": True, "event_id": None, "ignored": True}
+    assert response.json() == {"received": True, "event_id": None, "ignored": True, "duplicate": False}
     assert inbound_ids(system) == []
     assert (await client.get(CUSTOMERS)).json()["data"] == []
 
@@ -187,3 +191,23 @@ async def test_a_webhook_over_the_api_body_limit_but_under_its_own_is_accepted(c
 
     assert response.status_code == 200
     assert inbound_ids(system) == ["evt_big"]
+
+
+async def test_an_event_already_applied_is_acknowledged_as_duplicate_and_not_published_again(client, system):
+    event = customer_event("evt_dup", "customer.created", in_stripe(system, "cus_dup", "Grace Hopper", None))
+    await post_signed(client, system, event)
+    await system.settle()
+    before = inbound_ids(system)
+
+    response = await post_signed(client, system, event)
+
+    assert response.status_code == 200 and response.json()["duplicate"] is True
+    assert inbound_ids(system) == before
+
+
+async def test_without_a_configured_secret_webhooks_get_503_and_nothing_is_published():
+    unconfigured = EmbeddedSystem(Settings(stripe_webhook_secret=""))
+    async with AsyncTestClient(create_app(unconfigured.container)) as http:
+        response = await http.post("/api/v1/webhooks/stripe", content=b"{}", headers={"stripe-signature": "t=1,v1=00"})
+    assert response.status_code == 503 and response.headers["content-type"].startswith("application/problem+json")
+    assert unconfigured.messages("sync.inbound") == []

@@ -53,7 +53,10 @@ class EmbeddedSystem:
         events = self.stripe.events[self.delivered:]
         for event in events:
             payload, header = self.stripe.signed_event(event, self.secret)
-            await receive_webhook("stripe", payload, {"stripe-signature": header}, self.container.integrations(), self.container.publisher())
+            await receive_webhook(
+                "stripe", payload, {"stripe-signature": header}, self.container.integrations(), self.container.publisher(),
+                self.container.uow_factory(),
+            )
         self.delivered += len(events)
         return len(events)
 

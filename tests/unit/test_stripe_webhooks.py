@@ -7,7 +7,7 @@ import pytest
 import stripe
 
 from adapters.stripe.integration import StripeIntegration
-from application.errors import InvalidWebhook
+from application.errors import InvalidWebhook, WebhookNotConfigured
 from domain.customer import CustomerData
 from domain.messages import ChangeKind
 from tests.support.system import WEBHOOK_SECRET
@@ -71,7 +71,7 @@ def test_the_previous_secret_is_still_accepted_during_a_rotation(fake_stripe):
 
 
 def test_no_configured_secret_refuses_everything(fake_stripe):
-    with pytest.raises(InvalidWebhook, match="no webhook secret"):
+    with pytest.raises(WebhookNotConfigured, match="no webhook secret"):
         StripeIntegration(fake_stripe, [""]).parse_webhook(*signed(event()))
 
 

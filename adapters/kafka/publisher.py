@@ -1,0 +1,84 @@
+"""Publish envelopes to Kafka and return only once the broker holds every one of them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaProducer
+
+from application.ports import Envelope
+
+EVENT_ID_HEADER = "event_id"
+ERROR_HEADER = "error"
+MAX_ERROR_BYTES = 4096  # a dead letter's reason, not its stack trace: keeps records well under max.message.bytes
+
+
+def envelope_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    headers = [(EVENT_ID_HEADER, envelope.event_id.encode())]
+    if envelope.error is not None:
+        # Cut on bytes, then drop a possibly split trailing character so the header stays valid UTF-8.
+        error = envelope.error.encode()[:MAX_ERROR_BYTES].decode("utf-8", "ignore")
+        headers.append((ERROR_HEADER, error.encode()))
+    return headers
+
+
+class KafkaPublisher:
+    """An idempotent producer: a retried send cannot duplicate or reorder a partition's messages.
+
+    ``options`` go to AIOKafkaProducer as they are (TLS/SASL settings, timeouts).
+    """
+
+    def __init__(
+        self, bootstrap_servers: str, *, client_id: str = "custsync-publisher", linger_ms: int = 5, **options: Any
+    ) -> None:
+        self._config = dict(
+            bootstrap_servers=bootstrap_servers, client_id=client_id, linger_ms=linger_ms,
+            enable_idempotence=True, acks="all", **options,
+        )
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        # Built here, not in __init__: aiokafka binds to the running loop on construction, and the
+        # container may build this object before the worker's loop exists.
+        producer = AIOKafkaProducer(**self._config)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush what is pending, then close; safe to call twice or without start()."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        if self._producer is None:
+            raise RuntimeError("KafkaPublisher.publish() before start()")
+        # send() only queues (in call order, so a key's messages keep their order); each returned
+        # future resolves when the broker acknowledges. Queueing all first lets linger_ms batch them.
+        acks: list[asyncio.Future[Any]] = []
+        try:
+            for e in envelopes:
+                headers = envelope_headers(e)
+                acks.append(await self._producer.send(e.topic, value=e.payload, key=e.key.encode(), headers=headers))
+        finally:
+            # Even after a failure wait for every ack, so no future is left with an unretrieved error.
+            results = await asyncio.gather(*acks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result

@@ -1,0 +1,149 @@
+"""A consumer-group subscription to the sync topics, with offsets committed only when told.
+
+Kafka's delivery is at least once here by design: a message fetched but not committed (a crash,
+a stop mid-batch, a partition taken away by a rebalance) is delivered again, to this member or to
+the one that now owns its partition; the handlers are idempotent on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from adapters.kafka.publisher import ERROR_HEADER, EVENT_ID_HEADER
+from application.ports import Delivery, Envelope
+
+log = logging.getLogger(__name__)
+
+
+class TopicsMissing(LookupError):
+    """The subscribed topics do not exist (the broker does not create them on demand)."""
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", "replace")
+
+
+def to_delivery(record: ConsumerRecord[bytes, bytes]) -> Delivery:
+    """Any record becomes a Delivery, even one we did not write (no key, no headers): the consumer
+    must be able to dead-letter it rather than crash on it and block its partition."""
+    headers = dict(record.headers or ())
+    position = f"{record.topic}:{record.partition}:{record.offset}"
+    envelope = Envelope(
+        topic=record.topic,
+        key=_text(record.key) or "",
+        event_id=_text(headers.get(EVENT_ID_HEADER)) or position,
+        payload=record.value if record.value is not None else b"",
+        error=_text(headers.get(ERROR_HEADER)),
+    )
+    return Delivery(envelope, record.partition, record.offset)
+
+
+class _LogRebalances(ConsumerRebalanceListener):
+    def __init__(self, group_id: str) -> None:
+        self._group_id = group_id
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if revoked:
+            log.info("group %s: partitions revoked %s", self._group_id, sorted(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("group %s: partitions assigned %s", self._group_id, sorted(assigned))
+
+
+class KafkaSubscription:
+    """One member of consumer group ``group_id``; a new member resumes from the committed offsets.
+
+    ``max_poll_interval_ms`` bounds the time between two fetches: a member that spends longer on
+    one batch (retries with backoff) is taken out of the group and its partitions reassigned.
+    ``options`` go to AIOKafkaConsumer as they are (TLS/SASL settings, heartbeat, timeouts).
+    """
+
+    def __init__(
+        self, bootstrap_servers: str, topics: Sequence[str], group_id: str, *,
+        client_id: str = "custsync-worker", max_poll_interval_ms: int = 300_000, **options: Any,
+    ) -> None:
+        self._topics, self._group_id = list(topics), group_id
+        self._config = dict(
+            bootstrap_servers=bootstrap_servers, client_id=client_id, group_id=group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_interval_ms=max_poll_interval_ms,
+            **options,
+        )
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Connect and subscribe; the group assigns partitions in the background (the first fetch
+        waits for them). Raises TopicsMissing at once instead of waiting forever for them."""
+        # Built here, not in __init__: aiokafka binds to the running loop on construction.
+        consumer = AIOKafkaConsumer(**self._config)
+        try:
+            await consumer.start()
+            missing = sorted(set(self._topics) - await consumer.topics())
+            if missing:
+                raise TopicsMissing(f"Kafka topics {missing} do not exist; create them first (ensure_topics)")
+            consumer.subscribe(self._topics, listener=_LogRebalances(self._group_id))
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        """Leave the group (its partitions move at once to the other members); safe to call twice.
+        Nothing is committed here: what was fetched and not committed will be delivered again."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def assignment(self) -> set[tuple[str, int]]:
+        """The (topic, partition) pairs this member owns now (empty while the group rebalances)."""
+        return {(tp.topic, tp.partition) for tp in self._started().assignment()}
+
+    async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        """Up to ``max_messages``, in offset order within each partition; waits up to ``timeout``
+        seconds when none is buffered."""
+        if max_messages < 1:
+            return []
+        batches = await self._started().getmany(timeout_ms=max(0, int(timeout * 1000)), max_records=max_messages)
+        return [to_delivery(record) for records in batches.values() for record in records]
+
+    async def commit(self, deliveries: Sequence[Delivery]) -> None:
+        consumer = self._started()
+        offsets: dict[TopicPartition, int] = {}
+        for d in deliveries:
+            tp = TopicPartition(d.envelope.topic, d.partition)
+            offsets[tp] = max(offsets.get(tp, 0), d.offset + 1)
+        # A rebalance may have moved some partitions away since the fetch. Their new owner starts
+        # from the last committed offset and redelivers; committing for them now would be refused.
+        owned = consumer.assignment()
+        lost = sorted(tp for tp in offsets if tp not in owned)
+        if lost:
+            log.warning("group %s: not committing %s, no longer assigned here (they will be redelivered)",
+                        self._group_id, lost)
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced between the check above and the commit: same outcome as above.
+            log.warning("group %s: commit of %s refused after a rebalance (they will be redelivered): %s",
+                        self._group_id, sorted(offsets), exc)
+
+    def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("KafkaSubscription used before start()")
+        return self._consumer

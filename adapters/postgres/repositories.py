@@ -1,0 +1,258 @@
+"""The storage ports on PostgreSQL, as SQLAlchemy Core statements on the unit of work's connection.
+
+Ids are bigint: an id outside that range cannot exist, so lookups answer "not found" instead of
+letting the driver fail to encode it (an API path like /customers/99999999999999999999 is a 404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Row, Text, cast, exists, func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.postgres.tables import customers, external_mappings, inbox, outbox, sync_records
+from application.ports import PendingEvent
+from domain.customer import Customer, CustomerData
+from domain.errors import ConcurrentUpdate
+from domain.mapping import ExternalMapping
+from domain.messages import CustomerChanged, decode, encode
+from domain.sync import Direction, Operation, SyncRecord, SyncStatus
+
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+
+def _is_bigint(value: int) -> bool:
+    return BIGINT_MIN <= value <= BIGINT_MAX
+
+
+def _row_limit(limit: int) -> int:
+    # Like slicing a list: a negative limit yields nothing rather than a database error.
+    return max(0, min(limit, BIGINT_MAX))
+
+
+class SqlAlchemyCustomerRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, data: CustomerData, at: datetime) -> Customer:
+        customer_id = await self._c.scalar(
+            customers.insert()
+            .values(name=data.name, email=data.email, version=1, created_at=at, updated_at=at, deleted=False)
+            .returning(customers.c.id)
+        )
+        return Customer(id=customer_id, data=data, version=1, created_at=at, updated_at=at)
+
+    async def get(self, customer_id: int) -> Customer | None:
+        if not _is_bigint(customer_id):
+            return None
+        row = (await self._c.execute(select(customers).where(customers.c.id == customer_id))).first()
+        return None if row is None else _customer(row)
+
+    async def save(self, customer: Customer) -> None:
+        if _is_bigint(customer.id):
+            # The version guard makes the update conditional on nobody having saved in between;
+            # under READ COMMITTED a concurrent committed save is re-checked, so it cannot slip past.
+            result = await self._c.execute(
+                update(customers)
+                .where(customers.c.id == customer.id, customers.c.version == customer.version - 1)
+                .values(
+                    name=customer.data.name, email=customer.data.email, version=customer.version,
+                    updated_at=customer.updated_at, deleted=customer.deleted,
+                )
+            )
+            if result.rowcount == 1:
+                return
+        # Saving what is already stored is a no-op (the version did not move), not a conflict.
+        if await self.get(customer.id) != customer:
+            raise ConcurrentUpdate(customer.id)
+
+    async def page(self, *, after_id: int | None, limit: int, email: str | None = None) -> list[Customer]:
+        query = select(customers).where(customers.c.deleted.is_(False)).order_by(customers.c.id).limit(_row_limit(limit))
+        if after_id is not None and after_id > BIGINT_MAX:
+            return []
+        if after_id is not None and after_id >= BIGINT_MIN:
+            query = query.where(customers.c.id > after_id)
+        if email is not None:
+            # Exactly the indexed expression (ix_customers_lower_email), so the index is used.
+            query = query.where(func.lower(customers.c.email) == func.lower(email))
+        return [_customer(row) for row in await self._c.execute(query)]
+
+
+def _customer(row: Row) -> Customer:
+    return Customer(
+        id=row.id, data=CustomerData(row.name, row.email), version=row.version,
+        created_at=row.created_at, updated_at=row.updated_at, deleted=row.deleted,
+    )
+
+
+class SqlAlchemyMappingRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def get(self, customer_id: int, system: str) -> ExternalMapping | None:
+        if not _is_bigint(customer_id):
+            return None
+        m = external_mappings.c
+        return await self._one(select(external_mappings).where(m.customer_id == customer_id, m.system == system))
+
+    async def by_external_id(self, system: str, external_id: str) -> ExternalMapping | None:
+        m = external_mappings.c
+        return await self._one(select(external_mappings).where(m.system == system, m.external_id == external_id))
+
+    async def for_customer(self, customer_id: int) -> list[ExternalMapping]:
+        if not _is_bigint(customer_id):
+            return []
+        m = external_mappings.c
+        # COLLATE "C": code-point order, like sorting str in Python, whatever the database's locale.
+        query = select(external_mappings).where(m.customer_id == customer_id).order_by(m.system.collate("C"))
+        return [_mapping(row) for row in await self._c.execute(query)]
+
+    async def save(self, mapping: ExternalMapping) -> None:
+        """Upsert by (customer_id, system); linking an external id that another customer holds
+        violates uq_external_mappings_system_external_id (an IntegrityError)."""
+        values = {
+            "customer_id": mapping.customer_id, "system": mapping.system, "external_id": mapping.external_id,
+            "synced_name": mapping.synced.name, "synced_email": mapping.synced.email,
+            "synced_version": mapping.synced_version, "synced_at": mapping.synced_at,
+        }
+        statement = insert(external_mappings).values(values)
+        await self._c.execute(
+            statement.on_conflict_do_update(
+                index_elements=[external_mappings.c.customer_id, external_mappings.c.system],
+                set_={name: statement.excluded[name] for name in values if name not in ("customer_id", "system")},
+            )
+        )
+
+    async def remove(self, customer_id: int, system: str) -> None:
+        if _is_bigint(customer_id):
+            m = external_mappings.c
+            await self._c.execute(external_mappings.delete().where(m.customer_id == customer_id, m.system == system))
+
+    async def _one(self, query) -> ExternalMapping | None:
+        row = (await self._c.execute(query)).first()
+        return None if row is None else _mapping(row)
+
+
+def _mapping(row: Row) -> ExternalMapping:
+    return ExternalMapping(
+        customer_id=row.customer_id, system=row.system, external_id=row.external_id,
+        synced=CustomerData(row.synced_name, row.synced_email), synced_version=row.synced_version,
+        synced_at=row.synced_at,
+    )
+
+
+class SqlAlchemySyncRecordRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def get(self, event_id: str, system: str, direction: Direction) -> SyncRecord | None:
+        s = sync_records.c
+        query = select(sync_records).where(s.event_id == event_id, s.system == system, s.direction == direction.value)
+        row = (await self._c.execute(query)).first()
+        return None if row is None else _sync_record(row)
+
+    async def save(self, record: SyncRecord) -> None:
+        values = {
+            "event_id": record.event_id, "system": record.system, "direction": record.direction.value,
+            "customer_id": record.customer_id, "operation": record.operation.value, "status": record.status.value,
+            "attempts": record.attempts, "last_error": record.last_error, "note": record.note,
+            "created_at": record.created_at, "updated_at": record.updated_at,
+        }
+        statement = insert(sync_records).values(values)
+        key = ("event_id", "system", "direction")
+        # The id is not in the SET list: a replaced record keeps its place in the history.
+        await self._c.execute(
+            statement.on_conflict_do_update(
+                index_elements=[sync_records.c[name] for name in key],
+                set_={name: statement.excluded[name] for name in values if name not in key},
+            )
+        )
+
+    async def for_customer(self, customer_id: int, limit: int) -> list[SyncRecord]:
+        if not _is_bigint(customer_id):
+            return []
+        s = sync_records.c
+        query = select(sync_records).where(s.customer_id == customer_id).order_by(s.id.desc()).limit(_row_limit(limit))
+        return [_sync_record(row) for row in await self._c.execute(query)]
+
+
+def _sync_record(row: Row) -> SyncRecord:
+    return SyncRecord(
+        event_id=row.event_id, customer_id=row.customer_id, direction=Direction(row.direction), system=row.system,
+        operation=Operation(row.operation), status=SyncStatus(row.status), attempts=row.attempts,
+        last_error=row.last_error, note=row.note, created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+class SqlAlchemyInbox:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def seen(self, system: str, event_id: str) -> bool:
+        return bool(await self._c.scalar(select(exists().where(inbox.c.system == system, inbox.c.event_id == event_id))))
+
+    async def add(self, system: str, event_id: str, at: datetime) -> None:
+        # A plain insert, on purpose: if two workers race past ``seen`` with the same event, the
+        # second blocks on the first's key and then fails, so its transaction (and its second
+        # application of the event) rolls back. An upsert would let both commit.
+        await self._c.execute(inbox.insert().values(system=system, event_id=event_id, processed_at=at))
+
+
+class SqlAlchemyOutbox:
+    """Both sides of the outbox: the writers' ``add`` and the relay's ``claim``/``mark_published``."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(self, event: CustomerChanged) -> None:
+        # Bound as text and cast by the server: the JSON type's own bind would re-encode the string.
+        payload = cast(literal(encode(event).decode(), Text), JSONB)
+        await self._c.execute(outbox.insert().values(event_id=event.event_id, customer_id=event.customer_id, payload=payload))
+
+    async def claim(self, limit: int) -> list[PendingEvent]:
+        """Claim whole customers, not single events, so that several relays can run at once
+        without one publishing a customer's later event while another still holds its earlier one.
+
+        First lock the oldest unpublished event (the head) of up to ``limit`` customers, skipping
+        heads another relay holds; then lock those customers' unpublished events and keep the
+        ``limit`` oldest. Nobody else can hold any of those: a relay only ever locks events of
+        customers whose head it holds. On a single relay this is exactly the ``limit`` oldest events.
+
+        Position order is commit order per customer because every event is written in the same
+        transaction as its customer's row, whose update serializes writers of one customer.
+        """
+        limit = _row_limit(limit)
+        earlier = outbox.alias("earlier")
+        heads = (
+            select(outbox.c.customer_id)
+            .where(outbox.c.published_at.is_(None))
+            .where(~exists().where(
+                earlier.c.customer_id == outbox.c.customer_id, earlier.c.published_at.is_(None),
+                earlier.c.position < outbox.c.position,
+            ))
+            .order_by(outbox.c.position)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=outbox)
+        )
+        customer_ids = list((await self._c.scalars(heads)).all())
+        if not customer_ids:
+            return []
+        events = (
+            select(outbox.c.position, cast(outbox.c.payload, Text).label("payload"))
+            .where(outbox.c.customer_id.in_(customer_ids), outbox.c.published_at.is_(None))
+            .order_by(outbox.c.position)
+            .limit(limit)
+            .with_for_update(of=outbox)
+        )
+        return [
+            PendingEvent(row.position, decode(row.payload.encode(), CustomerChanged))
+            for row in await self._c.execute(events)
+        ]
+
+    async def mark_published(self, positions: Sequence[int], at: datetime) -> None:
+        wanted = [p for p in positions if _is_bigint(p)]
+        if wanted:
+            await self._c.execute(update(outbox).where(outbox.c.position.in_(wanted)).values(published_at=at))

@@ -1,0 +1,124 @@
+"""The schema as SQLAlchemy Core tables: what the repositories query (the domain never sees them).
+
+Migrations do not derive from this module (0001 spells its DDL out, so that it never changes when
+this file does); ``alembic check`` compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+# Predictable constraint names, so that later migrations can refer to them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TIMESTAMP = DateTime(timezone=True)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", Text),
+    Column("email", Text),
+    Column("version", Integer, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    Column("updated_at", TIMESTAMP, nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    # The email filter compares lower(email) = lower(:email); this index is what keeps it cheap.
+    Index("ix_customers_lower_email", func.lower(text("email"))),
+)
+
+external_mappings = Table(
+    "external_mappings",
+    metadata,
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("system", Text, nullable=False),
+    Column("external_id", Text, nullable=False),
+    Column("synced_name", Text),
+    Column("synced_email", Text),
+    Column("synced_version", Integer, nullable=False),
+    Column("synced_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("customer_id", "system"),
+    # One external customer is the twin of at most one catalog customer.
+    UniqueConstraint("system", "external_id"),
+)
+
+sync_records = Table(
+    "sync_records",
+    metadata,
+    # Insertion order: ``for_customer`` lists newest first by id, and an upsert keeps the id.
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", Text, nullable=False),
+    Column("system", Text, nullable=False),
+    Column("direction", Text, nullable=False),
+    # No foreign key: a record may predate its customer (an inbound create) or outlive it.
+    Column("customer_id", BigInteger),
+    Column("operation", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("note", Text),
+    Column("created_at", TIMESTAMP, nullable=False),
+    Column("updated_at", TIMESTAMP, nullable=False),
+    UniqueConstraint("event_id", "system", "direction"),
+    CheckConstraint("direction IN ('outbound', 'inbound')", name="direction"),
+    CheckConstraint("operation IN ('create', 'update', 'delete')", name="operation"),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'dead')", name="status"),
+    Index("ix_sync_records_customer_id_id", "customer_id", text("id DESC")),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", Text, nullable=False, unique=True),
+    Column("customer_id", BigInteger, nullable=False),
+    # The msgspec JSON of a CustomerChanged (domain.messages.encode), as jsonb so that it can be queried.
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False, server_default=func.now()),
+    Column("published_at", TIMESTAMP),
+    # Serves both the relay's scan and its "no earlier unpublished event of this customer" probe.
+    Index(
+        "ix_outbox_unpublished", "customer_id", "position", postgresql_where=text("published_at IS NULL")
+    ),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("system", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("processed_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("system", "event_id"),
+)
+
+# Every table the service owns, children first (the order TRUNCATE and DROP want).
+ALL_TABLES = (external_mappings, sync_records, outbox, inbox, customers)
+
+# The relay LISTENs here; a trigger on outbox NOTIFYs it when inserts commit (migration 0001).
+OUTBOX_CHANNEL = "custsync_outbox"

@@ -1,0 +1,81 @@
+"""The unit of work on PostgreSQL: one pooled connection and its transaction per ``async with``."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.postgres.repositories import (
+    SqlAlchemyCustomerRepository,
+    SqlAlchemyInbox,
+    SqlAlchemyMappingRepository,
+    SqlAlchemyOutbox,
+    SqlAlchemySyncRecordRepository,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SqlAlchemyUnitOfWork:
+    """READ COMMITTED, like most OLTP services: what keeps concurrent writers correct is explicit —
+    optimistic versions on customers, unique keys on mappings, the inbox and sync records, and
+    row locks on the outbox — not the isolation level.
+
+    Like the in-memory one it may be entered again after it was left (each time on a fresh
+    connection), and it stays usable after ``commit()``: the next statement opens a new transaction.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._connection is not None:
+            raise RuntimeError("this unit of work is already in use")
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self.customers = SqlAlchemyCustomerRepository(connection)
+        self.mappings = SqlAlchemyMappingRepository(connection)
+        self.sync_records = SqlAlchemySyncRecordRepository(connection)
+        self.inbox = SqlAlchemyInbox(connection)
+        self.outbox = SqlAlchemyOutbox(connection)
+        self.relay = self.outbox
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await connection.close()  # rolls back whatever was not committed
+        except Exception:
+            if exc is None:
+                raise
+            # The connection often broke for the very reason the block failed: let the caller see
+            # that first error, not the rollback's. The pool discards a broken connection anyway.
+            log.warning("rollback after %s failed", type(exc).__name__, exc_info=True)
+
+    async def commit(self) -> None:
+        if self._connection is None:
+            raise RuntimeError("commit() outside `async with` of the unit of work")
+        await self._connection.commit()
+
+
+class SqlAlchemyUnitOfWorkFactory:
+    """``factory()`` is a new unit of work on the shared engine (satisfies UnitOfWorkFactory)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def __call__(self) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(self.engine)
