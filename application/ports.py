@@ -85,7 +85,9 @@ class OutboxRelayPort(Protocol):
     """The relay's side of the outbox: claim unpublished events in order, then mark them."""
 
     async def claim(self, limit: int) -> list[PendingEvent]:
-        """Unpublished events, oldest first, locked against other relays until commit."""
+        """Unpublished events, oldest first, locked against other relays until commit. Never an
+        event of a customer whose earlier unpublished event is not in the same batch, so that
+        concurrent relays cannot reorder one customer's events."""
 
     async def mark_published(self, positions: Sequence[int], at: datetime) -> None: ...
 

@@ -69,8 +69,8 @@ class InMemoryUnitOfWork:
 
     async def commit(self) -> None:
         wrote_outbox = self._tables.next_outbox_position != self._db.tables.next_outbox_position
-        self._db.tables = self._tables
-        self._tables = self._tables.copy()
+        # The database gets a snapshot; this unit of work keeps its own tables for any later work.
+        self._db.tables = self._tables.copy()
         if wrote_outbox:
             self._db.outbox_written.set()
 
@@ -97,11 +97,11 @@ class InMemoryCustomerRepository:
         self._t.customers[customer.id] = customer
 
     async def page(self, *, after_id: int | None, limit: int, email: str | None = None) -> list[Customer]:
-        wanted = email.casefold() if email is not None else None
+        wanted = email.lower() if email is not None else None  # lower(), as PostgreSQL compares
         rows = (
             c for cid, c in sorted(self._t.customers.items())
             if not c.deleted and (after_id is None or cid > after_id)
-            and (wanted is None or (c.email or "").casefold() == wanted)
+            and (wanted is None or (c.email is not None and c.email.lower() == wanted))
         )
         return [c for _, c in zip(range(limit), rows)]
 
@@ -120,6 +120,8 @@ class InMemoryMappingRepository:
         return sorted((m for (cid, _), m in self._t.mappings.items() if cid == customer_id), key=lambda m: m.system)
 
     async def save(self, mapping: ExternalMapping) -> None:
+        if mapping.customer_id not in self._t.customers:
+            raise ValueError(f"customer {mapping.customer_id} does not exist")
         clash = await self.by_external_id(mapping.system, mapping.external_id)
         if clash is not None and clash.customer_id != mapping.customer_id:
             raise ValueError(f"{mapping.system} {mapping.external_id} is already linked to customer {clash.customer_id}")
@@ -176,5 +178,5 @@ class InMemoryOutbox:
 
     async def mark_published(self, positions: Sequence[int], at: datetime) -> None:
         for pos in positions:
-            event, _ = self._t.outbox[pos]
-            self._t.outbox[pos] = (event, at)
+            if pos in self._t.outbox:
+                self._t.outbox[pos] = (self._t.outbox[pos][0], at)

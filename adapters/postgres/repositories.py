@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, Text, cast, exists, func, literal, select, update
+from sqlalchemy import Row, Select, Text, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -131,7 +131,7 @@ class SqlAlchemyMappingRepository:
             m = external_mappings.c
             await self._c.execute(external_mappings.delete().where(m.customer_id == customer_id, m.system == system))
 
-    async def _one(self, query) -> ExternalMapping | None:
+    async def _one(self, query: Select) -> ExternalMapping | None:
         row = (await self._c.execute(query)).first()
         return None if row is None else _mapping(row)
 

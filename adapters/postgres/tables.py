@@ -102,10 +102,10 @@ outbox = Table(
     Column("payload", JSONB, nullable=False),
     Column("created_at", TIMESTAMP, nullable=False, server_default=func.now()),
     Column("published_at", TIMESTAMP),
-    # Serves both the relay's scan and its "no earlier unpublished event of this customer" probe.
-    Index(
-        "ix_outbox_unpublished", "customer_id", "position", postgresql_where=text("published_at IS NULL")
-    ),
+    # Published rows pile up; these partial indexes keep the relay's work proportional to what is
+    # pending: its oldest-first scan, and its "no earlier pending event of this customer" probe.
+    Index("ix_outbox_pending", "position", postgresql_where=text("published_at IS NULL")),
+    Index("ix_outbox_pending_by_customer", "customer_id", "position", postgresql_where=text("published_at IS NULL")),
 )
 
 inbox = Table(

@@ -149,7 +149,9 @@ def to_external(obj: Mapping[str, Any]) -> ExternalCustomer:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value != "" else None
+    # PostgreSQL text cannot hold NUL; Stripe would not show it anyway.
+    value = value.replace("\x00", "") if isinstance(value, str) else None
+    return value or None
 
 
 def _classify(exc: stripe.StripeError) -> IntegrationError:

@@ -3,13 +3,64 @@ in-memory fakes cannot drift from the real database."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from adapters.memory.database import InMemoryDatabase
+from adapters.postgres.engine import create_engine
+from adapters.postgres.migrations import upgrade_engine
+from adapters.postgres.tables import ALL_TABLES
+from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
+
+DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://custsync:custsync@127.0.0.1:55432/custsync_test"
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test database, rebuilt from scratch by the migrations once per session.
+
+    Unreachable means failed, never skipped: CI must not go green without having run these.
+    """
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+    asyncio.run(_rebuild(url))
+    return url
+
+
+async def _rebuild(url: str) -> None:
+    engine = create_engine(url, pool_size=1)
+    try:
+        try:
+            await (await engine.connect()).close()
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            where = make_url(url).render_as_string(hide_password=True)
+            pytest.fail(f"cannot connect to PostgreSQL at {where} ({exc}): is it running? `scripts/services.sh up`", pytrace=False)
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await upgrade_engine(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def pg_engine(postgres_url: str):
+    """An engine on the migrated test database, every table emptied (and its ids restarted)."""
+    engine = create_engine(postgres_url, pool_size=5)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {', '.join(t.name for t in ALL_TABLES)} RESTART IDENTITY"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(params=["memory", "postgres"])
 def uow_factory(request):
     if request.param == "memory":
         return InMemoryDatabase().unit_of_work
+    if request.param == "postgres":
+        return SqlAlchemyUnitOfWorkFactory(request.getfixturevalue("pg_engine"))
     raise AssertionError(request.param)  # pragma: no cover

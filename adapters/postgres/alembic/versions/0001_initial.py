@@ -82,9 +82,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("position", name="pk_outbox"),
         sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
     )
-    op.create_index(
-        "ix_outbox_unpublished", "outbox", ["customer_id", "position"], postgresql_where=sa.text("published_at IS NULL")
-    )
+    pending = sa.text("published_at IS NULL")
+    op.create_index("ix_outbox_pending", "outbox", ["position"], postgresql_where=pending)
+    op.create_index("ix_outbox_pending_by_customer", "outbox", ["customer_id", "position"], postgresql_where=pending)
     # NOTIFY is delivered when the inserting transaction commits (and never if it rolls back), and
     # Postgres folds identical notifications of one transaction into one: a statement-level trigger
     # is all the relay needs to wake up exactly when there is committed work.
