@@ -43,28 +43,83 @@ def main() -> None:
     """
 
 
+def _run(container_tasks) -> None:
+    """Run a long-lived process; a backend that is not ready stops it with one line, not a trace."""
+    from adapters.kafka.subscription import TopicsMissing
+    from adapters.postgres.migrations import SchemaNotMigrated
+
+    try:
+        asyncio.run(container_tasks())
+    except (SchemaNotMigrated, TopicsMissing) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach a backend: {exc}") from None
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 def api(host: str, port: int) -> None:
     """Serve the REST API (catalog CRUD, Stripe webhooks, /health, /docs)."""
     from entrypoints.http.app import create_app
-    from entrypoints.runtime import http_task, run_until_signalled
+    from entrypoints.runtime import http_task, run_process
 
     settings = _settings()
     _warn_if_memory(settings, "custsync api")
     container = build_container(settings)
-    asyncio.run(run_until_signalled(http_task(create_app(container), host, port)))
+    _run(lambda: run_process(container, http_task(create_app(container), host, port)))
 
 
 @main.command()
 def worker() -> None:
     """Run the sync worker: the outbox relay and the consumer of sync.outbound / sync.inbound."""
-    from entrypoints.runtime import run_until_signalled, worker_tasks
+    from entrypoints.runtime import run_process, worker_tasks
 
     settings = _settings()
     _warn_if_memory(settings, "custsync worker")
-    asyncio.run(run_until_signalled(*worker_tasks(build_container(settings))))
+    container = build_container(settings)
+    _run(lambda: run_process(container, *worker_tasks(container)))
+
+
+@main.command()
+def relay() -> None:
+    """Run only the outbox relay (the worker runs one too; several may run at once)."""
+    from entrypoints.runtime import relay_task, run_process
+
+    container = build_container(_settings())
+    _run(lambda: run_process(container, relay_task(container)))
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations (Alembic) up to the newest schema."""
+    settings = _settings()
+    if settings.uses_memory:
+        raise click.ClickException("DATABASE_URL is not set: there is no database to migrate")
+    from adapters.postgres.migrations import upgrade
+
+    upgrade(settings.database_url)
+    click.echo("database migrated", err=True)
+
+
+@main.command()
+def topics() -> None:
+    """Create the sync topics and their dead-letter topics (KAFKA_PARTITIONS partitions each)."""
+    settings = _settings()
+    if settings.broker_backend == "memory":
+        raise click.ClickException("KAFKA_BOOTSTRAP_SERVERS is not set: there is no broker to create topics on")
+    from adapters.kafka.topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_partitions))
+    click.echo(f"topics ready ({', '.join(created) or 'all existed'})", err=True)
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """`migrate`, then `topics`: what a deployment runs once before api and worker start."""
+    ctx.invoke(migrate)
+    ctx.invoke(topics)
 
 
 @main.command()
@@ -79,7 +134,7 @@ def dev(host: str, port: int) -> None:
     """
     from entrypoints.dev import BANNER, REAL_STRIPE_BANNER, webhook_delivery_task
     from entrypoints.http.app import create_app
-    from entrypoints.runtime import http_task, run_until_signalled, worker_tasks
+    from entrypoints.runtime import http_task, run_process, worker_tasks
 
     settings = _settings()
     fake_stripe = settings.stripe_backend == "memory"
@@ -94,8 +149,9 @@ def dev(host: str, port: int) -> None:
     if fake_stripe:
         tasks.append(webhook_delivery_task(container, container.stripe_customers(), settings.stripe_webhook_secret))
     else:
-        click.echo(REAL_STRIPE_BANNER.format(port=port, secret="set" if settings.stripe_webhook_secret else "NOT SET: webhooks will be refused"), err=True)
-    asyncio.run(run_until_signalled(*tasks))
+        secret = "set" if settings.stripe_webhook_secret else "NOT SET: webhooks will be refused"
+        click.echo(REAL_STRIPE_BANNER.format(port=port, secret=secret), err=True)
+    _run(lambda: run_process(container, *tasks))
 
 
 if __name__ == "__main__":  # pragma: no cover

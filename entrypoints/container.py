@@ -8,6 +8,11 @@ from adapters.clock import SystemClock
 from adapters.memory.bus import InMemoryBroker, InMemoryOutboxWakeup, InMemoryPublisher, InMemorySubscription
 from adapters.memory.database import InMemoryDatabase
 from adapters.memory.stripe import InMemoryStripe
+from adapters.kafka.publisher import KafkaPublisher
+from adapters.kafka.subscription import KafkaSubscription
+from adapters.postgres.engine import create_engine
+from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
+from adapters.postgres.wakeup import PostgresOutboxWakeup
 from adapters.stripe.integration import StripeIntegration
 from adapters.stripe.limiter import RateLimitedCustomers, TokenBucket
 from adapters.stripe.sdk import stripe_customers_service
@@ -16,19 +21,43 @@ from application.sync.handlers import InboundHandler, OutboundHandler
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
 from entrypoints.settings import Settings
 
+SYNC_TOPICS = [OUTBOUND_TOPIC, INBOUND_TOPIC]
+
 
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
 
-    # Storage and messaging (in memory until the PostgreSQL and Kafka adapters land).
+    # Storage: PostgreSQL, or in memory for `custsync dev` and unit tests.
     database = providers.Singleton(InMemoryDatabase)
-    uow_factory = database.provided.unit_of_work
+    engine = providers.Singleton(create_engine, settings.provided.database_url, settings.provided.db_pool_size)
+    uow_factory = providers.Selector(
+        settings.provided.storage_backend,
+        memory=database.provided.unit_of_work,
+        postgres=providers.Singleton(SqlAlchemyUnitOfWorkFactory, engine),
+    )
+    outbox_wakeup = providers.Selector(
+        settings.provided.storage_backend,
+        memory=providers.Singleton(InMemoryOutboxWakeup, database),
+        postgres=providers.Singleton(PostgresOutboxWakeup, settings.provided.database_url),
+    )
+
+    # Messaging: Kafka, or the in-memory broker.
     broker = providers.Singleton(InMemoryBroker, partitions=settings.provided.kafka_partitions)
-    publisher = providers.Singleton(InMemoryPublisher, broker)
-    outbox_wakeup = providers.Singleton(InMemoryOutboxWakeup, database)
-    subscription = providers.Factory(
-        InMemorySubscription, broker, topics=[OUTBOUND_TOPIC, INBOUND_TOPIC], group=settings.provided.kafka_group_id
+    publisher = providers.Selector(
+        settings.provided.broker_backend,
+        memory=providers.Singleton(InMemoryPublisher, broker),
+        kafka=providers.Singleton(KafkaPublisher, settings.provided.kafka_bootstrap_servers),
+    )
+    subscription = providers.Selector(
+        settings.provided.broker_backend,
+        memory=providers.Factory(
+            InMemorySubscription, broker, topics=SYNC_TOPICS, group=settings.provided.kafka_group_id
+        ),
+        kafka=providers.Factory(
+            KafkaSubscription, settings.provided.kafka_bootstrap_servers, topics=SYNC_TOPICS,
+            group_id=settings.provided.kafka_group_id,
+        ),
     )
 
     # Integrations, keyed by system name: a new one is one more entry here, nothing else changes.

@@ -17,6 +17,7 @@ from litestar import Litestar
 
 from application.sync.relay import run_relay
 from entrypoints.container import Container
+from entrypoints.lifecycle import running, subscribed
 
 log = logging.getLogger("custsync")
 Task = Callable[[asyncio.Event], Awaitable[None]]
@@ -49,17 +50,32 @@ async def _stop_all_when_done(task: Task, stopping: asyncio.Event) -> None:
         stopping.set()
 
 
-def worker_tasks(container: Container) -> list[Task]:
-    """The worker process: the outbox relay and the sync consumer."""
+async def run_process(container: Container, *tasks: Task) -> None:
+    """Start the backends, run ``tasks`` until a signal, stop the backends."""
+    async with running(container):
+        await run_until_signalled(*tasks)
 
+
+def relay_task(container: Container) -> Task:
     async def relay(stopping: asyncio.Event) -> None:
+        log.info("outbox relay running")
         await run_relay(container.uow_factory(), container.publisher(), container.clock(), container.outbox_wakeup(), stopping)
 
-    async def consume(stopping: asyncio.Event) -> None:
-        log.info("worker consuming sync.outbound and sync.inbound")
-        await container.consumer().run(stopping)
+    return relay
 
-    return [relay, consume]
+
+def consumer_task(container: Container) -> Task:
+    async def consume(stopping: asyncio.Event) -> None:
+        async with subscribed(container) as source:
+            log.info("worker consuming sync.outbound and sync.inbound")
+            await container.consumer(source=source).run(stopping)
+
+    return consume
+
+
+def worker_tasks(container: Container) -> list[Task]:
+    """The worker process: the outbox relay and the sync consumer."""
+    return [relay_task(container), consumer_task(container)]
 
 
 def http_task(app: Litestar, host: str, port: int) -> Task:

@@ -43,6 +43,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.database_url.startswith("memory:")
 
     @property
+    def storage_backend(self) -> str:
+        return "memory" if self.uses_memory else "postgres"
+
+    @property
+    def broker_backend(self) -> str:
+        return "memory" if self.kafka_bootstrap_servers.startswith("memory:") else "kafka"
+
+    @property
     def stripe_backend(self) -> str:
         """``sdk`` (the real API, or STRIPE_API_BASE) with a key, else the in-memory stand-in."""
         return "sdk" if self.stripe_secret_key else "memory"
@@ -63,4 +71,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(f"invalid configuration: {message}") from exc
     if settings.stripe_max_rps <= 0 or settings.max_body_bytes <= 0 or settings.kafka_partitions <= 0:
         raise SettingsError("STRIPE_MAX_RPS, MAX_BODY_BYTES and KAFKA_PARTITIONS must be positive")
+    if not settings.uses_memory and not settings.database_url.startswith("postgresql+asyncpg://"):
+        raise SettingsError("DATABASE_URL must look like postgresql+asyncpg://user:password@host:port/database")
+    if settings.storage_backend == "memory" and settings.broker_backend == "kafka" or (
+        settings.storage_backend == "postgres" and settings.broker_backend == "memory"
+    ):
+        raise SettingsError("set both DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, or neither (in-memory, for custsync dev)")
     return settings

@@ -139,9 +139,10 @@ class KafkaSubscription:
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
-            # The group rebalanced between the check above and the commit: same outcome as above.
+            # This member was dropped from the group (a batch longer than max_poll_interval_ms, or a
+            # rebalance after the check above) while aiokafka still lists the old assignment.
             log.warning("group %s: commit of %s refused after a rebalance (they will be redelivered): %s",
-                        self._group_id, sorted(offsets), exc)
+                        self._group_id, sorted(offsets), type(exc).__name__)
 
     def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:

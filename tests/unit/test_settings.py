@@ -12,10 +12,12 @@ def test_defaults_run_everything_in_memory():
 
 def test_environment_variables_are_read_and_converted():
     settings = load_settings({
-        "DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1/db", "STRIPE_MAX_RPS": "10.5", "CONFLICT_POLICY": "stripe_wins",
+        "DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1/db", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "STRIPE_MAX_RPS": "10.5", "CONFLICT_POLICY": "stripe_wins",
         "STRIPE_WEBHOOK_SECRET": "whsec_a", "STRIPE_WEBHOOK_SECRET_PREVIOUS": "whsec_b", "API_TOKEN": "t",
     })
-    assert not settings.uses_memory and settings.stripe_max_rps == 10.5
+    assert (settings.storage_backend, settings.broker_backend) == ("postgres", "kafka")
+    assert settings.stripe_max_rps == 10.5
     assert settings.conflict_policy is ConflictPolicy.EXTERNAL_WINS
     assert settings.webhook_secrets == ["whsec_a", "whsec_b"]
 
@@ -32,3 +34,13 @@ def test_a_bad_value_fails_at_start_up_naming_the_variable(env, named):
 
 def test_unrelated_environment_variables_are_ignored():
     assert load_settings({"HOME": "/root", "PATH": "/bin"}) == Settings()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"DATABASE_URL": "postgresql+asyncpg://u:p@h/db"}, {"KAFKA_BOOTSTRAP_SERVERS": "h:9092"},
+     {"DATABASE_URL": "mysql://u:p@h/db", "KAFKA_BOOTSTRAP_SERVERS": "h:9092"}],
+)
+def test_half_a_real_backend_is_refused(env):
+    with pytest.raises(SettingsError):
+        load_settings(env)
