@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help install dev test unit lint services services-stop clean
+.PHONY: help install dev test unit lint services services-stop services-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -24,11 +24,20 @@ dev: install ## Run API + worker + fake Stripe in one in-memory process on PORT 
 lint: install ## Check the dependency rule (import-linter)
 	$(BIN)/lint-imports
 
-test: install lint ## Install, provision, and run the whole suite
-	$(BIN)/pytest
+test: install lint services ## Install, start PostgreSQL and Kafka, run the whole suite
+	eval "$$(scripts/services.sh env)" && $(BIN)/pytest
 
 unit: install ## Only the fast tests (no services)
-	$(BIN)/pytest tests/unit tests/http
+	$(BIN)/pytest tests/unit tests/http tests/e2e
+
+services: ## Install (first time) and start PostgreSQL and Kafka on 127.0.0.1, data in .services/
+	scripts/services.sh up
+
+services-stop: ## Stop them
+	scripts/services.sh down
+
+services-status: ## Are they running?
+	scripts/services.sh status
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .import_linter_cache
