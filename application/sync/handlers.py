@@ -21,11 +21,11 @@ class OutboundHandler:
 
 
 class InboundHandler:
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, policy: ConflictPolicy) -> None:
-        self._uow_factory, self._clock, self._policy = uow_factory, clock, policy
+    def __init__(self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy) -> None:
+        self._uow_factory, self._integrations, self._clock, self._policy = uow_factory, integrations, clock, policy
 
     async def handle(self, payload: bytes) -> None:
-        await sync_inbound(decode(payload, ExternalChange), self._uow_factory, self._clock, self._policy)
+        await sync_inbound(decode(payload, ExternalChange), self._uow_factory, self._integrations, self._clock, self._policy)
 
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_inbound(decode(payload, ExternalChange), error, self._uow_factory, self._clock)

@@ -1,88 +1,117 @@
-"""Inbound sync: apply one external change to the catalog, exactly once per event id."""
+"""Inbound sync: apply one external change to the catalog, exactly once per event id.
+
+Events arrive duplicated and out of order, and Stripe stamps them in whole seconds, so an event's
+snapshot may be older than what the catalog already holds. An event whose snapshot equals the
+mapping's baseline says nothing new (an echo of our own write, or a state since superseded by an
+event of its own) and is applied without any call. Any other event is treated as a hint: the
+customer is re-fetched and its *current* state is applied, so that no delivery order can leave
+the catalog older than the external system.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from application.customers.changes import record_change
-from application.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from application.ports import Clock, Integrations, UnitOfWork, UnitOfWorkFactory
 from domain.conflicts import ConflictPolicy
 from domain.customer import Customer
 from domain.mapping import ExternalMapping
-from domain.messages import ChangeKind, ExternalChange
+from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
 from domain.reconcile import merge_inbound
 from domain.sync import Direction, Operation, SyncRecord
 
 _OPERATIONS = {ChangeKind.CREATED: Operation.CREATE, ChangeKind.UPDATED: Operation.UPDATE, ChangeKind.DELETED: Operation.DELETE}
 
 
-async def sync_inbound(change: ExternalChange, uow_factory: UnitOfWorkFactory, clock: Clock, policy: ConflictPolicy) -> None:
+async def sync_inbound(
+    change: ExternalChange, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy
+) -> None:
     """The catalog write, the inbox entry and the sync record commit together, so a redelivered
     event is a no-op. A change applied here is re-broadcast with ``origin`` set: it reaches
     every *other* integration but is never pushed back to where it came from."""
     async with uow_factory() as uow:
         if await uow.inbox.seen(change.system, change.event_id):
             return
+        mapping = await uow.mappings.by_external_id(change.system, change.external_id)
+    external, fetched = change.customer, False
+    if _could_be_stale(change, mapping):
+        # Outside any transaction: never hold the database while calling out.
+        current = await integrations[change.system].retrieve_customer(change.external_id)
+        external = current or ExternalCustomer(external_id=change.external_id, data=change.customer.data, deleted=True)
+        fetched = True
+    async with uow_factory() as uow:
+        if await uow.inbox.seen(change.system, change.event_id):
+            return  # another worker applied it meanwhile
         now = clock.now()
-        customer_id, note = await _apply(uow, change, now, policy)
+        customer_id, note = await _apply(uow, change, external, now, policy)
+        if fetched:
+            note = f"{note}; re-fetched" if note else "re-fetched"
         record = SyncRecord.pending(change.event_id, customer_id, Direction.INBOUND, change.system, _OPERATIONS[change.kind], now)
         await uow.sync_records.save(record.succeeded(now, note))
         await uow.inbox.add(change.system, change.event_id, now)
         await uow.commit()
 
 
-async def _apply(uow: UnitOfWork, change: ExternalChange, now: datetime, policy: ConflictPolicy) -> tuple[int | None, str | None]:
+def _could_be_stale(change: ExternalChange, mapping: ExternalMapping | None) -> bool:
+    if change.kind is ChangeKind.DELETED or change.customer.deleted:
+        return False  # deletion is final: no later state can undo it
+    return mapping is None or change.customer.data != mapping.synced
+
+
+async def _apply(
+    uow: UnitOfWork, change: ExternalChange, external: ExternalCustomer, now: datetime, policy: ConflictPolicy
+) -> tuple[int | None, str | None]:
     mapping = await uow.mappings.by_external_id(change.system, change.external_id)
     if mapping is None:
-        mapping = await _link_own_create(uow, change, now)
+        mapping = await _link_own_create(uow, change.system, external, now)
     if mapping is None:
-        if change.kind is ChangeKind.DELETED or change.customer.deleted:
+        if external.deleted:
             return None, "unknown customer: nothing to delete"
-        return await _create(uow, change, now)
+        return await _create(uow, change.system, external, now)
     customer = await uow.customers.get(mapping.customer_id)
     if customer is None or customer.deleted:
         return mapping.customer_id, "customer is deleted here: ignored"
-    if change.kind is ChangeKind.DELETED or change.customer.deleted:
+    if external.deleted:
         tombstone = customer.tombstone(now)
         await record_change(uow, tombstone, ChangeKind.DELETED, origin=change.system)
         await uow.mappings.save(mapping.synced_to(tombstone, mapping.synced, now))
         return customer.id, None
-    return customer.id, await _update(uow, customer, mapping, change, now, policy)
+    return customer.id, await _update(uow, customer, mapping, change, external, now, policy)
 
 
-async def _link_own_create(uow: UnitOfWork, change: ExternalChange, now: datetime) -> ExternalMapping | None:
+async def _link_own_create(uow: UnitOfWork, system: str, external: ExternalCustomer, now: datetime) -> ExternalMapping | None:
     """The echo of our own create can overtake the outbound worker's mapping write: the
     external record carries our id, so link it instead of creating a second customer."""
-    internal_id = change.customer.internal_id
-    if internal_id is None or await uow.mappings.get(internal_id, change.system) is not None:
+    if external.internal_id is None or external.deleted or await uow.mappings.get(external.internal_id, system) is not None:
         return None
-    customer = await uow.customers.get(internal_id)
+    customer = await uow.customers.get(external.internal_id)
     if customer is None:
         return None
     mapping = ExternalMapping(
-        customer_id=customer.id, system=change.system, external_id=change.external_id,
-        synced=change.customer.data, synced_version=customer.version if customer.data == change.customer.data else 0,
-        synced_at=now,
+        customer_id=customer.id, system=system, external_id=external.external_id, synced=external.data,
+        synced_version=customer.version if customer.data == external.data else 0, synced_at=now,
     )
     await uow.mappings.save(mapping)
     return mapping
 
 
-async def _create(uow: UnitOfWork, change: ExternalChange, now: datetime) -> tuple[int, str | None]:
+async def _create(uow: UnitOfWork, system: str, external: ExternalCustomer, now: datetime) -> tuple[int, str | None]:
     # Mirrored as the external system has it: nothing it accepted is refused here.
-    customer = await uow.customers.add(change.customer.data, now)
-    await record_change(uow, customer, ChangeKind.CREATED, origin=change.system)
+    customer = await uow.customers.add(external.data, now)
+    await record_change(uow, customer, ChangeKind.CREATED, origin=system)
     await uow.mappings.save(
-        ExternalMapping(customer_id=customer.id, system=change.system, external_id=change.external_id,
-                        synced=change.customer.data, synced_version=customer.version, synced_at=now)
+        ExternalMapping(customer_id=customer.id, system=system, external_id=external.external_id,
+                        synced=external.data, synced_version=customer.version, synced_at=now)
     )
-    return customer.id, f"created from {change.system}"
+    return customer.id, f"created from {system}"
 
 
 async def _update(
-    uow: UnitOfWork, customer: Customer, mapping: ExternalMapping, change: ExternalChange, now: datetime, policy: ConflictPolicy
+    uow: UnitOfWork, customer: Customer, mapping: ExternalMapping, change: ExternalChange, external: ExternalCustomer,
+    now: datetime, policy: ConflictPolicy,
 ) -> str | None:
-    merge = merge_inbound(customer, mapping, change.customer.data, change.occurred_at, policy)
+    merge = merge_inbound(customer, mapping, external.data, change.occurred_at, policy)
     if merge.is_echo:
         return "no change (echo of a synced state)"
     revised = customer.revised(merge.data, now)

@@ -63,7 +63,8 @@ async def test_after_settle_a_created_event_adds_the_customer_linked_to_stripe(c
 
 async def test_after_settle_an_updated_event_changes_the_linked_customer(client, system, synced_customer):
     external_id = (await client.get(url(1))).json()["mappings"][0]["external_id"]
-    twin = dict(system.stripe.customers[external_id], name="Ada King")
+    system.stripe.customers[external_id]["name"] = "Ada King"  # changed in Stripe; this is its event
+    twin = dict(system.stripe.customers[external_id])
     created = int(system.clock.now().timestamp()) + 60
 
     response = await post_signed(client, system, customer_event("evt_updated", "customer.updated", twin, created))
@@ -71,6 +72,16 @@ async def test_after_settle_an_updated_event_changes_the_linked_customer(client,
 
     assert response.status_code == 200
     assert (await client.get(url(1))).json()["name"] == "Ada King"
+
+
+async def test_an_event_whose_snapshot_is_stale_applies_stripes_current_state(client, system, synced_customer):
+    external_id = (await client.get(url(1))).json()["mappings"][0]["external_id"]
+    stale = dict(system.stripe.customers[external_id], name="An older name")
+
+    await post_signed(client, system, customer_event("evt_stale", "customer.updated", stale))
+    await system.settle()
+
+    assert (await client.get(url(1))).json()["name"] == system.stripe.customers[external_id]["name"] == "Ada Lovelace"
 
 
 async def test_after_settle_a_deleted_event_deletes_the_linked_customer(client, system, synced_customer):

@@ -41,7 +41,8 @@ async def test_an_inbound_change_is_not_pushed_back_to_stripe(system):
     await system.stripe.update_async(external_id, params={"name": "From the dashboard"})
     calls = len(system.stripe.calls)
     await system.settle()
-    assert system.stripe.calls[calls:] == []
+    # One read to confirm the current state; nothing written back.
+    assert system.stripe.calls[calls:] == [("retrieve", None)]
     [event] = [msgspec.json.decode(m.payload) for m in system.messages(OUTBOUND_TOPIC)][-1:]
     assert event["origin"] == "stripe"
 
@@ -106,8 +107,8 @@ async def test_a_delete_in_stripe_deletes_here_and_a_late_update_does_not_resurr
     await system.settle()
     current = await system.customer(customer.id)
     assert current.deleted and current.data == CustomerData()
-    notes = [r.note for r in await system.history(customer.id)]
-    assert "customer is deleted here: ignored" in notes
+    notes = [r.note or "" for r in await system.history(customer.id)]
+    assert any(n.startswith("customer is deleted here: ignored") for n in notes)
 
 
 async def test_a_catalog_delete_racing_a_stripe_update_ends_deleted_on_both_sides(system):
