@@ -14,6 +14,7 @@ from typing import Protocol, Self
 import msgspec
 
 from domain.customer import Customer, CustomerData
+from domain.dead_letters import DeadLetter
 from domain.mapping import ExternalMapping
 from domain.messages import CustomerChanged, ExternalChange, ExternalCustomer
 from domain.sync import Direction, SyncRecord
@@ -61,6 +62,9 @@ class SyncRecordRepository(Protocol):
     async def for_customer(self, customer_id: int, limit: int) -> list[SyncRecord]:
         """Newest first."""
 
+    async def for_event(self, event_id: str) -> list[SyncRecord]:
+        """Every record of one event, whatever its system and direction (in insertion order)."""
+
 
 class Inbox(Protocol):
     """Ids of external events already applied, so that a redelivered event is applied once."""
@@ -101,6 +105,7 @@ class UnitOfWork(Protocol):
     inbox: Inbox
     outbox: Outbox
     relay: OutboxRelayPort
+    dead_letters: DeadLetterRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -180,3 +185,24 @@ class Integration(Protocol):
 
 
 Integrations = Mapping[str, Integration]
+
+
+class DeadLetterRepository(Protocol):
+    """Messages the worker gave up on, one per (original topic, event_id), until they are replayed."""
+
+    async def add(self, envelope: Envelope, at: datetime) -> DeadLetter:
+        """Keep ``envelope`` (its original topic, key, payload and ``error``). The same event dying
+        again updates that letter's error and time and makes it unreplayed again."""
+
+    async def list(self, limit: int, include_replayed: bool = False) -> list[DeadLetter]:
+        """Newest (last died) first."""
+
+    async def get(self, letter_id: int) -> DeadLetter | None: ...
+
+    async def unreplayed(self, ids: Sequence[int] | None) -> list[DeadLetter]:
+        """Those of ``ids`` (``None``: all) not yet replayed, in the order they first died (for one
+        customer, their order on the topic); locked against other replays until the next commit."""
+
+    async def mark_replayed(self, letter: DeadLetter, at: datetime) -> None:
+        """Record that ``letter`` was replayed at ``at`` -- unless it died again since it was read
+        (its ``created_at`` moved): a replay that failed again belongs back in the list."""

@@ -42,3 +42,20 @@ class ConcurrentUpdate(DomainError):
     def __init__(self, customer_id: int) -> None:
         self.customer_id = customer_id
         super().__init__(f"customer {customer_id} was changed concurrently; retry")
+
+
+class DeadLetterNotFound(DomainError):
+    """A replay named dead letters that do not exist or were already replayed; nothing was replayed."""
+
+    def __init__(self, unknown: list[int], replayed: list[int]) -> None:
+        self.unknown, self.replayed = tuple(unknown), tuple(replayed)
+        parts = []
+        if unknown:
+            parts.append(f"no dead letter {_ids(unknown)}")
+        if replayed:
+            parts.append(f"dead letter {_ids(replayed)} already replayed")
+        super().__init__("; ".join(parts) + ": nothing was replayed")
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(str(i) for i in ids)

@@ -51,3 +51,29 @@ def merge_inbound(
         conflicts=conflicts,
         kept_internal=kept,
     )
+
+
+class OutboundPlan(msgspec.Struct, frozen=True):
+    """What to send for an update, given what the external system holds now."""
+
+    send: dict[str, str | None]  # fields to write over there
+    agreed: dict[str, str | None]  # fields both sides hold after the write (sent, or equal already)
+    adopt: dict[str, str | None]  # conflicting fields where the external value wins: taken into the catalog
+    deferred: frozenset[str]  # conflicting fields left for the external system's own event to settle
+    conflicts: frozenset[str]  # fields the external side changed too, to another value
+
+
+def plan_update(customer: Customer, mapping: ExternalMapping, current: CustomerData, policy: ConflictPolicy) -> OutboundPlan:
+    """Field by field against the baseline. A field the external side changed too (to another
+    value) is a conflict: the catalog's value is written under ``internal_wins``, the external one
+    adopted under ``stripe_wins``, and under ``latest_wins`` it waits for the external event, whose
+    timestamp tells which change was later (the customer object itself carries none)."""
+    changes = outbound_changes(customer, mapping)
+    theirs = current.changed_fields(mapping.synced)
+    conflicts = frozenset(f for f, v in changes.items() if f in theirs and getattr(current, f) != v)
+    contested = frozenset() if policy is ConflictPolicy.INTERNAL_WINS else conflicts
+    agreed = {f: v for f, v in changes.items() if f not in contested}
+    send = {f: v for f, v in agreed.items() if getattr(current, f) != v}
+    adopt = {f: getattr(current, f) for f in contested} if policy is ConflictPolicy.EXTERNAL_WINS else {}
+    deferred = contested if policy is ConflictPolicy.LATEST_WINS else frozenset()
+    return OutboundPlan(send=send, agreed=agreed, adopt=adopt, deferred=deferred, conflicts=conflicts)

@@ -65,3 +65,8 @@ class SyncRecord(msgspec.Struct, frozen=True, kw_only=True):
             self, status=SyncStatus.DEAD if dead else SyncStatus.FAILED, attempts=self.attempts + 1,
             last_error=error[:2000], updated_at=at,
         )
+
+    def reopened(self, at: datetime) -> SyncRecord:
+        """Pending again for a replay from the dead-letter queue: unsettled, so the handler runs it
+        once more. Attempts and the last error stay as the history of what went wrong."""
+        return msgspec.structs.replace(self, status=SyncStatus.PENDING, note="replayed", updated_at=at)

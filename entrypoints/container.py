@@ -85,7 +85,7 @@ class Container(containers.DeclarativeContainer):
 
     # The worker.
     retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.worker_max_attempts)
-    outbound_handler = providers.Singleton(OutboundHandler, uow_factory, integrations, clock)
+    outbound_handler = providers.Singleton(OutboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy)
     inbound_handler = providers.Singleton(InboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy)
     consumer = providers.Factory(
         SyncConsumer,

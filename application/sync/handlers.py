@@ -10,11 +10,11 @@ from domain.messages import CustomerChanged, ExternalChange, decode
 
 
 class OutboundHandler:
-    def __init__(self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock) -> None:
-        self._uow_factory, self._integrations, self._clock = uow_factory, integrations, clock
+    def __init__(self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy) -> None:
+        self._uow_factory, self._integrations, self._clock, self._policy = uow_factory, integrations, clock, policy
 
     async def handle(self, payload: bytes) -> None:
-        await sync_outbound(decode(payload, CustomerChanged), self._uow_factory, self._integrations, self._clock)
+        await sync_outbound(decode(payload, CustomerChanged), self._uow_factory, self._integrations, self._clock, self._policy)
 
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_outbound(decode(payload, CustomerChanged), error, self._uow_factory, self._integrations, self._clock)

@@ -115,8 +115,9 @@ async def _update(
     if merge.is_echo:
         return "no change (echo of a synced state)"
     revised = customer.revised(merge.data, now)
-    if revised is not customer:
-        # Re-broadcast unless the catalog kept a value of its own: then the origin needs it too.
+    if revised is not customer or merge.kept_internal:
+        # Re-broadcast unless the catalog kept a value of its own: then the origin needs it too,
+        # even when nothing changed here.
         await record_change(uow, revised, ChangeKind.UPDATED, origin=None if merge.kept_internal else change.system)
     if revised.data == merge.baseline:
         await uow.mappings.save(mapping.synced_to(revised, merge.baseline, now))

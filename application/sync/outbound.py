@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 from application.errors import ExternalCustomerMissing, IntegrationError
 from application.customers.changes import record_change
 from application.ports import Clock, Integration, Integrations, UnitOfWork, UnitOfWorkFactory
+from domain.conflicts import ConflictPolicy
 from domain.customer import Customer
 from domain.mapping import ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
-from domain.reconcile import outbound_changes
+from domain.reconcile import OutboundPlan, outbound_changes, plan_update
 from domain.sync import Direction, Operation, SyncRecord
 
 
@@ -18,19 +21,24 @@ class _Outcome(msgspec.Struct, frozen=True):
     operation: Operation
     note: str | None = None
     created: ExternalCustomer | None = None
-    sent: dict[str, str | None] | None = None
+    plan: OutboundPlan | None = None  # an update: what both sides now agree on, what was adopted
     gone: bool = False  # the external customer no longer exists
 
 
-async def sync_outbound(event: CustomerChanged, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock) -> None:
+async def sync_outbound(
+    event: CustomerChanged, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock,
+    policy: ConflictPolicy = ConflictPolicy.INTERNAL_WINS,
+) -> None:
     """Push the customer's *current* state (not the event's snapshot), so that replays and
     reordering converge. A system whose record for this event is settled is skipped, so a
     redelivered event never repeats a call that already succeeded."""
     for integration in integrations.values():
-        await _sync_one(event, integration, uow_factory, clock)
+        await _sync_one(event, integration, uow_factory, clock, policy)
 
 
-async def _sync_one(event: CustomerChanged, integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+async def _sync_one(
+    event: CustomerChanged, integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock, policy: ConflictPolicy
+) -> None:
     system = integration.system
     async with uow_factory() as uow:
         record = await uow.sync_records.get(event.event_id, system, Direction.OUTBOUND)
@@ -42,7 +50,7 @@ async def _sync_one(event: CustomerChanged, integration: Integration, uow_factor
         return
     # No transaction is open while the external system is called.
     try:
-        outcome = await _call(integration, event, customer, mapping)
+        outcome = await _call(integration, event, customer, mapping, policy)
     except IntegrationError as exc:
         record = record or _pending(event, system, Operation.UPDATE, clock)
         async with uow_factory() as uow:
@@ -59,7 +67,8 @@ async def _sync_one(event: CustomerChanged, integration: Integration, uow_factor
 
 
 async def _call(
-    integration: Integration, event: CustomerChanged, customer: Customer, mapping: ExternalMapping | None
+    integration: Integration, event: CustomerChanged, customer: Customer, mapping: ExternalMapping | None,
+    policy: ConflictPolicy,
 ) -> _Outcome | None:
     if event.origin == integration.system:
         if event.kind is ChangeKind.CREATED and mapping is not None:
@@ -80,14 +89,32 @@ async def _call(
     if mapping is None:
         created = await integration.create_customer(customer.data, internal_id=customer.id, idempotency_key=f"{event.event_id}:create")
         return _Outcome(Operation.CREATE, created=created)
-    changes = outbound_changes(customer, mapping)
-    if not changes:
+    if not outbound_changes(customer, mapping):
         return _Outcome(Operation.UPDATE, note="no change")
-    try:
-        await integration.update_customer(mapping.external_id, changes)
-    except ExternalCustomerMissing:
-        return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
-    return _Outcome(Operation.UPDATE, sent=changes)
+    gone = _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
+    # Read before writing: a field changed over there too is a conflict the policy must settle
+    # (and record), and a field already equal needs no write.
+    found = await integration.retrieve_customer(mapping.external_id)
+    if found is None or found.deleted:
+        return gone
+    plan = plan_update(customer, mapping, found.data, policy)
+    if plan.send:
+        try:
+            await integration.update_customer(mapping.external_id, plan.send)
+        except ExternalCustomerMissing:
+            return gone
+    return _Outcome(Operation.UPDATE, plan=plan, note=_conflict_note(plan, policy, integration.system))
+
+
+def _conflict_note(plan: OutboundPlan, policy: ConflictPolicy, system: str) -> str | None:
+    if not plan.conflicts:
+        return None if plan.send else "no change (already equal)"
+    fields = ", ".join(sorted(plan.conflicts))
+    if plan.adopt:
+        return f"conflict on {fields}: {policy.value} -> {system} value kept"
+    if plan.deferred:
+        return f"conflict on {fields}: {policy.value} -> settled by the {system} event's time"
+    return f"conflict on {fields}: {policy.value} -> catalog value kept"
 
 
 async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system: str, clock: Clock) -> None:
@@ -109,11 +136,26 @@ async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system:
             current = current.tombstone(now)
             await record_change(uow, current, ChangeKind.DELETED, origin=system)
         await uow.mappings.save(mapping.synced_to(current, mapping.synced, now))
-    elif outcome.sent is not None:
-        baseline = mapping.synced.merged(customer.data, frozenset(outcome.sent))
-        await uow.mappings.save(mapping.synced_to(customer, baseline, now))
+    elif outcome.plan is not None:
+        await _store_update(uow, outcome.plan, customer, mapping, system, now)
     elif mapping.synced == customer.data and mapping.synced_version < customer.version:
         await uow.mappings.save(mapping.synced_to(customer, mapping.synced, now))
+
+
+async def _store_update(
+    uow: UnitOfWork, plan: OutboundPlan, customer: Customer, mapping: ExternalMapping, system: str, now: datetime
+) -> None:
+    baseline = msgspec.structs.replace(mapping.synced, **plan.agreed, **plan.adopt)
+    if plan.adopt:
+        current = await uow.customers.get(customer.id) or customer
+        adopted = current.revised(msgspec.structs.replace(current.data, **plan.adopt), now)
+        if adopted is not current and not current.deleted:
+            await record_change(uow, adopted, ChangeKind.UPDATED, origin=system)
+            customer = adopted
+    if plan.deferred:
+        await uow.mappings.save(mapping.rebased(baseline, now))
+    else:
+        await uow.mappings.save(mapping.synced_to(customer, baseline, now))
 
 
 def _pending(event: CustomerChanged, system: str, operation: Operation, clock: Clock) -> SyncRecord:

@@ -103,6 +103,8 @@ async def test_stripe_refusing_the_data_is_dead_lettered_at_once_with_its_messag
 
 async def linked(system, stripe_http):
     stripe_http.post(API).mock(return_value=httpx.Response(200, json=customer_json()))
+    # Under the default latest_wins policy an update first reads Stripe's current state.
+    stripe_http.get(f"{API}/cus_1").mock(return_value=httpx.Response(200, json=customer_json()))
     customer = await create(system)
     await system.settle()
     return customer
@@ -118,6 +120,7 @@ async def test_an_update_sends_only_the_changed_field(system, stripe_http):
 
 async def test_a_404_on_update_is_the_deletion_it_is(system, stripe_http):
     customer = await linked(system, stripe_http)
+    stripe_http.get(f"{API}/cus_1").mock(return_value=error(404, "No such customer: 'cus_1'", "resource_missing"))
     stripe_http.post(f"{API}/cus_1").mock(return_value=error(404, "No such customer: 'cus_1'", "resource_missing"))
     await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "B"}), system.uow_factory(), system.clock)
     await system.settle()
