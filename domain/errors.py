@@ -51,10 +51,10 @@ class DeadLetterNotFound(DomainError):
         self.unknown, self.replayed = tuple(unknown), tuple(replayed)
         parts = []
         if unknown:
-            parts.append(f"no dead letter {_ids(unknown)}")
+            parts.append(f"no dead letter with id {_ids(unknown)}")
         if replayed:
             parts.append(f"dead letter {_ids(replayed)} already replayed")
-        super().__init__("; ".join(parts) + ": nothing was replayed")
+        super().__init__("; ".join(parts) + " (nothing was replayed)")
 
 
 def _ids(ids: list[int]) -> str:

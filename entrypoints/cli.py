@@ -6,14 +6,20 @@ import asyncio
 import logging
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
 
 import click
 import msgspec
 
-from entrypoints.container import build_container
+from application.sync.dead_letters import DEFAULT_LIMIT, MAX_LIMIT
+from domain.dead_letters import DeadLetter
+from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("custsync")
+T = TypeVar("T")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -43,13 +49,13 @@ def main() -> None:
     """
 
 
-def _run(container_tasks) -> None:
-    """Run a long-lived process; a backend that is not ready stops it with one line, not a trace."""
+def _run(container_tasks: Callable[[], Awaitable[T]]) -> T:
+    """Run a process or a one-off command; a backend that is not ready stops it with one line, not a trace."""
     from adapters.kafka.subscription import TopicsMissing
     from adapters.postgres.migrations import SchemaNotMigrated
 
     try:
-        asyncio.run(container_tasks())
+        return asyncio.run(container_tasks())
     except (SchemaNotMigrated, TopicsMissing) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -152,6 +158,98 @@ def dev(host: str, port: int) -> None:
         secret = "set" if settings.stripe_webhook_secret else "NOT SET: webhooks will be refused"
         click.echo(REAL_STRIPE_BANNER.format(port=port, secret=secret), err=True)
     _run(lambda: run_process(container, *tasks))
+
+
+@main.group()
+def dlq() -> None:
+    """Inspect and replay dead letters: syncs the worker gave up on.
+
+    They are kept in the database; fix the cause (data, credentials, a bug), then replay them.
+    """
+
+
+def _with_backends(work: Callable[[Container], Awaitable[T]]) -> T:
+    """Run ``work`` once on the configured database and broker, started and stopped as processes do."""
+    from entrypoints.lifecycle import running
+
+    settings = _settings()
+    if settings.uses_memory:
+        raise click.ClickException("DATABASE_URL is not set: dead letters live in the database (in `custsync dev`, use the API)")
+    container = build_container(settings)
+
+    async def once() -> T:
+        async with running(container):
+            return await work(container)
+
+    return _run(once)
+
+
+@dlq.command("list")
+@click.option("--all", "include_replayed", is_flag=True, help="Include the letters already replayed.")
+@click.option("--limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(1, MAX_LIMIT), help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="JSON, as GET /api/v1/dead-letters returns it.")
+def dlq_list(include_replayed: bool, limit: int, as_json: bool) -> None:
+    """List dead letters, newest first.
+
+    Only those waiting for a replay, unless --all. The error is cut to one line here; --json has it whole.
+    """
+    from application.sync.dead_letters import list_dead_letters
+
+    letters = _with_backends(lambda c: list_dead_letters(c.uow_factory()(), limit, include_replayed))
+    if as_json:
+        from entrypoints.http.schemas import DeadLetterOut
+
+        click.echo(msgspec.json.encode([DeadLetterOut.of(d) for d in letters]))
+    elif letters:
+        click.echo(_table(letters))
+    else:
+        click.echo("no dead letters" if include_replayed else "no dead letters waiting for a replay")
+
+
+@dlq.command("replay")
+@click.option("--id", "ids", multiple=True, type=click.IntRange(min=1), metavar="ID", help="A dead letter to replay (repeatable).")
+@click.option("--all", "replay_all", is_flag=True, help="Every dead letter not yet replayed.")
+def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
+    """Replay dead letters once their cause is fixed.
+
+    Each goes back to the topic it came from, and the worker runs it again. Give --id (one or
+    more) or --all. An id that is unknown or already replayed stops the command before anything
+    is replayed. A letter that fails again comes back to the list.
+    """
+    from application.sync.dead_letters import replay_dead_letters
+    from domain.errors import DeadLetterNotFound
+
+    if bool(ids) == replay_all:
+        raise click.UsageError("give either --id (one or more) or --all")
+    try:
+        replayed = _with_backends(
+            lambda c: replay_dead_letters(None if replay_all else list(ids), c.uow_factory(), c.publisher(), c.clock())
+        )
+    except DeadLetterNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    if replayed:
+        click.echo(f"replayed {len(replayed)} dead letter(s): {', '.join(map(str, replayed))}")
+    else:
+        click.echo("nothing to replay")
+
+
+def _table(letters: list[DeadLetter]) -> str:
+    rows = [("ID", "TOPIC", "EVENT ID", "DIED AT (UTC)", "REPLAYED AT (UTC)", "ERROR")]
+    rows += [
+        (str(d.id), d.topic, d.event_id, _when(d.created_at), _when(d.replayed_at) if d.replayed_at else "-", _short(d.error))
+        for d in letters
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short(error: str, width: int = 80) -> str:
+    line = " ".join(error.split())  # one line, whatever the error held
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 if __name__ == "__main__":  # pragma: no cover

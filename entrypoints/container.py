@@ -91,6 +91,7 @@ class Container(containers.DeclarativeContainer):
         SyncConsumer,
         source=subscription,
         publisher=publisher,
+        uow_factory=uow_factory,
         handlers=providers.Dict({OUTBOUND_TOPIC: outbound_handler, INBOUND_TOPIC: inbound_handler}),
         clock=clock,
         retry=retry_policy,

@@ -12,8 +12,9 @@ from typing import Self
 
 import msgspec
 
-from application.ports import PendingEvent
+from application.ports import Envelope, PendingEvent
 from domain.customer import Customer, CustomerData
+from domain.dead_letters import DeadLetter
 from domain.errors import ConcurrentUpdate
 from domain.mapping import ExternalMapping
 from domain.messages import CustomerChanged
@@ -30,6 +31,8 @@ class Tables(msgspec.Struct):
     next_outbox_position: int = 1
     next_record_seq: int = 1
     record_seq: dict[tuple[str, str, str], int] = msgspec.field(default_factory=dict)
+    dead_letters: dict[int, DeadLetter] = msgspec.field(default_factory=dict)
+    next_dead_letter_id: int = 1
 
     def copy(self) -> Tables:
         # Values are immutable structs, so copying the dicts is a full snapshot.
@@ -60,6 +63,7 @@ class InMemoryUnitOfWork:
         self.inbox = InMemoryInbox(self._tables)
         self.outbox = InMemoryOutbox(self._tables)
         self.relay = self.outbox
+        self.dead_letters = InMemoryDeadLetterRepository(self._tables)
         return self
 
     async def __aexit__(
@@ -150,6 +154,10 @@ class InMemorySyncRecordRepository:
         mine.sort(key=lambda k: self._t.record_seq[k], reverse=True)
         return [self._t.sync_records[k] for k in mine[:limit]]
 
+    async def for_event(self, event_id: str) -> list[SyncRecord]:
+        mine = sorted((k for k in self._t.sync_records if k[0] == event_id), key=lambda k: self._t.record_seq[k])
+        return [self._t.sync_records[k] for k in mine]
+
 
 class InMemoryInbox:
     def __init__(self, tables: Tables) -> None:
@@ -180,3 +188,44 @@ class InMemoryOutbox:
         for pos in positions:
             if pos in self._t.outbox:
                 self._t.outbox[pos] = (self._t.outbox[pos][0], at)
+
+
+class InMemoryDeadLetterRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def add(self, envelope: Envelope, at: datetime) -> DeadLetter:
+        existing = next(
+            (d for d in self._t.dead_letters.values() if (d.topic, d.event_id) == (envelope.topic, envelope.event_id)), None
+        )
+        if existing is None:
+            letter_id, self._t.next_dead_letter_id = self._t.next_dead_letter_id, self._t.next_dead_letter_id + 1
+        else:
+            letter_id = existing.id
+        letter = DeadLetter(
+            id=letter_id, topic=envelope.topic, key=envelope.key, event_id=envelope.event_id,
+            payload=envelope.payload, error=envelope.error or "", created_at=at, replayed_at=None,
+        )
+        self._t.dead_letters[letter_id] = letter
+        return letter
+
+    async def list(self, limit: int, include_replayed: bool = False) -> list[DeadLetter]:
+        letters = [d for d in self._t.dead_letters.values() if include_replayed or not d.replayed]
+        letters.sort(key=lambda d: (d.created_at, d.id), reverse=True)
+        return letters[: max(0, limit)]
+
+    async def get(self, letter_id: int) -> DeadLetter | None:
+        return self._t.dead_letters.get(letter_id)
+
+    async def unreplayed(self, ids: Sequence[int] | None) -> list[DeadLetter]:
+        # The unit of work holds the database's only lock: nobody else can replay these meanwhile.
+        wanted = None if ids is None else set(ids)
+        return [
+            d for letter_id, d in sorted(self._t.dead_letters.items())
+            if not d.replayed and (wanted is None or letter_id in wanted)
+        ]
+
+    async def mark_replayed(self, letter: DeadLetter, at: datetime) -> None:
+        stored = self._t.dead_letters.get(letter.id)
+        if stored is not None and stored.created_at == letter.created_at and not stored.replayed:
+            self._t.dead_letters[letter.id] = msgspec.structs.replace(stored, replayed_at=at)

@@ -14,6 +14,7 @@ import asyncio
 import copy
 import itertools
 import json
+import random
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -27,8 +28,10 @@ _FIELDS = ("name", "email")
 
 
 class InMemoryStripe:
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, ids: random.Random | None = None) -> None:
         self._clock = clock or SystemClock()
+        # Where ids come from: a seeded Random makes runs reproducible (property tests need that).
+        self.ids = ids or random.Random(secrets.randbits(64))
         self.customers: dict[str, dict[str, Any]] = {}
         self.deleted: set[str] = set()
         self.events: list[dict[str, Any]] = []
@@ -49,7 +52,7 @@ class InMemoryStripe:
             return copy.deepcopy(response)
         _check(params)
         customer = {
-            "id": f"cus_{secrets.token_hex(7)}", "object": "customer", "created": self._timestamp(),
+            "id": f"cus_{self.ids.getrandbits(56):014x}", "object": "customer", "created": self._timestamp(),
             "name": params.get("name") or None, "email": params.get("email") or None,
             "metadata": {k: str(v) for k, v in (params.get("metadata") or {}).items() if v != ""},
         }
@@ -128,9 +131,9 @@ class InMemoryStripe:
         if previous is not None:
             data["previous_attributes"] = previous
         self.events.append({
-            "id": f"evt_{next(self._seq):06d}{secrets.token_hex(6)}", "object": "event", "type": kind,
+            "id": f"evt_{next(self._seq):06d}{self.ids.getrandbits(48):012x}", "object": "event", "type": kind,
             "created": self._timestamp(), "livemode": False, "data": data,
-            "request": {"id": f"req_{secrets.token_hex(7)}", "idempotency_key": key},
+            "request": {"id": f"req_{self.ids.getrandbits(56):014x}", "idempotency_key": key},
         })
         self.new_events.set()
 

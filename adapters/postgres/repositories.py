@@ -178,6 +178,10 @@ class SqlAlchemySyncRecordRepository:
         query = select(sync_records).where(s.customer_id == customer_id).order_by(s.id.desc()).limit(_row_limit(limit))
         return [_sync_record(row) for row in await self._c.execute(query)]
 
+    async def for_event(self, event_id: str) -> list[SyncRecord]:
+        query = select(sync_records).where(sync_records.c.event_id == event_id).order_by(sync_records.c.id)
+        return [_sync_record(row) for row in await self._c.execute(query)]
+
 
 def _sync_record(row: Row) -> SyncRecord:
     return SyncRecord(

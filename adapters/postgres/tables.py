@@ -16,6 +16,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -117,8 +118,26 @@ inbox = Table(
     PrimaryKeyConstraint("system", "event_id"),
 )
 
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    # The topic the message came from (sync.outbound / sync.inbound), where a replay sends it back.
+    Column("topic", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    # The message as it was on the topic, byte for byte (it may not even be valid JSON).
+    Column("payload", LargeBinary, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),  # when it (last) died
+    Column("replayed_at", TIMESTAMP),
+    # One letter per event: dying again after a replay updates it instead of adding another.
+    UniqueConstraint("topic", "event_id"),
+    Index("ix_dead_letters_created_at_id", "created_at", "id"),
+)
+
 # Every table the service owns, children first (the order TRUNCATE and DROP want).
-ALL_TABLES = (external_mappings, sync_records, outbox, inbox, customers)
+ALL_TABLES = (external_mappings, sync_records, outbox, inbox, dead_letters, customers)
 
 # The relay LISTENs here; a trigger on outbox NOTIFYs it when inserts commit (migration 0001).
 OUTBOX_CHANNEL = "custsync_outbox"

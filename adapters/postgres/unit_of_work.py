@@ -8,6 +8,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
 from adapters.postgres.repositories import (
     SqlAlchemyCustomerRepository,
     SqlAlchemyInbox,
@@ -48,6 +49,7 @@ class SqlAlchemyUnitOfWork:
         self.inbox = SqlAlchemyInbox(connection)
         self.outbox = SqlAlchemyOutbox(connection)
         self.relay = self.outbox
+        self.dead_letters = SqlAlchemyDeadLetterRepository(connection)
         return self
 
     async def __aexit__(

@@ -3,6 +3,9 @@
 Deliveries of one partition are handled one at a time, in order; a failing one is retried in
 place (backoff with jitter) so that it never overtakes itself, then dead-lettered so that it
 never blocks its partition for good. Offsets are committed only after the work is durable.
+
+A dead letter is kept in the database (for ``custsync dlq list``/``replay``) and published to
+``<topic>.dlq`` (for whoever watches the broker), both before its offset is committed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Protocol
 import msgspec
 
 from application.errors import IntegrationAuthError, IntegrationError
-from application.ports import Clock, Delivery, Envelope, MessagePublisher, MessageSource
+from application.ports import Clock, Delivery, Envelope, MessagePublisher, MessageSource, UnitOfWorkFactory
 from domain.messages import UndecodableMessage, dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -42,11 +45,15 @@ class RetryPolicy(msgspec.Struct, frozen=True):
 
 
 class SyncConsumer:
+    """``uow_factory`` is where dead letters are kept for a replay. Without one (a test of the loop
+    alone) they only go to the ``.dlq`` topic; the container always gives one."""
+
     def __init__(
         self, source: MessageSource, publisher: MessagePublisher, handlers: Mapping[str, TopicHandler],
-        clock: Clock, retry: RetryPolicy = RetryPolicy(), batch_size: int = 100,
+        clock: Clock, retry: RetryPolicy = RetryPolicy(), batch_size: int = 100, *,
+        uow_factory: UnitOfWorkFactory | None = None,
     ) -> None:
-        self._source, self._publisher, self._handlers = source, publisher, handlers
+        self._source, self._publisher, self._handlers, self._uow_factory = source, publisher, handlers, uow_factory
         self._clock, self._retry, self._batch_size = clock, retry, batch_size
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -105,6 +112,11 @@ class SyncConsumer:
         return not stopping.is_set()
 
     async def _dead_letter(self, envelope: Envelope, error: str) -> None:
-        await self._publisher.publish(
-            [msgspec.structs.replace(envelope, topic=dead_letter_topic(envelope.topic), error=error[:2000])]
-        )
+        dead = msgspec.structs.replace(envelope, error=error[:2000])
+        # The store first: it is what a replay reads. If the publish below fails, the delivery is
+        # not committed, dies again on redelivery and updates the same letter (one per event).
+        if self._uow_factory is not None:
+            async with self._uow_factory() as uow:
+                await uow.dead_letters.add(dead, self._clock.now())
+                await uow.commit()
+        await self._publisher.publish([msgspec.structs.replace(dead, topic=dead_letter_topic(envelope.topic))])

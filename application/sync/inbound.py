@@ -65,6 +65,12 @@ async def _apply(
     mapping = await uow.mappings.by_external_id(change.system, change.external_id)
     if mapping is None:
         mapping = await _link_own_create(uow, change.system, external, now)
+        linked = mapping and await uow.customers.get(mapping.customer_id)
+        if linked and linked.deleted:
+            # Our create landed, but the customer was deleted here before we knew its id: the
+            # delete found nothing to delete then, so send it again now.
+            await record_change(uow, linked, ChangeKind.DELETED)
+            return linked.id, "linked a customer deleted here: deleting it there too"
     if mapping is None:
         if external.deleted:
             return None, "unknown customer: nothing to delete"
@@ -88,9 +94,10 @@ async def _link_own_create(uow: UnitOfWork, system: str, external: ExternalCusto
     customer = await uow.customers.get(external.internal_id)
     if customer is None:
         return None
+    in_sync = customer.data == external.data and not customer.deleted
     mapping = ExternalMapping(
         customer_id=customer.id, system=system, external_id=external.external_id, synced=external.data,
-        synced_version=customer.version if customer.data == external.data else 0, synced_at=now,
+        synced_version=customer.version if in_sync else 0, synced_at=now,
     )
     await uow.mappings.save(mapping)
     return mapping

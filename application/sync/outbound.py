@@ -138,7 +138,9 @@ async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system:
         await uow.mappings.save(mapping.synced_to(current, mapping.synced, now))
     elif outcome.plan is not None:
         await _store_update(uow, outcome.plan, customer, mapping, system, now)
-    elif mapping.synced == customer.data and mapping.synced_version < customer.version:
+    elif not customer.deleted and mapping.synced == customer.data and mapping.synced_version < customer.version:
+        # Equal content, older stamp: catch the stamp up. Never for a tombstone, whose cleared
+        # data can equal an empty baseline while the external customer still lives.
         await uow.mappings.save(mapping.synced_to(customer, mapping.synced, now))
 
 

@@ -12,6 +12,7 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from entrypoints.container import Container
 from entrypoints.http.customers import CustomerController
+from entrypoints.http.dead_letters import DeadLetterController
 from entrypoints.http.dev import FakeStripeController
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.schemas import Health
@@ -46,7 +47,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         "integrations": provide(lambda: container.integrations()),
         "publisher": provide(lambda: container.publisher()),
     }
-    handlers: list[Any] = [CustomerController, webhook, health, docs]
+    handlers: list[Any] = [CustomerController, DeadLetterController, webhook, health, docs]
     if dev_routes:
         dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())
         handlers.append(FakeStripeController)

@@ -13,7 +13,7 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def requires_api_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """With API_TOKEN set, every catalog call needs ``Authorization: Bearer <token>``."""
+    """With API_TOKEN set, every catalog and dead-letter call needs ``Authorization: Bearer <token>``."""
     expected: str = connection.app.state.api_token
     if not expected:
         return

@@ -18,7 +18,7 @@ from litestar.status_codes import (
 )
 
 from application.errors import InvalidWebhook, UnknownSystem, WebhookNotConfigured
-from domain.errors import CustomerNotFound, InvalidCustomer, StaleVersion
+from domain.errors import CustomerNotFound, DeadLetterNotFound, InvalidCustomer, StaleVersion
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -74,6 +74,12 @@ def _not_found(_: Request, exc: CustomerNotFound | UnknownSystem) -> Response:
     return problem(HTTP_404_NOT_FOUND, "Not found", str(exc))
 
 
+def _dead_letter_not_found(_: Request, exc: DeadLetterNotFound) -> Response:
+    return problem(
+        HTTP_404_NOT_FOUND, "Not found", str(exc), unknown_ids=list(exc.unknown), replayed_ids=list(exc.replayed)
+    )
+
+
 def _stale(_: Request, exc: StaleVersion) -> Response:
     return problem(HTTP_412_PRECONDITION_FAILED, "Precondition failed", str(exc), current_version=exc.actual)
 
@@ -109,6 +115,7 @@ EXCEPTION_HANDLERS = {
     HTTPException: _http,
     CustomerNotFound: _not_found,
     UnknownSystem: _not_found,
+    DeadLetterNotFound: _dead_letter_not_found,
     StaleVersion: _stale,
     InvalidWebhook: _invalid_webhook,
     WebhookNotConfigured: _not_configured,

@@ -10,6 +10,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from application.customers.queries import CustomerView, Link
 from domain.customer import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, Customer
+from domain.dead_letters import DeadLetter
 from domain.sync import SyncRecord
 
 # The domain owns the rules (it trims, then checks); the schema only describes them.
@@ -103,3 +104,31 @@ class WebhookAck(msgspec.Struct):
     event_id: str | None = None
     ignored: bool = False  # an event type we do not sync
     duplicate: bool = False  # already applied: not published again
+
+
+class DeadLetterOut(msgspec.Struct):
+    id: int
+    topic: Annotated[str, Meta(description="The topic it came from, where a replay sends it back.")]
+    key: str
+    event_id: str
+    error: str
+    created_at: Annotated[datetime, Meta(description="When it (last) died.")]
+    replayed_at: datetime | None
+    payload: Annotated[str, Meta(description="The message as it was on the topic (UTF-8; invalid bytes replaced).")]
+
+    @classmethod
+    def of(cls, d: DeadLetter) -> DeadLetterOut:
+        return cls(
+            d.id, d.topic, d.key, d.event_id, d.error, d.created_at, d.replayed_at, d.payload.decode("utf-8", "replace")
+        )
+
+
+class DeadLetterReplay(msgspec.Struct, forbid_unknown_fields=True):
+    """Exactly one of ``ids`` (those letters) or ``"all": true`` (every letter not yet replayed)."""
+
+    ids: Annotated[list[int], Meta(min_length=1, examples=[[1, 2]])] | UnsetType = UNSET
+    all: bool | UnsetType = UNSET
+
+
+class ReplayOut(msgspec.Struct):
+    replayed: list[int]

@@ -31,7 +31,7 @@ def wait_until(predicate, timeout: float = 10.0, step: float = 0.02):
     raise AssertionError(f"not true within {timeout}s")
 
 
-@pytest.mark.parametrize("command", [[], ["api"], ["worker"], ["dev"]])
+@pytest.mark.parametrize("command", [[], ["api"], ["worker"], ["dev"], ["dlq"], ["dlq", "list"], ["dlq", "replay"]])
 def test_every_command_has_help(command):
     result = subprocess.run([CUSTSYNC, *command, "--help"], capture_output=True, text=True, timeout=30, env=ENV)
     assert result.returncode == 0
@@ -105,3 +105,16 @@ def test_a_bad_setting_stops_start_up_with_one_clear_line():
     result = subprocess.run([CUSTSYNC, "worker"], capture_output=True, text=True, timeout=30, env={**ENV, "STRIPE_MAX_RPS": "lots"})
     assert result.returncode != 0
     assert "STRIPE_MAX_RPS" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["dlq", "replay"], ["dlq", "replay", "--id", "1", "--all"]])
+def test_dlq_replay_needs_exactly_one_of_id_or_all(args):
+    result = subprocess.run([CUSTSYNC, *args], capture_output=True, text=True, timeout=30, env=ENV)
+    assert result.returncode == 2
+    assert "give either --id (one or more) or --all" in result.stderr
+
+
+def test_dlq_without_a_database_says_so_in_one_line():
+    result = subprocess.run([CUSTSYNC, "dlq", "list"], capture_output=True, text=True, timeout=30, env=ENV)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: DATABASE_URL is not set: dead letters live in the database (in `custsync dev`, use the API)"

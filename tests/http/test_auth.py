@@ -1,4 +1,4 @@
-"""API_TOKEN: every catalog (and dev) call needs the bearer token; /health and webhooks do not."""
+"""API_TOKEN: every catalog, dead-letter (and dev) call needs the bearer token; /health and webhooks do not."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ PROTECTED = [
     pytest.param("PATCH", url(1), {"name": "Mallory"}, id="patch"),
     pytest.param("DELETE", url(1), None, id="delete"),
     pytest.param("GET", f"{url(1)}/sync-events", None, id="sync-events"),
+    pytest.param("GET", "/api/v1/dead-letters", None, id="dead-letters"),
+    pytest.param("POST", "/api/v1/dead-letters/replay", {"all": True}, id="dead-letters-replay"),
     pytest.param("GET", DEV_STRIPE, None, id="dev-list"),
     pytest.param("POST", DEV_STRIPE, {"name": "Mallory"}, id="dev-create"),
 ]

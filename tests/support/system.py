@@ -41,7 +41,8 @@ class EmbeddedSystem:
         c = self.container
         source = InMemorySubscription(c.broker(), topics, group)
         handlers = {OUTBOUND_TOPIC: c.outbound_handler(), INBOUND_TOPIC: c.inbound_handler()}
-        return SyncConsumer(source, c.publisher(), handlers, self.clock, RetryPolicy(max_attempts=self.max_attempts, base_delay=0.01))
+        retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=0.01)
+        return SyncConsumer(source, c.publisher(), handlers, self.clock, retry, uow_factory=c.uow_factory())
 
     @property
     def uow_factory(self):

@@ -3,6 +3,7 @@
 import asyncio
 
 from adapters.memory.bus import InMemoryBroker, InMemoryPublisher, InMemorySubscription
+from adapters.memory.database import InMemoryDatabase
 from application.errors import IntegrationAuthError, PermanentIntegrationError, RetryableIntegrationError
 from application.ports import Envelope
 from application.sync.consumer import RetryPolicy, SyncConsumer
@@ -30,10 +31,13 @@ class RecordingHandler:
         self.given_up.append((payload, error))
 
 
-async def setup(clock, handler, payloads, retry=RetryPolicy(max_attempts=3, base_delay=1, max_delay=8)):
+async def setup(clock, handler, payloads, retry=RetryPolicy(max_attempts=3, base_delay=1, max_delay=8), db=None):
     broker = InMemoryBroker(partitions=1)
     await broker.append([Envelope(TOPIC, "k", f"e{i}", p) for i, p in enumerate(payloads)])
-    consumer = SyncConsumer(InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock, retry)
+    consumer = SyncConsumer(
+        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock, retry,
+        uow_factory=(db or InMemoryDatabase()).unit_of_work,
+    )
     return broker, consumer
 
 
@@ -103,7 +107,10 @@ async def test_stopping_mid_retry_leaves_the_message_uncommitted_for_redelivery(
     stopping.set()
     assert await consumer.run_once(stopping) == 0
     assert broker.committed[("custsync-worker", TOPIC, 0)] == 0
-    restarted = SyncConsumer(InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock)
+    restarted = SyncConsumer(
+        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock,
+        uow_factory=InMemoryDatabase().unit_of_work,
+    )
     assert await restarted.run_once(asyncio.Event()) == 1
     assert handler.handled == [b"a"]
 
@@ -114,3 +121,24 @@ async def test_an_unexpected_error_is_retried_then_dead_lettered_rather_than_cra
     await consumer.run_once(asyncio.Event())
     assert handler.handled == [b"b"]
     assert "KeyError" in broker.messages(f"{TOPIC}.dlq")[0].error
+
+
+async def test_a_dead_letter_is_kept_in_the_store_with_its_original_topic_and_error(clock, db):
+    handler = RecordingHandler({b"a": [PermanentIntegrationError("invalid email")]})
+    broker, consumer = await setup(clock, handler, [b"a", b"b"], db=db)
+    await consumer.run_once(asyncio.Event())
+    async with db.unit_of_work() as uow:
+        [letter] = await uow.dead_letters.list(10)
+    assert (letter.topic, letter.key, letter.event_id, letter.payload) == (TOPIC, "k", "e0", b"a")
+    assert (letter.error, letter.created_at, letter.replayed_at) == ("PermanentIntegrationError: invalid email", clock.now(), None)
+    assert [m.event_id for m in broker.messages(f"{TOPIC}.dlq")] == ["e0"]  # and still published for watchers
+
+
+async def test_the_same_message_dying_twice_is_one_dead_letter(clock, db):
+    handler = RecordingHandler({b"a": [UndecodableMessage("first"), UndecodableMessage("second")]})
+    broker, consumer = await setup(clock, handler, [b"a"], db=db)
+    await consumer.run_once(asyncio.Event())
+    await broker.append([Envelope(TOPIC, "k", "e0", b"a")])  # redelivered, e.g. after a crash before the commit
+    await consumer.run_once(asyncio.Event())
+    async with db.unit_of_work() as uow:
+        assert [d.error for d in await uow.dead_letters.list(10, include_replayed=True)] == ["second"]

@@ -1,0 +1,56 @@
+"""``/api/v1/dead-letters``: what the worker gave up on, and replaying it once the cause is fixed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.exceptions import ValidationException
+from litestar.params import JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK
+
+from application.sync.dead_letters import DEFAULT_LIMIT, MAX_LIMIT, list_dead_letters, replay_dead_letters
+from entrypoints.http.deps import ClockDep, PublisherDep, UowDep, UowFactoryDep
+from entrypoints.http.guards import json_body, requires_api_token
+from entrypoints.http.schemas import DeadLetterOut, DeadLetterReplay, ReplayOut
+
+
+class DeadLetterController(Controller):
+    path = "/api/v1/dead-letters"
+    tags = ["dead letters"]
+    guards = [requires_api_token, json_body]
+
+    @get("/", summary="Dead letters, newest first")
+    async def list_dead_letters(
+        self,
+        uow: UowDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="How many.")] = DEFAULT_LIMIT,
+        include_replayed: Annotated[bool, QueryParameter(description="Also those already replayed.")] = False,
+    ) -> list[DeadLetterOut]:
+        return [DeadLetterOut.of(d) for d in await list_dead_letters(uow, limit, include_replayed)]
+
+    @post(
+        "/replay", summary="Send dead letters back to their topics", status_code=HTTP_200_OK,
+        description='`{"ids": [...]}` or `{"all": true}`. 404 if an id is unknown or already replayed '
+        "(then nothing is replayed). A letter that fails again comes back to the list.",
+    )
+    async def replay(
+        self, data: JSONBody[DeadLetterReplay], uow_factory: UowFactoryDep, publisher: PublisherDep, clock: ClockDep
+    ) -> ReplayOut:
+        return ReplayOut(await replay_dead_letters(_selection(data), uow_factory, publisher, clock))
+
+
+def _selection(data: DeadLetterReplay) -> list[int] | None:
+    """The ids to replay, ``None`` for all; anything but exactly one of the two is a 422."""
+    given_ids, given_all = isinstance(data.ids, list), isinstance(data.all, bool)
+    if given_ids and given_all:
+        _invalid("all", "cannot be combined with ids: send one of them")
+    if given_all and data.all is not True:
+        _invalid("all", "must be true (to replay only some, send ids instead)")
+    if not given_ids and not given_all:
+        _invalid("ids", 'is required, or send {"all": true} to replay every dead letter')
+    return data.ids if isinstance(data.ids, list) else None
+
+
+def _invalid(field: str, reason: str) -> None:
+    raise ValidationException(extra=[{"key": field, "message": reason, "source": "body"}])

@@ -1,0 +1,164 @@
+"""Property: whatever the interleaving of edits on both sides, duplicated, delayed and reordered
+webhooks, failing Stripe calls and workers dying before they commit, once everything is delivered
+the catalog equals Stripe, nobody exists twice and nothing deleted comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+import stripe
+from dependency_injector import providers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.memory.bus import InMemorySubscription
+from adapters.memory.clock import FakeClock
+from adapters.stripe.integration import StripeIntegration
+from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
+from application.customers.create import create_customer
+from application.customers.delete import delete_customer
+from application.customers.update import patch_customer
+from application.sync.consumer import RetryPolicy, SyncConsumer
+from application.sync.relay import relay_once
+from domain.conflicts import ConflictPolicy
+from domain.errors import CustomerNotFound
+from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
+from entrypoints.settings import Settings
+from tests.support.faults import CrashBeforeCommit, FlakyStripe, WebhookWire, WorkerCrashed
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
+
+NAMES = st.sampled_from(["Ada", "Grace", "Linus", None])
+EMAILS = st.sampled_from(["ada@example.com", "grace@example.com", None])
+OPS = ["api_create", "api_update", "api_delete", "stripe_create", "stripe_update", "stripe_delete",
+       "relay", "consume", "crash", "deliver", "deliver_twice", "tick"]
+
+
+class Harness:
+    def __init__(self, policy: ConflictPolicy, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.clock = FakeClock()
+        self.system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=policy), clock=self.clock)
+        self.system.stripe.ids = random.Random(seed)  # reproducible cus_ ids: hypothesis replays runs
+        c = self.system.container
+        self.flaky = FlakyStripe(self.system.stripe, self.rng)
+        c.stripe.override(providers.Object(StripeIntegration(self.flaky, [WEBHOOK_SECRET])))
+        c.outbound_handler.reset()
+        c.inbound_handler.reset()
+        self.wire = WebhookWire(self.system, WEBHOOK_SECRET)
+        self.api_deleted: set[int] = set()
+        self.stripe_deleted: set[str] = set()
+        self.crashes = 0
+
+    def consumer(self, batch: int, crash: bool = False) -> SyncConsumer:
+        c = self.system.container
+        source = InMemorySubscription(c.broker(), [OUTBOUND_TOPIC, INBOUND_TOPIC])
+        return SyncConsumer(
+            source=CrashBeforeCommit(source) if crash else source, publisher=c.publisher(),
+            handlers={OUTBOUND_TOPIC: c.outbound_handler(), INBOUND_TOPIC: c.inbound_handler()},
+            clock=self.clock, retry=RetryPolicy(max_attempts=5, base_delay=0.01), batch_size=batch,
+            uow_factory=c.uow_factory(),
+        )
+
+    async def consume(self, batch: int, crash: bool = False) -> int:
+        try:
+            return await self.consumer(batch, crash).run_once(asyncio.Event())
+        except WorkerCrashed:
+            self.crashes += 1
+            return batch
+
+    async def relay(self) -> int:
+        c = self.system.container
+        return await relay_once(c.uow_factory(), c.publisher(), self.clock)
+
+    def alive_in_stripe(self) -> list[str]:
+        return sorted(self.system.stripe.customers)
+
+    async def alive_here(self) -> list[int]:
+        async with self.system.uow_factory() as uow:
+            return [c.id for c in await uow.customers.page(after_id=None, limit=10_000)]
+
+    async def step(self, op: str, data: st.DataObject) -> None:
+        s, uow = self.system, self.system.uow_factory
+        if op == "api_create":
+            await create_customer(CreateCustomer(data.draw(NAMES), data.draw(EMAILS)), uow(), self.clock)
+        elif op in ("api_update", "api_delete") and (ids := await self.alive_here()):
+            customer_id = data.draw(st.sampled_from(ids))
+            try:
+                if op == "api_update":
+                    field = data.draw(st.sampled_from(["name", "email"]))
+                    value = data.draw(NAMES if field == "name" else EMAILS)
+                    await patch_customer(PatchCustomer(customer_id=customer_id, changes={field: value}), uow(), self.clock)
+                else:
+                    await delete_customer(DeleteCustomer(customer_id=customer_id), uow(), self.clock)
+                    self.api_deleted.add(customer_id)
+            except CustomerNotFound:
+                pass
+        elif op == "stripe_create":
+            params = {k: v for k, v in (("name", data.draw(NAMES)), ("email", data.draw(EMAILS))) if v}
+            await s.stripe.create_async(params=params)
+        elif op in ("stripe_update", "stripe_delete") and (ids := self.alive_in_stripe()):
+            external_id = data.draw(st.sampled_from(ids))
+            if op == "stripe_update":
+                field = data.draw(st.sampled_from(["name", "email"]))
+                value = data.draw(NAMES if field == "name" else EMAILS)
+                await s.stripe.update_async(external_id, params={field: value or ""})
+            else:
+                await s.stripe.delete_async(external_id)
+                self.stripe_deleted.add(external_id)
+        elif op == "relay":
+            await self.relay()
+        elif op in ("consume", "crash"):
+            await self.consume(data.draw(st.integers(1, 4)), crash=op == "crash")
+        elif op in ("deliver", "deliver_twice"):
+            await self.wire.deliver(data.draw(st.integers(0, 50)), keep=op == "deliver_twice")
+        elif op == "tick":
+            self.clock.advance(data.draw(st.sampled_from([0.3, 1, 2])))
+
+    async def quiesce(self) -> None:
+        for _ in range(30):  # a healthy system settles in a handful of rounds; more is a ping-pong
+            moved = await self.relay()
+            moved += await self.wire.drain(self.rng)
+            moved += await self.consume(1000)
+            if not moved:
+                return
+        raise AssertionError("no quiescence after 30 rounds: changes keep bouncing between the sides")
+
+    async def assert_converged(self) -> None:
+        here = await self.alive_here()
+        stripe_side = self.system.stripe.customers
+        async with self.system.uow_factory() as uow:
+            for customer_id in here:
+                customer = await uow.customers.get(customer_id)
+                mapping = await uow.mappings.get(customer_id, "stripe")
+                assert mapping is not None, f"customer {customer_id} never reached Stripe"
+                twin = stripe_side.get(mapping.external_id)
+                assert twin is not None, f"customer {customer_id}'s twin {mapping.external_id} is gone from Stripe"
+                assert (twin["name"], twin["email"]) == (customer.name, customer.email), f"customer {customer_id} diverged"
+                assert twin["metadata"].get("internal_id") == str(customer_id)
+            linked = {(await uow.mappings.get(i, "stripe")).external_id for i in here}
+            assert linked == set(stripe_side), f"Stripe customers without a live twin here: {set(stripe_side) - linked}"
+            for customer_id in self.api_deleted:
+                assert (await uow.customers.get(customer_id)).deleted, f"customer {customer_id} came back"
+            for external_id in self.stripe_deleted:
+                mapping = await uow.mappings.by_external_id("stripe", external_id)
+                assert mapping is None or (await uow.customers.get(mapping.customer_id)).deleted
+        internal_ids = [c["metadata"].get("internal_id") for c in stripe_side.values()]
+        assert len(internal_ids) == len(set(internal_ids)), "two Stripe customers for one catalog customer"
+        assert not (self.stripe_deleted & set(stripe_side))
+
+
+@settings(max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), policy=st.sampled_from(list(ConflictPolicy)), seed=st.integers(0, 2**32 - 1),
+       length=st.integers(5, 120))
+def test_any_interleaving_converges_once_quiet(data, policy, seed, length):
+    async def scenario() -> None:
+        harness = Harness(policy, seed)
+        for _ in range(length):
+            await harness.step(data.draw(st.sampled_from(OPS)), data)
+        await harness.quiesce()
+        await harness.assert_converged()
+
+    asyncio.run(scenario())
