@@ -92,56 +92,25 @@ def kafka_group() -> Callable[[], str]:
 # The whole pipeline (owner: the infrastructure tests): real `custsync` processes on a database of
 # their own, the real sync topics recreated per test, and a Stripe-compatible HTTP server.
 # ===================================================================================================
-import asyncpg  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
 from adapters.postgres.engine import create_engine  # noqa: E402
-from adapters.postgres.tables import ALL_TABLES  # noqa: E402
-from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC  # noqa: E402
+from tests.support.infra import migrate, recreate_database, reset_topics, truncate  # noqa: E402
 from tests.support.processes import Processes, base_env  # noqa: E402
 from tests.support.stripe_server import StripeServer, free_port  # noqa: E402
 
 PIPELINE_DATABASE = "custsync_it"
-SYNC_TOPICS = [OUTBOUND_TOPIC, INBOUND_TOPIC, dead_letter_topic(OUTBOUND_TOPIC), dead_letter_topic(INBOUND_TOPIC)]
 PIPELINE_WEBHOOK_SECRET = "whsec_integration"
+DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://custsync:custsync@127.0.0.1:55432/custsync_test"
 
 
 @pytest.fixture(scope="session")
 def pipeline_database_url(kafka: str) -> str:
     """A database only the pipeline tests use, recreated and migrated by `custsync migrate`."""
-    admin_url = make_url(os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://custsync:custsync@127.0.0.1:55432/custsync_test"))
-    url = admin_url.set(database=PIPELINE_DATABASE).render_as_string(hide_password=False)
-
-    async def recreate() -> None:
-        try:
-            conn = await asyncpg.connect(admin_url.set(drivername="postgresql").render_as_string(hide_password=False))
-        except (OSError, asyncpg.PostgresError) as exc:
-            pytest.fail(f"PostgreSQL is not reachable ({exc}): `scripts/services.sh up`", pytrace=False)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {PIPELINE_DATABASE} WITH (FORCE)")
-            await conn.execute(f"CREATE DATABASE {PIPELINE_DATABASE}")
-        finally:
-            await conn.close()
-
-    asyncio.run(recreate())
-    Processes({**base_env(), "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": kafka}, log_dir=None).run("migrate")
-    return url
-
-
-async def _reset_topics(kafka: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka, client_id="custsync-tests")
-    await admin.start()
     try:
-        existing = set(await admin.list_topics()) & set(SYNC_TOPICS)
-        if existing:
-            await admin.delete_topics(sorted(existing))
-        for _ in range(100):  # deletion is asynchronous on the broker
-            if not set(await admin.list_topics()) & set(SYNC_TOPICS):
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-    await ensure_topics(kafka, 3, topics=SYNC_TOPICS)
+        url = asyncio.run(recreate_database(os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL), PIPELINE_DATABASE))
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL is not reachable ({exc}): `scripts/services.sh up`", pytrace=False)
+    migrate(url, kafka)
+    return url
 
 
 class Pipeline:
@@ -162,15 +131,8 @@ class Pipeline:
 
 @pytest.fixture
 async def pipeline(pipeline_database_url: str, kafka: str, tmp_path) -> AsyncIterator[Pipeline]:
-    engine = create_engine(pipeline_database_url, pool_size=1)
-    try:
-        async with engine.begin() as connection:
-            from sqlalchemy import text
-
-            await connection.execute(text(f"TRUNCATE {', '.join(t.name for t in ALL_TABLES)} RESTART IDENTITY"))
-    finally:
-        await engine.dispose()
-    await _reset_topics(kafka)
+    await truncate(pipeline_database_url)
+    await reset_topics(kafka)
     env = {
         **base_env(), "DATABASE_URL": pipeline_database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_PARTITIONS": "3",
         "KAFKA_GROUP_ID": f"custsync-it-{uuid.uuid4().hex[:8]}", "STRIPE_SECRET_KEY": "sk_test_integration",

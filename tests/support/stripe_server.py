@@ -46,6 +46,8 @@ class StripeServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.fault_rate = fault_rate
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, idempotency key)
+        self.dashboard_requests = 0
+        self.faults = 0
         self.hold: Callable[[str, str], bool] | None = None  # (method, path) -> hold the response?
         self.held = threading.Event()
         self._random = random.Random(seed)
@@ -82,8 +84,13 @@ class StripeServer:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         method, path = scope["method"], scope["path"]
         key = headers.get("idempotency-key")
-        self.requests.append((method, path, key))
-        if self.fault_rate and self._random.random() < self.fault_rate:
+        dashboard = headers.get("x-dashboard") == "1"  # edits "made in the dashboard": never faulted
+        if dashboard:
+            self.dashboard_requests += 1
+        else:
+            self.requests.append((method, path, key))
+        if not dashboard and self.fault_rate and self._random.random() < self.fault_rate:
+            self.faults += 1
             status, payload = self._random.choice([
                 (429, {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}}),
                 (500, {"error": {"type": "api_error", "message": "An unknown error occurred"}}),
