@@ -53,6 +53,8 @@ async def _sync_one(
         outcome = await _call(integration, event, customer, mapping, policy)
     except IntegrationError as exc:
         record = record or _pending(event, system, Operation.UPDATE, clock)
+        # A write can land and still fail (a timeout): keep the conflict it settled in the history.
+        record = msgspec.structs.replace(record, note=getattr(exc, "conflict_note", None) or record.note)
         async with uow_factory() as uow:
             await uow.sync_records.save(record.failed(clock.now(), str(exc), dead=not exc.retryable))
             await uow.commit()
@@ -62,7 +64,10 @@ async def _sync_one(
     async with uow_factory() as uow:
         await _store(uow, outcome, customer, system, clock)
         record = record or _pending(event, system, outcome.operation, clock)
-        await uow.sync_records.save(msgspec.structs.replace(record, operation=outcome.operation).succeeded(clock.now(), outcome.note))
+        note = outcome.note
+        if record.note and record.note.startswith("conflict") and not (note or "").startswith("conflict"):
+            note = record.note  # an earlier attempt settled the conflict; this one found it done
+        await uow.sync_records.save(msgspec.structs.replace(record, operation=outcome.operation).succeeded(clock.now(), note))
         await uow.commit()
 
 
@@ -98,12 +103,16 @@ async def _call(
     if found is None or found.deleted:
         return gone
     plan = plan_update(customer, mapping, found.data, policy)
+    note = _conflict_note(plan, policy, integration.system)
     if plan.send:
         try:
             await integration.update_customer(mapping.external_id, plan.send)
         except ExternalCustomerMissing:
             return gone
-    return _Outcome(Operation.UPDATE, plan=plan, note=_conflict_note(plan, policy, integration.system))
+        except IntegrationError as exc:
+            exc.conflict_note = note  # type: ignore[attr-defined]
+            raise
+    return _Outcome(Operation.UPDATE, plan=plan, note=note)
 
 
 def _conflict_note(plan: OutboundPlan, policy: ConflictPolicy, system: str) -> str | None:
