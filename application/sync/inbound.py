@@ -120,6 +120,11 @@ async def _update(
 ) -> str | None:
     merge = merge_inbound(customer, mapping, external.data, change.occurred_at, policy)
     if merge.is_echo:
+        if customer.data != mapping.synced:
+            # Our own change is still waiting, perhaps held back as a conflict that this event
+            # turns out not to be (the external side is back at the baseline): send it again.
+            await record_change(uow, customer, ChangeKind.UPDATED)
+            return "no change there; our pending change is sent again"
         return "no change (echo of a synced state)"
     revised = customer.revised(merge.data, now)
     if revised is not customer or merge.kept_internal:
