@@ -2,36 +2,21 @@
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-CUSTSYNC = str(Path(sys.executable).with_name("custsync"))
+from tests.support.processes import CUSTSYNC, wait_until
+from tests.support.stripe_server import free_port
+
 ENV = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "API_TOKEN")}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+COMMANDS = [[], ["api"], ["worker"], ["dev"], ["relay"], ["migrate"], ["topics"], ["init"], ["dlq"], ["dlq", "list"], ["dlq", "replay"]]
 
 
-def wait_until(predicate, timeout: float = 10.0, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(step)
-    raise AssertionError(f"not true within {timeout}s")
-
-
-@pytest.mark.parametrize("command", [[], ["api"], ["worker"], ["dev"], ["dlq"], ["dlq", "list"], ["dlq", "replay"]])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command):
     result = subprocess.run([CUSTSYNC, *command, "--help"], capture_output=True, text=True, timeout=30, env=ENV)
     assert result.returncode == 0
