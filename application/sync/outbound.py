@@ -76,9 +76,12 @@ async def _call(
     policy: ConflictPolicy,
 ) -> _Outcome | None:
     if event.origin == integration.system:
-        if event.kind is ChangeKind.CREATED and mapping is not None:
+        if event.kind is ChangeKind.CREATED and mapping is not None and not customer.deleted:
             # Created over there: write our id back into the external record (Stripe: metadata).
-            await integration.link_customer(mapping.external_id, customer.id)
+            try:
+                await integration.link_customer(mapping.external_id, customer.id)
+            except ExternalCustomerMissing:  # deleted over there before we could tag it
+                return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system} before linking", gone=True)
             return _Outcome(Operation.UPDATE, note=f"linked to catalog id {customer.id}")
         return None  # the change came from there: nothing to send back
     if customer.deleted:

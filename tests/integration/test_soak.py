@@ -23,4 +23,5 @@ async def test_both_sides_converge_under_faults_kills_and_messy_webhooks(pipelin
     assert report.worker_kills >= 3 and report.stripe_faults_injected > 0
     assert report.webhook_deliveries > report.stripe_operations  # repeats happened
     assert report.divergences == [], report.divergences
+    assert report.dead_letters == 0
     assert report.converge_seconds is not None

@@ -144,6 +144,8 @@ class Harness:
             for external_id in self.stripe_deleted:
                 mapping = await uow.mappings.by_external_id("stripe", external_id)
                 assert mapping is None or (await uow.customers.get(mapping.customer_id)).deleted
+        dead = self.system.messages("sync.outbound.dlq") + self.system.messages("sync.inbound.dlq")
+        assert dead == [], f"dead letters: {[d.error for d in dead]}"  # nothing here is beyond retrying
         internal_ids = [c["metadata"].get("internal_id") for c in stripe_side.values()]
         assert len(internal_ids) == len(set(internal_ids)), "two Stripe customers for one catalog customer"
         assert not (self.stripe_deleted & set(stripe_side))

@@ -37,6 +37,7 @@ class SoakReport:
     stripe_faults_injected: int = 0
     ops_seconds: float = 0.0
     converge_seconds: float | None = None
+    dead_letters: int = 0
     divergences: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -48,6 +49,7 @@ class SoakReport:
             f"Stripe API calls by the worker      {self.stripe_calls} ({self.stripe_faults_injected} answered 429/500)",
             f"time to run the operations          {self.ops_seconds:.1f} s",
             f"time to converge after the last op  {'never' if self.converge_seconds is None else f'{self.converge_seconds:.1f} s'}",
+            f"dead letters                        {self.dead_letters}",
             f"divergences                         {len(self.divergences)}",
             *[f"  - {d}" for d in self.divergences[:50]],
         ]
@@ -104,6 +106,7 @@ class Soak:
             settled = time.monotonic()
             if await self._converge(http, converge_timeout):
                 self.report.converge_seconds = time.monotonic() - settled
+        self.report.dead_letters = await self._count("SELECT count(*) FROM dead_letters")
         self.report.webhook_deliveries = self.webhooks.deliveries
         self.report.stripe_calls = len(self.server.requests)
         self.report.stripe_faults_injected = self.server.faults
@@ -194,6 +197,14 @@ class Soak:
             self.report.divergences = divergences
             await asyncio.sleep(0.25)
         return False
+
+    async def _count(self, sql: str) -> int:
+        engine = create_engine(self.database_url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                return (await connection.execute(text(sql))).scalar_one()
+        finally:
+            await engine.dispose()
 
     async def divergences(self) -> list[str]:
         engine = create_engine(self.database_url, pool_size=1)

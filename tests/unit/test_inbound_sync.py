@@ -132,3 +132,16 @@ async def test_a_delete_of_a_customer_we_never_knew_is_ignored(system):
 async def test_inbound_changes_travel_keyed_by_external_id(system):
     _, external_id = await linked_customer(system)
     assert {m.key for m in system.messages(INBOUND_TOPIC)} == {f"stripe:{external_id}"}
+
+
+async def test_a_stripe_customer_deleted_before_we_tag_it_is_deleted_here_without_a_dead_letter(system):
+    created = await system.stripe.create_async(params={"name": "Brief"})
+    await system.deliver_webhooks()
+    await system.consume()  # the customer exists here; the worker has yet to write our id back
+    await system.stripe.delete_async(created["id"])
+    system.delivered = len(system.stripe.events)  # and the deletion's webhook is late
+    await system.settle()
+    async with system.uow_factory() as uow:
+        mapping = await uow.mappings.by_external_id("stripe", created["id"])
+        assert (await uow.customers.get(mapping.customer_id)).deleted
+    assert system.messages("sync.outbound.dlq") == []
