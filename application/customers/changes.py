@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from application.ports import UnitOfWork
 from domain.customer import Customer
-from domain.errors import CustomerNotFound, StaleVersion
+from domain.errors import ConcurrentUpdate, CustomerNotFound, StaleVersion
 from domain.messages import ChangeKind, CustomerChanged, new_event_id
 
 
@@ -34,3 +37,19 @@ async def existing_customer(uow: UnitOfWork, customer_id: int, expected_version:
     if expected_version is not None and expected_version != customer.version:
         raise StaleVersion(customer_id, expected_version, customer.version)
     return customer
+
+
+T = TypeVar("T")
+
+
+async def retried_on_concurrent_update(attempt: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """Run ``attempt`` again from a fresh read when someone (the sync worker, another request)
+    saved the customer in between. A client's own If-Match is checked on every read, so a stale
+    client still gets its 412; only races it could not have known about are absorbed."""
+    for remaining in range(attempts - 1, -1, -1):
+        try:
+            return await attempt()
+        except ConcurrentUpdate:
+            if not remaining:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

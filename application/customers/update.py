@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from application.commands import PatchCustomer, ReplaceCustomer
-from application.customers.changes import existing_customer, record_change
+from application.customers.changes import existing_customer, record_change, retried_on_concurrent_update
 from application.ports import Clock, UnitOfWork
 from domain.customer import Customer, CustomerData, validated, validated_changes
 from domain.messages import ChangeKind
@@ -23,12 +23,14 @@ async def patch_customer(cmd: PatchCustomer, uow: UnitOfWork, clock: Clock) -> C
 async def _revise(
     uow: UnitOfWork, clock: Clock, customer_id: int, expected_version: int | None, change: Callable[[CustomerData], CustomerData]
 ) -> Customer:
-    async with uow:
-        customer = await existing_customer(uow, customer_id, expected_version)
-        new_data: CustomerData = change(customer.data)
-        revised = customer.revised(new_data, clock.now())
-        # A write that changes nothing emits nothing: no event, no external call, same version.
-        if revised is not customer:
-            await record_change(uow, revised, ChangeKind.UPDATED)
-            await uow.commit()
-    return revised
+    async def attempt() -> Customer:
+        async with uow:
+            customer = await existing_customer(uow, customer_id, expected_version)
+            revised = customer.revised(change(customer.data), clock.now())
+            # A write that changes nothing emits nothing: no event, no external call, same version.
+            if revised is not customer:
+                await record_change(uow, revised, ChangeKind.UPDATED)
+                await uow.commit()
+        return revised
+
+    return await retried_on_concurrent_update(attempt)

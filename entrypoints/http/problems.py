@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
     HTTP_412_PRECONDITION_FAILED,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
@@ -18,7 +19,7 @@ from litestar.status_codes import (
 )
 
 from application.errors import InvalidWebhook, UnknownSystem, WebhookNotConfigured
-from domain.errors import CustomerNotFound, DeadLetterNotFound, InvalidCustomer, StaleVersion
+from domain.errors import ConcurrentUpdate, CustomerNotFound, DeadLetterNotFound, InvalidCustomer, StaleVersion
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -80,6 +81,10 @@ def _dead_letter_not_found(_: Request, exc: DeadLetterNotFound) -> Response:
     )
 
 
+def _concurrent(_: Request, exc: ConcurrentUpdate) -> Response:
+    return problem(HTTP_409_CONFLICT, "Conflict", f"{exc}: the customer kept changing while we wrote; try again")
+
+
 def _stale(_: Request, exc: StaleVersion) -> Response:
     return problem(HTTP_412_PRECONDITION_FAILED, "Precondition failed", str(exc), current_version=exc.actual)
 
@@ -117,6 +122,7 @@ EXCEPTION_HANDLERS = {
     UnknownSystem: _not_found,
     DeadLetterNotFound: _dead_letter_not_found,
     StaleVersion: _stale,
+    ConcurrentUpdate: _concurrent,
     InvalidWebhook: _invalid_webhook,
     WebhookNotConfigured: _not_configured,
     UnicodeDecodeError: _undecodable,

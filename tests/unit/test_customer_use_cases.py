@@ -1,12 +1,13 @@
 import pytest
 
+from adapters.memory.database import InMemoryUnitOfWork
 from application.commands import CreateCustomer, DeleteCustomer, ListCustomers, PatchCustomer, ReplaceCustomer
 from application.customers.create import create_customer
 from application.customers.delete import delete_customer
 from application.customers.queries import get_customer, list_customers, sync_history
 from application.customers.update import patch_customer, replace_customer
 from domain.customer import CustomerData
-from domain.errors import CustomerNotFound, InvalidCustomer, StaleVersion
+from domain.errors import ConcurrentUpdate, CustomerNotFound, InvalidCustomer, StaleVersion
 from domain.messages import ChangeKind
 
 
@@ -128,3 +129,33 @@ async def test_the_page_size_is_capped(db, clock):
         await create_customer(CreateCustomer(f"C{i}"), db.unit_of_work(), clock)
     assert len((await list_customers(ListCustomers(limit=10_000), db.unit_of_work())).customers) == 3
     assert len((await list_customers(ListCustomers(limit=-5), db.unit_of_work())).customers) == 1
+
+
+class RacingSaves(InMemoryUnitOfWork):
+    """A unit of work whose first ``races`` saves lose to a concurrent writer (as PostgreSQL reports it)."""
+
+    def __init__(self, db, races: int) -> None:
+        super().__init__(db)
+        self.races = races
+
+    async def __aenter__(self):
+        await super().__aenter__()
+        save = self.customers.save
+
+        async def racing_save(customer):
+            if self.races:
+                self.races -= 1
+                raise ConcurrentUpdate(customer.id)
+            await save(customer)
+
+        self.customers.save = racing_save
+        return self
+
+
+async def test_a_write_racing_the_sync_worker_is_retried_from_a_fresh_read(db, clock):
+    created = await create_customer(CreateCustomer("Ada"), db.unit_of_work(), clock)
+    patched = await patch_customer(PatchCustomer(customer_id=created.id, changes={"name": "B"}), RacingSaves(db, races=2), clock)
+    assert patched.name == "B"
+    with pytest.raises(ConcurrentUpdate):
+        await patch_customer(PatchCustomer(customer_id=created.id, changes={"name": "C"}), RacingSaves(db, races=3), clock)
+    assert (await get_customer(created.id, db.unit_of_work(), ["stripe"])).customer.name == "B"
