@@ -15,7 +15,7 @@ import msgspec
 
 from domain.customer import Customer, CustomerData
 from domain.dead_letters import DeadLetter
-from domain.mapping import ExternalMapping
+from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import CustomerChanged, ExternalChange, ExternalCustomer
 from domain.sync import Direction, SyncRecord
 
@@ -49,6 +49,15 @@ class MappingRepository(Protocol):
 
     async def save(self, mapping: ExternalMapping) -> None:
         """Insert or replace the mapping of (customer_id, system)."""
+
+    async def remove(self, customer_id: int, system: str) -> None: ...
+
+
+class CreateIntentRepository(Protocol):
+    async def get(self, customer_id: int, system: str) -> CreateIntent | None: ...
+
+    async def add(self, intent: CreateIntent) -> None:
+        """Keep ``intent`` unless one exists for (customer_id, system): the first one stands."""
 
     async def remove(self, customer_id: int, system: str) -> None: ...
 
@@ -101,6 +110,7 @@ class UnitOfWork(Protocol):
 
     customers: CustomerRepository
     mappings: MappingRepository
+    create_intents: CreateIntentRepository
     sync_records: SyncRecordRepository
     inbox: Inbox
     outbox: Outbox

@@ -34,3 +34,15 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
     def rebased(self, external: CustomerData, at: datetime) -> ExternalMapping:
         """A new baseline while the catalog still has changes of its own to send."""
         return msgspec.structs.replace(self, synced=external, synced_at=at)
+
+
+class CreateIntent(msgspec.Struct, frozen=True, kw_only=True):
+    """A create we are about to send, saved first: every later attempt, whatever event triggers it,
+    repeats exactly this request (same idempotency key, same fields), so the external system
+    answers with the customer it already made instead of making a second one."""
+
+    customer_id: int
+    system: str
+    idempotency_key: str
+    data: CustomerData
+    created_at: datetime

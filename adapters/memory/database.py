@@ -16,7 +16,7 @@ from application.ports import Envelope, PendingEvent
 from domain.customer import Customer, CustomerData
 from domain.dead_letters import DeadLetter
 from domain.errors import ConcurrentUpdate
-from domain.mapping import ExternalMapping
+from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import CustomerChanged
 from domain.sync import Direction, SyncRecord
 
@@ -24,6 +24,7 @@ from domain.sync import Direction, SyncRecord
 class Tables(msgspec.Struct):
     customers: dict[int, Customer] = msgspec.field(default_factory=dict)
     mappings: dict[tuple[int, str], ExternalMapping] = msgspec.field(default_factory=dict)
+    create_intents: dict[tuple[int, str], CreateIntent] = msgspec.field(default_factory=dict)
     sync_records: dict[tuple[str, str, str], SyncRecord] = msgspec.field(default_factory=dict)
     inbox: dict[tuple[str, str], datetime] = msgspec.field(default_factory=dict)
     outbox: dict[int, tuple[CustomerChanged, datetime | None]] = msgspec.field(default_factory=dict)
@@ -59,6 +60,7 @@ class InMemoryUnitOfWork:
         self._tables = self._db.tables.copy()
         self.customers = InMemoryCustomerRepository(self._tables)
         self.mappings = InMemoryMappingRepository(self._tables)
+        self.create_intents = InMemoryCreateIntentRepository(self._tables)
         self.sync_records = InMemorySyncRecordRepository(self._tables)
         self.inbox = InMemoryInbox(self._tables)
         self.outbox = InMemoryOutbox(self._tables)
@@ -133,6 +135,20 @@ class InMemoryMappingRepository:
 
     async def remove(self, customer_id: int, system: str) -> None:
         self._t.mappings.pop((customer_id, system), None)
+
+
+class InMemoryCreateIntentRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def get(self, customer_id: int, system: str) -> CreateIntent | None:
+        return self._t.create_intents.get((customer_id, system))
+
+    async def add(self, intent: CreateIntent) -> None:
+        self._t.create_intents.setdefault((intent.customer_id, intent.system), intent)
+
+    async def remove(self, customer_id: int, system: str) -> None:
+        self._t.create_intents.pop((customer_id, system), None)
 
 
 class InMemorySyncRecordRepository:

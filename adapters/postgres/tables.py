@@ -136,8 +136,20 @@ dead_letters = Table(
     Index("ix_dead_letters_created_at_id", "created_at", "id"),
 )
 
+create_intents = Table(
+    "create_intents",
+    metadata,
+    Column("customer_id", BigInteger, nullable=False),
+    Column("system", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("name", Text),
+    Column("email", Text),
+    Column("created_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("customer_id", "system"),
+)
+
 # Every table the service owns, children first (the order TRUNCATE and DROP want).
-ALL_TABLES = (external_mappings, sync_records, outbox, inbox, dead_letters, customers)
+ALL_TABLES = (external_mappings, create_intents, sync_records, outbox, inbox, dead_letters, customers)
 
 # The relay LISTENs here; a trigger on outbox NOTIFYs it when inserts commit (migration 0001).
 OUTBOX_CHANNEL = "custsync_outbox"

@@ -8,6 +8,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.postgres.create_intents import SqlAlchemyCreateIntentRepository
 from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
 from adapters.postgres.repositories import (
     SqlAlchemyCustomerRepository,
@@ -50,6 +51,7 @@ class SqlAlchemyUnitOfWork:
         self.outbox = SqlAlchemyOutbox(connection)
         self.relay = self.outbox
         self.dead_letters = SqlAlchemyDeadLetterRepository(connection)
+        self.create_intents = SqlAlchemyCreateIntentRepository(connection)
         return self
 
     async def __aexit__(

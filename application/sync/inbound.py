@@ -100,6 +100,7 @@ async def _link_own_create(uow: UnitOfWork, system: str, external: ExternalCusto
         synced_version=customer.version if in_sync else 0, synced_at=now,
     )
     await uow.mappings.save(mapping)
+    await uow.create_intents.remove(customer.id, system)
     return mapping
 
 

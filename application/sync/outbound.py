@@ -11,7 +11,7 @@ from application.customers.changes import record_change
 from application.ports import Clock, Integration, Integrations, UnitOfWork, UnitOfWorkFactory
 from domain.conflicts import ConflictPolicy
 from domain.customer import Customer
-from domain.mapping import ExternalMapping
+from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
 from domain.reconcile import OutboundPlan, outbound_changes, plan_update
 from domain.sync import Direction, Operation, SyncRecord
@@ -22,6 +22,7 @@ class _Outcome(msgspec.Struct, frozen=True):
     note: str | None = None
     created: ExternalCustomer | None = None
     plan: OutboundPlan | None = None  # an update: what both sides now agree on, what was adopted
+    intent: CreateIntent | None = None  # a create: the request that made it
     gone: bool = False  # the external customer no longer exists
 
 
@@ -46,11 +47,14 @@ async def _sync_one(
             return
         customer = await uow.customers.get(event.customer_id)
         mapping = await uow.mappings.get(event.customer_id, system)
+        intent = None
+        if customer is not None and not customer.deleted and mapping is None and event.origin != system:
+            intent = await _create_intent(uow, customer, system, event, clock)
     if customer is None:
         return
     # No transaction is open while the external system is called.
     try:
-        outcome = await _call(integration, event, customer, mapping, policy)
+        outcome = await _call(integration, event, customer, mapping, policy, intent)
     except IntegrationError as exc:
         record = record or _pending(event, system, Operation.UPDATE, clock)
         # A write can land and still fail (a timeout): keep the conflict it settled in the history.
@@ -71,9 +75,21 @@ async def _sync_one(
         await uow.commit()
 
 
+async def _create_intent(uow: UnitOfWork, customer: Customer, system: str, event: CustomerChanged, clock: Clock) -> CreateIntent:
+    """The create to send, saved before it is sent; an earlier one, if any, is repeated as it was."""
+    await uow.create_intents.add(CreateIntent(
+        customer_id=customer.id, system=system, idempotency_key=f"{event.event_id}:create", data=customer.data,
+        created_at=clock.now(),
+    ))
+    intent = await uow.create_intents.get(customer.id, system)
+    await uow.commit()
+    assert intent is not None
+    return intent
+
+
 async def _call(
     integration: Integration, event: CustomerChanged, customer: Customer, mapping: ExternalMapping | None,
-    policy: ConflictPolicy,
+    policy: ConflictPolicy, intent: CreateIntent | None = None,
 ) -> _Outcome | None:
     if event.origin == integration.system:
         if event.kind is ChangeKind.CREATED and mapping is not None and not customer.deleted:
@@ -95,8 +111,9 @@ async def _call(
             return _Outcome(Operation.DELETE, note="already gone", gone=True)
         return _Outcome(Operation.DELETE, gone=True)
     if mapping is None:
-        created = await integration.create_customer(customer.data, internal_id=customer.id, idempotency_key=f"{event.event_id}:create")
-        return _Outcome(Operation.CREATE, created=created)
+        assert intent is not None
+        created = await integration.create_customer(intent.data, internal_id=customer.id, idempotency_key=intent.idempotency_key)
+        return _Outcome(Operation.CREATE, created=created, intent=intent)
     if not outbound_changes(customer, mapping):
         return _Outcome(Operation.UPDATE, note="no change")
     gone = _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
@@ -133,13 +150,8 @@ async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system:
     now = clock.now()
     # Re-read: an inbound change may have moved the mapping while the call was in flight.
     mapping = await uow.mappings.get(customer.id, system)
-    if outcome.created is not None:
-        external = outcome.created
-        await uow.mappings.save(
-            ExternalMapping(customer_id=customer.id, system=system, external_id=external.external_id,
-                            synced=customer.data, synced_version=customer.version, synced_at=now)
-            if mapping is None else mapping.synced_to(customer, customer.data, now)
-        )
+    if outcome.created is not None and outcome.intent is not None:
+        await _store_create(uow, outcome.created, outcome.intent, customer, mapping, now)
     elif mapping is None:
         return
     elif outcome.gone:
@@ -154,6 +166,23 @@ async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system:
         # Equal content, older stamp: catch the stamp up. Never for a tombstone, whose cleared
         # data can equal an empty baseline while the external customer still lives.
         await uow.mappings.save(mapping.synced_to(customer, mapping.synced, now))
+
+
+async def _store_create(
+    uow: UnitOfWork, created: ExternalCustomer, intent: CreateIntent, customer: Customer, mapping: ExternalMapping | None,
+    now: datetime,
+) -> None:
+    await uow.create_intents.remove(customer.id, intent.system)
+    if mapping is None:  # (the echo of this create may have linked it already)
+        mapping = ExternalMapping(customer_id=customer.id, system=intent.system, external_id=created.external_id,
+                                  synced=intent.data, synced_version=0, synced_at=now)
+    current = await uow.customers.get(customer.id) or customer
+    if current.data == intent.data and not current.deleted:
+        await uow.mappings.save(mapping.synced_to(current, intent.data, now))
+        return
+    await uow.mappings.save(mapping.rebased(intent.data, now))
+    # Created with the fields of an earlier attempt: send what changed (or the deletion) since.
+    await record_change(uow, current, ChangeKind.DELETED if current.deleted else ChangeKind.UPDATED)
 
 
 async def _store_update(

@@ -1,5 +1,12 @@
 """Catalog changes reach Stripe: once, with only what changed, and never back to where they came from."""
 
+import stripe
+from dependency_injector import providers
+
+from adapters.stripe.integration import StripeIntegration
+from entrypoints.settings import Settings
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
+
 from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
 from application.customers.create import create_customer
 from application.customers.delete import delete_customer
@@ -114,3 +121,38 @@ async def test_an_update_for_a_customer_deleted_in_stripe_deletes_it_here(system
     assert external_id not in system.stripe.customers
     notes = [r.note for r in await system.history(customer.id)]
     assert "deleted in stripe: deleted here too" in notes
+
+
+class CreatesThatTimeOut:
+    """Stripe creates the customer, then the answer is lost, for the first ``n`` creates."""
+
+    def __init__(self, inner, n: int) -> None:
+        self.inner, self.n = inner, n
+
+    async def create_async(self, params=None, options=None):
+        created = await self.inner.create_async(params=params, options=options)
+        if self.n:
+            self.n -= 1
+            raise stripe.APIConnectionError("timed out reading the response")
+        return created
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+async def test_a_create_that_died_ambiguously_is_repeated_not_duplicated_by_a_later_event(clock):
+    system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, worker_max_attempts=2), clock=clock)
+    c = system.container
+    c.stripe.override(providers.Object(StripeIntegration(CreatesThatTimeOut(system.stripe, n=2), [WEBHOOK_SECRET])))
+    c.outbound_handler.reset()
+    system.consumer = system.new_consumer()
+    customer = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+    await system.relay()
+    await system.consume()  # two attempts, both time out after Stripe made the customer: dead-lettered
+    assert len(system.stripe.customers) == 1 and (await system.mapping(customer.id)) is None
+    system.delivered = len(system.stripe.events)  # and its webhook is lost too
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Ada L."}), system.uow_factory(), system.clock)
+    await system.settle()
+    [(external_id, twin)] = system.stripe.customers.items()
+    assert (await system.mapping(customer.id)).external_id == external_id
+    assert (twin["name"], twin["metadata"]["internal_id"]) == ("Ada L.", str(customer.id))
