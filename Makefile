@@ -21,7 +21,8 @@ install: $(BIN)/.installed ## Create .venv and install custsync with its test to
 dev: install ## Run API + worker + fake Stripe in one in-memory process on PORT (8000)
 	$(BIN)/custsync dev --port $(PORT)
 
-lint: install ## Check the dependency rule (import-linter)
+lint: install ## Pyflakes (ruff) and the dependency rule (import-linter)
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
 test: install lint services ## Install, start PostgreSQL and Kafka, run the whole suite

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from application.errors import UnknownSystem
 import msgspec
 
+from application.errors import UnknownSystem
 from application.ports import Envelope, Integrations, MessagePublisher, UnitOfWorkFactory
 from domain.messages import INBOUND_TOPIC, ExternalChange, encode
 

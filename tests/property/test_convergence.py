@@ -8,7 +8,6 @@ import asyncio
 import os
 import random
 
-import stripe
 from dependency_injector import providers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -1,6 +1,5 @@
-from application.commands import CreateCustomer, PatchCustomer
+from application.commands import CreateCustomer
 from application.customers.create import create_customer
-from application.customers.update import patch_customer
 
 
 async def test_customer_created_through_the_catalog_gets_a_stripe_twin(system):
