@@ -14,6 +14,15 @@ from entrypoints.runtime import Task
 log = logging.getLogger("custsync.dev")
 
 
+async def deliver_stripe_event(container: Container, fake: InMemoryStripe, event: dict, secret: str) -> None:
+    """One fake-Stripe event delivered as Stripe would: signed, through the webhook use case."""
+    payload, signature = fake.signed_event(event, secret)
+    await receive_webhook(
+        "stripe", payload, {"stripe-signature": signature}, container.integrations(), container.publisher(),
+        container.uow_factory(),
+    )
+
+
 def webhook_delivery_task(container: Container, fake: InMemoryStripe, secret: str) -> Task:
     """Deliver the fake Stripe's events like Stripe does: signed, through the webhook use case."""
 
@@ -22,12 +31,8 @@ def webhook_delivery_task(container: Container, fake: InMemoryStripe, secret: st
         while not stopping.is_set():
             fake.new_events.clear()
             for event in fake.events[delivered:]:
-                payload, signature = fake.signed_event(event, secret)
                 try:
-                    await receive_webhook(
-                        "stripe", payload, {"stripe-signature": signature}, container.integrations(), container.publisher(),
-                        container.uow_factory(),
-                    )
+                    await deliver_stripe_event(container, fake, event, secret)
                 except InvalidWebhook as exc:  # pragma: no cover - would be a wiring bug
                     log.error("fake Stripe webhook refused: %s", exc)
                 delivered += 1

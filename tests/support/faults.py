@@ -9,7 +9,7 @@ from typing import Any
 import stripe
 
 from adapters.memory.stripe import InMemoryStripe
-from application.sync.webhooks import receive_webhook
+from entrypoints.dev import deliver_stripe_event
 
 
 class WorkerCrashed(Exception):
@@ -94,9 +94,7 @@ class WebhookWire:
         event = self.pending[index % len(self.pending)]
         if not keep:
             self.pending.remove(event)
-        payload, header = self.system.stripe.signed_event(event, self.secret)
-        c = self.system.container
-        await receive_webhook("stripe", payload, {"stripe-signature": header}, c.integrations(), c.publisher(), c.uow_factory())
+        await deliver_stripe_event(self.system.container, self.system.stripe, event, self.secret)
         self.deliveries += 1
 
     async def drain(self, rng: random.Random) -> int:

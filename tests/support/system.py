@@ -12,9 +12,9 @@ from adapters.memory.bus import InMemorySubscription
 from adapters.memory.stripe import InMemoryStripe
 from application.sync.consumer import RetryPolicy, SyncConsumer
 from application.sync.relay import relay_once
-from application.sync.webhooks import receive_webhook
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
 from entrypoints.container import Container, build_container
+from entrypoints.dev import deliver_stripe_event
 from entrypoints.settings import Settings
 
 WEBHOOK_SECRET = "whsec_test_secret"
@@ -53,11 +53,7 @@ class EmbeddedSystem:
             return 0
         events = self.stripe.events[self.delivered:]
         for event in events:
-            payload, header = self.stripe.signed_event(event, self.secret)
-            await receive_webhook(
-                "stripe", payload, {"stripe-signature": header}, self.container.integrations(), self.container.publisher(),
-                self.container.uow_factory(),
-            )
+            await deliver_stripe_event(self.container, self.stripe, event, self.secret)
         self.delivered += len(events)
         return len(events)
 
