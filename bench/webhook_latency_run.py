@@ -16,7 +16,7 @@ import httpx
 import stripe
 
 from tests.support.infra import migrate, recreate_database, reset_topics
-from tests.support.processes import Processes, base_env
+from tests.support.processes import Processes, base_env, wait_for_health
 from tests.support.stripe_server import free_port
 
 SECRET = "whsec_bench"
@@ -53,12 +53,7 @@ async def main(requests: int) -> None:
     processes.start("api", "--port", str(port))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+            await wait_for_health(http)
             for n in range(50):  # warm-up: connections, JIT-free but caches and the Kafka producer
                 await http.get("/health")
             health, hooks = [], []

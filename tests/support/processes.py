@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 CUSTSYNC = str(Path(sys.executable).with_name("custsync"))
 
@@ -62,6 +65,19 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+async def wait_for_health(http: "httpx.AsyncClient", timeout: float = 30.0) -> None:
+    """Until ``GET /health`` answers 200 on ``http``'s base URL (a `custsync api` starting up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (await http.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the API at {http.base_url} did not come up within {timeout}s")
 
 
 def base_env() -> dict[str, str]:

@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import text
 
 from adapters.postgres.engine import create_engine
-from tests.support.processes import Processes
+from tests.support.processes import Processes, wait_for_health
 from tests.support.stripe_server import StripeServer
 
 NAMES = ["Ada", "Grace", "Linus", "Barbara", "Edsger", None]
@@ -97,30 +97,26 @@ class Soak:
     async def run(self, converge_timeout: float = 120.0) -> SoakReport:
         self.processes.start("api", "--port", self.api_url.rsplit(":", 1)[1])
         self.worker_procs = [self.processes.start("worker") for _ in range(self.workers)]
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=30) as http:
-            await self._wait_for_api(http)
-            started = time.monotonic()
-            ids = await self._create_customers(http)
-            await self._operate(http, ids)
-            self.report.ops_seconds = time.monotonic() - started
-            settled = time.monotonic()
-            if await self._converge(http, converge_timeout):
-                self.report.converge_seconds = time.monotonic() - settled
-        self.report.dead_letters = await self._count("SELECT count(*) FROM dead_letters")
+        # One pool for every look at the database: convergence is polled four times a second.
+        self.engine = create_engine(self.database_url, pool_size=1)
+        try:
+            async with httpx.AsyncClient(base_url=self.api_url, timeout=30) as http:
+                await wait_for_health(http)
+                started = time.monotonic()
+                ids = await self._create_customers(http)
+                await self._operate(http, ids)
+                self.report.ops_seconds = time.monotonic() - started
+                settled = time.monotonic()
+                if await self._converge(http, converge_timeout):
+                    self.report.converge_seconds = time.monotonic() - settled
+            async with self.engine.connect() as connection:
+                self.report.dead_letters = (await connection.execute(text("SELECT count(*) FROM dead_letters"))).scalar_one()
+        finally:
+            await self.engine.dispose()
         self.report.webhook_deliveries = self.webhooks.deliveries
         self.report.stripe_calls = len(self.server.requests)
         self.report.stripe_faults_injected = self.server.faults
         return self.report
-
-    async def _wait_for_api(self, http: httpx.AsyncClient) -> None:
-        for _ in range(300):
-            try:
-                if (await http.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-        raise RuntimeError("the API did not come up")
 
     async def _create_customers(self, http: httpx.AsyncClient) -> list[int]:
         ids = []
@@ -198,24 +194,12 @@ class Soak:
             await asyncio.sleep(0.25)
         return False
 
-    async def _count(self, sql: str) -> int:
-        engine = create_engine(self.database_url, pool_size=1)
-        try:
-            async with engine.connect() as connection:
-                return (await connection.execute(text(sql))).scalar_one()
-        finally:
-            await engine.dispose()
-
     async def divergences(self) -> list[str]:
-        engine = create_engine(self.database_url, pool_size=1)
-        try:
-            async with engine.connect() as connection:
-                rows = (await connection.execute(text(
-                    "SELECT c.id, c.name, c.email, c.deleted, m.external_id FROM customers c "
-                    "LEFT JOIN external_mappings m ON m.customer_id = c.id AND m.system = 'stripe'"
-                ))).all()
-        finally:
-            await engine.dispose()
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(text(
+                "SELECT c.id, c.name, c.email, c.deleted, m.external_id FROM customers c "
+                "LEFT JOIN external_mappings m ON m.customer_id = c.id AND m.system = 'stripe'"
+            ))).all()
         stripe_side = dict(self.server.stripe.customers)
         found, linked = [], set()
         for cid, name, email, deleted, external_id in rows:
