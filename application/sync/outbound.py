@@ -28,7 +28,7 @@ class _Outcome(msgspec.Struct, frozen=True):
 
 async def sync_outbound(
     event: CustomerChanged, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock,
-    policy: ConflictPolicy = ConflictPolicy.INTERNAL_WINS,
+    policy: ConflictPolicy,
 ) -> None:
     """Push the customer's *current* state (not the event's snapshot), so that replays and
     reordering converge. A system whose record for this event is settled is skipped, so a

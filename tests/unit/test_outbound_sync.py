@@ -7,6 +7,8 @@ from adapters.stripe.integration import StripeIntegration
 from entrypoints.settings import Settings
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 
+POLICY = Settings().conflict_policy  # what the worker runs with by default
+
 from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
 from application.customers.create import create_customer
 from application.customers.delete import delete_customer
@@ -36,7 +38,7 @@ async def test_a_redelivered_create_does_not_call_stripe_again(system):
     await system.settle()
     [envelope] = system.messages(OUTBOUND_TOPIC)
     calls = len(system.stripe.calls)
-    await sync_outbound(decode(envelope.payload, CustomerChanged), system.uow_factory, system.container.integrations(), system.clock)
+    await sync_outbound(decode(envelope.payload, CustomerChanged), system.uow_factory, system.container.integrations(), system.clock, POLICY)
     assert len(system.stripe.calls) == calls
     assert len(system.stripe.customers) == 1 and (await system.mapping(customer.id)) is not None
 
@@ -51,7 +53,7 @@ async def test_a_create_retried_after_losing_its_result_reuses_the_idempotency_k
             await uow.sync_records.save(record.failed(system.clock.now(), "crashed", dead=False))
         await uow.commit()
     [envelope] = system.messages(OUTBOUND_TOPIC)
-    await sync_outbound(decode(envelope.payload, CustomerChanged), system.uow_factory, system.container.integrations(), system.clock)
+    await sync_outbound(decode(envelope.payload, CustomerChanged), system.uow_factory, system.container.integrations(), system.clock, POLICY)
     creates = [key for method, key in system.stripe.calls if method == "create"]
     assert len(creates) == 2 and creates[0] == creates[1]
     assert len(system.stripe.customers) == 1
