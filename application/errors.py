@@ -9,6 +9,8 @@ class IntegrationError(DomainError):
     """A call to an external system failed."""
 
     retryable = False
+    drops_intent = False  # the create intent this failure settles (see CreateRefused)
+    conflict_note: str | None = None  # a conflict the failed attempt had settled, for the history
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -30,16 +32,63 @@ class IntegrationAuthError(RetryableIntegrationError):
     (rather than dead-lettering the whole queue) and retries once they may have been."""
 
 
-class ExternalCustomerMissing(IntegrationError):
-    """The external customer does not exist (any more)."""
+class IdempotentReplayFailure(RetryableIntegrationError):
+    """The system answered a failure saved under our idempotency key (Stripe replays a 500 for
+    24 hours to every retry with that key): repeating the request cannot succeed. Whether the
+    first attempt made anything must be looked up, then the request made under a new key."""
+
+
+class CreateRefused(PermanentIntegrationError):
+    """The system refused a create itself (a validation error): its saved intent is dropped, so
+    that the next attempt (a replay) sends the customer's current state under a new key."""
+
+    drops_intent = True
+
+
+class NothingCreated(RetryableIntegrationError):
+    """A look-up proved that a create whose answer was lost made nothing: its intent is dropped
+    and the next attempt sends the create again under a new key."""
+
+    drops_intent = True
+
+
+class ExternalCustomerMissing(PermanentIntegrationError):
+    """The system does not know this id (Stripe: 404 ``resource_missing``). Not a deletion: a
+    deleted customer is still retrievable with ``deleted: true``; this means another account,
+    another mode or a restored database."""
+
+
+class MappingBroken(PermanentIntegrationError):
+    """A mapped external customer is unknown to the account: the link is marked broken, nothing
+    in the catalog changed, and the message waits in the dead-letter store for an operator."""
 
 
 class InvalidWebhook(DomainError):
     """A webhook's signature is missing, forged or expired, or its body is not an event."""
 
 
+class RefusedWebhook(DomainError):
+    """A genuine, well-formed event whose object we refuse: acknowledged (redelivery cannot help)
+    and recorded, never applied."""
+
+    def __init__(self, event_id: str, reason: str) -> None:
+        self.event_id, self.reason = event_id, reason
+        super().__init__(f"event {event_id} refused: {reason}")
+
+
 class WebhookNotConfigured(DomainError):
     """No secret to verify webhooks with: a deployment mistake, not the sender's."""
+
+
+class AccountMismatch(DomainError):
+    """The credentials belong to another account or mode than the one the catalog is bound to."""
+
+    def __init__(self, system: str, bound: object, actual: object) -> None:
+        self.system, self.bound, self.actual = system, bound, actual
+        super().__init__(
+            f"{system}: the credentials belong to {actual}, but this catalog is bound to {bound}; "
+            f"refusing to start (if the change is intended, run `custsync {system} rebind`)"
+        )
 
 
 class UnknownSystem(DomainError):

@@ -13,10 +13,12 @@ from typing import Protocol, Self
 
 import msgspec
 
+from domain.binding import AccountBinding, ExternalAccount
 from domain.customer import Customer, CustomerData
 from domain.dead_letters import DeadLetter
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import CustomerChanged, ExternalChange, ExternalCustomer
+from domain.ownership import OwnershipTag
 from domain.sync import Direction, SyncRecord
 
 
@@ -47,8 +49,10 @@ class MappingRepository(Protocol):
 
     async def for_customer(self, customer_id: int) -> list[ExternalMapping]: ...
 
-    async def save(self, mapping: ExternalMapping) -> None:
-        """Insert or replace the mapping of (customer_id, system)."""
+    async def save(self, mapping: ExternalMapping) -> ExternalMapping:
+        """Insert the mapping of (customer_id, system), or replace it if the stored one still has
+        ``mapping.version`` (else ConcurrentUpdate: someone wrote it since it was read). Returns
+        it as stored, with its new version."""
 
     async def remove(self, customer_id: int, system: str) -> None: ...
 
@@ -57,7 +61,8 @@ class CreateIntentRepository(Protocol):
     async def get(self, customer_id: int, system: str) -> CreateIntent | None: ...
 
     async def add(self, intent: CreateIntent) -> None:
-        """Keep ``intent`` unless one exists for (customer_id, system): the first one stands."""
+        """Keep ``intent`` unless one exists for (customer_id, system): the first one stands.
+        Remove it first to replace it (a refused create, a key that proved to have made nothing)."""
 
     async def remove(self, customer_id: int, system: str) -> None: ...
 
@@ -105,6 +110,24 @@ class OutboxRelayPort(Protocol):
     async def mark_published(self, positions: Sequence[int], at: datetime) -> None: ...
 
 
+class InstallationRepository(Protocol):
+    """The id of this installation of custsync, made once (``custsync init``, or the first start)."""
+
+    async def get(self) -> str | None: ...
+
+    async def add(self, installation_id: str, at: datetime) -> str:
+        """Keep ``installation_id`` unless one exists; returns the one that stands."""
+
+
+class BindingRepository(Protocol):
+    """The external account each integration is bound to."""
+
+    async def get(self, system: str) -> AccountBinding | None: ...
+
+    async def save(self, binding: AccountBinding) -> None:
+        """Insert or replace the binding of ``binding.system``."""
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. Leaving the block without ``commit()`` rolls back."""
 
@@ -116,6 +139,8 @@ class UnitOfWork(Protocol):
     outbox: Outbox
     relay: OutboxRelayPort
     dead_letters: DeadLetterRepository
+    installation: InstallationRepository
+    bindings: BindingRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -168,27 +193,40 @@ class Page(msgspec.Struct, frozen=True):
 class Integration(Protocol):
     """An external system that holds customers (Stripe, and later Salesforce and others).
 
-    Raises only the errors in ``application.errors``.
+    Raises only the errors in ``application.errors``. ``ExternalCustomerMissing`` means the
+    system does not know the id -- never that the customer was deleted (see ``domain.safety``).
     """
 
     system: str
 
-    async def create_customer(self, data: CustomerData, *, internal_id: int, idempotency_key: str) -> ExternalCustomer:
-        """Create the customer, tagging it with our id; the same key never creates twice."""
+    async def account(self) -> ExternalAccount:
+        """The account (and mode) the credentials belong to."""
 
-    async def update_customer(self, external_id: str, changes: Mapping[str, str | None]) -> ExternalCustomer:
-        """Send only ``changes`` (field -> new value, ``None`` clears); raises ExternalCustomerMissing."""
+    async def create_customer(self, data: CustomerData, *, tag: OwnershipTag, idempotency_key: str) -> ExternalCustomer:
+        """Create the customer, tagged as ours; the same key never creates twice. A failure the
+        system saved under the key raises IdempotentReplayFailure."""
 
-    async def link_customer(self, external_id: str, internal_id: int) -> None:
-        """Record our id on a customer created over there (Stripe: ``metadata.internal_id``)."""
+    async def update_customer(
+        self, external_id: str, changes: Mapping[str, str | None], *, idempotency_key: str | None = None
+    ) -> ExternalCustomer:
+        """Send only ``changes`` (field -> new value, ``None`` clears). The key marks the write
+        as ours in the events it causes."""
+
+    async def link_customer(self, external_id: str, tag: OwnershipTag, *, idempotency_key: str | None = None) -> None:
+        """Tag a customer created over there as ours (Stripe: metadata, merged key by key)."""
 
     async def delete_customer(self, external_id: str) -> None:
-        """Delete it; raises ExternalCustomerMissing if it is already gone."""
+        """Delete it; ExternalCustomerMissing if the system does not know it (or no longer lets it
+        be deleted): only ``retrieve_customer`` tells which."""
 
-    async def retrieve_customer(self, external_id: str) -> ExternalCustomer | None:
-        """The customer as the system holds it now (``deleted`` set if deleted), ``None`` if unknown."""
+    async def retrieve_customer(self, external_id: str) -> ExternalCustomer:
+        """The customer as the system holds it now (``deleted`` set if it was deleted)."""
 
-    async def list_customers(self, *, limit: int, cursor: str | None = None) -> Page: ...
+    async def list_customers(
+        self, *, limit: int, cursor: str | None = None, email: str | None = None, created_since: datetime | None = None
+    ) -> Page:
+        """Customers, newest first, from the system's strongly consistent list (never a search
+        index): ``email`` exactly, ``created_since`` inclusive."""
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
         """Verify and parse a webhook; ``None`` for event types we ignore; raises InvalidWebhook."""

@@ -40,6 +40,18 @@ class CustomerData(msgspec.Struct, frozen=True):
         return msgspec.structs.replace(self, **{f: getattr(other, f) for f in fields})
 
 
+class FieldTimes(msgspec.Struct, frozen=True):
+    """When each synced field got its current value (``latest_wins`` compares these, field by
+    field, with the external system's change times). ``None``: unknown (rows from before this
+    was kept), read as the customer's ``updated_at``."""
+
+    name: datetime | None = None
+    email: datetime | None = None
+
+    def with_fields(self, fields: frozenset[str] | set[str], at: datetime) -> FieldTimes:
+        return msgspec.structs.replace(self, **{f: at for f in fields}) if fields else self
+
+
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
     """A catalog customer. A deleted one stays as a tombstone (data cleared) so that late or
     duplicated external events can never bring it back."""
@@ -50,6 +62,10 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     deleted: bool = False
+    field_times: FieldTimes = FieldTimes()
+
+    def changed_at(self, field: str) -> datetime:
+        return getattr(self.field_times, field) or self.updated_at
 
     @property
     def name(self) -> str | None:
@@ -59,11 +75,17 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     def email(self) -> str | None:
         return self.data.email
 
-    def revised(self, data: CustomerData, at: datetime) -> Customer:
-        """The customer with new data; the version moves only when something changed."""
+    def revised(self, data: CustomerData, at: datetime, field_times: dict[str, datetime] | None = None) -> Customer:
+        """The customer with new data; the version moves only when something changed. Each changed
+        field is stamped ``at``, or with its time in ``field_times`` (a value adopted from an
+        external system keeps the time it changed there)."""
         if data == self.data:
             return self
-        return msgspec.structs.replace(self, data=data, version=self.version + 1, updated_at=at)
+        changed = data.changed_fields(self.data)
+        times = self.field_times.with_fields(changed, at)
+        if field_times:
+            times = msgspec.structs.replace(times, **{f: t for f, t in field_times.items() if f in changed})
+        return msgspec.structs.replace(self, data=data, version=self.version + 1, updated_at=at, field_times=times)
 
     def tombstone(self, at: datetime) -> Customer:
         return msgspec.structs.replace(self, data=CustomerData(), deleted=True, version=self.version + 1, updated_at=at)

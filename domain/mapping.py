@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
 from domain.customer import Customer, CustomerData
+
+
+class FieldWrite(msgspec.Struct, frozen=True):
+    """One field's value as an external change set it, and when (the event's time, whole seconds).
+
+    Two changes of one field stamped in the same second have no knowable order (Stripe's ``created``
+    is whole seconds and event ids are not ordered): the greater value stands for that second, so
+    that the outcome is the same whatever order their events arrive in; ``tied`` keeps the others,
+    so that they are still recognised as known values, not as changes still to come."""
+
+    value: str | None
+    at: datetime
+    tied: tuple[str | None, ...] = ()
+
+    def newer_than(self, other: FieldWrite | None) -> bool:
+        if other is None:
+            return True
+        return int(self.at.timestamp()) > int(other.at.timestamp())
+
+    def merged(self, other: FieldWrite | None) -> FieldWrite:
+        """The newest of the two; within one second, the greater value, the others kept as ``tied``."""
+        if other is None or self.newer_than(other):
+            return self
+        if other.newer_than(self):
+            return other
+        values = {self.value, other.value, *self.tied, *other.tied}
+        top = max(values, key=lambda v: v or "")
+        return FieldWrite(top, min(self.at, other.at), tuple(sorted((v for v in values if v != top), key=lambda v: v or "")))
+
+    def knows(self, value: str | None) -> bool:
+        """Is ``value`` one this write (or a change of the same second) set?"""
+        return value == self.value or value in self.tied
 
 
 class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
@@ -14,7 +46,10 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
 
     ``synced`` is the content both sides agreed on at ``synced_version`` of the customer: the
     baseline that tells our own echoes from real external changes, and local edits from
-    conflicting ones.
+    conflicting ones. ``external_writes`` holds, per field, the newest change made over there
+    (not by us) that an event told us of: what ``latest_wins`` weighs against the catalog's own
+    change times. ``version`` guards every write of the mapping (optimistic concurrency).
+    ``broken`` says why the link cannot be used (the external id is unknown to the account).
     """
 
     customer_id: int
@@ -23,17 +58,30 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
     synced: CustomerData
     synced_version: int
     synced_at: datetime
+    external_writes: dict[str, FieldWrite] = msgspec.field(default_factory=dict)
+    broken: str | None = None
+    version: int = 0
 
     def in_sync_with(self, customer: Customer) -> bool:
         caught_up = self.synced_version >= customer.version
-        return caught_up and (customer.deleted or self.synced == customer.data)
+        return self.broken is None and caught_up and (customer.deleted or self.synced == customer.data)
 
     def synced_to(self, customer: Customer, external: CustomerData, at: datetime) -> ExternalMapping:
-        return msgspec.structs.replace(self, synced=external, synced_version=customer.version, synced_at=at)
+        return msgspec.structs.replace(self, synced=external, synced_version=customer.version, synced_at=at, broken=None)
 
     def rebased(self, external: CustomerData, at: datetime) -> ExternalMapping:
         """A new baseline while the catalog still has changes of its own to send."""
-        return msgspec.structs.replace(self, synced=external, synced_at=at)
+        return msgspec.structs.replace(self, synced=external, synced_at=at, broken=None)
+
+    def marked_broken(self, reason: str) -> ExternalMapping:
+        return msgspec.structs.replace(self, broken=reason[:500])
+
+    def with_external_writes(self, writes: dict[str, FieldWrite]) -> ExternalMapping:
+        """Keep, per field, the newest of what we knew and ``writes`` (a max: arrival order is irrelevant)."""
+        merged = dict(self.external_writes)
+        for field, write in writes.items():
+            merged[field] = write.merged(merged.get(field))
+        return self if merged == self.external_writes else msgspec.structs.replace(self, external_writes=merged)
 
 
 class CreateIntent(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,3 +94,11 @@ class CreateIntent(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str
     data: CustomerData
     created_at: datetime
+
+    def key_may_have_expired(self, now: datetime) -> bool:
+        """Stripe keeps an idempotency key for 24 hours: past ~23, repeating the request could
+        make a second customer, so whether the first one landed must be looked up first."""
+        return now - self.created_at >= KEY_SAFE_LIFETIME
+
+
+KEY_SAFE_LIFETIME = timedelta(hours=23)

@@ -10,9 +10,13 @@ from typing import TypeVar
 import msgspec
 
 from domain.customer import CustomerData
+from domain.ownership import NO_CLAIM, Claim
 
 OUTBOUND_TOPIC = "sync.outbound"
 INBOUND_TOPIC = "sync.inbound"
+SYNC_TOPICS = (OUTBOUND_TOPIC, INBOUND_TOPIC)
+# Not a broker topic: where refused webhooks are kept among the dead letters (a replay dismisses them).
+REJECTED_WEBHOOK_TOPIC = "webhooks.rejected"
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -50,8 +54,12 @@ class ExternalCustomer(msgspec.Struct, frozen=True, kw_only=True):
 
     external_id: str
     data: CustomerData
-    internal_id: int | None = None  # the catalog id the system carries for us (Stripe: metadata)
+    claim: Claim = NO_CLAIM  # what it says about its catalog twin (Stripe: metadata) -- not a proof
     deleted: bool = False
+
+    @property
+    def internal_id(self) -> int | None:
+        return self.claim.internal_id
 
 
 class ExternalChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +71,14 @@ class ExternalChange(msgspec.Struct, frozen=True, kw_only=True):
     external_id: str
     occurred_at: datetime
     customer: ExternalCustomer
+    # The synced fields this event changed (Stripe: ``previous_attributes``; every field for a
+    # create); ``None`` when the system did not say.
+    changed_fields: frozenset[str] | None = None
+    # The idempotency key of the request that caused it (Stripe: ``request.idempotency_key``):
+    # ours for our own writes. ``cause_known``: the system says what caused its events at all
+    # (Stripe does; some Stripe-compatible servers do not), so a missing key means "not ours".
+    request_key: str | None = None
+    cause_known: bool = False
 
 
 class UndecodableMessage(ValueError):

@@ -41,6 +41,18 @@ def _warn_if_memory(settings: Settings, command: str) -> None:
         )
 
 
+def _require_stripe_key(settings: Settings, command: str) -> None:
+    """The in-memory Stripe stand-in would store fake ``cus_`` ids in a real catalog: only in memory."""
+    if settings.stripe_backend != "memory":
+        return
+    if not settings.uses_memory:
+        raise click.ClickException(
+            f"STRIPE_SECRET_KEY is not set: {command} refuses to sync a real catalog with the in-memory Stripe "
+            "stand-in (it exists for `custsync dev` only)"
+        )
+    log.warning("%s: STRIPE_SECRET_KEY is not set: using the in-memory Stripe stand-in (nothing reaches Stripe)", command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Keep a customer catalog and Stripe in two-way sync.
@@ -53,11 +65,14 @@ def _run(container_tasks: Callable[[], Awaitable[T]]) -> T:
     """Run a process or a one-off command; a backend that is not ready stops it with one line, not a trace."""
     from adapters.kafka.subscription import TopicsMissing
     from adapters.postgres.migrations import SchemaNotMigrated
+    from application.errors import AccountMismatch, IntegrationError
 
     try:
         return asyncio.run(container_tasks())
-    except (SchemaNotMigrated, TopicsMissing) as exc:
+    except (SchemaNotMigrated, TopicsMissing, AccountMismatch) as exc:
         raise click.ClickException(str(exc)) from None
+    except IntegrationError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"cannot reach a backend: {exc}") from None
 
@@ -72,8 +87,9 @@ def api(host: str, port: int) -> None:
 
     settings = _settings()
     _warn_if_memory(settings, "custsync api")
+    _require_stripe_key(settings, "custsync api")
     container = build_container(settings)
-    _run(lambda: run_process(container, http_task(create_app(container), host, port)))
+    _run(lambda: run_process(container, http_task(create_app(container), host, port), bind=True))
 
 
 @main.command()
@@ -83,8 +99,9 @@ def worker() -> None:
 
     settings = _settings()
     _warn_if_memory(settings, "custsync worker")
+    _require_stripe_key(settings, "custsync worker")
     container = build_container(settings)
-    _run(lambda: run_process(container, *worker_tasks(container)))
+    _run(lambda: run_process(container, *worker_tasks(container), bind=True))
 
 
 @main.command()
@@ -123,9 +140,13 @@ def topics() -> None:
 @main.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """`migrate`, then `topics`: what a deployment runs once before api and worker start."""
+    """`migrate`, then `topics`, then this installation's id: what a deployment runs once first."""
     ctx.invoke(migrate)
     ctx.invoke(topics)
+    from application.accounts import ensure_installation
+
+    installation = _with_backends(lambda c: ensure_installation(c.uow_factory(), c.clock()), "the installation id")
+    click.echo(f"installation {installation}", err=True)
 
 
 @main.command()
@@ -157,7 +178,7 @@ def dev(host: str, port: int) -> None:
     else:
         secret = "set" if settings.stripe_webhook_secret else "NOT SET: webhooks will be refused"
         click.echo(REAL_STRIPE_BANNER.format(port=port, secret=secret), err=True)
-    _run(lambda: run_process(container, *tasks))
+    _run(lambda: run_process(container, *tasks, bind=True))
 
 
 @main.group()
@@ -168,13 +189,13 @@ def dlq() -> None:
     """
 
 
-def _with_backends(work: Callable[[Container], Awaitable[T]]) -> T:
+def _with_backends(work: Callable[[Container], Awaitable[T]], what: str = "dead letters") -> T:
     """Run ``work`` once on the configured database and broker, started and stopped as processes do."""
     from entrypoints.lifecycle import running
 
     settings = _settings()
     if settings.uses_memory:
-        raise click.ClickException("DATABASE_URL is not set: dead letters live in the database (in `custsync dev`, use the API)")
+        raise click.ClickException(f"DATABASE_URL is not set: {what} live in the database (in `custsync dev`, use the API)")
     container = build_container(settings)
 
     async def once() -> T:
@@ -231,6 +252,53 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
         click.echo(f"replayed {len(replayed)} dead letter(s): {', '.join(map(str, replayed))}")
     else:
         click.echo("nothing to replay")
+
+
+@main.group()
+def stripe() -> None:
+    """The Stripe account this catalog is bound to.
+
+    The first `custsync api` or `worker` records the account (and test/live mode) of
+    STRIPE_SECRET_KEY; a later start with a key of another account or mode refuses to run.
+    """
+
+
+@stripe.command("binding")
+def stripe_binding() -> None:
+    """Show the account the catalog is bound to, and the one STRIPE_SECRET_KEY belongs to."""
+    from application.errors import IntegrationError
+
+    async def show(c: Container) -> tuple[object, object]:
+        async with c.uow_factory()() as uow:
+            bound = await uow.bindings.get("stripe")
+        try:
+            actual: object = await c.stripe().account()
+        except IntegrationError as exc:
+            actual = f"unknown ({exc})"
+        return bound, actual
+
+    bound, actual = _with_backends(show, "bindings")
+    click.echo(f"bound to:    {bound.account if bound else 'nothing yet (the first api/worker start binds)'}")
+    click.echo(f"key's account: {actual}")
+
+
+@stripe.command("rebind")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def stripe_rebind(yes: bool) -> None:
+    """Bind the catalog to the account STRIPE_SECRET_KEY belongs to now.
+
+    Only after you have made sure that this account holds the customers the catalog is linked
+    to: links to customers another account holds break (404), and nothing in the catalog is
+    changed for them.
+    """
+    from application.accounts import rebind
+
+    settings = _settings()
+    _require_stripe_key(settings, "custsync stripe rebind")
+    if not yes:
+        click.confirm("Bind this catalog to the account of STRIPE_SECRET_KEY?", abort=True)
+    old, new = _with_backends(lambda c: rebind(c.stripe(), c.uow_factory(), c.clock()), "bindings")
+    click.echo(f"stripe: bound to {new.account} (was {old.account if old else 'unbound'})")
 
 
 def _table(letters: list[DeadLetter]) -> str:

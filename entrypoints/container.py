@@ -13,9 +13,10 @@ from adapters.kafka.subscription import KafkaSubscription
 from adapters.postgres.engine import create_engine
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from adapters.postgres.wakeup import PostgresOutboxWakeup
-from adapters.stripe.integration import StripeIntegration
-from adapters.stripe.limiter import RateLimitedCustomers, TokenBucket
-from adapters.stripe.sdk import stripe_customers_service
+from adapters.stripe.integration import StripeIntegration, key_mode
+from adapters.stripe.limiter import RateLimitedAccounts, RateLimitedCustomers, TokenBucket
+from adapters.stripe.sdk import stripe_client
+from application.accounts import InstallationIdentity
 from application.sync.consumer import RetryPolicy, SyncConsumer
 from application.sync.handlers import InboundHandler, OutboundHandler
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
@@ -61,32 +62,47 @@ class Container(containers.DeclarativeContainer):
     )
 
     # Integrations, keyed by system name: a new one is one more entry here, nothing else changes.
+    # The in-memory Stripe stand-in serves `custsync dev` and tests only: the CLI refuses to run
+    # `api`/`worker` on real storage without STRIPE_SECRET_KEY.
+    stripe_sdk = providers.Singleton(
+        stripe_client, settings.provided.stripe_secret_key, api_base=settings.provided.stripe_api_base,
+        timeout=settings.provided.stripe_timeout,
+    )
+    stripe_bucket = providers.Singleton(TokenBucket, rate=settings.provided.stripe_max_rps, clock=clock)
     stripe_customers = providers.Selector(
         settings.provided.stripe_backend,
         memory=providers.Singleton(InMemoryStripe, clock),
-        sdk=providers.Singleton(
-            RateLimitedCustomers,
-            providers.Singleton(
-                stripe_customers_service,
-                settings.provided.stripe_secret_key,
-                api_base=settings.provided.stripe_api_base,
-                timeout=settings.provided.stripe_timeout,
-            ),
-            providers.Singleton(TokenBucket, rate=settings.provided.stripe_max_rps, clock=clock),
-        ),
+        sdk=providers.Singleton(RateLimitedCustomers, stripe_sdk.provided.v1.customers, stripe_bucket),
+    )
+    stripe_accounts = providers.Selector(
+        settings.provided.stripe_backend,
+        memory=stripe_customers,  # the stand-in is one account: it answers GET /v1/account too
+        sdk=providers.Singleton(RateLimitedAccounts, stripe_sdk.provided.v1.accounts, stripe_bucket),
+    )
+    stripe_mode = providers.Selector(
+        settings.provided.stripe_backend,
+        memory=providers.Object("test"),
+        sdk=providers.Callable(key_mode, settings.provided.stripe_secret_key),
     )
     stripe = providers.Singleton(
         StripeIntegration,
         customers=stripe_customers,
+        accounts=stripe_accounts,
+        mode=stripe_mode,
         webhook_secrets=settings.provided.webhook_secrets,
         tolerance=settings.provided.stripe_webhook_tolerance,
     )
     integrations = providers.Dict(stripe=stripe)
+    identity = providers.Singleton(InstallationIdentity, uow_factory, clock)
 
     # The worker.
     retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.worker_max_attempts)
-    outbound_handler = providers.Singleton(OutboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy)
-    inbound_handler = providers.Singleton(InboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy)
+    outbound_handler = providers.Singleton(
+        OutboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity
+    )
+    inbound_handler = providers.Singleton(
+        InboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity
+    )
     consumer = providers.Factory(
         SyncConsumer,
         source=subscription,

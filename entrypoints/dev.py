@@ -19,7 +19,7 @@ async def deliver_stripe_event(container: Container, fake: InMemoryStripe, event
     payload, signature = fake.signed_event(event, secret)
     await receive_webhook(
         "stripe", payload, {"stripe-signature": signature}, container.integrations(), container.publisher(),
-        container.uow_factory(),
+        container.uow_factory(), container.clock(),
     )
 
 
@@ -33,8 +33,10 @@ def webhook_delivery_task(container: Container, fake: InMemoryStripe, secret: st
             for event in fake.events[delivered:]:
                 try:
                     await deliver_stripe_event(container, fake, event, secret)
-                except InvalidWebhook as exc:  # pragma: no cover - would be a wiring bug
+                except InvalidWebhook as exc:
                     log.error("fake Stripe webhook refused: %s", exc)
+                except Exception:  # noqa: BLE001 - one bad event must never stop the whole dev process
+                    log.exception("fake Stripe webhook %s could not be delivered", event.get("id"))
                 delivered += 1
             waiter = asyncio.create_task(fake.new_events.wait())
             stopper = asyncio.create_task(stopping.wait())

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from adapters.kafka.subscription import KafkaSubscription
 from adapters.postgres.migrations import ensure_migrated
+from application.accounts import check_bindings
+from application.errors import IntegrationAuthError, RetryableIntegrationError
 from entrypoints.container import Container
+
+log = logging.getLogger("custsync")
+BIND_RETRY_MAX_DELAY = 30.0
 
 
 class NotReady(RuntimeError):
@@ -43,3 +50,22 @@ async def subscribed(container: Container) -> AsyncIterator[object]:
             await source.stop()
     else:
         yield source
+
+
+async def bind_accounts(container: Container) -> None:
+    """Make sure of the installation id, then check (or, the first time, record) the account each
+    integration's credentials belong to. Another account or mode raises AccountMismatch: the
+    process refuses to start. An unreachable system is waited for, one line per attempt."""
+    await container.identity().id()
+    delay = 1.0
+    while True:
+        try:
+            for binding in await check_bindings(container.integrations(), container.uow_factory(), container.clock()):
+                log.info("%s: bound to %s", binding.system, binding.account)
+            return
+        except IntegrationAuthError:
+            raise
+        except RetryableIntegrationError as exc:
+            log.warning("cannot check the external account yet (%s); retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BIND_RETRY_MAX_DELAY)

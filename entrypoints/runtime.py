@@ -17,7 +17,7 @@ from litestar import Litestar
 
 from application.sync.relay import run_relay
 from entrypoints.container import Container
-from entrypoints.lifecycle import running, subscribed
+from entrypoints.lifecycle import bind_accounts, running, subscribed
 
 log = logging.getLogger("custsync")
 Task = Callable[[asyncio.Event], Awaitable[None]]
@@ -50,9 +50,12 @@ async def _stop_all_when_done(task: Task, stopping: asyncio.Event) -> None:
         stopping.set()
 
 
-async def run_process(container: Container, *tasks: Task) -> None:
-    """Start the backends, run ``tasks`` until a signal, stop the backends."""
+async def run_process(container: Container, *tasks: Task, bind: bool = False) -> None:
+    """Start the backends, run ``tasks`` until a signal, stop the backends. ``bind``: a process
+    that syncs (api, worker) first checks the external accounts it is bound to."""
     async with running(container):
+        if bind:
+            await bind_accounts(container)
         await run_until_signalled(*tasks)
 
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Local backing services for custsync: a real PostgreSQL and a real Apache Kafka broker (KRaft),
-# bound to 127.0.0.1 only, with all state under .services/ in the project root. No Docker needed.
+# Local backing services for custsync: a real PostgreSQL and a real Apache Kafka broker (KRaft), plus Stripe's
+# stripe-mock for the integration tests, bound to 127.0.0.1 only, with all state under .services/ in the project
+# root. No Docker needed.
 #
-#   scripts/services.sh up       install what is missing, start both (reuses running ones), wait, print URLs
-#   scripts/services.sh down     stop both
+#   scripts/services.sh up       install what is missing, start all (reuses running ones), wait, print URLs
+#   scripts/services.sh down     stop all
 #   scripts/services.sh status   show state (exit 3 if something is not running)
 #   scripts/services.sh env      print export lines; use:  eval "$(scripts/services.sh env)"
 #
 # Environment: CUSTSYNC_PG_PORT (55432), CUSTSYNC_KAFKA_PORT (59092), CUSTSYNC_KAFKA_CONTROLLER_PORT
-# (broker port + 1), CUSTSYNC_KAFKA_VERSION (4.1.2), CUSTSYNC_SERVICES_DIR (<project>/.services).
-# Details: scripts/postgres.sh and scripts/kafka.sh (which can also be used on their own).
+# (broker port + 1), CUSTSYNC_KAFKA_VERSION (4.1.2), CUSTSYNC_STRIPE_MOCK_PORT (59112),
+# CUSTSYNC_STRIPE_MOCK_VERSION (pinned in scripts/stripe-mock.sh), CUSTSYNC_SERVICES_DIR (<project>/.services).
+# Details: scripts/postgres.sh, scripts/kafka.sh and scripts/stripe-mock.sh (which can also be used on their own).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -18,11 +20,16 @@ cmd_up() {
   local t0=$SECONDS
   # Launch Kafka first (JVM boot overlaps with Postgres initdb/start), then wait for it.
   "$HERE/kafka.sh" start
+  # stripe-mock (a `go install` the first time) builds and starts in the background meanwhile.
+  "$HERE/stripe-mock.sh" up &
+  local stripe_mock=$!
   "$HERE/postgres.sh" up
   "$HERE/kafka.sh" wait
+  wait "$stripe_mock" || { echo "services: stripe-mock did not start (see above)" >&2; exit 1; }
   echo "services up in $((SECONDS - t0))s:"
   echo "  PostgreSQL  $("$HERE/postgres.sh" url custsync)   (tests: .../custsync_test)"
   echo "  Kafka       $("$HERE/kafka.sh" env | sed 's/.*=//')"
+  echo "  stripe-mock $("$HERE/stripe-mock.sh" env | sed 's/.*=//')"
   echo "  eval \"\$($HERE/services.sh env)\""
 }
 
@@ -30,13 +37,14 @@ cmd_status() {
   local rc=0
   "$HERE/postgres.sh" status || rc=$?
   "$HERE/kafka.sh" status || rc=$?
+  "$HERE/stripe-mock.sh" status || rc=$?
   return "$rc"
 }
 
 case "${1:-}" in
   up) cmd_up ;;
-  down) "$HERE/kafka.sh" down; "$HERE/postgres.sh" down ;;
+  down) "$HERE/stripe-mock.sh" down; "$HERE/kafka.sh" down; "$HERE/postgres.sh" down ;;
   status) cmd_status ;;
-  env) "$HERE/postgres.sh" env; "$HERE/kafka.sh" env ;;
+  env) "$HERE/postgres.sh" env; "$HERE/kafka.sh" env; "$HERE/stripe-mock.sh" env ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
 esac

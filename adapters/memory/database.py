@@ -13,7 +13,8 @@ from typing import Self
 import msgspec
 
 from application.ports import Envelope, PendingEvent
-from domain.customer import Customer, CustomerData
+from domain.binding import AccountBinding
+from domain.customer import Customer, CustomerData, FieldTimes
 from domain.dead_letters import DeadLetter
 from domain.errors import ConcurrentUpdate
 from domain.mapping import CreateIntent, ExternalMapping
@@ -34,6 +35,8 @@ class Tables(msgspec.Struct):
     record_seq: dict[tuple[str, str, str], int] = msgspec.field(default_factory=dict)
     dead_letters: dict[int, DeadLetter] = msgspec.field(default_factory=dict)
     next_dead_letter_id: int = 1
+    installation: str | None = None
+    bindings: dict[str, AccountBinding] = msgspec.field(default_factory=dict)
 
     def copy(self) -> Tables:
         # Values are immutable structs, so copying the dicts is a full snapshot.
@@ -66,6 +69,8 @@ class InMemoryUnitOfWork:
         self.outbox = InMemoryOutbox(self._tables)
         self.relay = self.outbox
         self.dead_letters = InMemoryDeadLetterRepository(self._tables)
+        self.installation = InMemoryInstallationRepository(self._tables)
+        self.bindings = InMemoryBindingRepository(self._tables)
         return self
 
     async def __aexit__(
@@ -86,7 +91,9 @@ class InMemoryCustomerRepository:
         self._t = tables
 
     async def add(self, data: CustomerData, at: datetime) -> Customer:
-        customer = Customer(id=self._t.next_customer_id, data=data, version=1, created_at=at, updated_at=at)
+        customer = Customer(
+            id=self._t.next_customer_id, data=data, version=1, created_at=at, updated_at=at, field_times=FieldTimes(at, at)
+        )
         self._t.next_customer_id += 1
         self._t.customers[customer.id] = customer
         return customer
@@ -125,13 +132,21 @@ class InMemoryMappingRepository:
     async def for_customer(self, customer_id: int) -> list[ExternalMapping]:
         return sorted((m for (cid, _), m in self._t.mappings.items() if cid == customer_id), key=lambda m: m.system)
 
-    async def save(self, mapping: ExternalMapping) -> None:
+    async def save(self, mapping: ExternalMapping) -> ExternalMapping:
         if mapping.customer_id not in self._t.customers:
             raise ValueError(f"customer {mapping.customer_id} does not exist")
         clash = await self.by_external_id(mapping.system, mapping.external_id)
         if clash is not None and clash.customer_id != mapping.customer_id:
             raise ValueError(f"{mapping.system} {mapping.external_id} is already linked to customer {clash.customer_id}")
-        self._t.mappings[(mapping.customer_id, mapping.system)] = mapping
+        stored = self._t.mappings.get((mapping.customer_id, mapping.system))
+        # The version read must still be the stored one: a mapping read in one unit of work and
+        # written in a later one (the worker's read, external call, store) must not overwrite a
+        # write made in between -- the race PostgreSQL's READ COMMITTED allows without this guard.
+        if (stored.version if stored is not None else 0) != mapping.version:
+            raise ConcurrentUpdate(mapping.customer_id)
+        saved = msgspec.structs.replace(mapping, version=mapping.version + 1)
+        self._t.mappings[(mapping.customer_id, mapping.system)] = saved
+        return saved
 
     async def remove(self, customer_id: int, system: str) -> None:
         self._t.mappings.pop((customer_id, system), None)
@@ -245,3 +260,27 @@ class InMemoryDeadLetterRepository:
         stored = self._t.dead_letters.get(letter.id)
         if stored is not None and stored.created_at == letter.created_at and not stored.replayed:
             self._t.dead_letters[letter.id] = msgspec.structs.replace(stored, replayed_at=at)
+
+
+class InMemoryInstallationRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def get(self) -> str | None:
+        return self._t.installation
+
+    async def add(self, installation_id: str, at: datetime) -> str:
+        if self._t.installation is None:
+            self._t.installation = installation_id
+        return self._t.installation
+
+
+class InMemoryBindingRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def get(self, system: str) -> AccountBinding | None:
+        return self._t.bindings.get(system)
+
+    async def save(self, binding: AccountBinding) -> None:
+        self._t.bindings[binding.system] = binding

@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import msgspec
 from sqlalchemy import Row, Select, Text, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres.tables import customers, external_mappings, inbox, outbox, sync_records
 from application.ports import PendingEvent
-from domain.customer import Customer, CustomerData
+from domain.customer import Customer, CustomerData, FieldTimes
 from domain.errors import ConcurrentUpdate
-from domain.mapping import ExternalMapping
+from domain.mapping import ExternalMapping, FieldWrite
 from domain.messages import CustomerChanged, decode, encode
 from domain.sync import Direction, Operation, SyncRecord, SyncStatus
 
@@ -38,12 +39,14 @@ class SqlAlchemyCustomerRepository:
         self._c = connection
 
     async def add(self, data: CustomerData, at: datetime) -> Customer:
+        times = FieldTimes(name=at, email=at)
         customer_id = await self._c.scalar(
             customers.insert()
-            .values(name=data.name, email=data.email, version=1, created_at=at, updated_at=at, deleted=False)
+            .values(name=data.name, email=data.email, version=1, created_at=at, updated_at=at, deleted=False,
+                    name_changed_at=at, email_changed_at=at)
             .returning(customers.c.id)
         )
-        return Customer(id=customer_id, data=data, version=1, created_at=at, updated_at=at)
+        return Customer(id=customer_id, data=data, version=1, created_at=at, updated_at=at, field_times=times)
 
     async def get(self, customer_id: int) -> Customer | None:
         if not _is_bigint(customer_id):
@@ -61,6 +64,7 @@ class SqlAlchemyCustomerRepository:
                 .values(
                     name=customer.data.name, email=customer.data.email, version=customer.version,
                     updated_at=customer.updated_at, deleted=customer.deleted,
+                    name_changed_at=customer.field_times.name, email_changed_at=customer.field_times.email,
                 )
             )
             if result.rowcount == 1:
@@ -85,6 +89,7 @@ def _customer(row: Row) -> Customer:
     return Customer(
         id=row.id, data=CustomerData(row.name, row.email), version=row.version,
         created_at=row.created_at, updated_at=row.updated_at, deleted=row.deleted,
+        field_times=FieldTimes(name=row.name_changed_at, email=row.email_changed_at),
     )
 
 
@@ -110,21 +115,30 @@ class SqlAlchemyMappingRepository:
         query = select(external_mappings).where(m.customer_id == customer_id).order_by(m.system.collate("C"))
         return [_mapping(row) for row in await self._c.execute(query)]
 
-    async def save(self, mapping: ExternalMapping) -> None:
-        """Upsert by (customer_id, system); linking an external id that another customer holds
-        violates uq_external_mappings_system_external_id (an IntegrityError)."""
+    async def save(self, mapping: ExternalMapping) -> ExternalMapping:
+        """Insert (version 0: not stored yet), or update only if the stored version is still the
+        one read -- under READ COMMITTED the WHERE is re-checked against a concurrent committed
+        write, so a stale baseline can never overwrite a fresh one. Linking an external id that
+        another customer holds violates uq_external_mappings_system_external_id (an IntegrityError)."""
+        m = external_mappings.c
         values = {
-            "customer_id": mapping.customer_id, "system": mapping.system, "external_id": mapping.external_id,
-            "synced_name": mapping.synced.name, "synced_email": mapping.synced.email,
+            "external_id": mapping.external_id, "synced_name": mapping.synced.name, "synced_email": mapping.synced.email,
             "synced_version": mapping.synced_version, "synced_at": mapping.synced_at,
+            "external_writes": _writes_json(mapping.external_writes), "broken": mapping.broken,
+            "version": mapping.version + 1,
         }
-        statement = insert(external_mappings).values(values)
-        await self._c.execute(
-            statement.on_conflict_do_update(
-                index_elements=[external_mappings.c.customer_id, external_mappings.c.system],
-                set_={name: statement.excluded[name] for name in values if name not in ("customer_id", "system")},
+        if mapping.version == 0:
+            statement = (
+                insert(external_mappings).values(customer_id=mapping.customer_id, system=mapping.system, **values)
+                .on_conflict_do_nothing(index_elements=[m.customer_id, m.system])
             )
-        )
+        else:
+            statement = update(external_mappings).where(
+                m.customer_id == mapping.customer_id, m.system == mapping.system, m.version == mapping.version
+            ).values(**values)
+        if (await self._c.execute(statement)).rowcount != 1:
+            raise ConcurrentUpdate(mapping.customer_id)
+        return msgspec.structs.replace(mapping, version=mapping.version + 1)
 
     async def remove(self, customer_id: int, system: str) -> None:
         if _is_bigint(customer_id):
@@ -140,8 +154,14 @@ def _mapping(row: Row) -> ExternalMapping:
     return ExternalMapping(
         customer_id=row.customer_id, system=row.system, external_id=row.external_id,
         synced=CustomerData(row.synced_name, row.synced_email), synced_version=row.synced_version,
-        synced_at=row.synced_at,
+        synced_at=row.synced_at, external_writes=msgspec.convert(row.external_writes, dict[str, FieldWrite]),
+        broken=row.broken, version=row.version,
     )
+
+
+def _writes_json(writes: dict[str, FieldWrite]) -> object:
+    # Bound as text and cast by the server, like the outbox payload.
+    return cast(literal(msgspec.json.encode(writes).decode(), Text), JSONB)
 
 
 class SqlAlchemySyncRecordRepository:

@@ -50,6 +50,9 @@ customers = Table(
     Column("created_at", TIMESTAMP, nullable=False),
     Column("updated_at", TIMESTAMP, nullable=False),
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    # When each synced field got its value (latest_wins); NULL: before 0004, read as updated_at.
+    Column("name_changed_at", TIMESTAMP),
+    Column("email_changed_at", TIMESTAMP),
     # The email filter compares lower(email) = lower(:email); this index is what keeps it cheap.
     Index("ix_customers_lower_email", func.lower(text("email"))),
 )
@@ -64,6 +67,10 @@ external_mappings = Table(
     Column("synced_email", Text),
     Column("synced_version", Integer, nullable=False),
     Column("synced_at", TIMESTAMP, nullable=False),
+    # Per field, the newest change made over there that an event told of: {"name": {"value", "at"}}.
+    Column("external_writes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("broken", Text),  # why the link cannot be used (the external id is unknown there)
+    Column("version", Integer, nullable=False, server_default=text("1")),  # guards every write
     PrimaryKeyConstraint("customer_id", "system"),
     # One external customer is the twin of at most one catalog customer.
     UniqueConstraint("system", "external_id"),
@@ -148,8 +155,30 @@ create_intents = Table(
     PrimaryKeyConstraint("customer_id", "system"),
 )
 
+installation = Table(
+    "installation",
+    metadata,
+    Column("singleton", Boolean, nullable=False, server_default=text("true")),
+    Column("id", Text, nullable=False),
+    Column("created_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("singleton"),
+    CheckConstraint("singleton", name="singleton"),
+)
+
+account_bindings = Table(
+    "account_bindings",
+    metadata,
+    Column("system", Text, nullable=False),
+    Column("account_id", Text, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("bound_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("system"),
+)
+
 # Every table the service owns, children first (the order TRUNCATE and DROP want).
-ALL_TABLES = (external_mappings, create_intents, sync_records, outbox, inbox, dead_letters, customers)
+ALL_TABLES = (
+    external_mappings, create_intents, sync_records, outbox, inbox, dead_letters, account_bindings, installation, customers,
+)
 
 # The relay LISTENs here; a trigger on outbox NOTIFYs it when inserts commit (migration 0001).
 OUTBOX_CHANNEL = "custsync_outbox"

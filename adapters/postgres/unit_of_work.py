@@ -8,6 +8,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.postgres.accounts import SqlAlchemyBindingRepository, SqlAlchemyInstallationRepository
 from adapters.postgres.create_intents import SqlAlchemyCreateIntentRepository
 from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
 from adapters.postgres.repositories import (
@@ -52,6 +53,8 @@ class SqlAlchemyUnitOfWork:
         self.relay = self.outbox
         self.dead_letters = SqlAlchemyDeadLetterRepository(connection)
         self.create_intents = SqlAlchemyCreateIntentRepository(connection)
+        self.installation = SqlAlchemyInstallationRepository(connection)
+        self.bindings = SqlAlchemyBindingRepository(connection)
         return self
 
     async def __aexit__(

@@ -1,20 +1,23 @@
-"""``StripeIntegration``: the integration port over a Stripe customers service.
+"""``StripeIntegration``: the integration port over Stripe's customers (and account) services.
 
-The service is the SDK's ``StripeClient(...).v1.customers`` in production, or
+The services are the SDK's ``StripeClient(...).v1.customers`` / ``.v1.accounts`` in production, or
 ``adapters.memory.stripe.InMemoryStripe`` (same surface, same error classes) in tests and dev mode.
+Webhooks are parsed strictly (``adapters.stripe.events``); customer objects from the API too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-import msgspec
 import stripe
 
+from adapters.stripe.events import parse_event
+from adapters.stripe.objects import ObjectRefused, customer_from_api, tag_metadata
 from application.errors import (
     ExternalCustomerMissing,
+    IdempotentReplayFailure,
     IntegrationAuthError,
     IntegrationError,
     InvalidWebhook,
@@ -23,11 +26,10 @@ from application.errors import (
     WebhookNotConfigured,
 )
 from application.ports import Page
+from domain.binding import ExternalAccount
 from domain.customer import CustomerData
-from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
-
-INTERNAL_ID_KEY = "internal_id"
-_KINDS = {"customer.created": ChangeKind.CREATED, "customer.updated": ChangeKind.UPDATED, "customer.deleted": ChangeKind.DELETED}
+from domain.messages import ExternalChange, ExternalCustomer
+from domain.ownership import OwnershipTag
 
 
 class CustomersService(Protocol):
@@ -38,82 +40,99 @@ class CustomersService(Protocol):
     async def list_async(self, params: Any = None, options: Any = None) -> Any: ...
 
 
-class _EventData(msgspec.Struct):
-    object: dict[str, Any]
+class AccountsService(Protocol):
+    async def retrieve_current_async(self, params: Any = None, options: Any = None) -> Any: ...
 
 
-class _Event(msgspec.Struct):
-    id: str
-    type: str
-    created: int
-    data: _EventData
+def key_mode(secret_key: str) -> str:
+    """Stripe tells the mode by the key's prefix: ``sk_test_``/``rk_test_`` or ``sk_live_``/``rk_live_``."""
+    for mode in ("test", "live"):
+        if secret_key.startswith((f"sk_{mode}_", f"rk_{mode}_")):
+            return mode
+    return "unknown"
 
 
 class StripeIntegration:
     def __init__(
-        self, customers: CustomersService, webhook_secrets: Sequence[str], *, tolerance: int = 300, system: str = "stripe"
+        self, customers: CustomersService, webhook_secrets: Sequence[str], *, accounts: AccountsService | None = None,
+        mode: str = "test", tolerance: int = 300, system: str = "stripe",
     ) -> None:
         self.system = system
         self._customers = customers
+        # The in-memory stand-in serves both surfaces.
+        self._accounts = accounts if accounts is not None else customers  # type: ignore[assignment]
+        self._mode = mode
         self._secrets = [s for s in webhook_secrets if s]
         self._tolerance = tolerance
 
-    async def create_customer(self, data: CustomerData, *, internal_id: int, idempotency_key: str) -> ExternalCustomer:
-        params: dict[str, Any] = {k: v for k, v in (("name", data.name), ("email", data.email)) if v is not None}
-        params["metadata"] = {INTERNAL_ID_KEY: str(internal_id)}
-        return await self._call(self._customers.create_async, params=params, options={"idempotency_key": idempotency_key})
+    async def account(self) -> ExternalAccount:
+        result = _as_dict(await self._api(self._accounts.retrieve_current_async))
+        account_id = result.get("id")
+        if not isinstance(account_id, str) or not account_id:
+            raise PermanentIntegrationError("stripe: GET /v1/account answered without an account id")
+        return ExternalAccount(account_id, self._mode)
 
-    async def update_customer(self, external_id: str, changes: Mapping[str, str | None]) -> ExternalCustomer:
+    async def create_customer(self, data: CustomerData, *, tag: OwnershipTag, idempotency_key: str) -> ExternalCustomer:
+        params: dict[str, Any] = {k: v for k, v in (("name", data.name), ("email", data.email)) if v is not None}
+        params["metadata"] = tag_metadata(tag)
+        return await self._customer(self._customers.create_async, params=params, options={"idempotency_key": idempotency_key})
+
+    async def update_customer(
+        self, external_id: str, changes: Mapping[str, str | None], *, idempotency_key: str | None = None
+    ) -> ExternalCustomer:
         # Stripe unsets a field given as "", and leaves out what is not sent.
         params = {field: "" if value is None else value for field, value in changes.items()}
-        return await self._call(self._customers.update_async, external_id, params=params)
+        return await self._customer(self._customers.update_async, external_id, params=params, options=_options(idempotency_key))
 
-    async def link_customer(self, external_id: str, internal_id: int) -> None:
+    async def link_customer(self, external_id: str, tag: OwnershipTag, *, idempotency_key: str | None = None) -> None:
         # Metadata is merged key by key: the user's other keys stay as they are.
-        await self._call(self._customers.update_async, external_id, params={"metadata": {INTERNAL_ID_KEY: str(internal_id)}})
+        await self._customer(
+            self._customers.update_async, external_id, params={"metadata": tag_metadata(tag)}, options=_options(idempotency_key)
+        )
 
     async def delete_customer(self, external_id: str) -> None:
-        await self._call(self._customers.delete_async, external_id)
+        await self._api(self._customers.delete_async, external_id)
 
-    async def retrieve_customer(self, external_id: str) -> ExternalCustomer | None:
-        try:
-            return await self._call(self._customers.retrieve_async, external_id)
-        except ExternalCustomerMissing:
-            return None
+    async def retrieve_customer(self, external_id: str) -> ExternalCustomer:
+        return await self._customer(self._customers.retrieve_async, external_id)
 
-    async def list_customers(self, *, limit: int, cursor: str | None = None) -> Page:
+    async def list_customers(
+        self, *, limit: int, cursor: str | None = None, email: str | None = None, created_since: datetime | None = None
+    ) -> Page:
         params: dict[str, Any] = {"limit": max(1, min(limit, 100))}
         if cursor:
             params["starting_after"] = cursor
-        try:
-            result = await self._customers.list_async(params=params)
-        except stripe.StripeError as exc:
-            raise _classify(exc) from exc
-        result = _as_dict(result)
-        customers = [to_external(obj) for obj in result["data"]]
-        return Page(customers, customers[-1].external_id if result["has_more"] and customers else None)
-
-    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> ExternalCustomer:
-        try:
-            return to_external(_as_dict(await method(*args, **kwargs)))
-        except stripe.StripeError as exc:
-            raise _classify(exc) from exc
+        if email is not None:
+            params["email"] = email
+        if created_since is not None:
+            params["created"] = {"gte": int(created_since.timestamp())}
+        result = _as_dict(await self._api(self._customers.list_async, params=params))
+        customers = []
+        for obj in result.get("data") or []:
+            try:
+                customers.append(customer_from_api(_as_dict(obj)))
+            except ObjectRefused:
+                continue  # a record we cannot read is no customer of ours to find
+        raw_last = (result.get("data") or [{}])[-1]
+        last_id = _as_dict(raw_last).get("id") if raw_last else None
+        return Page(customers, last_id if result.get("has_more") and isinstance(last_id, str) else None)
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
         self._verify(payload, headers.get("stripe-signature"))
+        return parse_event(payload, self.system)
+
+    async def _customer(self, method: Any, *args: Any, **kwargs: Any) -> ExternalCustomer:
+        obj = _as_dict(await self._api(method, *args, **kwargs))
         try:
-            event = msgspec.json.decode(payload, type=_Event)
-        except msgspec.DecodeError as exc:
-            raise InvalidWebhook(f"not a Stripe event: {exc}") from exc
-        kind = _KINDS.get(event.type)
-        if kind is None or event.data.object.get("object") != "customer" or not isinstance(event.data.object.get("id"), str):
-            return None
-        customer = to_external(event.data.object)
-        return ExternalChange(
-            event_id=event.id, system=self.system, kind=kind, external_id=customer.external_id,
-            occurred_at=datetime.fromtimestamp(event.created, UTC),
-            customer=msgspec.structs.replace(customer, deleted=customer.deleted or kind is ChangeKind.DELETED),
-        )
+            return customer_from_api(obj)
+        except ObjectRefused as exc:
+            raise PermanentIntegrationError(f"stripe: unreadable customer object: {exc}") from exc
+
+    async def _api(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except stripe.StripeError as exc:
+            raise _classify(exc) from exc
 
     def _verify(self, payload: bytes, header: str | None) -> None:
         if not header:
@@ -132,26 +151,14 @@ class StripeIntegration:
         raise InvalidWebhook(reason)
 
 
+def _options(idempotency_key: str | None) -> dict[str, str] | None:
+    return {"idempotency_key": idempotency_key} if idempotency_key else None
+
+
 def _as_dict(obj: Any) -> dict[str, Any]:
     # The SDK (v16) returns StripeObjects, which are not dicts; the in-memory stand-in returns dicts.
-    return obj.to_dict() if hasattr(obj, "to_dict") else obj
-
-
-def to_external(obj: Mapping[str, Any]) -> ExternalCustomer:
-    metadata = obj.get("metadata") or {}
-    raw_id = metadata.get(INTERNAL_ID_KEY)
-    return ExternalCustomer(
-        external_id=obj["id"],
-        data=CustomerData(name=_text(obj.get("name")), email=_text(obj.get("email"))),
-        internal_id=int(raw_id) if isinstance(raw_id, str) and raw_id.isdigit() else None,
-        deleted=bool(obj.get("deleted", False)),
-    )
-
-
-def _text(value: Any) -> str | None:
-    # PostgreSQL text cannot hold NUL; Stripe would not show it anyway.
-    value = value.replace("\x00", "") if isinstance(value, str) else None
-    return value or None
+    obj = obj.to_dict() if hasattr(obj, "to_dict") else obj
+    return obj if isinstance(obj, dict) else {}
 
 
 def _classify(exc: stripe.StripeError) -> IntegrationError:
@@ -162,6 +169,9 @@ def _classify(exc: stripe.StripeError) -> IntegrationError:
     retry_after = _retry_after(headers.get("retry-after"))
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return IntegrationAuthError(message)
+    if headers.get("idempotent-replayed") == "true" and (status >= 500 or status == 0 or should_retry == "true"):
+        # A failure Stripe saved under our key: every retry with that key gets it again.
+        return IdempotentReplayFailure(f"{message} (a failure replayed for our idempotency key)", retry_after=retry_after)
     if isinstance(exc, stripe.InvalidRequestError) and status == 404:
         return ExternalCustomerMissing(message)
     if should_retry == "false":

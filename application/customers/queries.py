@@ -23,8 +23,9 @@ class Link(msgspec.Struct, frozen=True, kw_only=True):
 
     system: str
     external_id: str | None
-    sync_status: str  # "synced", "pending", "failed" (being retried) or "dead" (see the DLQ)
+    sync_status: str  # "synced", "pending", "failed" (being retried), "dead" (see the DLQ) or "broken"
     last_synced_at: datetime | None
+    broken: str | None = None  # why the link cannot be used (e.g. the external id is unknown to the account)
 
 
 class CustomerView(msgspec.Struct, frozen=True):
@@ -48,7 +49,9 @@ async def get_customer(customer_id: int, uow: UnitOfWork, systems: Sequence[str]
 
 
 def _link(customer: Customer, system: str, mapping: ExternalMapping | None, history: list[SyncRecord]) -> Link:
-    if mapping is not None and mapping.in_sync_with(customer):
+    if mapping is not None and mapping.broken is not None:
+        status = "broken"
+    elif mapping is not None and mapping.in_sync_with(customer):
         status = "synced"
     else:
         latest = next((r for r in history if r.system == system and r.direction is Direction.OUTBOUND), None)
@@ -59,6 +62,7 @@ def _link(customer: Customer, system: str, mapping: ExternalMapping | None, hist
         external_id=mapping.external_id if mapping else None,
         sync_status=status,
         last_synced_at=mapping.synced_at if mapping else None,
+        broken=mapping.broken if mapping else None,
     )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from application.ports import Clock, Envelope, MessagePublisher, UnitOfWork, UnitOfWorkFactory
 from domain.dead_letters import DeadLetter
 from domain.errors import DeadLetterNotFound
+from domain.messages import SYNC_TOPICS
 from domain.sync import SyncRecord, SyncStatus
 
 DEFAULT_LIMIT = 50
@@ -28,6 +29,7 @@ async def replay_dead_letters(
 
     Named ids must all be waiting for a replay, else DeadLetterNotFound names the unknown and the
     already-replayed ones and nothing is replayed. A letter that dies again comes back to the list.
+    A refused webhook (not from a sync topic) has nowhere to go back to: replaying it dismisses it.
     """
     async with uow_factory() as uow:
         letters = await uow.dead_letters.unreplayed(ids)
@@ -42,7 +44,7 @@ async def replay_dead_letters(
         # next time (handlers are idempotent) rather than marking a letter that never went out.
         await uow.commit()
         try:
-            await publisher.publish([Envelope(d.topic, d.key, d.event_id, d.payload) for d in letters])
+            await publisher.publish([Envelope(d.topic, d.key, d.event_id, d.payload) for d in letters if d.topic in SYNC_TOPICS])
         except Exception:
             await _restore(uow, dead, now)
             raise

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from application.accounts import InstallationIdentity
 from application.ports import Clock, Integrations, UnitOfWorkFactory
+from application.sync.context import SyncContext
 from application.sync.inbound import give_up_inbound, sync_inbound
 from application.sync.outbound import give_up_outbound, sync_outbound
 from domain.conflicts import ConflictPolicy
 from domain.messages import CustomerChanged, ExternalChange, decode
 
 
-class OutboundHandler:
-    def __init__(self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy) -> None:
+class _Handler:
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy,
+        identity: InstallationIdentity,
+    ) -> None:
         self._uow_factory, self._integrations, self._clock, self._policy = uow_factory, integrations, clock, policy
+        self._identity = identity
 
+    async def _context(self) -> SyncContext:
+        return SyncContext(self._uow_factory, self._clock, self._policy, await self._identity.id())
+
+
+class OutboundHandler(_Handler):
     async def handle(self, payload: bytes) -> None:
-        await sync_outbound(decode(payload, CustomerChanged), self._uow_factory, self._integrations, self._clock, self._policy)
+        await sync_outbound(decode(payload, CustomerChanged), self._integrations, await self._context())
 
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_outbound(decode(payload, CustomerChanged), error, self._uow_factory, self._integrations, self._clock)
 
 
-class InboundHandler:
-    def __init__(self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy) -> None:
-        self._uow_factory, self._integrations, self._clock, self._policy = uow_factory, integrations, clock, policy
-
+class InboundHandler(_Handler):
     async def handle(self, payload: bytes) -> None:
-        await sync_inbound(decode(payload, ExternalChange), self._uow_factory, self._integrations, self._clock, self._policy)
+        await sync_inbound(decode(payload, ExternalChange), self._integrations, await self._context())
 
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_inbound(decode(payload, ExternalChange), error, self._uow_factory, self._clock)

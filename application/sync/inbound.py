@@ -5,140 +5,214 @@ snapshot may be older than what the catalog already holds. An event whose snapsh
 mapping's baseline says nothing new (an echo of our own write, or a state since superseded by an
 event of its own) and is applied without any call. Any other event is treated as a hint: the
 customer is re-fetched and its *current* state is applied, so that no delivery order can leave
-the catalog older than the external system.
+the catalog older than the external system. What each event says it changed, and when, is kept
+per field (``ExternalMapping.external_writes``) for ``latest_wins``.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from application.customers.changes import record_change
+from application.errors import ExternalCustomerMissing, MappingBroken
 from application.ports import Clock, Integrations, UnitOfWork, UnitOfWorkFactory
-from domain.conflicts import ConflictPolicy
-from domain.customer import Customer
-from domain.mapping import ExternalMapping
+from application.sync.context import SyncContext
+from application.sync.retries import retried_on_concurrent_write
+from domain.customer import SYNCED_FIELDS, Customer
+from domain.mapping import ExternalMapping, FieldWrite
 from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
+from domain.ownership import is_own_write, proves_own_create
 from domain.reconcile import merge_inbound
+from domain.safety import must_refetch
 from domain.sync import Direction, Operation, SyncRecord
 
+log = logging.getLogger(__name__)
 _OPERATIONS = {ChangeKind.CREATED: Operation.CREATE, ChangeKind.UPDATED: Operation.UPDATE, ChangeKind.DELETED: Operation.DELETE}
 
 
-async def sync_inbound(
-    change: ExternalChange, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy
-) -> None:
+async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: SyncContext) -> None:
     """The catalog write, the inbox entry and the sync record commit together, so a redelivered
     event is a no-op. A change applied here is re-broadcast with ``origin`` set: it reaches
     every *other* integration but is never pushed back to where it came from."""
-    async with uow_factory() as uow:
+    async with ctx.uow_factory() as uow:
         if await uow.inbox.seen(change.system, change.event_id):
             return
         mapping = await uow.mappings.by_external_id(change.system, change.external_id)
     external, fetched = change.customer, False
-    if _could_be_stale(change, mapping):
+    if must_refetch(change, mapping.synced if mapping is not None else None):
         # Outside any transaction: never hold the database while calling out.
-        current = await integrations[change.system].retrieve_customer(change.external_id)
-        external = current or ExternalCustomer(external_id=change.external_id, data=change.customer.data, deleted=True)
+        try:
+            external = await integrations[change.system].retrieve_customer(change.external_id)
+        except ExternalCustomerMissing:
+            await retried_on_concurrent_write(lambda: _unknown_there(ctx, change))
+            return
         fetched = True
-    async with uow_factory() as uow:
+    await retried_on_concurrent_write(lambda: _apply_once(ctx, change, external, fetched))
+
+
+async def _apply_once(ctx: SyncContext, change: ExternalChange, external: ExternalCustomer, fetched: bool) -> None:
+    async with ctx.uow_factory() as uow:
         if await uow.inbox.seen(change.system, change.event_id):
             return  # another worker applied it meanwhile
-        now = clock.now()
-        customer_id, note = await _apply(uow, change, external, now, policy)
+        now = ctx.clock.now()
+        customer_id, note = await _apply(uow, change, external, now, ctx)
         if fetched:
             note = f"{note}; re-fetched" if note else "re-fetched"
-        record = SyncRecord.pending(change.event_id, customer_id, Direction.INBOUND, change.system, _OPERATIONS[change.kind], now)
-        await uow.sync_records.save(record.succeeded(now, note))
-        await uow.inbox.add(change.system, change.event_id, now)
+        await _settle(uow, change, customer_id, note, now)
         await uow.commit()
 
 
-def _could_be_stale(change: ExternalChange, mapping: ExternalMapping | None) -> bool:
-    if change.kind is ChangeKind.DELETED or change.customer.deleted:
-        return False  # deletion is final: no later state can undo it
-    return mapping is None or change.customer.data != mapping.synced
+async def _settle(uow: UnitOfWork, change: ExternalChange, customer_id: int | None, note: str | None, now: datetime) -> None:
+    record = SyncRecord.pending(change.event_id, customer_id, Direction.INBOUND, change.system, _OPERATIONS[change.kind], now)
+    await uow.sync_records.save(record.succeeded(now, note))
+    await uow.inbox.add(change.system, change.event_id, now)
+
+
+async def _unknown_there(ctx: SyncContext, change: ExternalChange) -> None:
+    """The re-fetch answered 404: another account or mode (domain.safety). A mapped customer's
+    link breaks and the message waits in the dead-letter store; nothing in the catalog changes."""
+    async with ctx.uow_factory() as uow:
+        mapping = await uow.mappings.by_external_id(change.system, change.external_id)
+        reason = (f"{change.system} does not know {change.external_id} (404): another account or mode, or a restored "
+                  "database; nothing was changed in the catalog")
+        if mapping is None:
+            await _settle(uow, change, None, f"ignored: {reason}", ctx.clock.now())
+            await uow.commit()
+            return
+        await uow.mappings.save(mapping.marked_broken(reason))
+        await uow.commit()
+    raise MappingBroken(f"{reason}; the link of customer {mapping.customer_id} is marked broken")
 
 
 async def _apply(
-    uow: UnitOfWork, change: ExternalChange, external: ExternalCustomer, now: datetime, policy: ConflictPolicy
+    uow: UnitOfWork, change: ExternalChange, external: ExternalCustomer, now: datetime, ctx: SyncContext
 ) -> tuple[int | None, str | None]:
     mapping = await uow.mappings.by_external_id(change.system, change.external_id)
     if mapping is None:
-        mapping = await _link_own_create(uow, change.system, external, now)
-        linked = mapping and await uow.customers.get(mapping.customer_id)
-        if linked and linked.deleted:
-            # Our create landed, but the customer was deleted here before we knew its id: the
-            # delete found nothing to delete then, so send it again now.
-            await record_change(uow, linked, ChangeKind.DELETED)
-            return linked.id, "linked a customer deleted here: deleting it there too"
-    if mapping is None:
         if external.deleted:
             return None, "unknown customer: nothing to delete"
-        return await _create(uow, change.system, external, now)
+        linked = await _link_own_create(uow, change.system, external, now, ctx.installation)
+        if linked is None:
+            return await _import(uow, change, external, now, ctx)
+        mapping, customer = linked
+        if customer.deleted:
+            # Proven ours (its create key), but deleted here before we knew its id: the delete
+            # found nothing to delete then, so send the user's deletion again now.
+            await record_change(uow, customer, ChangeKind.DELETED)
+            return customer.id, "linked our own create of a customer deleted here: deleting it there too"
     customer = await uow.customers.get(mapping.customer_id)
     if customer is None or customer.deleted:
         return mapping.customer_id, "customer is deleted here: ignored"
+    known = mapping
+    mapping = mapping.with_external_writes(_writes(change, mapping, ctx.installation))
     if external.deleted:
         tombstone = customer.tombstone(now)
         await record_change(uow, tombstone, ChangeKind.DELETED, origin=change.system)
         await uow.mappings.save(mapping.synced_to(tombstone, mapping.synced, now))
         return customer.id, None
-    return customer.id, await _update(uow, customer, mapping, change, external, now, policy)
+    return customer.id, await _update(uow, customer, mapping, change, external, now, ctx, learned=mapping is not known)
 
 
-async def _link_own_create(uow: UnitOfWork, system: str, external: ExternalCustomer, now: datetime) -> ExternalMapping | None:
-    """The echo of our own create can overtake the outbound worker's mapping write: the
-    external record carries our id, so link it instead of creating a second customer."""
-    if external.internal_id is None or external.deleted or await uow.mappings.get(external.internal_id, system) is not None:
+def _writes(change: ExternalChange, mapping: ExternalMapping | None, installation: str) -> dict[str, FieldWrite]:
+    """What this event says was changed over there, and when -- unless it is our own write. An
+    event that does not say which fields it changed, or whose cause is unknown, counts the fields
+    its snapshot holds differently from the baseline (an echo of ours looks like the baseline)."""
+    if change.kind is ChangeKind.DELETED or is_own_write(change.request_key, installation):
+        return {}
+    snapshot = change.customer.data
+    fields = set(change.changed_fields if change.changed_fields is not None else SYNCED_FIELDS)
+    if mapping is not None and (change.changed_fields is None or not change.cause_known):
+        fields = {f for f in fields if getattr(snapshot, f) != getattr(mapping.synced, f)}
+    return {f: FieldWrite(getattr(snapshot, f), change.occurred_at) for f in fields}
+
+
+async def _link_own_create(
+    uow: UnitOfWork, system: str, external: ExternalCustomer, now: datetime, installation: str
+) -> tuple[ExternalMapping, Customer] | None:
+    """The echo of our own create can overtake the outbound worker's mapping write. Link it only
+    on proof that our create made it (domain.ownership): its tags name this installation, the
+    customer, and the key of the create intent still waiting for its answer."""
+    claim = external.claim
+    if claim.internal_id is None:
         return None
-    customer = await uow.customers.get(external.internal_id)
+    intent = await uow.create_intents.get(claim.internal_id, system)
+    if not proves_own_create(claim, installation, intent) or await uow.mappings.get(claim.internal_id, system) is not None:
+        return None
+    customer = await uow.customers.get(claim.internal_id)
     if customer is None:
         return None
     in_sync = customer.data == external.data and not customer.deleted
-    mapping = ExternalMapping(
+    mapping = await uow.mappings.save(ExternalMapping(
         customer_id=customer.id, system=system, external_id=external.external_id, synced=external.data,
         synced_version=customer.version if in_sync else 0, synced_at=now,
-    )
-    await uow.mappings.save(mapping)
+    ))
     await uow.create_intents.remove(customer.id, system)
-    return mapping
+    return mapping, customer
 
 
-async def _create(uow: UnitOfWork, system: str, external: ExternalCustomer, now: datetime) -> tuple[int, str | None]:
-    # Mirrored as the external system has it: nothing it accepted is refused here.
+async def _import(
+    uow: UnitOfWork, change: ExternalChange, external: ExternalCustomer, now: datetime, ctx: SyncContext
+) -> tuple[int, str | None]:
+    """A customer we did not make: a new catalog customer, never merged into an existing one --
+    whatever its metadata claims (domain.ownership). Mirrored as the system has it: nothing it
+    accepted is refused here."""
     customer = await uow.customers.add(external.data, now)
-    await record_change(uow, customer, ChangeKind.CREATED, origin=system)
-    await uow.mappings.save(
-        ExternalMapping(customer_id=customer.id, system=system, external_id=external.external_id,
-                        synced=external.data, synced_version=customer.version, synced_at=now)
-    )
-    return customer.id, f"created from {system}"
+    await record_change(uow, customer, ChangeKind.CREATED, origin=change.system)
+    await uow.mappings.save(ExternalMapping(
+        customer_id=customer.id, system=change.system, external_id=external.external_id, synced=external.data,
+        synced_version=customer.version, synced_at=now, external_writes=_writes(change, None, ctx.installation),
+    ))
+    note = f"created from {change.system}"
+    claim = external.claim
+    if not claim.empty:
+        owner = "this installation" if claim.installation == ctx.installation else f"installation {claim.installation or '(none)'}"
+        note += f"; its metadata claims catalog id {claim.internal_id} of {owner}, unproven: imported as a new customer"
+        if claim.internal_id is not None and await uow.customers.get(claim.internal_id) is not None:
+            note += f" (customer {claim.internal_id} exists: not merged)"
+            log.warning("%s %s claims catalog id %s without proof: imported as customer %s, not merged",
+                        change.system, external.external_id, claim.internal_id, customer.id)
+    return customer.id, note
 
 
 async def _update(
     uow: UnitOfWork, customer: Customer, mapping: ExternalMapping, change: ExternalChange, external: ExternalCustomer,
-    now: datetime, policy: ConflictPolicy,
+    now: datetime, ctx: SyncContext, *, learned: bool,
 ) -> str | None:
-    merge = merge_inbound(customer, mapping, external.data, change.occurred_at, policy)
+    # The earliest a re-fetched state can date from: the newest event seen of that customer.
+    state_at = max([change.occurred_at, *(w.at for w in mapping.external_writes.values())])
+    merge = merge_inbound(customer, mapping, external.data, state_at, ctx.policy)
     if merge.is_echo:
-        if customer.data != mapping.synced:
+        if learned:
+            await uow.mappings.save(mapping)  # what the event told of its changes is kept even so
+        if customer.data.changed_fields(mapping.synced) - merge.deferred:
             # Our own change is still waiting, perhaps held back as a conflict that this event
             # turns out not to be (the external side is back at the baseline): send it again.
             await record_change(uow, customer, ChangeKind.UPDATED)
             return "no change there; our pending change is sent again"
+        if merge.deferred:
+            return f"conflict on {', '.join(sorted(merge.deferred))}: {ctx.policy.value} -> waiting for the {change.system} event's time"
         return "no change (echo of a synced state)"
-    revised = customer.revised(merge.data, now)
+    revised = customer.revised(merge.data, now, merge.times)
     if revised is not customer or merge.kept_internal:
-        # Re-broadcast unless the catalog kept a value of its own: then the origin needs it too,
-        # even when nothing changed here.
-        await record_change(uow, revised, ChangeKind.UPDATED, origin=None if merge.kept_internal else change.system)
+        # Re-broadcast to the origin too when the catalog kept a value of its own, or took a
+        # change the external side no longer holds (our older push overwrote it there).
+        back = merge.kept_internal or any(getattr(revised.data, f) != getattr(external.data, f) for f in merge.external_changes)
+        await record_change(uow, revised, ChangeKind.UPDATED, origin=None if back else change.system)
     if revised.data == merge.baseline:
         await uow.mappings.save(mapping.synced_to(revised, merge.baseline, now))
     else:
         await uow.mappings.save(mapping.rebased(merge.baseline, now))
     if merge.conflicts:
-        winner = "catalog" if merge.kept_internal else change.system
-        return f"conflict on {', '.join(sorted(merge.conflicts))}: {policy.value} -> {winner} value kept"
+        waiting = merge.conflicts & merge.deferred
+        decided = merge.conflicts - waiting
+        parts = []
+        if decided:
+            winner = "catalog" if decided <= merge.kept_internal else change.system
+            parts.append(f"conflict on {', '.join(sorted(decided))}: {ctx.policy.value} -> {winner} value kept")
+        if waiting:
+            parts.append(f"conflict on {', '.join(sorted(waiting))}: {ctx.policy.value} -> waiting for the {change.system} event's time")
+        return "; ".join(parts)
     return None
 
 

@@ -1,4 +1,9 @@
-"""Outbound sync: apply one catalog change to every integration except the one it came from."""
+"""Outbound sync: push one catalog change to every integration except the one it came from.
+
+Every rule that may destroy data is named in ``domain.safety`` / ``domain.ownership``: a 404 is
+never a deletion (``_unknown_there`` breaks the link instead), and a create is linked to an
+existing external record only on proof that our own create made it (``find_own_create``).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,25 @@ from datetime import datetime
 
 import msgspec
 
-from application.errors import ExternalCustomerMissing, IntegrationError
 from application.customers.changes import record_change
+from application.errors import (
+    ExternalCustomerMissing,
+    IntegrationError,
+    MappingBroken,
+    RetryableIntegrationError,
+)
 from application.ports import Clock, Integration, Integrations, UnitOfWork, UnitOfWorkFactory
+from application.sync.context import SyncContext as Context
+from application.sync.creates import create, create_intent, store_create
+from application.sync.lookup import find_own_create
+from application.sync.retries import retried_on_concurrent_write
 from domain.conflicts import ConflictPolicy
 from domain.customer import Customer
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
-from domain.reconcile import OutboundPlan, outbound_changes, plan_update
+from domain.ownership import OwnershipTag, claimed_by_another_installation, write_key
+from domain.reconcile import OutboundPlan, newer_external_writes, outbound_changes, plan_update
+from domain.safety import proves_deletion
 from domain.sync import Direction, Operation, SyncRecord
 
 
@@ -23,135 +39,201 @@ class _Outcome(msgspec.Struct, frozen=True):
     created: ExternalCustomer | None = None
     plan: OutboundPlan | None = None  # an update: what both sides now agree on, what was adopted
     intent: CreateIntent | None = None  # a create: the request that made it
-    gone: bool = False  # the external customer no longer exists
+    gone: bool = False  # the external customer was deleted there (proven: domain.safety)
+    drop_intent: bool = False  # the saved create intent is settled without a create of its own
 
 
-async def sync_outbound(
-    event: CustomerChanged, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock,
-    policy: ConflictPolicy,
-) -> None:
+async def sync_outbound(event: CustomerChanged, integrations: Integrations, ctx: Context) -> None:
     """Push the customer's *current* state (not the event's snapshot), so that replays and
     reordering converge. A system whose record for this event is settled is skipped, so a
     redelivered event never repeats a call that already succeeded."""
     for integration in integrations.values():
-        await _sync_one(event, integration, uow_factory, clock, policy)
+        await _sync_one(event, integration, ctx)
 
 
-async def _sync_one(
-    event: CustomerChanged, integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock, policy: ConflictPolicy
-) -> None:
+async def _sync_one(event: CustomerChanged, integration: Integration, ctx: Context) -> None:
     system = integration.system
-    async with uow_factory() as uow:
+    async with ctx.uow_factory() as uow:
         record = await uow.sync_records.get(event.event_id, system, Direction.OUTBOUND)
         if record is not None and record.status.settled:
             return
         customer = await uow.customers.get(event.customer_id)
         mapping = await uow.mappings.get(event.customer_id, system)
         intent = None
-        if customer is not None and not customer.deleted and mapping is None and event.origin != system:
-            intent = await _create_intent(uow, customer, system, event, clock)
+        if customer is not None and mapping is None and event.origin != system:
+            if customer.deleted:  # a create of ours may have landed before the customer was deleted
+                intent = await uow.create_intents.get(customer.id, system)
+            else:
+                intent = await create_intent(uow, customer, system, ctx)
     if customer is None:
         return
     # No transaction is open while the external system is called.
     try:
-        outcome = await _call(integration, event, customer, mapping, policy, intent)
+        outcome = await _call(integration, event, customer, mapping, intent, ctx)
     except IntegrationError as exc:
-        record = record or _pending(event, system, Operation.UPDATE, clock)
-        # A write can land and still fail (a timeout): keep the conflict it settled in the history.
-        record = msgspec.structs.replace(record, note=getattr(exc, "conflict_note", None) or record.note)
-        async with uow_factory() as uow:
-            await uow.sync_records.save(record.failed(clock.now(), str(exc), dead=not exc.retryable))
-            await uow.commit()
+        await _record_failure(ctx, event, system, record, intent, exc)
         raise
-    if outcome is None:
-        return
-    async with uow_factory() as uow:
-        await _store(uow, outcome, customer, system, clock)
-        record = record or _pending(event, system, outcome.operation, clock)
-        note = outcome.note
-        if record.note and record.note.startswith("conflict") and not (note or "").startswith("conflict"):
-            note = record.note  # an earlier attempt settled the conflict; this one found it done
-        await uow.sync_records.save(msgspec.structs.replace(record, operation=outcome.operation).succeeded(clock.now(), note))
-        await uow.commit()
+    if outcome is not None:
+        await retried_on_concurrent_write(lambda: _store_outcome(ctx, event, system, record, customer, outcome))
 
 
-async def _create_intent(uow: UnitOfWork, customer: Customer, system: str, event: CustomerChanged, clock: Clock) -> CreateIntent:
-    """The create to send, saved before it is sent; an earlier one, if any, is repeated as it was."""
-    await uow.create_intents.add(CreateIntent(
-        customer_id=customer.id, system=system, idempotency_key=f"{event.event_id}:create", data=customer.data,
-        created_at=clock.now(),
-    ))
-    intent = await uow.create_intents.get(customer.id, system)
-    await uow.commit()
-    assert intent is not None
-    return intent
+async def _record_failure(
+    ctx: Context, event: CustomerChanged, system: str, record: SyncRecord | None, intent: CreateIntent | None, exc: IntegrationError
+) -> None:
+    async def attempt() -> None:
+        async with ctx.uow_factory() as uow:
+            failed = record or _pending(event, system, Operation.UPDATE, ctx.clock)
+            # A write can land and still fail (a timeout): keep the conflict it settled in the history.
+            failed = msgspec.structs.replace(failed, note=exc.conflict_note or failed.note)
+            await uow.sync_records.save(failed.failed(ctx.clock.now(), str(exc), dead=not exc.retryable))
+            if exc.drops_intent and intent is not None:
+                await uow.create_intents.remove(intent.customer_id, system)
+            mapping = await uow.mappings.get(event.customer_id, system)
+            if isinstance(exc, MappingBroken) and mapping is not None:
+                await uow.mappings.save(mapping.marked_broken(str(exc)))
+            await uow.commit()
+
+    await retried_on_concurrent_write(attempt)
 
 
 async def _call(
     integration: Integration, event: CustomerChanged, customer: Customer, mapping: ExternalMapping | None,
-    policy: ConflictPolicy, intent: CreateIntent | None = None,
+    intent: CreateIntent | None, ctx: Context,
 ) -> _Outcome | None:
     if event.origin == integration.system:
         if event.kind is ChangeKind.CREATED and mapping is not None and not customer.deleted:
-            # Created over there: write our id back into the external record (Stripe: metadata).
-            try:
-                await integration.link_customer(mapping.external_id, customer.id)
-            except ExternalCustomerMissing:  # deleted over there before we could tag it
-                return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system} before linking", gone=True)
-            return _Outcome(Operation.UPDATE, note=f"linked to catalog id {customer.id}")
+            return await _tag(integration, customer, mapping, ctx)  # created over there: tag it as ours
         return None  # the change came from there: nothing to send back
     if customer.deleted:
-        if mapping is None:
-            return _Outcome(Operation.DELETE, note="never synced")
-        if mapping.synced_version >= customer.version:
-            return _Outcome(Operation.DELETE, note="already deleted")
-        try:
-            await integration.delete_customer(mapping.external_id)
-        except ExternalCustomerMissing:
-            return _Outcome(Operation.DELETE, note="already gone", gone=True)
-        return _Outcome(Operation.DELETE, gone=True)
+        return await _delete(integration, customer, mapping, intent, ctx)
     if mapping is None:
         assert intent is not None
-        created = await integration.create_customer(intent.data, internal_id=customer.id, idempotency_key=intent.idempotency_key)
-        return _Outcome(Operation.CREATE, created=created, intent=intent)
-    if not outbound_changes(customer, mapping):
+        return _Outcome(Operation.CREATE, created=await create(integration, customer, intent, ctx), intent=intent)
+    return await _update(integration, customer, mapping, ctx)
+
+
+async def _tag(integration: Integration, customer: Customer, mapping: ExternalMapping, ctx: Context) -> _Outcome:
+    found = await _retrieve(integration, mapping)
+    if proves_deletion(found):
+        return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system} before linking", gone=True)
+    if claimed_by_another_installation(found.claim, ctx.installation):
+        return _Outcome(Operation.UPDATE, note=f"tagged by another installation ({found.claim.installation}): its tags left as they are")
+    if (found.claim.installation, found.claim.internal_id) == (ctx.installation, customer.id):
+        return _Outcome(Operation.UPDATE, note="already tagged")
+    try:
+        await integration.link_customer(
+            mapping.external_id, OwnershipTag(internal_id=customer.id, installation=ctx.installation),
+            idempotency_key=write_key(ctx.installation, "link"),
+        )
+    except ExternalCustomerMissing:
+        await _confirm_deleted(integration, mapping)
+        return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system} before linking", gone=True)
+    return _Outcome(Operation.UPDATE, note=f"linked to catalog id {customer.id}")
+
+
+async def _delete(
+    integration: Integration, customer: Customer, mapping: ExternalMapping | None, intent: CreateIntent | None, ctx: Context
+) -> _Outcome:
+    if mapping is None:
+        if intent is None:
+            return _Outcome(Operation.DELETE, note="never synced")
+        found = await find_own_create(integration, intent, ctx.installation)
+        if found is None:
+            return _Outcome(Operation.DELETE, note="never synced (its create made nothing)", drop_intent=True)
+        try:  # proven ours (its create key): the deletion the user asked for
+            await integration.delete_customer(found.external_id)
+        except ExternalCustomerMissing:
+            pass  # deleted meanwhile: the list showed it, so it is no other account's
+        return _Outcome(Operation.DELETE, note=f"deleted {found.external_id}, which a create of ours had made", drop_intent=True)
+    if mapping.synced_version >= customer.version:
+        return _Outcome(Operation.DELETE, note="already deleted")
+    try:
+        await integration.delete_customer(mapping.external_id)
+    except ExternalCustomerMissing:
+        await _confirm_deleted(integration, mapping)
+        return _Outcome(Operation.DELETE, note="already gone", gone=True)
+    return _Outcome(Operation.DELETE, gone=True)
+
+
+async def _update(integration: Integration, customer: Customer, mapping: ExternalMapping, ctx: Context) -> _Outcome:
+    latest = ctx.policy is ConflictPolicy.LATEST_WINS
+    if not outbound_changes(customer, mapping) and not (latest and newer_external_writes(customer, mapping)):
         return _Outcome(Operation.UPDATE, note="no change")
-    gone = _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
     # Read before writing: a field changed over there too is a conflict the policy must settle
     # (and record), and a field already equal needs no write.
-    found = await integration.retrieve_customer(mapping.external_id)
-    if found is None or found.deleted:
+    found = await _retrieve(integration, mapping)
+    gone = _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
+    if proves_deletion(found):
         return gone
-    plan = plan_update(customer, mapping, found.data, policy)
-    note = _conflict_note(plan, policy, integration.system)
+    plan = plan_update(customer, mapping, found.data, ctx.policy, ctx.clock.now())
+    note = _conflict_note(plan, ctx.policy, integration.system)
     if plan.send:
         try:
-            await integration.update_customer(mapping.external_id, plan.send)
+            await integration.update_customer(mapping.external_id, plan.send, idempotency_key=write_key(ctx.installation, "update"))
         except ExternalCustomerMissing:
+            await _confirm_deleted(integration, mapping)
             return gone
         except IntegrationError as exc:
-            exc.conflict_note = note  # type: ignore[attr-defined]
+            exc.conflict_note = note
             raise
     return _Outcome(Operation.UPDATE, plan=plan, note=note)
 
 
+async def _retrieve(integration: Integration, mapping: ExternalMapping) -> ExternalCustomer:
+    try:
+        return await integration.retrieve_customer(mapping.external_id)
+    except ExternalCustomerMissing as exc:
+        raise _unknown_there(integration.system, mapping) from exc
+
+
+async def _confirm_deleted(integration: Integration, mapping: ExternalMapping) -> None:
+    """A write answered 404: Stripe says so for a deleted customer *and* for one it never had.
+    Only a re-fetch saying ``deleted: true`` makes it a deletion (domain.safety)."""
+    found = await _retrieve(integration, mapping)
+    if not proves_deletion(found):
+        raise RetryableIntegrationError(f"{integration.system} answered 404 for {mapping.external_id}, which it still has")
+
+
+def _unknown_there(system: str, mapping: ExternalMapping) -> MappingBroken:
+    return MappingBroken(
+        f"{system} does not know {mapping.external_id} (404): another account or mode, or a restored database; "
+        f"the link of customer {mapping.customer_id} is marked broken and nothing was changed in the catalog"
+    )
+
+
 def _conflict_note(plan: OutboundPlan, policy: ConflictPolicy, system: str) -> str | None:
     if not plan.conflicts:
-        return None if plan.send else "no change (already equal)"
+        return None if plan.send or plan.adopt else "no change (already equal)"
     fields = ", ".join(sorted(plan.conflicts))
-    if plan.adopt:
+    if plan.adopt and set(plan.adopt) & plan.conflicts:
         return f"conflict on {fields}: {policy.value} -> {system} value kept"
     if plan.deferred:
         return f"conflict on {fields}: {policy.value} -> settled by the {system} event's time"
     return f"conflict on {fields}: {policy.value} -> catalog value kept"
 
 
-async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system: str, clock: Clock) -> None:
-    now = clock.now()
+async def _store_outcome(
+    ctx: Context, event: CustomerChanged, system: str, record: SyncRecord | None, customer: Customer, outcome: _Outcome
+) -> None:
+    async with ctx.uow_factory() as uow:
+        await _store(uow, outcome, customer, system, ctx)
+        record = record or _pending(event, system, outcome.operation, ctx.clock)
+        note = outcome.note
+        if record.note and record.note.startswith("conflict") and not (note or "").startswith("conflict"):
+            note = record.note  # an earlier attempt settled the conflict; this one found it done
+        done = msgspec.structs.replace(record, operation=outcome.operation).succeeded(ctx.clock.now(), note)
+        await uow.sync_records.save(done)
+        await uow.commit()
+
+
+async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system: str, ctx: Context) -> None:
+    now = ctx.clock.now()
+    if outcome.drop_intent:
+        await uow.create_intents.remove(customer.id, system)
     # Re-read: an inbound change may have moved the mapping while the call was in flight.
     mapping = await uow.mappings.get(customer.id, system)
     if outcome.created is not None and outcome.intent is not None:
-        await _store_create(uow, outcome.created, outcome.intent, customer, mapping, now)
+        await store_create(uow, outcome.created, outcome.intent, customer, mapping, now)
     elif mapping is None:
         return
     elif outcome.gone:
@@ -166,39 +248,31 @@ async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system:
         # Equal content, older stamp: catch the stamp up. Never for a tombstone, whose cleared
         # data can equal an empty baseline while the external customer still lives.
         await uow.mappings.save(mapping.synced_to(customer, mapping.synced, now))
-
-
-async def _store_create(
-    uow: UnitOfWork, created: ExternalCustomer, intent: CreateIntent, customer: Customer, mapping: ExternalMapping | None,
-    now: datetime,
-) -> None:
-    await uow.create_intents.remove(customer.id, intent.system)
-    if mapping is None:  # (the echo of this create may have linked it already)
-        mapping = ExternalMapping(customer_id=customer.id, system=intent.system, external_id=created.external_id,
-                                  synced=intent.data, synced_version=0, synced_at=now)
-    current = await uow.customers.get(customer.id) or customer
-    if current.data == intent.data and not current.deleted:
-        await uow.mappings.save(mapping.synced_to(current, intent.data, now))
-        return
-    await uow.mappings.save(mapping.rebased(intent.data, now))
-    # Created with the fields of an earlier attempt: send what changed (or the deletion) since.
-    await record_change(uow, current, ChangeKind.DELETED if current.deleted else ChangeKind.UPDATED)
+    elif mapping.broken is not None:
+        await uow.mappings.save(mapping.rebased(mapping.synced, now))  # it answered: the link works again
 
 
 async def _store_update(
     uow: UnitOfWork, plan: OutboundPlan, customer: Customer, mapping: ExternalMapping, system: str, now: datetime
 ) -> None:
-    baseline = msgspec.structs.replace(mapping.synced, **plan.agreed, **plan.adopt)
-    if plan.adopt:
-        current = await uow.customers.get(customer.id) or customer
-        adopted = current.revised(msgspec.structs.replace(current.data, **plan.adopt), now)
-        if adopted is not current and not current.deleted:
-            await record_change(uow, adopted, ChangeKind.UPDATED, origin=system)
-            customer = adopted
+    baseline = msgspec.structs.replace(mapping.synced, **plan.baseline)
+    current = await uow.customers.get(customer.id) or customer
+    synced = customer
+    if plan.adopt and not current.deleted:
+        adopted = current.revised(msgspec.structs.replace(current.data, **plan.adopt), now, plan.adopt_times)
+        if adopted is not current:
+            # Sent back out unless the external side already holds every adopted value.
+            in_place = all(getattr(baseline, f) == v for f, v in plan.adopt.items())
+            await record_change(uow, adopted, ChangeKind.UPDATED, origin=system if in_place else None)
+            current = synced = adopted
     if plan.deferred:
         await uow.mappings.save(mapping.rebased(baseline, now))
     else:
-        await uow.mappings.save(mapping.synced_to(customer, baseline, now))
+        await uow.mappings.save(mapping.synced_to(synced, baseline, now))
+    if not current.deleted and current.version != synced.version and current.data.changed_fields(baseline) - plan.deferred:
+        # The catalog moved while we wrote (an inbound change adopted meanwhile): what it holds now
+        # differs from what the external side holds after our write, so send it.
+        await record_change(uow, current, ChangeKind.UPDATED)
 
 
 def _pending(event: CustomerChanged, system: str, operation: Operation, clock: Clock) -> SyncRecord:

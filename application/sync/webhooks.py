@@ -4,19 +4,20 @@ from collections.abc import Mapping
 
 import msgspec
 
-from application.errors import UnknownSystem
-from application.ports import Envelope, Integrations, MessagePublisher, UnitOfWorkFactory
-from domain.messages import INBOUND_TOPIC, ExternalChange, encode
+from application.errors import RefusedWebhook, UnknownSystem
+from application.ports import Clock, Envelope, Integrations, MessagePublisher, UnitOfWorkFactory
+from domain.messages import INBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC, ExternalChange, encode
 
 
 class Receipt(msgspec.Struct, frozen=True):
-    change: ExternalChange | None  # None: an event type the integration ignores
+    change: ExternalChange | None  # None: an event type the integration ignores, or one refused
     duplicate: bool = False
+    rejected: str | None = None  # why a genuine event was refused (it is kept with the dead letters)
 
 
 async def receive_webhook(
     system: str, payload: bytes, headers: Mapping[str, str], integrations: Integrations, publisher: MessagePublisher,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: UnitOfWorkFactory, clock: Clock,
 ) -> Receipt:
     """Verify a webhook and hand its change to ``sync.inbound``; no external call and no catalog
     write on the request path. Raises InvalidWebhook, in which case nothing was published.
@@ -27,7 +28,16 @@ async def receive_webhook(
     integration = integrations.get(system)
     if integration is None:
         raise UnknownSystem(system)
-    change = integration.parse_webhook(payload, headers)
+    try:
+        change = integration.parse_webhook(payload, headers)
+    except RefusedWebhook as exc:
+        # Signed, so genuine; redelivering it cannot help (Stripe would for three days): keep it
+        # where operators look for what sync gave up on, and acknowledge it.
+        async with uow_factory() as uow:
+            letter = Envelope(REJECTED_WEBHOOK_TOPIC, system, exc.event_id, payload, error=f"rejected: {exc.reason}")
+            await uow.dead_letters.add(letter, clock.now())
+            await uow.commit()
+        return Receipt(None, rejected=exc.reason)
     if change is None:
         return Receipt(None)
     async with uow_factory() as uow:

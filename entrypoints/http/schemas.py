@@ -43,12 +43,13 @@ class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
 class LinkOut(msgspec.Struct):
     system: str
     external_id: str | None
-    sync_status: str
+    sync_status: Annotated[str, Meta(description="pending, synced, failed (being retried), dead (see the dead letters) or broken.")]
     last_synced_at: datetime | None
+    broken: Annotated[str | None, Meta(description="Why the link cannot be used: the external id is unknown to the bound account.")] = None
 
     @classmethod
     def of(cls, link: Link) -> LinkOut:
-        return cls(link.system, link.external_id, link.sync_status, link.last_synced_at)
+        return cls(link.system, link.external_id, link.sync_status, link.last_synced_at, link.broken)
 
 
 class CustomerOut(msgspec.Struct):
@@ -104,6 +105,7 @@ class WebhookAck(msgspec.Struct):
     event_id: str | None = None
     ignored: bool = False  # an event type we do not sync
     duplicate: bool = False  # already applied: not published again
+    rejected: str | None = None  # a genuine event whose object was refused: kept with the dead letters, never applied
 
 
 class DeadLetterOut(msgspec.Struct):

@@ -7,7 +7,7 @@ from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from application.sync.webhooks import receive_webhook
-from entrypoints.http.deps import IntegrationsDep, PublisherDep, UowFactoryDep
+from entrypoints.http.deps import ClockDep, IntegrationsDep, PublisherDep, UowFactoryDep
 from entrypoints.http.schemas import WebhookAck
 
 WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata caps it well below this
@@ -18,10 +18,13 @@ WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata c
     summary="Receive an external system's event (Stripe: signed with Stripe-Signature)",
 )
 async def webhook(
-    system: FromPath[str], request: Request, integrations: IntegrationsDep, publisher: PublisherDep, uow_factory: UowFactoryDep
+    system: FromPath[str], request: Request, integrations: IntegrationsDep, publisher: PublisherDep, uow_factory: UowFactoryDep,
+    clock: ClockDep,
 ) -> WebhookAck:
     # The signature covers the raw bytes, so the body is read as bytes, never parsed first.
-    receipt = await receive_webhook(system, await request.body(), request.headers, integrations, publisher, uow_factory)
+    receipt = await receive_webhook(system, await request.body(), request.headers, integrations, publisher, uow_factory, clock)
+    if receipt.rejected is not None:
+        return WebhookAck(received=True, rejected=receipt.rejected)
     if receipt.change is None:
         return WebhookAck(received=True, ignored=True)
     return WebhookAck(received=True, event_id=receipt.change.event_id, duplicate=receipt.duplicate)

@@ -249,3 +249,24 @@ async def test_a_redelivered_event_racing_past_the_inbox_check_cannot_commit_twi
         await first.commit()
         with pytest.raises(Exception, match="duplicate key"):
             await racing
+
+
+async def test_two_concurrent_transactions_cannot_both_write_one_mapping(pg_uow_factory):
+    # Finding 8 as PostgreSQL allows it: inbound and outbound for one customer, at the same time,
+    # under READ COMMITTED. The second writer of the same version must fail, not overwrite.
+    async with pg_uow_factory() as uow:
+        customer = await uow.customers.add(CustomerData("A"), T0)
+        await uow.mappings.save(mapping(customer.id, "cus_1"))
+        await uow.commit()
+    async with pg_uow_factory() as inbound, pg_uow_factory() as outbound:
+        seen_in = await inbound.mappings.get(customer.id, "stripe")
+        seen_out = await outbound.mappings.get(customer.id, "stripe")
+        await inbound.mappings.save(seen_in.rebased(CustomerData("inbound baseline"), T0))
+        racing = asyncio.create_task(outbound.mappings.save(seen_out.rebased(CustomerData("stale"), T0)))
+        await asyncio.sleep(0.2)
+        assert not racing.done()  # waits on the inbound transaction's row lock
+        await inbound.commit()
+        with pytest.raises(ConcurrentUpdate):
+            await racing
+    async with pg_uow_factory() as uow:
+        assert (await uow.mappings.get(customer.id, "stripe")).synced == CustomerData("inbound baseline")

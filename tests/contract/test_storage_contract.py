@@ -78,9 +78,9 @@ async def test_pages_are_in_id_order_without_tombstones_and_filter_email_ignorin
 async def test_mappings_are_found_both_ways_and_replaced_per_customer_and_system(uow_factory):
     async with uow_factory() as uow:
         c = await uow.customers.add(CustomerData("A"), T0)
-        await uow.mappings.save(mapping(c.id, "cus_1"))
+        stored = await uow.mappings.save(mapping(c.id, "cus_1"))
         await uow.mappings.save(mapping(c.id, "sf_1", system="salesforce"))
-        await uow.mappings.save(mapping(c.id, "cus_1").synced_to(c, CustomerData("B"), T0))
+        await uow.mappings.save(stored.synced_to(c, CustomerData("B"), T0))
         await uow.commit()
     async with uow_factory() as uow:
         assert (await uow.mappings.get(c.id, "stripe")).synced == CustomerData("B")

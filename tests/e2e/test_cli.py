@@ -13,7 +13,8 @@ from tests.support.stripe_server import free_port
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "API_TOKEN")}
 
-COMMANDS = [[], ["api"], ["worker"], ["dev"], ["relay"], ["migrate"], ["topics"], ["init"], ["dlq"], ["dlq", "list"], ["dlq", "replay"]]
+COMMANDS = [[], ["api"], ["worker"], ["dev"], ["relay"], ["migrate"], ["topics"], ["init"], ["dlq"], ["dlq", "list"], ["dlq", "replay"],
+            ["stripe"], ["stripe", "binding"], ["stripe", "rebind"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -103,3 +104,16 @@ def test_dlq_without_a_database_says_so_in_one_line():
     result = subprocess.run([CUSTSYNC, "dlq", "list"], capture_output=True, text=True, timeout=30, env=ENV)
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: DATABASE_URL is not set: dead letters live in the database (in `custsync dev`, use the API)"
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_api_and_worker_on_real_storage_refuse_to_start_without_a_stripe_key(command):
+    # Finding 2: the in-memory Stripe stand-in once stored fake cus_ ids in a real catalog.
+    env = {**ENV, "DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:9/none", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    env.pop("STRIPE_SECRET_KEY", None)
+    result = subprocess.run([CUSTSYNC, command], capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Error: STRIPE_SECRET_KEY is not set: custsync {command} refuses to sync a real catalog with the in-memory "
+        "Stripe stand-in (it exists for `custsync dev` only)"
+    )

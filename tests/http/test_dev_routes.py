@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.http.helpers import CUSTOMERS, DEV_STRIPE, assert_problem, create, fields_of, settled_state, url
+from tests.support.system import tagged
 
 
 async def catalog(client) -> list[dict]:
@@ -21,7 +22,7 @@ async def test_post_creates_a_stripe_customer_that_appears_in_the_catalog_with_i
 
     [customer] = await catalog(dev_client)
     assert (customer["name"], customer["email"]) == ("Linus", "linus@example.com")
-    assert system.stripe.customers[cus_id]["metadata"] == {"internal_id": str(customer["id"])}
+    assert tagged(system.stripe.customers[cus_id]["metadata"]) == await system.tags(customer["id"])
     mapping = (await dev_client.get(url(customer["id"]))).json()["mappings"][0]
     assert (mapping["external_id"], mapping["sync_status"]) == (cus_id, "synced")
 
@@ -34,7 +35,7 @@ async def test_patch_changes_the_stripe_customer_and_the_catalog_follows_after_d
     response = await dev_client.patch(f"{DEV_STRIPE}/{cus_id}", json={"name": "Ada King", "metadata": {"tier": "gold"}})
     assert response.status_code == 200
     assert system.stripe.customers[cus_id]["name"] == "Ada King"
-    assert system.stripe.customers[cus_id]["metadata"] == {"internal_id": "1", "tier": "gold"}
+    assert tagged(system.stripe.customers[cus_id]["metadata"]) == await system.tags(1, tier="gold")
     assert (await dev_client.get(url(1))).json()["name"] == "Ada"  # not before the webhook is delivered
 
     assert await system.deliver_webhooks() >= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.http.helpers import assert_problem, create, stripe_twin, url
+from tests.support.system import tagged
 
 
 async def test_get_returns_the_customer_with_an_etag_of_its_version(client):
@@ -24,7 +25,7 @@ async def test_before_sync_the_stripe_mapping_is_pending_without_an_external_id(
 
     body = (await client.get(url(created["id"]))).json()
 
-    assert body["mappings"] == [{"system": "stripe", "external_id": None, "sync_status": "pending", "last_synced_at": None}]
+    assert body["mappings"] == [{"system": "stripe", "external_id": None, "sync_status": "pending", "last_synced_at": None, "broken": None}]
 
 
 async def test_after_settle_the_stripe_mapping_is_synced_with_the_stripe_customer_id(client, system):
@@ -38,7 +39,7 @@ async def test_after_settle_the_stripe_mapping_is_synced_with_the_stripe_custome
     assert mapping["external_id"].startswith("cus_")
     assert mapping["last_synced_at"] is not None
     twin = stripe_twin(system, mapping["external_id"])
-    assert (twin["name"], twin["email"], twin["metadata"]) == ("Ada", "ada@example.com", {"internal_id": str(created["id"])})
+    assert (twin["name"], twin["email"], tagged(twin["metadata"])) == ("Ada", "ada@example.com", await system.tags(created["id"]))
 
 
 async def test_a_local_change_makes_the_mapping_pending_again_until_the_next_sync(client, system, synced_customer):

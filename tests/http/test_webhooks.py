@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
-from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem, tagged
 
 
 def customer_event(event_id: str, kind: str, customer: dict, created: int = 1767225600) -> dict:
@@ -43,7 +43,7 @@ async def test_a_signed_customer_created_event_is_acknowledged_and_published_on_
     response = await post_signed(client, system, event)
 
     assert response.status_code == 200
-    assert response.json() == {"received": True, "event_id": "evt_created", "ignored": False, "duplicate": False}
+    assert response.json() == {"received": True, "event_id": "evt_created", "ignored": False, "duplicate": False, "rejected": None}
     [message] = system.messages("sync.inbound")
     assert (message.event_id, message.key) == ("evt_created", "stripe:cus_grace")
 
@@ -58,7 +58,7 @@ async def test_after_settle_a_created_event_adds_the_customer_linked_to_stripe(c
     assert (customer["name"], customer["email"]) == ("Grace Hopper", "grace@navy.mil")
     mapping = (await client.get(url(customer["id"]))).json()["mappings"][0]
     assert (mapping["external_id"], mapping["sync_status"]) == ("cus_grace", "synced")
-    assert system.stripe.customers["cus_grace"]["metadata"] == {"internal_id": str(customer["id"])}
+    assert tagged(system.stripe.customers["cus_grace"]["metadata"]) == await system.tags(customer["id"])
 
 
 async def test_after_settle_an_updated_event_changes_the_linked_customer(client, system, synced_customer):
@@ -114,7 +114,7 @@ async def test_an_unhandled_event_type_is_200_ignored_and_publishes_nothing(clie
     await system.settle()
 
     assert response.status_code == 200
-    assert response.json() == {"received": True, "event_id": None, "ignored": True, "duplicate": False}
+    assert response.json() == {"received": True, "event_id": None, "ignored": True, "duplicate": False, "rejected": None}
     assert inbound_ids(system) == []
     assert (await client.get(CUSTOMERS)).json()["data"] == []
 

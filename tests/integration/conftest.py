@@ -145,3 +145,30 @@ async def pipeline(pipeline_database_url: str, kafka: str, tmp_path) -> AsyncIte
             yield Pipeline(pipeline_database_url, kafka, stripe, processes)
         finally:
             processes.stop_all()
+
+
+# ===================================================================================================
+# stripe-mock (owner: the Stripe adapter's request-shape tests). Self-contained: nothing outside this
+# section depends on it. Stripe's official mock, started by `scripts/services.sh up` (scripts/stripe-mock.sh).
+# ===================================================================================================
+from tests.support.stripe_mock import check_stripe_mock, stripe_mock_url  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stripe_mock() -> str:
+    """The base URL of a reachable stripe-mock (STRIPE_MOCK_URL, else the local default)."""
+    url = stripe_mock_url()
+    try:
+        check_stripe_mock(url)
+    except Exception as exc:  # noqa: BLE001 - whatever the cause, say how to fix it
+        pytest.fail(
+            f"stripe-mock is not reachable at {url} ({exc}). Start it with `scripts/services.sh up` "
+            "(or `scripts/stripe-mock.sh up`), or point STRIPE_MOCK_URL at one.",
+            pytrace=False,
+        )
+    return url
+
+
+# ===================================================================================================
+# End of the stripe-mock section.
+# ===================================================================================================

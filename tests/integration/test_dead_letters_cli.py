@@ -32,7 +32,7 @@ async def test_a_refused_create_is_listed_then_replayed_after_the_fix_and_reache
         [letter] = wait_until(lambda: dead_letters(pipeline), timeout=60, step=0.5, what="the dead letter")
     assert (letter["topic"], letter["key"]) == (OUTBOUND_TOPIC, str(customer_id)) and REFUSAL in letter["error"]
     table = pipeline.processes.run("dlq", "list").stdout
-    assert letter["event_id"] in table and "PermanentIntegrationError" in table
+    assert letter["event_id"] in table and "CreateRefused" in table
 
     replayed = pipeline.processes.run("dlq", "replay", "--id", str(letter["id"]))
 

@@ -57,7 +57,9 @@ async def test_an_api_write_reaches_sync_outbound_and_the_worker_carries_it_to_s
 
     link = wait_until(lambda: stripe_link(pipeline, customer_id), what="the Stripe link")
     stripe_customer = pipeline.stripe.stripe.customers[link["external_id"]]
-    assert (stripe_customer["name"], stripe_customer["metadata"]) == ("Ada", {"internal_id": str(customer_id)})
+    metadata = stripe_customer["metadata"]
+    assert (stripe_customer["name"], metadata["internal_id"]) == ("Ada", str(customer_id))
+    assert metadata["custsync_create"].startswith(f"custsync-{metadata['custsync_installation']}-create-")
 
     [message] = await read_topic(pipeline.kafka, OUTBOUND_TOPIC, expected=1)
     event = msgspec.json.decode(message.envelope.payload, type=CustomerChanged)

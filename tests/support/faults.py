@@ -58,6 +58,9 @@ class FlakyStripe:
     async def list_async(self, params: Any = None, options: Any = None) -> Any:
         return await self._call("list_async", params=params, options=options)
 
+    async def retrieve_current_async(self, params: Any = None, options: Any = None) -> Any:
+        return await self.inner.retrieve_current_async(params=params, options=options)
+
 
 class CrashBeforeCommit:
     """A message source whose commit never happens: the process died first."""

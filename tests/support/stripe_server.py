@@ -1,8 +1,12 @@
-"""A Stripe-compatible HTTP server for tests that run real processes: the in-memory directory
-behind Stripe's wire format (form-encoded bodies, Idempotency-Key, JSON errors), on loopback.
+"""A Stripe-compatible HTTP server for tests that run real processes: in-memory Stripe accounts
+(``adapters/memory/stripe.py``) behind Stripe's wire format (bearer keys, form-encoded bodies,
+Idempotency-Key, JSON errors, the ``Idempotent-Replayed`` header), on loopback.
 
-Faults are injectable: a fraction of calls answered 429/500 before anything happens, and a gate
-that holds a response after the change was applied (to kill a worker mid-call).
+Faithful where Stripe is unkind: each API key belongs to one account and an unknown key gets 401;
+a customer of another account is a 404; a 500 is saved under its Idempotency-Key and replayed.
+Faults are injectable: a fraction of calls answered 429 (before anything happens) or 500 (saved
+under the key, the change made or not), and a gate that holds a response after the change was
+applied (to kill a worker mid-call).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import uvicorn
 
 from adapters.memory.stripe import InMemoryStripe
 
+_METHODS = {("POST", 2): "create", ("GET", 2): "list", ("POST", 3): "update", ("GET", 3): "retrieve", ("DELETE", 3): "delete"}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -30,18 +36,24 @@ def free_port() -> int:
 
 
 def _params(body: bytes) -> dict[str, Any]:
+    """Stripe's form encoding: ``metadata[k]=v`` and ``created[gte]=n`` become nested objects."""
     params: dict[str, Any] = {}
     for key, value in parse_qsl(body.decode(), keep_blank_values=True):
-        if key.startswith("metadata[") and key.endswith("]"):
-            params.setdefault("metadata", {})[key[9:-1]] = value
+        outer, bracket, inner = key.partition("[")
+        if bracket and inner.endswith("]"):
+            params.setdefault(outer, {})[inner[:-1]] = value
         else:
             params[key] = value
     return params
 
 
 class StripeServer:
+    """``stripe`` is the default account: every ``sk_test_...`` key not given to another account
+    (``add_account``) belongs to it."""
+
     def __init__(self, *, fault_rate: float = 0.0, seed: int = 0) -> None:
-        self.stripe = InMemoryStripe()
+        self.stripe = InMemoryStripe(account_id="acct_default")
+        self.accounts: dict[str, InMemoryStripe] = {}  # api key -> account, besides the default
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.fault_rate = fault_rate
@@ -53,6 +65,10 @@ class StripeServer:
         self._random = random.Random(seed)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+
+    def add_account(self, api_key: str, account_id: str) -> InMemoryStripe:
+        account = self.accounts[api_key] = InMemoryStripe(account_id=account_id)
+        return account
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> StripeServer:
@@ -84,47 +100,66 @@ class StripeServer:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         method, path = scope["method"], scope["path"]
         key = headers.get("idempotency-key")
+        account = self._account(headers.get("authorization", ""))
+        if account is None:
+            error = {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+            return await self._send(send, 401, error)
         dashboard = headers.get("x-dashboard") == "1"  # edits "made in the dashboard": never faulted
         if dashboard:
             self.dashboard_requests += 1
         else:
             self.requests.append((method, path, key))
-        if not dashboard and self.fault_rate and self._random.random() < self.fault_rate:
+        parts = path.strip("/").split("/")
+        call = _METHODS.get((method, len(parts))) if parts[:2] == ["v1", "customers"] else None
+        if call and not dashboard and self.fault_rate and self._random.random() < self.fault_rate:
             self.faults += 1
-            status, payload = self._random.choice([
-                (429, {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}}),
-                (500, {"error": {"type": "api_error", "message": "An unknown error occurred"}}),
-            ])
-            return await self._send(send, status, payload)
-        status, payload = await self._route(method, path, _params(body), key, scope.get("query_string", b""))
+            # 429: refused before anything happened. 500: execution started -- Stripe saves it
+            # under the idempotency key, and the change may or may not have been made.
+            status = self._random.choice([429, 500])
+            account.fail_next(call, status, executed=status == 500 and self._random.random() < 0.5)
+        status, payload, extra = await self._route(account, method, parts, _params(body), key, scope.get("query_string", b""))
         if self.hold is not None and self.hold(method, path):
             self.held.set()
             while self.hold is not None:  # the test kills the caller meanwhile
                 await asyncio.sleep(0.01)
-        await self._send(send, status, payload)
+        await self._send(send, status, payload, extra)
 
-    async def _route(self, method: str, path: str, params: dict, key: str | None, query: bytes) -> tuple[int, Any]:
-        parts = path.strip("/").split("/")
+    def _account(self, authorization: str) -> InMemoryStripe | None:
+        scheme, _, api_key = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        if api_key in self.accounts:
+            return self.accounts[api_key]
+        return self.stripe if api_key.startswith("sk_test_") else None
+
+    async def _route(
+        self, account: InMemoryStripe, method: str, parts: list[str], params: dict, key: str | None, query: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         options = {"idempotency_key": key} if key else None
         try:
+            if parts == ["v1", "account"] and method == "GET":
+                return 200, await account.retrieve_current_async(), {}
             if parts == ["v1", "customers"] and method == "POST":
-                return 200, await self.stripe.create_async(params=params, options=options)
+                return 200, await account.create_async(params=params, options=options), {}
             if parts == ["v1", "customers"] and method == "GET":
-                return 200, await self.stripe.list_async(params=_params(query))
+                return 200, await account.list_async(params=_params(query)), {}
             if len(parts) == 3 and parts[:2] == ["v1", "customers"]:
                 if method == "POST":
-                    return 200, await self.stripe.update_async(parts[2], params=params, options=options)
+                    return 200, await account.update_async(parts[2], params=params, options=options), {}
                 if method == "GET":
-                    return 200, await self.stripe.retrieve_async(parts[2])
+                    return 200, await account.retrieve_async(parts[2]), {}
                 if method == "DELETE":
-                    return 200, await self.stripe.delete_async(parts[2])
+                    return 200, await account.delete_async(parts[2]), {}
         except stripe.StripeError as exc:
-            return exc.http_status or 400, {"error": {"type": "invalid_request_error", "code": exc.code, "message": exc.user_message or str(exc)}}
-        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})"}}
+            kind = "api_error" if (exc.http_status or 500) >= 500 else "invalid_request_error"
+            error = {"error": {"type": kind, "code": exc.code, "message": exc.user_message or str(exc)}}
+            return exc.http_status or 500, error, dict(exc.headers or {})
+        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: /{'/'.join(parts)})"}}, {}
 
     @staticmethod
-    async def _send(send: Callable, status: int, payload: Any) -> None:
+    async def _send(send: Callable, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw += [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})

@@ -44,6 +44,18 @@ class EmbeddedSystem:
         retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=0.01)
         return SyncConsumer(source, c.publisher(), handlers, self.clock, retry, uow_factory=c.uow_factory())
 
+    def use_stripe(self, stripe: InMemoryStripe) -> None:
+        """Swap in another Stripe account (as a changed STRIPE_SECRET_KEY would), for the worker too."""
+        from dependency_injector import providers
+
+        c = self.container
+        c.stripe_customers.override(providers.Object(stripe))
+        for provider in (c.stripe, c.outbound_handler, c.inbound_handler):
+            provider.reset()
+        self.stripe = stripe
+        self.delivered = 0
+        self.consumer = self.new_consumer()
+
     @property
     def uow_factory(self):
         return self.container.uow_factory()
@@ -88,3 +100,22 @@ class EmbeddedSystem:
 
     def messages(self, topic: str):
         return self.container.broker().messages(topic)
+
+    async def context(self, policy=None):
+        """What the sync use cases take besides the message (as the worker's handlers build it)."""
+        from application.sync.context import SyncContext
+
+        settings = self.container.settings()
+        return SyncContext(self.uow_factory, self.clock, policy or settings.conflict_policy, await self.installation())
+
+    async def installation(self) -> str:
+        return await self.container.identity().id()
+
+    async def tags(self, customer_id: int, **other: str) -> dict[str, str]:
+        """The metadata we write on a Stripe customer of ours (its create key aside: see ``tagged``)."""
+        return {"internal_id": str(customer_id), "custsync_installation": await self.installation(), **other}
+
+
+def tagged(metadata: dict[str, str]) -> dict[str, str]:
+    """Metadata without the create key (a random key each create writes): what tests compare."""
+    return {k: v for k, v in metadata.items() if k != "custsync_create"}

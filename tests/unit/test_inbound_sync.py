@@ -66,7 +66,7 @@ async def test_a_customer_created_in_stripe_appears_once_and_gets_our_id(system)
         mapping = await uow.mappings.by_external_id("stripe", created["id"])
         everyone = await uow.customers.page(after_id=None, limit=10)
     assert [c.data for c in everyone] == [CustomerData("Grace", None)]
-    assert system.stripe.customers[created["id"]]["metadata"] == {"source": "dashboard", "internal_id": str(mapping.customer_id)}
+    assert system.stripe.customers[created["id"]]["metadata"] == await system.tags(mapping.customer_id, source="dashboard")
     assert len(system.stripe.customers) == 1
 
 

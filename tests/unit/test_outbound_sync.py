@@ -5,7 +5,7 @@ from dependency_injector import providers
 
 from adapters.stripe.integration import StripeIntegration
 from entrypoints.settings import Settings
-from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem, tagged
 
 POLICY = Settings().conflict_policy  # what the worker runs with by default
 
@@ -14,6 +14,7 @@ from application.customers.create import create_customer
 from application.customers.delete import delete_customer
 from application.customers.update import patch_customer
 from application.sync.outbound import sync_outbound
+from domain.mapping import CreateIntent
 from domain.messages import OUTBOUND_TOPIC, CustomerChanged, decode
 from domain.sync import Direction, SyncStatus
 
@@ -27,7 +28,7 @@ async def test_a_create_reaches_stripe_once_with_our_id_in_metadata(system):
     await system.settle()
     mapping = await system.mapping(customer.id)
     assert list(system.stripe.customers) == [mapping.external_id]
-    assert system.stripe.customers[mapping.external_id]["metadata"] == {"internal_id": str(customer.id)}
+    assert tagged(system.stripe.customers[mapping.external_id]["metadata"]) == await system.tags(customer.id)
     assert mapping.in_sync_with(await system.customer(customer.id))
     [record] = [r for r in await system.history(customer.id) if r.direction is Direction.OUTBOUND]
     assert (record.operation.value, record.status, record.attempts) == ("create", SyncStatus.SUCCEEDED, 1)
@@ -38,7 +39,7 @@ async def test_a_redelivered_create_does_not_call_stripe_again(system):
     await system.settle()
     [envelope] = system.messages(OUTBOUND_TOPIC)
     calls = len(system.stripe.calls)
-    await sync_outbound(decode(envelope.payload, CustomerChanged), system.uow_factory, system.container.integrations(), system.clock, POLICY)
+    await sync_outbound(decode(envelope.payload, CustomerChanged), system.container.integrations(), await system.context(POLICY))
     assert len(system.stripe.calls) == calls
     assert len(system.stripe.customers) == 1 and (await system.mapping(customer.id)) is not None
 
@@ -46,14 +47,19 @@ async def test_a_redelivered_create_does_not_call_stripe_again(system):
 async def test_a_create_retried_after_losing_its_result_reuses_the_idempotency_key(system):
     customer = await create(system)
     await system.settle()
-    # Simulate a worker that crashed after Stripe answered but before recording the outcome.
+    # Simulate a worker that crashed after Stripe answered but before recording the outcome: the
+    # mapping was never stored, and the saved create intent still waits for its answer.
+    [(_, key)] = [call for call in system.stripe.calls if call[0] == "create"]
     async with system.uow_factory() as uow:
         await uow.mappings.remove(customer.id, "stripe")
+        await uow.create_intents.add(CreateIntent(
+            customer_id=customer.id, system="stripe", idempotency_key=key, data=customer.data, created_at=system.clock.now(),
+        ))
         for record in await uow.sync_records.for_customer(customer.id, 10):
             await uow.sync_records.save(record.failed(system.clock.now(), "crashed", dead=False))
         await uow.commit()
     [envelope] = system.messages(OUTBOUND_TOPIC)
-    await sync_outbound(decode(envelope.payload, CustomerChanged), system.uow_factory, system.container.integrations(), system.clock, POLICY)
+    await sync_outbound(decode(envelope.payload, CustomerChanged), system.container.integrations(), await system.context(POLICY))
     creates = [key for method, key in system.stripe.calls if method == "create"]
     assert len(creates) == 2 and creates[0] == creates[1]
     assert len(system.stripe.customers) == 1
@@ -70,7 +76,7 @@ async def test_an_update_sends_only_the_changed_field_and_keeps_other_metadata(s
     await system.settle()
     twin = system.stripe.customers[external_id]
     assert (twin["name"], twin["email"]) == ("Ada L.", "ada@example.com")
-    assert twin["metadata"] == {"internal_id": str(customer.id), "crm_tier": "gold"}
+    assert tagged(twin["metadata"]) == await system.tags(customer.id, crm_tier="gold")
     update_events = [e for e in system.stripe.events if e["type"] == "customer.updated"]
     assert update_events[-1]["data"]["previous_attributes"] == {"name": "Ada"}
 

@@ -4,7 +4,7 @@ import pytest
 
 from domain.conflicts import ConflictPolicy
 from domain.customer import Customer, CustomerData
-from domain.mapping import ExternalMapping
+from domain.mapping import ExternalMapping, FieldWrite
 from domain.reconcile import merge_inbound, outbound_changes
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -60,9 +60,30 @@ def test_both_sides_changing_a_field_to_the_same_value_is_no_conflict():
 )
 def test_a_conflict_is_settled_by_the_policy(policy, external_offset, expected):
     ours = customer(CustomerData("Catalog", "ada@example.com"), updated_at=T0 + timedelta(seconds=0.1))
-    merge = merge_inbound(ours, mapping(), CustomerData("Stripe", "ada@example.com"), T0 + timedelta(seconds=external_offset), policy)
+    # The event that told of Stripe's change, and when it was made.
+    told = with_writes(mapping(), name=FieldWrite("Stripe", T0 + timedelta(seconds=external_offset)))
+    merge = merge_inbound(ours, told, CustomerData("Stripe", "ada@example.com"), T0, policy)
     assert merge.conflicts == {"name"}
     assert merge.data.name == expected
     assert merge.kept_internal == (frozenset({"name"}) if expected == "Catalog" else frozenset())
     # The baseline always follows Stripe, so a kept catalog value is pushed back out next.
     assert merge.baseline.name == "Stripe"
+
+
+def test_latest_wins_waits_for_the_event_of_a_state_it_only_re_fetched():
+    # Stripe holds a value no event has dated yet: its time is unknown, so nothing is decided.
+    ours = customer(CustomerData("Catalog", "ada@example.com"), updated_at=T0)
+    merge = merge_inbound(ours, mapping(), CustomerData("Stripe", "ada@example.com"), T0 + timedelta(hours=1), ConflictPolicy.LATEST_WINS)
+    assert merge.deferred == {"name"} and merge.data.name == "Catalog" and merge.baseline.name == "Ada"
+
+
+def test_a_newer_external_change_wins_even_over_our_push_that_overwrote_it():
+    # We pushed "Catalog" (changed at T0) over Stripe's "Stripe", which an event dates T0 + 5 s.
+    ours = customer(CustomerData("Catalog", "ada@example.com"), updated_at=T0)
+    pushed = with_writes(mapping(CustomerData("Catalog", "ada@example.com")), name=FieldWrite("Stripe", T0 + timedelta(seconds=5)))
+    merge = merge_inbound(ours, pushed, CustomerData("Catalog", "ada@example.com"), T0, ConflictPolicy.LATEST_WINS)
+    assert merge.data.name == "Stripe" and merge.times == {"name": T0 + timedelta(seconds=5)}
+
+
+def with_writes(m: ExternalMapping, **writes: FieldWrite) -> ExternalMapping:
+    return m.with_external_writes(writes)

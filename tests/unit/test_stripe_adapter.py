@@ -11,29 +11,39 @@ from application.errors import (
     RetryableIntegrationError,
 )
 from domain.customer import CustomerData
+from domain.ownership import OwnershipTag
+
+INSTALLATION = "inst0"
+
+
+def tag(internal_id: int) -> OwnershipTag:
+    return OwnershipTag(internal_id=internal_id, installation=INSTALLATION, create_key=f"key-{internal_id}")
 
 
 async def test_create_tags_our_id_and_omits_unset_fields(stripe_integration, fake_stripe):
-    created = await stripe_integration.create_customer(CustomerData("Ada", None), internal_id=42, idempotency_key="k1")
+    created = await stripe_integration.create_customer(CustomerData("Ada", None), tag=tag(42), idempotency_key="k1")
     assert created.external_id.startswith("cus_") and created.internal_id == 42
     stored = fake_stripe.customers[created.external_id]
-    assert (stored["name"], stored["email"], stored["metadata"]) == ("Ada", None, {"internal_id": "42"})
+    assert (stored["name"], stored["email"], stored["metadata"]) == (
+        "Ada", None, {"internal_id": "42", "custsync_installation": INSTALLATION, "custsync_create": "key-42"}
+    )
+    assert (created.claim.internal_id, created.claim.installation, created.claim.create_key) == (42, INSTALLATION, "key-42")
 
 
 async def test_the_same_idempotency_key_never_creates_twice(stripe_integration, fake_stripe):
-    first = await stripe_integration.create_customer(CustomerData("Ada"), internal_id=1, idempotency_key="k1")
-    again = await stripe_integration.create_customer(CustomerData("Ada"), internal_id=1, idempotency_key="k1")
+    first = await stripe_integration.create_customer(CustomerData("Ada"), tag=tag(1), idempotency_key="k1")
+    again = await stripe_integration.create_customer(CustomerData("Ada"), tag=tag(1), idempotency_key="k1")
     assert first == again and len(fake_stripe.customers) == 1
 
 
 async def test_reusing_a_key_with_other_parameters_is_a_permanent_error(stripe_integration):
-    await stripe_integration.create_customer(CustomerData("Ada"), internal_id=1, idempotency_key="k1")
+    await stripe_integration.create_customer(CustomerData("Ada"), tag=tag(1), idempotency_key="k1")
     with pytest.raises(PermanentIntegrationError):
-        await stripe_integration.create_customer(CustomerData("Bob"), internal_id=1, idempotency_key="k1")
+        await stripe_integration.create_customer(CustomerData("Bob"), tag=tag(1), idempotency_key="k1")
 
 
 async def test_update_sends_none_as_an_unset(stripe_integration, fake_stripe):
-    created = await stripe_integration.create_customer(CustomerData("Ada", "ada@example.com"), internal_id=1, idempotency_key="k")
+    created = await stripe_integration.create_customer(CustomerData("Ada", "ada@example.com"), tag=tag(1), idempotency_key="k")
     updated = await stripe_integration.update_customer(created.external_id, {"email": None})
     assert updated.data == CustomerData("Ada", None)
 
@@ -43,18 +53,19 @@ async def test_missing_customers_are_reported_as_missing(stripe_integration):
         await stripe_integration.update_customer("cus_nope", {"name": "x"})
     with pytest.raises(ExternalCustomerMissing):
         await stripe_integration.delete_customer("cus_nope")
-    assert await stripe_integration.retrieve_customer("cus_nope") is None
+    with pytest.raises(ExternalCustomerMissing):  # unknown to this account: never read as "deleted"
+        await stripe_integration.retrieve_customer("cus_nope")
 
 
 async def test_a_deleted_customer_is_still_retrievable_as_deleted(stripe_integration):
-    created = await stripe_integration.create_customer(CustomerData("Ada"), internal_id=1, idempotency_key="k")
+    created = await stripe_integration.create_customer(CustomerData("Ada"), tag=tag(1), idempotency_key="k")
     await stripe_integration.delete_customer(created.external_id)
     assert (await stripe_integration.retrieve_customer(created.external_id)).deleted
 
 
 async def test_listing_walks_every_customer_newest_first(stripe_integration):
     for i in range(5):
-        await stripe_integration.create_customer(CustomerData(f"C{i}"), internal_id=i, idempotency_key=f"k{i}")
+        await stripe_integration.create_customer(CustomerData(f"C{i}"), tag=tag(i), idempotency_key=f"k{i}")
     names, cursor = [], None
     for _ in range(5):
         page = await stripe_integration.list_customers(limit=2, cursor=cursor)
@@ -67,13 +78,13 @@ async def test_listing_walks_every_customer_newest_first(stripe_integration):
 
 async def test_link_adds_our_id_without_touching_other_metadata(stripe_integration, fake_stripe):
     created = await fake_stripe.create_async(params={"name": "Grace", "metadata": {"crm": "x1"}})
-    await stripe_integration.link_customer(created["id"], 9)
-    assert fake_stripe.customers[created["id"]]["metadata"] == {"crm": "x1", "internal_id": "9"}
+    await stripe_integration.link_customer(created["id"], OwnershipTag(internal_id=9, installation=INSTALLATION))
+    assert fake_stripe.customers[created["id"]]["metadata"] == {"crm": "x1", "internal_id": "9", "custsync_installation": INSTALLATION}
 
 
 async def test_stripe_validation_errors_are_permanent(stripe_integration):
     with pytest.raises(PermanentIntegrationError, match="Invalid email"):
-        await stripe_integration.create_customer(CustomerData("Ada", "no-at-sign"), internal_id=1, idempotency_key="k")
+        await stripe_integration.create_customer(CustomerData("Ada", "no-at-sign"), tag=tag(1), idempotency_key="k")
 
 
 class FailingCustomers:

@@ -55,9 +55,14 @@ async def test_a_create_posts_the_fields_our_id_and_an_idempotency_key(system, s
     customer = await create(system)
     await system.settle()
     request = route.calls.last.request
-    assert form(request) == {"name": "Ada", "email": "ada@example.com", "metadata[internal_id]": str(customer.id)}
+    installation = await system.installation()
+    key = request.headers["idempotency-key"]
+    assert key.startswith(f"custsync-{installation}-create-")
+    assert form(request) == {
+        "name": "Ada", "email": "ada@example.com", "metadata[internal_id]": str(customer.id),
+        "metadata[custsync_installation]": installation, "metadata[custsync_create]": key,
+    }
     assert request.headers["authorization"] == "Bearer sk_test_123"
-    assert request.headers["idempotency-key"].endswith(":create")
     assert (await system.mapping(customer.id)).external_id == "cus_1"
 
 
@@ -118,23 +123,57 @@ async def test_an_update_sends_only_the_changed_field(system, stripe_http):
     assert form(route.calls.last.request) == {"email": ""}  # "" unsets in Stripe
 
 
-async def test_a_404_on_update_is_the_deletion_it_is(system, stripe_http):
+NO_SUCH_CUSTOMER = ("No such customer: 'cus_1'", "resource_missing")
+DELETED = {"id": "cus_1", "object": "customer", "deleted": True}
+
+
+async def test_a_404_on_a_mapped_customer_changes_nothing_here_and_breaks_the_link(system, stripe_http):
+    # Another account's key, or test vs live: Stripe answers 404 for a customer it never had.
     customer = await linked(system, stripe_http)
-    stripe_http.get(f"{API}/cus_1").mock(return_value=error(404, "No such customer: 'cus_1'", "resource_missing"))
-    stripe_http.post(f"{API}/cus_1").mock(return_value=error(404, "No such customer: 'cus_1'", "resource_missing"))
+    stripe_http.get(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))
+    update = stripe_http.post(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "B"}), system.uow_factory(), system.clock)
+    await system.settle()
+    after = await system.customer(customer.id)
+    assert not after.deleted and after.data.name == "B"  # nothing wiped
+    assert update.call_count == 0  # nothing written to an account that does not know it
+    mapping = await system.mapping(customer.id)
+    assert mapping.broken and "404" in mapping.broken
+    [record] = [r for r in await outbound_records(system, customer.id) if r.status is SyncStatus.DEAD]
+    assert "marked broken" in record.last_error
+    assert len(system.messages(dead_letter_topic(OUTBOUND_TOPIC))) == 1  # waits for an operator
+
+
+async def test_a_404_on_update_is_a_deletion_only_when_a_retrieve_says_deleted(system, stripe_http):
+    customer = await linked(system, stripe_http)
+    stripe_http.get(f"{API}/cus_1").mock(side_effect=[
+        httpx.Response(200, json=customer_json()), httpx.Response(200, json=DELETED),
+    ])
+    stripe_http.post(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))  # deleted meanwhile
     await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "B"}), system.uow_factory(), system.clock)
     await system.settle()
     assert (await system.customer(customer.id)).deleted
 
 
-async def test_a_404_on_delete_means_already_deleted(system, stripe_http):
+async def test_a_404_on_delete_means_already_deleted_when_stripe_says_so(system, stripe_http):
     customer = await linked(system, stripe_http)
-    route = stripe_http.delete(f"{API}/cus_1").mock(return_value=error(404, "No such customer: 'cus_1'", "resource_missing"))
+    route = stripe_http.delete(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))
+    stripe_http.get(f"{API}/cus_1").mock(return_value=httpx.Response(200, json=DELETED))
     await delete_customer(DeleteCustomer(customer_id=customer.id), system.uow_factory(), system.clock)
     await system.settle()
     assert route.call_count == 1
     delete_record = (await outbound_records(system, customer.id))[0]
     assert (delete_record.status, delete_record.note) == (SyncStatus.SUCCEEDED, "already gone")
+
+
+async def test_a_404_on_delete_of_a_customer_stripe_never_had_breaks_the_link(system, stripe_http):
+    customer = await linked(system, stripe_http)
+    stripe_http.delete(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))
+    stripe_http.get(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))
+    await delete_customer(DeleteCustomer(customer_id=customer.id), system.uow_factory(), system.clock)
+    await system.settle()
+    assert (await system.mapping(customer.id)).broken
+    assert (await outbound_records(system, customer.id))[0].status is SyncStatus.DEAD
 
 
 async def test_refused_credentials_pause_the_worker_instead_of_dead_lettering(system, stripe_http):

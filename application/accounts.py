@@ -1,0 +1,70 @@
+"""This installation's identity and the external accounts it is bound to."""
+
+from __future__ import annotations
+
+import logging
+
+from application.errors import AccountMismatch
+from application.ports import Clock, Integration, Integrations, UnitOfWorkFactory
+from domain.binding import AccountBinding
+from domain.ownership import new_installation_id
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_installation(uow_factory: UnitOfWorkFactory, clock: Clock) -> str:
+    """The installation id, made on first use (``custsync init``, else the first start): it is
+    what tells our records in an external system from another installation's."""
+    async with uow_factory() as uow:
+        existing = await uow.installation.get()
+        if existing is not None:
+            return existing
+        installation = await uow.installation.add(new_installation_id(), clock.now())
+        await uow.commit()
+    return installation
+
+
+class InstallationIdentity:
+    """The installation id, read once per process (the sync use cases need it on every delivery)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow_factory, self._clock = uow_factory, clock
+        self._id: str | None = None
+
+    async def id(self) -> str:
+        if self._id is None:
+            self._id = await ensure_installation(self._uow_factory, self._clock)
+        return self._id
+
+
+async def check_binding(integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock) -> AccountBinding:
+    """Bind to the credentials' account on first start; afterwards refuse (AccountMismatch) any
+    other account or mode, so that a wrong key can never touch the catalog."""
+    account = await integration.account()
+    async with uow_factory() as uow:
+        bound = await uow.bindings.get(integration.system)
+        if bound is None:
+            bound = AccountBinding(system=integration.system, account=account, bound_at=clock.now())
+            await uow.bindings.save(bound)
+            await uow.commit()
+            log.warning("%s: bound this catalog to %s", integration.system, account)
+            return bound
+    if not bound.matches(account):
+        raise AccountMismatch(integration.system, bound.account, account)
+    return bound
+
+
+async def check_bindings(integrations: Integrations, uow_factory: UnitOfWorkFactory, clock: Clock) -> list[AccountBinding]:
+    return [await check_binding(integration, uow_factory, clock) for integration in integrations.values()]
+
+
+async def rebind(integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock) -> tuple[AccountBinding | None, AccountBinding]:
+    """An operator's decision: bind the catalog to the account the credentials now belong to.
+    Returns the old binding (if any) and the new one."""
+    account = await integration.account()
+    async with uow_factory() as uow:
+        old = await uow.bindings.get(integration.system)
+        new = AccountBinding(system=integration.system, account=account, bound_at=clock.now())
+        await uow.bindings.save(new)
+        await uow.commit()
+    return old, new
