@@ -40,11 +40,14 @@ async def existing_customer(uow: UnitOfWork, customer_id: int, expected_version:
 
 
 T = TypeVar("T")
+# The sync worker's stores: the external call before them is done and is not repeated, only where
+# its answer goes is read afresh, so they may try harder than a client's request.
+STORE_ATTEMPTS = 10
 
 
 async def retried_on_concurrent_update(attempt: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
     """Run ``attempt`` again from a fresh read when someone (the sync worker, another request)
-    saved the customer in between. A client's own If-Match is checked on every read, so a stale
+    saved the customer (or its mapping) in between. A client's own If-Match is checked on every read, so a stale
     client still gets its 412; only races it could not have known about are absorbed."""
     for remaining in range(attempts - 1, -1, -1):
         try:

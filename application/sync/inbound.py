@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from application.customers.changes import record_change
+from application.customers.changes import STORE_ATTEMPTS, record_change, retried_on_concurrent_update
 from application.errors import ExternalCustomerMissing, MappingBroken
 from application.ports import Clock, Integrations, UnitOfWork, UnitOfWorkFactory
 from application.sync.context import SyncContext
-from application.sync.retries import retried_on_concurrent_write
 from domain.customer import SYNCED_FIELDS, Customer
 from domain.mapping import ExternalMapping, FieldWrite
 from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
@@ -45,10 +44,10 @@ async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: 
         try:
             external = await integrations[change.system].retrieve_customer(change.external_id)
         except ExternalCustomerMissing:
-            await retried_on_concurrent_write(lambda: _unknown_there(ctx, change))
+            await retried_on_concurrent_update(lambda: _unknown_there(ctx, change), STORE_ATTEMPTS)
             return
         fetched = True
-    await retried_on_concurrent_write(lambda: _apply_once(ctx, change, external, fetched))
+    await retried_on_concurrent_update(lambda: _apply_once(ctx, change, external, fetched), STORE_ATTEMPTS)
 
 
 async def _apply_once(ctx: SyncContext, change: ExternalChange, external: ExternalCustomer, fetched: bool) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import msgspec
 
-from application.customers.changes import record_change
+from application.customers.changes import STORE_ATTEMPTS, record_change, retried_on_concurrent_update
 from application.errors import (
     ExternalCustomerMissing,
     IntegrationError,
@@ -22,7 +22,6 @@ from application.ports import Clock, Integration, Integrations, UnitOfWork, Unit
 from application.sync.context import SyncContext as Context
 from application.sync.creates import create, create_intent, store_create
 from application.sync.lookup import find_own_create
-from application.sync.retries import retried_on_concurrent_write
 from domain.conflicts import ConflictPolicy
 from domain.customer import Customer
 from domain.mapping import CreateIntent, ExternalMapping
@@ -74,7 +73,7 @@ async def _sync_one(event: CustomerChanged, integration: Integration, ctx: Conte
         await _record_failure(ctx, event, system, record, intent, exc)
         raise
     if outcome is not None:
-        await retried_on_concurrent_write(lambda: _store_outcome(ctx, event, system, record, customer, outcome))
+        await retried_on_concurrent_update(lambda: _store_outcome(ctx, event, system, record, customer, outcome), STORE_ATTEMPTS)
 
 
 async def _record_failure(
@@ -93,7 +92,7 @@ async def _record_failure(
                 await uow.mappings.save(mapping.marked_broken(str(exc)))
             await uow.commit()
 
-    await retried_on_concurrent_write(attempt)
+    await retried_on_concurrent_update(attempt, STORE_ATTEMPTS)
 
 
 async def _call(

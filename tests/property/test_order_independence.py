@@ -64,7 +64,8 @@ class Run:
         self.stripe_deleted: set[str] = set()
         self.vanished: set[str] = set()
         self.before: set[str] = set()
-        self.stripe_writes: dict[tuple[str, str], int] = {}  # (customer, field) -> second of the last write
+        self.stripe_writes: dict[tuple[str, str], int] = {}
+        self.foreign_tags: dict[str, dict[str, str]] = {}  # Stripe id -> another installation's tags  # (customer, field) -> second of the last write
 
     async def apply(self, op: tuple) -> None:
         """One change of the history, on one side, at the current time (nothing is synced)."""
@@ -87,7 +88,9 @@ class Run:
             params = {k: v for k, v in (("name", op[1]), ("email", op[2])) if v}
             params.pop("name", None) if op[1] == REFUSED else None  # people can make what we cannot
             params["metadata"] = await self._claim(op[3], op[4])
-            await self.stripe.create_async(params=params)
+            created = await self.stripe.create_async(params=params)
+            if op[3] == "other_installation":
+                self.foreign_tags[created["id"]] = params["metadata"]
         elif kind == "stripe_update" and alive_there:
             field, value = op[2]
             external_id = alive_there[op[1] % len(alive_there)]
@@ -165,19 +168,25 @@ class Run:
         by the Stripe id they were imported from; Stripe customers by id, or (made by our worker,
         whose ids depend on call order) by the catalog id they carry."""
         catalog: dict = {}
-        async with self.system.uow_factory() as uow:
-            for customer_id in range(1, 500):
-                customer = await uow.customers.get(customer_id)
-                if customer is None:
-                    break
-                mapping = await uow.mappings.get(customer_id, "stripe")
-                key = ("api", customer_id) if customer_id in self.api_ids else ("imported", mapping and mapping.external_id)
-                catalog[key] = (customer.name, customer.email, customer.deleted, bool(mapping and mapping.broken))
+        for customer, mapping in await self.catalog():
+            key = ("api", customer.id) if customer.id in self.api_ids else ("imported", mapping and mapping.external_id)
+            catalog[key] = (customer.name, customer.email, customer.deleted, bool(mapping and mapping.broken))
         stripe = {}
         for external_id, obj in self.stripe.customers.items():
             key = external_id if external_id in self.before else ("made", obj["metadata"].get("internal_id"))
             stripe[key] = (obj["name"], obj["email"])
         return {"catalog": catalog, "stripe": stripe, "deleted": sorted(self.stripe.deleted & self.before)}
+
+    async def catalog(self) -> list:
+        """Every catalog customer (tombstones too) with its Stripe mapping, by id."""
+        found = []
+        async with self.system.uow_factory() as uow:
+            for customer_id in range(1, 500):
+                customer = await uow.customers.get(customer_id)
+                if customer is None:
+                    return found
+                found.append((customer, await uow.mappings.get(customer_id, "stripe")))
+        return found
 
     async def assert_safe(self) -> None:
         installation = await self.system.installation()
@@ -185,29 +194,24 @@ class Run:
                 if o["metadata"].get("custsync_installation") == installation and o["id"] not in self.before]
         assert len(ours) == len(set(ours)), "two Stripe customers for one catalog customer"
         assert not {o["id"] for o in self.stripe.customers.values() if o["metadata"].get("internal_id") is None} - self.before
-        for obj in self.stripe.customers.values():
-            if obj["id"] in self.before and obj["metadata"].get("custsync_installation") == OTHER_INSTALLATION:
-                assert obj["metadata"]["internal_id"] in {str(i) for i in range(1, 100)}  # its tags untouched
-        async with self.system.uow_factory() as uow:
-            for customer_id in range(1, 500):
-                customer = await uow.customers.get(customer_id)
-                if customer is None:
-                    break
-                mapping = await uow.mappings.get(customer_id, "stripe")
-                if customer.deleted:
-                    # Deleted only by a person: here through the API, or over there.
-                    assert customer_id in self.api_deleted or (mapping and mapping.external_id in self.stripe_deleted)
-                    continue
-                assert not (mapping and mapping.external_id in self.vanished and customer.deleted)
-                if mapping is None:
-                    assert customer.name == REFUSED, f"customer {customer_id} never reached Stripe"
-                    continue
-                if mapping.broken or mapping.external_id in self.vanished:
-                    # Broken only by a 404; a vanished twin nobody touched since is not noticed yet.
-                    assert mapping.external_id in self.vanished
-                    continue
-                twin = self.stripe.customers[mapping.external_id]
-                assert (twin["name"], twin["email"]) == (customer.name, customer.email), f"customer {customer_id} diverged"
+        for external_id, tags in self.foreign_tags.items():
+            if external_id in self.stripe.customers:  # another installation's tags are never touched
+                assert {k: v for k, v in self.stripe.customers[external_id]["metadata"].items() if k in tags} == tags
+        for customer, mapping in await self.catalog():
+            customer_id = customer.id
+            if customer.deleted:
+                # Deleted only by a person: here through the API, or over there.
+                assert customer_id in self.api_deleted or (mapping and mapping.external_id in self.stripe_deleted)
+                continue
+            if mapping is None:
+                assert customer.name == REFUSED, f"customer {customer_id} never reached Stripe"
+                continue
+            if mapping.broken or mapping.external_id in self.vanished:
+                # Broken only by a 404; a vanished twin nobody touched since is not noticed yet.
+                assert mapping.external_id in self.vanished
+                continue
+            twin = self.stripe.customers[mapping.external_id]
+            assert (twin["name"], twin["email"]) == (customer.name, customer.email), f"customer {customer_id} diverged"
         # Deleted over there only what a person deleted, or what a person deleted here.
         for external_id in self.stripe.deleted - self.stripe_deleted:
             async with self.system.uow_factory() as uow:
