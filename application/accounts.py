@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from application.errors import AccountMismatch
+from application.errors import AccountMismatch, ExternalCustomerMissing, UnprovenBinding
 from application.ports import Clock, Integration, Integrations, UnitOfWorkFactory
 from domain.binding import AccountBinding
 from domain.ownership import new_installation_id
@@ -39,8 +39,15 @@ class InstallationIdentity:
 
 async def check_binding(integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock) -> AccountBinding:
     """Bind to the credentials' account on first start; afterwards refuse (AccountMismatch) any
-    other account or mode, so that a wrong key can never touch the catalog."""
+    other account or mode, so that a wrong key can never touch the catalog. A catalog that already
+    links customers (a deployment from before bindings) is bound only if the account knows the
+    latest of them: a first start must not bind a wrong key either."""
     account = await integration.account()
+    async with uow_factory() as uow:
+        bound = await uow.bindings.get(integration.system)
+        sample = await uow.mappings.latest(integration.system) if bound is None else None
+    if bound is None and sample is not None:
+        await _knows(integration, account, sample.external_id)
     async with uow_factory() as uow:
         bound = await uow.bindings.get(integration.system)
         if bound is None:
@@ -52,6 +59,16 @@ async def check_binding(integration: Integration, uow_factory: UnitOfWorkFactory
     if not bound.matches(account):
         raise AccountMismatch(integration.system, bound.account, account)
     return bound
+
+
+async def _knows(integration: Integration, account: object, external_id: str) -> None:
+    try:
+        await integration.retrieve_customer(external_id)
+    except ExternalCustomerMissing:
+        raise UnprovenBinding(
+            f"{integration.system}: the credentials belong to {account}, which does not know {external_id}, a customer "
+            f"this catalog is linked to; refusing to bind to it (if it is the right account, run `custsync {integration.system} rebind`)"
+        ) from None
 
 
 async def check_bindings(integrations: Integrations, uow_factory: UnitOfWorkFactory, clock: Clock) -> list[AccountBinding]:

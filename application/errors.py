@@ -91,6 +91,10 @@ class AccountMismatch(DomainError):
         )
 
 
+class UnprovenBinding(DomainError):
+    """A first binding refused: the account does not know the customers the catalog links to."""
+
+
 class UnknownSystem(DomainError):
     def __init__(self, system: str) -> None:
         self.system = system

@@ -49,6 +49,9 @@ class MappingRepository(Protocol):
 
     async def for_customer(self, customer_id: int) -> list[ExternalMapping]: ...
 
+    async def latest(self, system: str) -> ExternalMapping | None:
+        """The most recently synced mapping of ``system`` that is not broken, if any."""
+
     async def save(self, mapping: ExternalMapping) -> ExternalMapping:
         """Insert the mapping of (customer_id, system), or replace it if the stored one still has
         ``mapping.version`` (else ConcurrentUpdate: someone wrote it since it was read). Returns

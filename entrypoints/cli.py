@@ -65,11 +65,11 @@ def _run(container_tasks: Callable[[], Awaitable[T]]) -> T:
     """Run a process or a one-off command; a backend that is not ready stops it with one line, not a trace."""
     from adapters.kafka.subscription import TopicsMissing
     from adapters.postgres.migrations import SchemaNotMigrated
-    from application.errors import AccountMismatch, IntegrationError
+    from application.errors import AccountMismatch, IntegrationError, UnprovenBinding
 
     try:
         return asyncio.run(container_tasks())
-    except (SchemaNotMigrated, TopicsMissing, AccountMismatch) as exc:
+    except (SchemaNotMigrated, TopicsMissing, AccountMismatch, UnprovenBinding) as exc:
         raise click.ClickException(str(exc)) from None
     except IntegrationError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None

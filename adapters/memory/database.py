@@ -132,6 +132,10 @@ class InMemoryMappingRepository:
     async def for_customer(self, customer_id: int) -> list[ExternalMapping]:
         return sorted((m for (cid, _), m in self._t.mappings.items() if cid == customer_id), key=lambda m: m.system)
 
+    async def latest(self, system: str) -> ExternalMapping | None:
+        working = [m for m in self._t.mappings.values() if m.system == system and m.broken is None]
+        return max(working, key=lambda m: (m.synced_at, m.customer_id), default=None)
+
     async def save(self, mapping: ExternalMapping) -> ExternalMapping:
         if mapping.customer_id not in self._t.customers:
             raise ValueError(f"customer {mapping.customer_id} does not exist")

@@ -115,6 +115,12 @@ class SqlAlchemyMappingRepository:
         query = select(external_mappings).where(m.customer_id == customer_id).order_by(m.system.collate("C"))
         return [_mapping(row) for row in await self._c.execute(query)]
 
+    async def latest(self, system: str) -> ExternalMapping | None:
+        m = external_mappings.c
+        query = (select(external_mappings).where(m.system == system, m.broken.is_(None))
+                 .order_by(m.synced_at.desc(), m.customer_id.desc()).limit(1))
+        return await self._one(query)
+
     async def save(self, mapping: ExternalMapping) -> ExternalMapping:
         """Insert (version 0: not stored yet), or update only if the stored version is still the
         one read -- under READ COMMITTED the WHERE is re-checked against a concurrent committed

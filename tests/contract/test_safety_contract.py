@@ -3,6 +3,7 @@ baseline), what each side's changes' times are, broken links, the installation i
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from domain.binding import AccountBinding, ExternalAccount
@@ -116,3 +117,19 @@ async def test_bindings_are_kept_per_system_and_replaced(uow_factory):
     async with uow_factory() as uow:
         assert await uow.bindings.get("stripe") == live
         assert await uow.bindings.get("salesforce") is None
+
+
+async def test_latest_is_the_most_recently_synced_working_link_of_a_system(uow_factory):
+    async with uow_factory() as uow:
+        assert await uow.mappings.latest("stripe") is None
+        a = await uow.customers.add(CustomerData("A"), T0)
+        b = await uow.customers.add(CustomerData("B"), T0)
+        c = await uow.customers.add(CustomerData("C"), T0)
+        for customer, at, external_id in ((a, T0, "cus_a"), (b, T0 + timedelta(seconds=2), "cus_b"), (c, T0 + timedelta(seconds=9), "cus_c")):
+            stored = await uow.mappings.save(msgspec.structs.replace(mapping(customer.id), external_id=external_id, synced_at=at))
+            if customer is c:
+                await uow.mappings.save(stored.marked_broken("unknown there"))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert (await uow.mappings.latest("stripe")).external_id == "cus_b"  # the newest that still works
+        assert await uow.mappings.latest("salesforce") is None

@@ -6,7 +6,9 @@ import pytest
 from adapters.memory.stripe import InMemoryStripe
 from adapters.stripe.integration import StripeIntegration, key_mode
 from application.accounts import check_binding, rebind
-from application.errors import AccountMismatch
+from application.commands import CreateCustomer
+from application.customers.create import create_customer
+from application.errors import AccountMismatch, UnprovenBinding
 from domain.binding import ExternalAccount
 from tests.support.system import WEBHOOK_SECRET
 
@@ -45,3 +47,15 @@ async def test_rebind_is_the_operators_decision_and_sticks(system, clock):
 )
 def test_the_mode_is_the_keys_prefix(key, mode):
     assert key_mode(key) == mode
+
+
+async def test_a_catalog_linked_before_bindings_is_not_bound_to_an_account_that_does_not_know_it(system, clock):
+    # An existing deployment upgraded with a wrong key: the first start must not bind to it.
+    customer = await create_customer(CreateCustomer("Ada"), system.uow_factory(), clock)
+    await system.settle()
+    with pytest.raises(UnprovenBinding, match="does not know"):
+        await check_binding(integration(InMemoryStripe(clock, account_id="acct_wrong")), system.uow_factory, clock)
+    async with system.uow_factory() as uow:
+        assert await uow.bindings.get("stripe") is None
+    right = await check_binding(integration(system.stripe), system.uow_factory, clock)
+    assert right.account.account_id == system.stripe.account_id and (await system.mapping(customer.id)) is not None
