@@ -146,22 +146,23 @@ async def test_a_404_on_a_mapped_customer_changes_nothing_here_and_breaks_the_li
 
 async def test_a_404_on_update_is_a_deletion_only_when_a_retrieve_says_deleted(system, stripe_http):
     customer = await linked(system, stripe_http)
-    stripe_http.get(f"{API}/cus_1").mock(side_effect=[
+    retrieve = stripe_http.get(f"{API}/cus_1").mock(side_effect=[
         httpx.Response(200, json=customer_json()), httpx.Response(200, json=DELETED),
     ])
     stripe_http.post(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))  # deleted meanwhile
     await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "B"}), system.uow_factory(), system.clock)
     await system.settle()
+    assert retrieve.call_count == 2  # the read before the write, then the one that proves the deletion
     assert (await system.customer(customer.id)).deleted
 
 
 async def test_a_404_on_delete_means_already_deleted_when_stripe_says_so(system, stripe_http):
     customer = await linked(system, stripe_http)
     route = stripe_http.delete(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))
-    stripe_http.get(f"{API}/cus_1").mock(return_value=httpx.Response(200, json=DELETED))
+    retrieve = stripe_http.get(f"{API}/cus_1").mock(return_value=httpx.Response(200, json=DELETED))
     await delete_customer(DeleteCustomer(customer_id=customer.id), system.uow_factory(), system.clock)
     await system.settle()
-    assert route.call_count == 1
+    assert route.call_count == 1 and retrieve.call_count == 1  # the 404 was checked, not believed
     delete_record = (await outbound_records(system, customer.id))[0]
     assert (delete_record.status, delete_record.note) == (SyncStatus.SUCCEEDED, "already gone")
 
