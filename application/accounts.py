@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from application.errors import AccountMismatch, ExternalCustomerMissing, UnprovenBinding
+from application.errors import AccountChanged, AccountMismatch, ExternalCustomerMissing, UnprovenBinding
 from application.ports import Clock, Integration, Integrations, UnitOfWorkFactory
 from domain.binding import AccountBinding
 from domain.ownership import new_installation_id
@@ -51,11 +52,11 @@ async def check_binding(integration: Integration, uow_factory: UnitOfWorkFactory
     async with uow_factory() as uow:
         bound = await uow.bindings.get(integration.system)
         if bound is None:
-            bound = AccountBinding(system=integration.system, account=account, bound_at=clock.now())
-            await uow.bindings.save(bound)
+            # Two first starts at once: the first binding stands, the other is compared with it.
+            bound = await uow.bindings.add(AccountBinding(system=integration.system, account=account, bound_at=clock.now()))
             await uow.commit()
-            log.warning("%s: bound this catalog to %s", integration.system, account)
-            return bound
+            if bound.matches(account):
+                log.warning("%s: bound this catalog to %s", integration.system, account)
     if not bound.matches(account):
         raise AccountMismatch(integration.system, bound.account, account)
     return bound
@@ -85,3 +86,31 @@ async def rebind(integration: Integration, uow_factory: UnitOfWorkFactory, clock
         await uow.bindings.save(new)
         await uow.commit()
     return old, new
+
+
+class AccountGuard:
+    """Checks, while the worker runs, that the credentials still answer for the bound account:
+    before a create (the one write a wrong account would take without complaint; at most once per
+    ``interval`` seconds) and at once after a 404 on a mapped customer. Another account raises
+    AccountChanged, which pauses sync instead of breaking links one by one or creating customers
+    in the wrong account."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, interval: float = 10.0) -> None:
+        self._uow_factory, self._clock, self._interval = uow_factory, clock, interval
+        self._checked: dict[str, datetime] = {}
+
+    async def verify(self, integration: Integration, *, now: bool = False) -> None:
+        at = self._clock.now()
+        last = self._checked.get(integration.system)
+        if not now and last is not None and (at - last).total_seconds() < self._interval:
+            return
+        account = await integration.account()
+        async with self._uow_factory() as uow:
+            bound = await uow.bindings.get(integration.system)
+        if bound is not None and not bound.matches(account):
+            self._checked.pop(integration.system, None)
+            raise AccountChanged(
+                f"{integration.system}: the credentials now answer for {account}, not for {bound.account} that this "
+                "catalog is bound to: sync is paused (fix the key, or `custsync stripe rebind`)"
+            )
+        self._checked[integration.system] = at

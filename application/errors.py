@@ -24,7 +24,12 @@ class RetryableIntegrationError(IntegrationError):
 
 
 class PermanentIntegrationError(IntegrationError):
-    """The system refused the request itself (e.g. invalid email): retrying cannot help."""
+    """Retrying the same request cannot help (the system said so, or refused it)."""
+
+
+class RequestRefused(PermanentIntegrationError):
+    """The system refused the request's data itself (a validation error, e.g. an invalid email):
+    nothing was done. The only failure that proves a create made nothing."""
 
 
 class IntegrationAuthError(RetryableIntegrationError):
@@ -45,11 +50,23 @@ class CreateRefused(PermanentIntegrationError):
     drops_intent = True
 
 
+class CreateFailed(PermanentIntegrationError):
+    """A create failed for good without saying it was refused, and a look-up proved it made
+    nothing: its intent is dropped and the message waits in the dead-letter store."""
+
+    drops_intent = True
+
+
 class NothingCreated(RetryableIntegrationError):
     """A look-up proved that a create whose answer was lost made nothing: its intent is dropped
     and the next attempt sends the create again under a new key."""
 
     drops_intent = True
+
+
+class AccountChanged(IntegrationAuthError):
+    """The credentials now answer for another account than the one the catalog is bound to: sync
+    pauses (like refused credentials) instead of writing anywhere, until an operator acts."""
 
 
 class ExternalCustomerMissing(PermanentIntegrationError):

@@ -127,8 +127,11 @@ class BindingRepository(Protocol):
 
     async def get(self, system: str) -> AccountBinding | None: ...
 
+    async def add(self, binding: AccountBinding) -> AccountBinding:
+        """Keep ``binding`` unless one exists for its system; returns the one that stands."""
+
     async def save(self, binding: AccountBinding) -> None:
-        """Insert or replace the binding of ``binding.system``."""
+        """Insert or replace the binding of ``binding.system`` (an operator's rebind)."""
 
 
 class UnitOfWork(Protocol):
@@ -230,6 +233,10 @@ class Integration(Protocol):
     ) -> Page:
         """Customers, newest first, from the system's strongly consistent list (never a search
         index): ``email`` exactly, ``created_since`` inclusive."""
+
+    async def created_customers(self, *, created_since: datetime, cursor: str | None = None) -> Page:
+        """Customers as the system's own record of their creation shows them, deleted ones
+        included (Stripe: ``customer.created`` events), newest first."""
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
         """Verify and parse a webhook; ``None`` for event types we ignore; raises InvalidWebhook."""

@@ -61,6 +61,9 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
     external_writes: dict[str, FieldWrite] = msgspec.field(default_factory=dict)
     broken: str | None = None
     version: int = 0
+    # Values our push is writing over there (saved before the call, cleared once it is stored): an
+    # external value equal to one of them is our own write that landed, not a change over there.
+    sent: dict[str, str | None] = msgspec.field(default_factory=dict)
 
     def in_sync_with(self, customer: Customer) -> bool:
         caught_up = self.synced_version >= customer.version
@@ -72,6 +75,15 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
     def rebased(self, external: CustomerData, at: datetime) -> ExternalMapping:
         """A new baseline while the catalog still has changes of its own to send."""
         return msgspec.structs.replace(self, synced=external, synced_at=at, broken=None)
+
+    def holds_our_write(self, field: str, value: str | None) -> bool:
+        return field in self.sent and self.sent[field] == value
+
+    def sending(self, values: dict[str, str | None]) -> ExternalMapping:
+        return msgspec.structs.replace(self, sent={**self.sent, **values})
+
+    def sent_cleared(self) -> ExternalMapping:
+        return msgspec.structs.replace(self, sent={}) if self.sent else self
 
     def marked_broken(self, reason: str) -> ExternalMapping:
         return msgspec.structs.replace(self, broken=reason[:500])

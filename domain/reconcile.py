@@ -83,7 +83,9 @@ def merge_inbound(
     conflicts, kept, deferred = set(), set(), set()
     for f in SYNCED_FIELDS:
         current, ours, base = getattr(external, f), getattr(customer.data, f), getattr(mapping.synced, f)
-        theirs_changed, ours_changed = current != base, ours != base
+        # A value our own push wrote (not yet stored as the baseline) is no change over there.
+        theirs_changed = current != base and not mapping.holds_our_write(f, current)
+        ours_changed = ours != base
         if f in newer:
             take[f] = (newer[f].value, newer[f].at)
             if ours_changed:
@@ -144,7 +146,8 @@ def plan_update(
     external value's time is known from its event; until then it waits for that event."""
     changes = outbound_changes(customer, mapping)
     newer = newer_external_writes(customer, mapping) if policy is ConflictPolicy.LATEST_WINS else {}
-    theirs = current.changed_fields(mapping.synced)
+    # A value our own push wrote (not yet stored as the baseline) is no change over there.
+    theirs = {f for f in current.changed_fields(mapping.synced) if not mapping.holds_our_write(f, getattr(current, f))}
     conflicts = {f for f, v in changes.items() if f in theirs and getattr(current, f) != v}
     send: dict[str, str | None] = {}
     baseline: dict[str, str | None] = {}
@@ -173,7 +176,7 @@ def plan_update(
             conflicts.add(f)
         if held == write.value:
             baseline[f] = held
-        elif write.knows(held) or held in (getattr(mapping.synced, f), getattr(customer.data, f)):
+        elif write.knows(held) or mapping.holds_our_write(f, held) or held in (getattr(mapping.synced, f), getattr(customer.data, f)):
             # What it holds is no later than that change (an old value, our own push over it, or
             # a change of the same second that lost the tie).
             send[f] = baseline[f] = write.value

@@ -89,7 +89,7 @@ def api(host: str, port: int) -> None:
     _warn_if_memory(settings, "custsync api")
     _require_stripe_key(settings, "custsync api")
     container = build_container(settings)
-    _run(lambda: run_process(container, http_task(create_app(container), host, port), bind=True))
+    _run(lambda: run_process(container, http_task(create_app(container), host, port), bind="try"))
 
 
 @main.command()
@@ -101,7 +101,7 @@ def worker() -> None:
     _warn_if_memory(settings, "custsync worker")
     _require_stripe_key(settings, "custsync worker")
     container = build_container(settings)
-    _run(lambda: run_process(container, *worker_tasks(container), bind=True))
+    _run(lambda: run_process(container, *worker_tasks(container), bind="wait"))
 
 
 @main.command()
@@ -178,7 +178,7 @@ def dev(host: str, port: int) -> None:
     else:
         secret = "set" if settings.stripe_webhook_secret else "NOT SET: webhooks will be refused"
         click.echo(REAL_STRIPE_BANNER.format(port=port, secret=secret), err=True)
-    _run(lambda: run_process(container, *tasks, bind=True))
+    _run(lambda: run_process(container, *tasks, bind="wait"))
 
 
 @main.group()

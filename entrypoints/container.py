@@ -14,9 +14,9 @@ from adapters.postgres.engine import create_engine
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from adapters.postgres.wakeup import PostgresOutboxWakeup
 from adapters.stripe.integration import StripeIntegration, key_mode
-from adapters.stripe.limiter import RateLimitedAccounts, RateLimitedCustomers, TokenBucket
+from adapters.stripe.limiter import RateLimitedAccounts, RateLimitedCustomers, RateLimitedEvents, TokenBucket
 from adapters.stripe.sdk import stripe_client
-from application.accounts import InstallationIdentity
+from application.accounts import AccountGuard, InstallationIdentity
 from application.sync.consumer import RetryPolicy, SyncConsumer
 from application.sync.handlers import InboundHandler, OutboundHandler
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
@@ -79,6 +79,11 @@ class Container(containers.DeclarativeContainer):
         memory=stripe_customers,  # the stand-in is one account: it answers GET /v1/account too
         sdk=providers.Singleton(RateLimitedAccounts, stripe_sdk.provided.v1.accounts, stripe_bucket),
     )
+    stripe_events = providers.Selector(
+        settings.provided.stripe_backend,
+        memory=stripe_customers.provided.event_api,
+        sdk=providers.Singleton(RateLimitedEvents, stripe_sdk.provided.v1.events, stripe_bucket),
+    )
     stripe_mode = providers.Selector(
         settings.provided.stripe_backend,
         memory=providers.Object("test"),
@@ -88,20 +93,22 @@ class Container(containers.DeclarativeContainer):
         StripeIntegration,
         customers=stripe_customers,
         accounts=stripe_accounts,
+        events=stripe_events,
         mode=stripe_mode,
         webhook_secrets=settings.provided.webhook_secrets,
         tolerance=settings.provided.stripe_webhook_tolerance,
     )
     integrations = providers.Dict(stripe=stripe)
     identity = providers.Singleton(InstallationIdentity, uow_factory, clock)
+    account_guard = providers.Singleton(AccountGuard, uow_factory, clock)
 
     # The worker.
     retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.worker_max_attempts)
     outbound_handler = providers.Singleton(
-        OutboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity
+        OutboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity, account_guard
     )
     inbound_handler = providers.Singleton(
-        InboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity
+        InboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity, account_guard
     )
     consumer = providers.Factory(
         SyncConsumer,

@@ -52,10 +52,11 @@ async def subscribed(container: Container) -> AsyncIterator[object]:
         yield source
 
 
-async def bind_accounts(container: Container) -> None:
+async def bind_accounts(container: Container, *, wait: bool = True) -> None:
     """Make sure of the installation id, then check (or, the first time, record) the account each
     integration's credentials belong to. Another account or mode raises AccountMismatch: the
-    process refuses to start. An unreachable system is waited for, one line per attempt."""
+    process refuses to start. An unreachable system is waited for, one line per attempt -- unless
+    ``wait`` is off (the API, which never calls Stripe: it serves meanwhile; the worker checks)."""
     await container.identity().id()
     delay = 1.0
     while True:
@@ -66,6 +67,9 @@ async def bind_accounts(container: Container) -> None:
         except IntegrationAuthError:
             raise
         except RetryableIntegrationError as exc:
+            if not wait:
+                log.warning("cannot check the external account now (%s); serving anyway: the worker checks it before it syncs", exc)
+                return
             log.warning("cannot check the external account yet (%s); retrying in %.0fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, BIND_RETRY_MAX_DELAY)

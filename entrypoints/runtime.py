@@ -50,12 +50,13 @@ async def _stop_all_when_done(task: Task, stopping: asyncio.Event) -> None:
         stopping.set()
 
 
-async def run_process(container: Container, *tasks: Task, bind: bool = False) -> None:
+async def run_process(container: Container, *tasks: Task, bind: str | None = None) -> None:
     """Start the backends, run ``tasks`` until a signal, stop the backends. ``bind``: a process
-    that syncs (api, worker) first checks the external accounts it is bound to."""
+    that syncs first checks the external accounts it is bound to -- ``"wait"`` until it can (the
+    worker), or ``"try"`` once (the API)."""
     async with running(container):
-        if bind:
-            await bind_accounts(container)
+        if bind is not None:
+            await bind_accounts(container, wait=bind == "wait")
         await run_until_signalled(*tasks)
 
 

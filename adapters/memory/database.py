@@ -286,5 +286,8 @@ class InMemoryBindingRepository:
     async def get(self, system: str) -> AccountBinding | None:
         return self._t.bindings.get(system)
 
+    async def add(self, binding: AccountBinding) -> AccountBinding:
+        return self._t.bindings.setdefault(binding.system, binding)
+
     async def save(self, binding: AccountBinding) -> None:
         self._t.bindings[binding.system] = binding

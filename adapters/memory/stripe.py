@@ -78,6 +78,11 @@ class InMemoryStripe:
         self.faults[method].extend(Fault(status, executed) for _ in range(times))
 
     # -- the SDK service surface ---------------------------------------------------------------
+    @property
+    def event_api(self) -> _Events:
+        """The SDK's ``v1.events`` surface (``list_async``) over this account's events."""
+        return _Events(self)
+
     async def retrieve_current_async(self, params: Any = None, options: Any = None) -> dict[str, Any]:
         self.calls.append(("account", None))
         return {"id": self.account_id, "object": "account"}
@@ -162,6 +167,25 @@ class InMemoryStripe:
         page = newest_first[:limit]
         return {"object": "list", "data": copy.deepcopy(page), "has_more": len(newest_first) > limit, "url": "/v1/customers"}
 
+    def _list_events(self, params: dict[str, Any]) -> dict[str, Any]:
+        limit = int(params.get("limit", 10))
+        if not 1 <= limit <= 100:
+            raise _invalid("limit", "Invalid integer: must be between 1 and 100")
+        types = params.get("types") or ([params["type"]] if "type" in params else None)
+        created = params.get("created")
+        newest_first = [
+            e for e in reversed(self.events)
+            if (types is None or e["type"] in types) and _listed({"created": e["created"]}, {"created": created})
+        ]
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [e["id"] for e in newest_first]
+            if after not in ids:
+                raise stripe.InvalidRequestError(f"No such event: '{after}'", "starting_after", code="resource_missing", http_status=404)
+            newest_first = newest_first[ids.index(after) + 1:]
+        page = newest_first[:limit]
+        return {"object": "list", "data": copy.deepcopy(page), "has_more": len(newest_first) > limit, "url": "/v1/events"}
+
     # -- idempotency and faults ------------------------------------------------------------------
     def _idempotently(self, method: str, key: str | None, params: dict[str, Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         now = self._clock.now()
@@ -232,10 +256,21 @@ class InMemoryStripe:
         self.new_events.set()
 
 
+class _Events:
+    def __init__(self, stripe_: InMemoryStripe) -> None:
+        self._stripe = stripe_
+
+    async def list_async(self, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self._stripe.calls.append(("events", None))
+        return self._stripe._faulty("events", lambda: self._stripe._list_events(dict(params or {})))
+
+
 def _listed(customer: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
     if "email" in params and customer.get("email") != params["email"]:  # exact and case-sensitive, as Stripe's
         return False
     created = params.get("created")
+    if isinstance(created, (int, str)):
+        return customer["created"] == int(created)
     if isinstance(created, Mapping):
         bounds = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
         return all(bounds[op](customer["created"], int(value)) for op, value in created.items() if op in bounds)

@@ -39,6 +39,13 @@ class SqlAlchemyBindingRepository:
             return None
         return AccountBinding(system=row.system, account=ExternalAccount(row.account_id, row.mode), bound_at=row.bound_at)
 
+    async def add(self, binding: AccountBinding) -> AccountBinding:
+        values = {"account_id": binding.account.account_id, "mode": binding.account.mode, "bound_at": binding.bound_at}
+        await self._c.execute(insert(account_bindings).values(system=binding.system, **values).on_conflict_do_nothing())
+        stored = await self.get(binding.system)
+        assert stored is not None
+        return stored
+
     async def save(self, binding: AccountBinding) -> None:
         values = {"account_id": binding.account.account_id, "mode": binding.account.mode, "bound_at": binding.bound_at}
         statement = insert(account_bindings).values(system=binding.system, **values)

@@ -130,7 +130,7 @@ class SqlAlchemyMappingRepository:
         values = {
             "external_id": mapping.external_id, "synced_name": mapping.synced.name, "synced_email": mapping.synced.email,
             "synced_version": mapping.synced_version, "synced_at": mapping.synced_at,
-            "external_writes": _writes_json(mapping.external_writes), "broken": mapping.broken,
+            "external_writes": _json(mapping.external_writes), "broken": mapping.broken, "sent": _json(mapping.sent),
             "version": mapping.version + 1,
         }
         if mapping.version == 0:
@@ -161,13 +161,13 @@ def _mapping(row: Row) -> ExternalMapping:
         customer_id=row.customer_id, system=row.system, external_id=row.external_id,
         synced=CustomerData(row.synced_name, row.synced_email), synced_version=row.synced_version,
         synced_at=row.synced_at, external_writes=msgspec.convert(row.external_writes, dict[str, FieldWrite]),
-        broken=row.broken, version=row.version,
+        broken=row.broken, version=row.version, sent=row.sent,
     )
 
 
-def _writes_json(writes: dict[str, FieldWrite]) -> object:
+def _json(value: object) -> object:
     # Bound as text and cast by the server, like the outbox payload.
-    return cast(literal(msgspec.json.encode(writes).decode(), Text), JSONB)
+    return cast(literal(msgspec.json.encode(value).decode(), Text), JSONB)
 
 
 class SqlAlchemySyncRecordRepository:

@@ -70,6 +70,7 @@ external_mappings = Table(
     # Per field, the newest change made over there that an event told of: {"name": {"value", "at"}}.
     Column("external_writes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("broken", Text),  # why the link cannot be used (the external id is unknown there)
+    Column("sent", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # our push in flight: {"name": ...}
     Column("version", Integer, nullable=False, server_default=text("1")),  # guards every write
     PrimaryKeyConstraint("customer_id", "system"),
     # One external customer is the twin of at most one catalog customer.

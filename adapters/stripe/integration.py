@@ -22,6 +22,7 @@ from application.errors import (
     IntegrationError,
     InvalidWebhook,
     PermanentIntegrationError,
+    RequestRefused,
     RetryableIntegrationError,
     WebhookNotConfigured,
 )
@@ -44,6 +45,10 @@ class AccountsService(Protocol):
     async def retrieve_current_async(self, params: Any = None, options: Any = None) -> Any: ...
 
 
+class EventsService(Protocol):
+    async def list_async(self, params: Any = None, options: Any = None) -> Any: ...
+
+
 def key_mode(secret_key: str) -> str:
     """Stripe tells the mode by the key's prefix: ``sk_test_``/``rk_test_`` or ``sk_live_``/``rk_live_``."""
     for mode in ("test", "live"):
@@ -55,12 +60,13 @@ def key_mode(secret_key: str) -> str:
 class StripeIntegration:
     def __init__(
         self, customers: CustomersService, webhook_secrets: Sequence[str], *, accounts: AccountsService | None = None,
-        mode: str = "test", tolerance: int = 300, system: str = "stripe",
+        events: EventsService | None = None, mode: str = "test", tolerance: int = 300, system: str = "stripe",
     ) -> None:
         self.system = system
         self._customers = customers
-        # The in-memory stand-in serves both surfaces.
+        # The in-memory stand-in serves every surface.
         self._accounts = accounts if accounts is not None else customers  # type: ignore[assignment]
+        self._events = events if events is not None else getattr(customers, "event_api", None)
         self._mode = mode
         self._secrets = [s for s in webhook_secrets if s]
         self._tolerance = tolerance
@@ -115,6 +121,26 @@ class StripeIntegration:
                 continue  # a record we cannot read is no customer of ours to find
         raw_last = (result.get("data") or [{}])[-1]
         last_id = _as_dict(raw_last).get("id") if raw_last else None
+        return Page(customers, last_id if result.get("has_more") and isinstance(last_id, str) else None)
+
+    async def created_customers(self, *, created_since: datetime, cursor: str | None = None) -> Page:
+        """Customers as their ``customer.created`` events showed them (deleted ones included),
+        newest first, from ``GET /v1/events`` (30 days of history)."""
+        if self._events is None:
+            raise PermanentIntegrationError("stripe: no events service configured")
+        params: dict[str, Any] = {"type": "customer.created", "created": {"gte": int(created_since.timestamp())}, "limit": 100}
+        if cursor:
+            params["starting_after"] = cursor
+        result = _as_dict(await self._api(self._events.list_async, params=params))
+        customers = []
+        for event in result.get("data") or []:
+            obj = (_as_dict(event).get("data") or {}).get("object")
+            try:
+                customers.append(customer_from_api(_as_dict(obj)))
+            except ObjectRefused:
+                continue
+        last = (result.get("data") or [None])[-1]
+        last_id = _as_dict(last).get("id") if last is not None else None
         return Page(customers, last_id if result.get("has_more") and isinstance(last_id, str) else None)
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
@@ -176,8 +202,12 @@ def _classify(exc: stripe.StripeError) -> IntegrationError:
         return ExternalCustomerMissing(message)
     if should_retry == "false":
         return PermanentIntegrationError(message)
-    if should_retry == "true" or isinstance(exc, (stripe.RateLimitError, stripe.APIConnectionError)) or status == 429 or status >= 500:
+    # 409: a request under the same idempotency key is still running (the SDK retries these too).
+    retryable_status = status in (409, 429) or status >= 500
+    if should_retry == "true" or isinstance(exc, (stripe.RateLimitError, stripe.APIConnectionError)) or retryable_status:
         return RetryableIntegrationError(message, retry_after=retry_after)
+    if isinstance(exc, stripe.InvalidRequestError) and not isinstance(exc, stripe.IdempotencyError) and status == 400:
+        return RequestRefused(message)  # the data itself was refused: nothing was done
     if isinstance(exc, stripe.APIError) and not status:
         return RetryableIntegrationError(message, retry_after=retry_after)
     return PermanentIntegrationError(message)

@@ -80,3 +80,15 @@ class RateLimitedAccounts:
     async def retrieve_current_async(self, params: Any = None, options: Any = None) -> Any:
         await self._bucket.acquire()
         return await self._service.retrieve_current_async(params=params, options=options)
+
+
+class RateLimitedEvents:
+    """The events service (GET /v1/events), paced by the same bucket."""
+
+    def __init__(self, service: Any, bucket: TokenBucket) -> None:
+        self._service = service
+        self._bucket = bucket
+
+    async def list_async(self, params: Any = None, options: Any = None) -> Any:
+        await self._bucket.acquire()
+        return await self._service.list_async(params=params, options=options)

@@ -39,7 +39,7 @@ def tag_metadata(tag: OwnershipTag) -> dict[str, str]:
 def customer_from_api(obj: Mapping[str, Any]) -> ExternalCustomer:
     """A customer object as Stripe returns it (``{"id", "object", "deleted": true}`` once deleted)."""
     external_id = obj.get("id")
-    if not isinstance(external_id, str) or not external_id or len(external_id) > _ID_MAX:
+    if not isinstance(external_id, str) or not external_id or len(external_id) > _ID_MAX or not external_id.isprintable():
         raise ObjectRefused("the customer has no usable id")
     if obj.get("object", "customer") != "customer":
         raise ObjectRefused(f"not a customer object: {obj.get('object')!r}")
@@ -62,9 +62,13 @@ def customer_from_api(obj: Mapping[str, Any]) -> ExternalCustomer:
 def read_claim(metadata: Mapping[str, str]) -> Claim:
     raw_id = metadata.get(INTERNAL_ID_KEY)
     internal_id = int(raw_id) if raw_id is not None and _CATALOG_ID.fullmatch(raw_id) and int(raw_id) <= _BIGINT_MAX else None
-    installation = metadata.get(INSTALLATION_KEY) or None
-    create_key = metadata.get(CREATE_KEY) or None
-    return Claim(internal_id=internal_id, installation=installation, create_key=create_key)
+    return Claim(internal_id=internal_id, installation=_token(metadata.get(INSTALLATION_KEY)), create_key=_token(metadata.get(CREATE_KEY)))
+
+
+def _token(value: str | None) -> str | None:
+    """A tag we wrote is short and printable; anything else is no tag of ours (and must not reach
+    a history note: PostgreSQL text cannot hold NUL)."""
+    return value if value and len(value) <= _ID_MAX and value.isprintable() else None
 
 
 def _text(obj: Mapping[str, Any], field: str) -> str | None:

@@ -94,7 +94,10 @@ class SyncConsumer:
                 permanent = isinstance(exc, IntegrationError) and not exc.retryable
                 if permanent or attempt >= self._retry.max_attempts:
                     log.error("dead-lettering %s after %d attempt(s): %s", envelope.event_id, attempt, error)
-                    await handler.give_up(envelope.payload, error)
+                    try:
+                        await handler.give_up(envelope.payload, error)
+                    except Exception:  # noqa: BLE001 - the history note is a courtesy; the letter is what counts
+                        log.exception("could not record the dead %s in the sync history", envelope.event_id)
                     await self._dead_letter(envelope, error)
                     return True
                 delay = self._retry.delay(attempt, getattr(exc, "retry_after", None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from application.accounts import AccountGuard
 from application.ports import Clock, UnitOfWorkFactory
 from domain.conflicts import ConflictPolicy
 
@@ -13,3 +14,4 @@ class SyncContext(msgspec.Struct, frozen=True):
     clock: Clock
     policy: ConflictPolicy
     installation: str  # this installation's id (domain.ownership): our tags, our idempotency keys
+    accounts: AccountGuard  # is the external account still the bound one?

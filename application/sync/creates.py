@@ -12,7 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from application.customers.changes import record_change
-from application.errors import CreateRefused, ExternalCustomerMissing, IdempotentReplayFailure, NothingCreated, PermanentIntegrationError
+from application.errors import (
+    CreateFailed,
+    CreateRefused,
+    IdempotentReplayFailure,
+    NothingCreated,
+    PermanentIntegrationError,
+    RequestRefused,
+)
 from application.ports import Integration, UnitOfWork
 from application.sync.context import SyncContext as Context
 from application.sync.lookup import find_own_create
@@ -40,15 +47,20 @@ async def create(integration: Integration, customer: Customer, intent: CreateInt
     if intent.key_may_have_expired(ctx.clock.now()):
         found = await look_up_or_renew(integration, intent, ctx, "its idempotency key may have expired")
     else:
+        await ctx.accounts.verify(integration)  # a create is the one write another account takes silently
         tag = OwnershipTag(internal_id=customer.id, installation=ctx.installation, create_key=intent.idempotency_key)
         try:
             found = await integration.create_customer(intent.data, tag=tag, idempotency_key=intent.idempotency_key)
         except IdempotentReplayFailure as exc:
             found = await look_up_or_renew(integration, intent, ctx, str(exc))
-        except (ExternalCustomerMissing, CreateRefused):
-            raise
-        except PermanentIntegrationError as exc:
+        except RequestRefused as exc:
             raise CreateRefused(str(exc)) from exc
+        except PermanentIntegrationError as exc:
+            # A failure that does not say the data was refused (a 500 Stripe says not to retry):
+            # the create may have been made all the same. Only the list can tell.
+            found = await find_own_create(integration, intent, ctx.installation)
+            if found is None:
+                raise CreateFailed(f"{exc}; a look-up found nothing our create made") from exc
     return found
 
 
@@ -64,10 +76,15 @@ async def store_create(
     now: datetime,
 ) -> None:
     await uow.create_intents.remove(customer.id, intent.system)
-    if mapping is None:  # (the echo of this create may have linked it already)
-        mapping = ExternalMapping(customer_id=customer.id, system=intent.system, external_id=created.external_id,
-                                  synced=intent.data, synced_version=0, synced_at=now)
     current = await uow.customers.get(customer.id) or customer
+    if mapping is not None:
+        # The create's own event linked it first (inbound owns that baseline now): only send what
+        # the catalog holds beyond it.
+        if current.deleted or current.data != mapping.synced:
+            await record_change(uow, current, ChangeKind.DELETED if current.deleted else ChangeKind.UPDATED)
+        return
+    mapping = ExternalMapping(customer_id=customer.id, system=intent.system, external_id=created.external_id,
+                              synced=intent.data, synced_version=0, synced_at=now)
     if current.data == intent.data and not current.deleted:
         await uow.mappings.save(mapping.synced_to(current, intent.data, now))
         return

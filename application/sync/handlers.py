@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from application.accounts import InstallationIdentity
+from application.accounts import AccountGuard, InstallationIdentity
 from application.ports import Clock, Integrations, UnitOfWorkFactory
 from application.sync.context import SyncContext
 from application.sync.inbound import give_up_inbound, sync_inbound
@@ -14,13 +14,13 @@ from domain.messages import CustomerChanged, ExternalChange, decode
 class _Handler:
     def __init__(
         self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy,
-        identity: InstallationIdentity,
+        identity: InstallationIdentity, accounts: AccountGuard,
     ) -> None:
         self._uow_factory, self._integrations, self._clock, self._policy = uow_factory, integrations, clock, policy
-        self._identity = identity
+        self._identity, self._accounts = identity, accounts
 
     async def _context(self) -> SyncContext:
-        return SyncContext(self._uow_factory, self._clock, self._policy, await self._identity.id())
+        return SyncContext(self._uow_factory, self._clock, self._policy, await self._identity.id(), self._accounts)
 
 
 class OutboundHandler(_Handler):

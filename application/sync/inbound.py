@@ -21,7 +21,7 @@ from application.sync.context import SyncContext
 from domain.customer import SYNCED_FIELDS, Customer
 from domain.mapping import ExternalMapping, FieldWrite
 from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
-from domain.ownership import is_own_write, proves_own_create
+from domain.ownership import Claim, is_own_write, proves_own_create
 from domain.reconcile import merge_inbound
 from domain.safety import must_refetch
 from domain.sync import Direction, Operation, SyncRecord
@@ -44,6 +44,7 @@ async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: 
         try:
             external = await integrations[change.system].retrieve_customer(change.external_id)
         except ExternalCustomerMissing:
+            await ctx.accounts.verify(integrations[change.system], now=True)  # the customer, or the account?
             await retried_on_concurrent_update(lambda: _unknown_there(ctx, change), STORE_ATTEMPTS)
             return
         fetched = True
@@ -89,13 +90,15 @@ async def _apply(
 ) -> tuple[int | None, str | None]:
     mapping = await uow.mappings.by_external_id(change.system, change.external_id)
     if mapping is None:
-        if external.deleted:
-            return None, "unknown customer: nothing to delete"
-        linked = await _link_own_create(uow, change.system, external, now, ctx.installation)
+        # A re-fetched deleted customer has no metadata left: the event's own snapshot has it.
+        claim = change.customer.claim if external.deleted else external.claim
+        linked = await _link_own_create(uow, change.system, claim, external.external_id, now, ctx.installation)
         if linked is None:
+            if external.deleted:
+                return None, "unknown customer: nothing to delete"
             return await _import(uow, change, external, now, ctx)
         mapping, customer = linked
-        if customer.deleted:
+        if customer.deleted and not external.deleted:
             # Proven ours (its create key), but deleted here before we knew its id: the delete
             # found nothing to delete then, so send the user's deletion again now.
             await record_change(uow, customer, ChangeKind.DELETED)
@@ -127,23 +130,24 @@ def _writes(change: ExternalChange, mapping: ExternalMapping | None, installatio
 
 
 async def _link_own_create(
-    uow: UnitOfWork, system: str, external: ExternalCustomer, now: datetime, installation: str
+    uow: UnitOfWork, system: str, claim: Claim, external_id: str, now: datetime, installation: str
 ) -> tuple[ExternalMapping, Customer] | None:
     """The echo of our own create can overtake the outbound worker's mapping write. Link it only
     on proof that our create made it (domain.ownership): its tags name this installation, the
-    customer, and the key of the create intent still waiting for its answer."""
-    claim = external.claim
+    customer, and the key of the create intent still waiting for its answer. The baseline is what
+    that create sent, so that whatever changed over there since is seen as a change."""
     if claim.internal_id is None:
         return None
     intent = await uow.create_intents.get(claim.internal_id, system)
     if not proves_own_create(claim, installation, intent) or await uow.mappings.get(claim.internal_id, system) is not None:
         return None
+    assert intent is not None
     customer = await uow.customers.get(claim.internal_id)
     if customer is None:
         return None
-    in_sync = customer.data == external.data and not customer.deleted
+    in_sync = customer.data == intent.data and not customer.deleted
     mapping = await uow.mappings.save(ExternalMapping(
-        customer_id=customer.id, system=system, external_id=external.external_id, synced=external.data,
+        customer_id=customer.id, system=system, external_id=external_id, synced=intent.data,
         synced_version=customer.version if in_sync else 0, synced_at=now,
     ))
     await uow.create_intents.remove(customer.id, system)

@@ -20,6 +20,7 @@ from application.errors import (
 )
 from application.ports import Clock, Integration, Integrations, UnitOfWork, UnitOfWorkFactory
 from application.sync.context import SyncContext as Context
+from domain.errors import ConcurrentUpdate
 from application.sync.creates import create, create_intent, store_create
 from application.sync.lookup import find_own_create
 from domain.conflicts import ConflictPolicy
@@ -40,6 +41,7 @@ class _Outcome(msgspec.Struct, frozen=True):
     intent: CreateIntent | None = None  # a create: the request that made it
     gone: bool = False  # the external customer was deleted there (proven: domain.safety)
     drop_intent: bool = False  # the saved create intent is settled without a create of its own
+    planned_on: int | None = None  # an update: the version of the link its plan was made on
 
 
 async def sync_outbound(event: CustomerChanged, integrations: Integrations, ctx: Context) -> None:
@@ -81,7 +83,7 @@ async def _record_failure(
 ) -> None:
     async def attempt() -> None:
         async with ctx.uow_factory() as uow:
-            failed = record or _pending(event, system, Operation.UPDATE, ctx.clock)
+            failed = record or _pending(event, system, Operation.CREATE if intent is not None else Operation.UPDATE, ctx.clock)
             # A write can land and still fail (a timeout): keep the conflict it settled in the history.
             failed = msgspec.structs.replace(failed, note=exc.conflict_note or failed.note)
             await uow.sync_records.save(failed.failed(ctx.clock.now(), str(exc), dead=not exc.retryable))
@@ -112,20 +114,24 @@ async def _call(
 
 
 async def _tag(integration: Integration, customer: Customer, mapping: ExternalMapping, ctx: Context) -> _Outcome:
-    found = await _retrieve(integration, mapping)
+    found = await _retrieve(integration, mapping, ctx)
     if proves_deletion(found):
         return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system} before linking", gone=True)
     if claimed_by_another_installation(found.claim, ctx.installation):
         return _Outcome(Operation.UPDATE, note=f"tagged by another installation ({found.claim.installation}): its tags left as they are")
+    if found.claim.internal_id not in (None, customer.id):
+        # A bare internal_id of someone else's (another tool, a custsync from before tags): theirs.
+        return _Outcome(Operation.UPDATE, note=f"carries internal_id {found.claim.internal_id} of someone else: left as it is")
     if (found.claim.installation, found.claim.internal_id) == (ctx.installation, customer.id):
         return _Outcome(Operation.UPDATE, note="already tagged")
+    await ctx.accounts.verify(integration)
     try:
         await integration.link_customer(
             mapping.external_id, OwnershipTag(internal_id=customer.id, installation=ctx.installation),
             idempotency_key=write_key(ctx.installation, "link"),
         )
     except ExternalCustomerMissing:
-        await _confirm_deleted(integration, mapping)
+        await _confirm_deleted(integration, mapping, ctx)
         return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system} before linking", gone=True)
     return _Outcome(Operation.UPDATE, note=f"linked to catalog id {customer.id}")
 
@@ -149,7 +155,7 @@ async def _delete(
     try:
         await integration.delete_customer(mapping.external_id)
     except ExternalCustomerMissing:
-        await _confirm_deleted(integration, mapping)
+        await _confirm_deleted(integration, mapping, ctx)
         return _Outcome(Operation.DELETE, note="already gone", gone=True)
     return _Outcome(Operation.DELETE, gone=True)
 
@@ -160,35 +166,50 @@ async def _update(integration: Integration, customer: Customer, mapping: Externa
         return _Outcome(Operation.UPDATE, note="no change")
     # Read before writing: a field changed over there too is a conflict the policy must settle
     # (and record), and a field already equal needs no write.
-    found = await _retrieve(integration, mapping)
+    found = await _retrieve(integration, mapping, ctx)
     gone = _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
     if proves_deletion(found):
         return gone
     plan = plan_update(customer, mapping, found.data, ctx.policy, ctx.clock.now())
     note = _conflict_note(plan, ctx.policy, integration.system)
     if plan.send:
+        # Saved before the call, like a create intent: if the write lands and its answer is lost,
+        # what the external side then holds is known to be ours, not someone's change.
+        mapping = await _sending(ctx, mapping, plan.send)
         try:
             await integration.update_customer(mapping.external_id, plan.send, idempotency_key=write_key(ctx.installation, "update"))
         except ExternalCustomerMissing:
-            await _confirm_deleted(integration, mapping)
+            await _confirm_deleted(integration, mapping, ctx)
             return gone
         except IntegrationError as exc:
             exc.conflict_note = note
             raise
-    return _Outcome(Operation.UPDATE, plan=plan, note=note)
+    return _Outcome(Operation.UPDATE, plan=plan, note=note, planned_on=mapping.version)
 
 
-async def _retrieve(integration: Integration, mapping: ExternalMapping) -> ExternalCustomer:
+async def _sending(ctx: Context, mapping: ExternalMapping, values: dict[str, str | None]) -> ExternalMapping:
+    try:
+        async with ctx.uow_factory() as uow:
+            saved = await uow.mappings.save(mapping.sending(values))
+            await uow.commit()
+    except ConcurrentUpdate:
+        raise RetryableIntegrationError("the link changed while the update was planned: planning again") from None
+    return saved
+
+
+async def _retrieve(integration: Integration, mapping: ExternalMapping, ctx: Context) -> ExternalCustomer:
     try:
         return await integration.retrieve_customer(mapping.external_id)
     except ExternalCustomerMissing as exc:
+        # Is it this customer, or the whole account? Another account pauses sync (AccountChanged).
+        await ctx.accounts.verify(integration, now=True)
         raise _unknown_there(integration.system, mapping) from exc
 
 
-async def _confirm_deleted(integration: Integration, mapping: ExternalMapping) -> None:
+async def _confirm_deleted(integration: Integration, mapping: ExternalMapping, ctx: Context) -> None:
     """A write answered 404: Stripe says so for a deleted customer *and* for one it never had.
     Only a re-fetch saying ``deleted: true`` makes it a deletion (domain.safety)."""
-    found = await _retrieve(integration, mapping)
+    found = await _retrieve(integration, mapping, ctx)
     if not proves_deletion(found):
         raise RetryableIntegrationError(f"{integration.system} answered 404 for {mapping.external_id}, which it still has")
 
@@ -233,14 +254,18 @@ async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system:
     mapping = await uow.mappings.get(customer.id, system)
     if outcome.created is not None and outcome.intent is not None:
         await store_create(uow, outcome.created, outcome.intent, customer, mapping, now)
+        if outcome.created.deleted:  # made by our create, then deleted there by a person (domain.safety)
+            await _deleted_there(uow, customer, system, now)
     elif mapping is None:
         return
     elif outcome.gone:
+        await _deleted_there(uow, customer, system, now)
+    elif outcome.plan is not None and mapping.version != outcome.planned_on:
+        # An inbound change moved the link while we wrote: the plan was made on what it replaced.
+        # What we sent is kept in ``mapping.sent``; a fresh plan decides what is left to do.
         current = await uow.customers.get(customer.id) or customer
         if not current.deleted:
-            current = current.tombstone(now)
-            await record_change(uow, current, ChangeKind.DELETED, origin=system)
-        await uow.mappings.save(mapping.synced_to(current, mapping.synced, now))
+            await record_change(uow, current, ChangeKind.UPDATED)
     elif outcome.plan is not None:
         await _store_update(uow, outcome.plan, customer, mapping, system, now)
     elif not customer.deleted and mapping.synced == customer.data and mapping.synced_version < customer.version:
@@ -264,6 +289,7 @@ async def _store_update(
             in_place = all(getattr(baseline, f) == v for f, v in plan.adopt.items())
             await record_change(uow, adopted, ChangeKind.UPDATED, origin=system if in_place else None)
             current = synced = adopted
+    mapping = mapping.sent_cleared()  # what we sent is the baseline now
     if plan.deferred:
         await uow.mappings.save(mapping.rebased(baseline, now))
     else:
@@ -272,6 +298,17 @@ async def _store_update(
         # The catalog moved while we wrote (an inbound change adopted meanwhile): what it holds now
         # differs from what the external side holds after our write, so send it.
         await record_change(uow, current, ChangeKind.UPDATED)
+
+
+async def _deleted_there(uow: UnitOfWork, customer: Customer, system: str, now: datetime) -> None:
+    """A deletion proven over there (a deletion event, or ``deleted: true`` on a re-fetch)."""
+    current = await uow.customers.get(customer.id) or customer
+    if not current.deleted:
+        current = current.tombstone(now)
+        await record_change(uow, current, ChangeKind.DELETED, origin=system)
+    mapping = await uow.mappings.get(customer.id, system)
+    if mapping is not None:
+        await uow.mappings.save(mapping.synced_to(current, mapping.synced, now))
 
 
 def _pending(event: CustomerChanged, system: str, operation: Operation, clock: Clock) -> SyncRecord:

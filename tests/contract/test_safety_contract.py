@@ -67,16 +67,17 @@ async def test_each_save_moves_the_version_and_returns_what_is_stored(uow_factor
 async def test_external_change_times_and_a_broken_link_round_trip(uow_factory):
     stored = await linked(uow_factory)
     told = stored.with_external_writes({
-        "name": FieldWrite("Grace", T0 + timedelta(seconds=5)), "email": FieldWrite(None, T0),
-    }).marked_broken("stripe does not know cus_1 (404)")
+        "name": FieldWrite("Grace", T0 + timedelta(seconds=5), tied=("Ada", None)), "email": FieldWrite(None, T0),
+    }).marked_broken("stripe does not know cus_1 (404)").sending({"name": "Ada L.", "email": None})
     async with uow_factory() as uow:
         saved = await uow.mappings.save(told)
         await uow.commit()
     async with uow_factory() as uow:
         again = await uow.mappings.get(stored.customer_id, "stripe")
     assert again == saved
-    assert again.external_writes["name"] == FieldWrite("Grace", T0 + timedelta(seconds=5))
+    assert again.external_writes["name"] == FieldWrite("Grace", T0 + timedelta(seconds=5), tied=("Ada", None))
     assert again.broken == "stripe does not know cus_1 (404)"
+    assert again.sent == {"name": "Ada L.", "email": None} and again.holds_our_write("email", None)
 
 
 async def test_a_customer_keeps_when_each_field_changed(uow_factory):
@@ -112,6 +113,7 @@ async def test_bindings_are_kept_per_system_and_replaced(uow_factory):
     live = AccountBinding(system="stripe", account=ExternalAccount("acct_1", "live"), bound_at=T0 + timedelta(days=1))
     async with uow_factory() as uow:
         assert await uow.bindings.get("stripe") == test_account
+        assert await uow.bindings.add(live) == test_account  # a first binding only: the one there stands
         await uow.bindings.save(live)
         await uow.commit()
     async with uow_factory() as uow:

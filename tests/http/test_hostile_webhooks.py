@@ -97,3 +97,24 @@ async def test_what_is_not_a_stripe_event_is_400(client, system, payload):
     header = stripe.WebhookSignature.generate_signature_header(payload.decode(), WEBHOOK_SECRET)
     response = await client.post(STRIPE_WEBHOOK, content=payload, headers={"stripe-signature": header})
     assert response.status_code == 400 and inbound_ids(system) == []
+
+
+@pytest.mark.parametrize("external_id", ["cus_\x00x", "cus_\nx", "cus_" + "x" * 300])
+async def test_a_customer_id_the_database_could_not_store_is_refused_with_200(client, system, external_id):
+    event = customer_event("evt_nul", "customer.created", {"id": external_id, "name": "Nul", "email": None})
+    response = await post_signed(client, system, event)
+    assert response.status_code == 200 and "no usable id" in response.json()["rejected"]
+    assert inbound_ids(system) == []
+
+
+async def test_unprintable_tags_are_no_claim(client, system):
+    in_stripe(system, "cus_tags", "Tags", None)
+    metadata = {"internal_id": "1", "custsync_installation": "x\x00y", "custsync_create": "k\x00"}
+    system.stripe.customers["cus_tags"]["metadata"] = metadata
+    event = customer_event("evt_tags", "customer.created", {"id": "cus_tags", "name": "Tags", "email": None, "metadata": metadata})
+    assert (await post_signed(client, system, event)).status_code == 200
+    await system.settle()
+    async with system.uow_factory() as uow:
+        [customer] = await uow.customers.page(after_id=None, limit=10)
+        notes = [r.note or "" for r in await uow.sync_records.for_customer(customer.id, 10)]
+    assert not any("\x00" in n for n in notes)

@@ -1,6 +1,6 @@
 """Finding 3, end to end: real `custsync api` and `worker` processes on PostgreSQL and Kafka, a
-Stripe-compatible server, and a second Stripe account swapped in mid-run. The service pauses or
-refuses; not one catalog customer changes."""
+Stripe-compatible server, and a second Stripe account swapped in mid-run. The worker pauses, a
+restart refuses; not one catalog customer changes but for the edits made through the API."""
 
 from __future__ import annotations
 
@@ -41,16 +41,20 @@ async def test_a_second_account_swapped_in_mid_run_changes_no_catalog_customer(p
         wait_until(lambda: stripe_link(pipeline, customer_id), what=f"customer {customer_id} synced")
     before = catalog(pipeline)
 
-    # Mid-run, the key starts answering for another account (a key switched at the proxy, a
-    # restored Stripe sandbox...): every mapped customer is a 404 there.
+    # Mid-run, the key starts answering for another account (a key switched at a proxy, a
+    # restored sandbox...): every mapped customer is a 404 there, and the worker pauses.
     pipeline.stripe.accounts["sk_test_integration"] = pipeline.stripe.add_account("sk_test_other", "acct_other")
     changed = httpx.patch(f"{pipeline.api_url}/api/v1/customers/{ids[0]}", json={"name": "C0 renamed"}, timeout=5)
     assert changed.status_code == 200
-    wait_until(lambda: link(pipeline, ids[0])["sync_status"] == "broken", what="the link marked broken")
+    created = httpx.post(f"{pipeline.api_url}/api/v1/customers", json={"name": "New", "email": "new@example.com"}, timeout=5)
+    wait_until(lambda: "sync is paused" in pipeline.processes.log(worker), what="the worker pausing")
+    assert link(pipeline, ids[0])["sync_status"] == "failed"  # waiting, not broken: the account is at fault
     after = catalog(pipeline)
-    assert after[1:] == before[1:] and after[0]["name"] == "C0 renamed"  # our own edit only; nothing deleted
+    assert after[1:3] == before[1:] and after[0]["name"] == "C0 renamed"  # our own edits only; nothing deleted
+    assert [c["name"] for c in after[3:]] == ["New"] and created.status_code == 201
     assert pipeline.stripe.accounts["sk_test_other"].customers == {}  # nothing made in the other account
     assert len(pipeline.stripe.stripe.customers) == 3  # nor deleted in ours
+    assert worker.poll() is None  # paused, not exited
 
     # Restarted with the other account's key, both processes refuse to start, in one line.
     for proc in (api, worker):

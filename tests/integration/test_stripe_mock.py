@@ -49,8 +49,15 @@ async def accounts_service(stripe_mock: str) -> AsyncIterator[object]:
 
 
 @pytest.fixture
-def adapter(customers_service, accounts_service) -> StripeIntegration:
-    return StripeIntegration(customers_service, webhook_secrets=["whsec_x"], accounts=accounts_service)
+async def events_service(stripe_mock: str) -> AsyncIterator[object]:
+    service = stripe_client(STRIPE_MOCK_KEY, api_base=stripe_mock).v1.events
+    yield service
+    await close_service(service)
+
+
+@pytest.fixture
+def adapter(customers_service, accounts_service, events_service) -> StripeIntegration:
+    return StripeIntegration(customers_service, webhook_secrets=["whsec_x"], accounts=accounts_service, events=events_service)
 
 
 def assert_customer(customer: object) -> ExternalCustomer:
@@ -144,3 +151,12 @@ async def test_stripe_mock_refuses_a_parameter_stripe_does_not_have(customers_se
         await customers_service.create_async(params={"nonexistent_param": "x"})
     assert refused.value.http_status == 400
     assert "validation error" in str(refused.value.user_message).lower()
+
+
+async def test_created_customers_from_the_events_list(adapter: StripeIntegration):
+    # GET /v1/events?type=customer.created&created[gte]=...&limit=100 (the create look-up's second list).
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    page = await adapter.created_customers(created_since=since)
+    assert isinstance(page, Page)
+    assert all(isinstance(c, ExternalCustomer) for c in page.customers)
+    await adapter.created_customers(created_since=since, cursor="evt_1")  # and with a cursor

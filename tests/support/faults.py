@@ -61,6 +61,10 @@ class FlakyStripe:
     async def retrieve_current_async(self, params: Any = None, options: Any = None) -> Any:
         return await self.inner.retrieve_current_async(params=params, options=options)
 
+    @property
+    def event_api(self) -> Any:
+        return self.inner.event_api
+
 
 class CrashBeforeCommit:
     """A message source whose commit never happens: the process died first."""

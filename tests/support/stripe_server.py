@@ -139,6 +139,8 @@ class StripeServer:
         try:
             if parts == ["v1", "account"] and method == "GET":
                 return 200, await account.retrieve_current_async(), {}
+            if parts == ["v1", "events"] and method == "GET":
+                return 200, await account.event_api.list_async(params=_params(query)), {}
             if parts == ["v1", "customers"] and method == "POST":
                 return 200, await account.create_async(params=params, options=options), {}
             if parts == ["v1", "customers"] and method == "GET":

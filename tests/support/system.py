@@ -106,7 +106,9 @@ class EmbeddedSystem:
         from application.sync.context import SyncContext
 
         settings = self.container.settings()
-        return SyncContext(self.uow_factory, self.clock, policy or settings.conflict_policy, await self.installation())
+        return SyncContext(
+            self.uow_factory, self.clock, policy or settings.conflict_policy, await self.installation(), self.container.account_guard()
+        )
 
     async def installation(self) -> str:
         return await self.container.identity().id()

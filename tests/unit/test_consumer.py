@@ -142,3 +142,18 @@ async def test_the_same_message_dying_twice_is_one_dead_letter(clock, db):
     await consumer.run_once(asyncio.Event())
     async with db.unit_of_work() as uow:
         assert [d.error for d in await uow.dead_letters.list(10, include_replayed=True)] == ["second"]
+
+
+class HistoryCannotBeWritten(RecordingHandler):
+    """Recording the death in the history fails too (a payload the database cannot store)."""
+
+    async def give_up(self, payload, error):
+        raise ValueError("invalid byte sequence for encoding UTF8: 0x00")
+
+
+async def test_a_message_whose_death_cannot_be_recorded_is_still_dead_lettered_and_the_worker_goes_on(clock):
+    handler = HistoryCannotBeWritten({b"poison": [PermanentIntegrationError("refused")]})
+    broker, consumer = await setup(clock, handler, [b"poison", b"next"])
+    assert await consumer.run_once(asyncio.Event()) == 2
+    assert [m.payload for m in broker.messages(f"{TOPIC}.dlq")] == [b"poison"]
+    assert handler.handled == [b"next"]

@@ -8,6 +8,7 @@ from application.errors import (
     ExternalCustomerMissing,
     IntegrationAuthError,
     PermanentIntegrationError,
+    RequestRefused,
     RetryableIntegrationError,
 )
 from domain.customer import CustomerData
@@ -106,7 +107,9 @@ class FailingCustomers:
         (stripe.APIConnectionError("timed out"), RetryableIntegrationError, None),
         (stripe.AuthenticationError("bad key", http_status=401), IntegrationAuthError, None),
         (stripe.PermissionError("no access", http_status=403), IntegrationAuthError, None),
-        (stripe.InvalidRequestError("bad param", "email", http_status=400), PermanentIntegrationError, None),
+        (stripe.InvalidRequestError("bad param", "email", http_status=400), RequestRefused, None),
+        (stripe.IdempotencyError("key reused with other parameters", http_status=400), PermanentIntegrationError, None),
+        (stripe.APIError("a concurrent request under the same key", http_status=409), RetryableIntegrationError, None),
         (stripe.InvalidRequestError("lock timeout", None, http_status=400, headers={"Stripe-Should-Retry": "true"}), RetryableIntegrationError, None),
         (stripe.APIError("do not retry", http_status=500, headers={"stripe-should-retry": "false"}), PermanentIntegrationError, None),
     ],

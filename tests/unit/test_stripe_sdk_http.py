@@ -33,6 +33,8 @@ def form(request: httpx.Request) -> dict[str, str]:
 @pytest.fixture
 def stripe_http():
     with respx.mock(assert_all_called=False) as mock:
+        # The worker checks the key's account before creates (application.accounts.AccountGuard).
+        mock.get("https://api.stripe.com/v1/account").mock(return_value=httpx.Response(200, json={"id": "acct_1", "object": "account"}))
         yield mock
 
 

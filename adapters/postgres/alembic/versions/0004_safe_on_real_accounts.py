@@ -1,5 +1,6 @@
 """Safe on real accounts: the installation id, account bindings, per-field change times,
-external change times and broken links on mappings, and a version guard on mapping writes.
+external change times, broken links and values in flight on mappings, and a version guard on
+mapping writes.
 
 Revision ID: 0004
 Revises: 0003
@@ -47,11 +48,13 @@ def upgrade() -> None:
         sa.Column("external_writes", postgresql.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     )
     op.add_column("external_mappings", sa.Column("broken", sa.Text))
+    op.add_column("external_mappings", sa.Column("sent", postgresql.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")))
     op.add_column("external_mappings", sa.Column("version", sa.Integer, nullable=False, server_default=sa.text("1")))
 
 
 def downgrade() -> None:
     op.drop_column("external_mappings", "version")
+    op.drop_column("external_mappings", "sent")
     op.drop_column("external_mappings", "broken")
     op.drop_column("external_mappings", "external_writes")
     op.drop_column("customers", "email_changed_at")
