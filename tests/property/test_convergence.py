@@ -46,6 +46,8 @@ class Harness:
         c.outbound_handler.reset()
         c.inbound_handler.reset()
         self.wire = WebhookWire(self.system, WEBHOOK_SECRET)
+        self.flaky.meanwhile = self.meanwhile
+        self.busy = False
         self.api_deleted: set[int] = set()
         self.stripe_deleted: set[str] = set()
         self.crashes = 0
@@ -66,6 +68,32 @@ class Harness:
         except WorkerCrashed:
             self.crashes += 1
             return batch
+
+    async def meanwhile(self) -> None:
+        """While one of our writes is in flight: now and then a person edits either side, or
+        another worker applies the webhooks that arrived (drawn from the run's seed)."""
+        if self.busy or self.rng.random() > 0.3:
+            return
+        self.busy = True
+        try:
+            choice = self.rng.random()
+            field = self.rng.choice(["name", "email"])
+            value = self.rng.choice(["Ada", "Grace", None] if field == "name" else ["ada@example.com", None])
+            if choice < 0.35 and (ids := await self.alive_here()):
+                customer_id = self.rng.choice(ids)
+                try:
+                    await patch_customer(PatchCustomer(customer_id=customer_id, changes={field: value}), self.system.uow_factory(), self.clock)
+                except CustomerNotFound:
+                    pass
+            elif choice < 0.7 and (ids := self.alive_in_stripe()):
+                await self.system.stripe.update_async(self.rng.choice(ids), params={field: value or ""})
+            else:
+                self.wire.collect()
+                for _ in range(min(2, len(self.wire.pending))):
+                    await self.wire.deliver(self.rng.randrange(len(self.wire.pending)))
+                await self.system.new_consumer(topics=(INBOUND_TOPIC,)).run_once(asyncio.Event())
+        finally:
+            self.busy = False
 
     async def relay(self) -> int:
         c = self.system.container

@@ -26,6 +26,9 @@ class FlakyStripe:
         self.inner, self.rng, self.rate = inner, rng, rate
         self.recent: list[bool] = [False, False]  # did each of the last two calls fail?
         self.faults = 0
+        # Run while a write is in flight (after it landed, before its answer): what other workers
+        # and people do meanwhile -- the races a real deployment has between read and store.
+        self.meanwhile: Any = None
 
     def _fault(self) -> bool:
         failed = not any(self.recent) and self.rng.random() < self.rate
@@ -39,6 +42,8 @@ class FlakyStripe:
                 raise stripe.RateLimitError("Too many requests", http_status=429)
             raise stripe.APIError("An unknown error occurred", http_status=500)
         result = await getattr(self.inner, method)(*args, **kwargs)
+        if method in ("create_async", "update_async") and self.meanwhile is not None:
+            await self.meanwhile()
         if method in ("create_async", "update_async") and self._fault():
             raise stripe.APIConnectionError("timed out reading the response")  # the write did happen
         return result
