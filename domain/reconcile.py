@@ -64,6 +64,7 @@ class InboundMerge(msgspec.Struct, frozen=True):
     conflicts: frozenset[str]  # fields both sides changed to different values
     kept_internal: frozenset[str]  # conflicting fields where the catalog's value won
     deferred: frozenset[str] = frozenset()  # conflicting fields waiting for the external event
+    stale_ours: frozenset[str] = frozenset()  # fields holding an older push of ours: to be sent again
 
     @property
     def is_echo(self) -> bool:
@@ -80,9 +81,11 @@ def merge_inbound(
     newer = newer_external_writes(customer, mapping) if policy is ConflictPolicy.LATEST_WINS else {}
     take: dict[str, tuple[str | None, datetime]] = {}
     baseline = dict(msgspec.structs.asdict(mapping.synced))
-    conflicts, kept, deferred = set(), set(), set()
+    conflicts, kept, deferred, stale = set(), set(), set(), set()
     for f in SYNCED_FIELDS:
         current, ours, base = getattr(external, f), getattr(customer.data, f), getattr(mapping.synced, f)
+        if current != ours and mapping.holds_our_write(f, current):
+            stale.add(f)
         # A value our own push wrote (not yet stored as the baseline) is no change over there.
         theirs_changed = current != base and not mapping.holds_our_write(f, current)
         ours_changed = ours != base
@@ -114,7 +117,7 @@ def merge_inbound(
     return InboundMerge(
         data=data, times={f: at for f, (_, at) in take.items()}, baseline=CustomerData(**baseline),
         external_changes=frozenset(take), conflicts=frozenset(conflicts), kept_internal=frozenset(kept),
-        deferred=frozenset(deferred),
+        deferred=frozenset(deferred), stale_ours=frozenset(stale) - frozenset(take),
     )
 
 
@@ -169,6 +172,11 @@ def plan_update(
             times[f] = write.at if write is not None and write.value == held else now
         else:
             deferred.add(f)
+    for f in SYNCED_FIELDS:
+        held, ours = getattr(current, f), getattr(customer.data, f)
+        if f not in changes and f not in newer and held != ours and mapping.holds_our_write(f, held):
+            # It holds an older push of ours that landed after all: the catalog's value goes out.
+            send[f] = baseline[f] = ours
     for f, write in newer.items():
         held = getattr(current, f)
         adopt[f], times[f] = write.value, write.at

@@ -188,7 +188,7 @@ async def _update(
     if merge.is_echo:
         if learned:
             await uow.mappings.save(mapping)  # what the event told of its changes is kept even so
-        if customer.data.changed_fields(mapping.synced) - merge.deferred:
+        if customer.data.changed_fields(mapping.synced) - merge.deferred or merge.stale_ours:
             # Our own change is still waiting, perhaps held back as a conflict that this event
             # turns out not to be (the external side is back at the baseline): send it again.
             await record_change(uow, customer, ChangeKind.UPDATED)

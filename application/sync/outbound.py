@@ -162,7 +162,8 @@ async def _delete(
 
 async def _update(integration: Integration, customer: Customer, mapping: ExternalMapping, ctx: Context) -> _Outcome:
     latest = ctx.policy is ConflictPolicy.LATEST_WINS
-    if not outbound_changes(customer, mapping) and not (latest and newer_external_writes(customer, mapping)):
+    nothing_pending = not outbound_changes(customer, mapping) and not mapping.sent
+    if nothing_pending and not (latest and newer_external_writes(customer, mapping)):
         return _Outcome(Operation.UPDATE, note="no change")
     # Read before writing: a field changed over there too is a conflict the policy must settle
     # (and record), and a field already equal needs no write.
