@@ -41,6 +41,11 @@ class FieldWrite(msgspec.Struct, frozen=True):
         return value == self.value or value in self.tied
 
 
+class SentValue(msgspec.Struct, frozen=True, array_like=True):
+    value: str | None
+    at: datetime
+
+
 class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
     """Customer ``customer_id`` is ``external_id`` in ``system``.
 
@@ -61,9 +66,11 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
     external_writes: dict[str, FieldWrite] = msgspec.field(default_factory=dict)
     broken: str | None = None
     version: int = 0
-    # Values our push is writing over there (saved before the call, cleared once it is stored): an
-    # external value equal to one of them is our own write that landed, not a change over there.
-    sent: dict[str, str | None] = msgspec.field(default_factory=dict)
+    # Values our pushes wrote or may have written over there, each with when it was sent (saved
+    # before the call, cleared once a push is stored): an external value equal to one of them is
+    # our own write that landed, not a change over there -- unless an event of someone else's
+    # named that value since.
+    sent: dict[str, list[SentValue]] = msgspec.field(default_factory=dict)
 
     def in_sync_with(self, customer: Customer) -> bool:
         caught_up = self.synced_version >= customer.version
@@ -77,10 +84,20 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.structs.replace(self, synced=external, synced_at=at, broken=None)
 
     def holds_our_write(self, field: str, value: str | None) -> bool:
-        return field in self.sent and self.sent[field] == value
+        theirs = self.external_writes.get(field)
+        return any(
+            s.value == value and not (theirs is not None and theirs.knows(value) and int(theirs.at.timestamp()) >= int(s.at.timestamp()))
+            for s in self.sent.get(field, ())
+        )
 
-    def sending(self, values: dict[str, str | None]) -> ExternalMapping:
-        return msgspec.structs.replace(self, sent={**self.sent, **values})
+    def sending(self, values: dict[str, str | None], at: datetime, held: CustomerData | None = None) -> ExternalMapping:
+        """``values`` about to be sent. What an earlier push sent that the external side does not
+        hold now (``held``, just read) cannot land any more -- one push at a time per customer --
+        so it is forgotten."""
+        sent = {f: [s for s in entries if held is None or getattr(held, f) == s.value] for f, entries in self.sent.items()}
+        for f, value in values.items():
+            sent[f] = [s for s in sent.get(f, []) if s.value != value] + [SentValue(value, at)]
+        return msgspec.structs.replace(self, sent={f: entries for f, entries in sent.items() if entries})
 
     def sent_cleared(self) -> ExternalMapping:
         return msgspec.structs.replace(self, sent={}) if self.sent else self

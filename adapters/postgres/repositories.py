@@ -18,7 +18,7 @@ from adapters.postgres.tables import customers, external_mappings, inbox, outbox
 from application.ports import PendingEvent
 from domain.customer import Customer, CustomerData, FieldTimes
 from domain.errors import ConcurrentUpdate
-from domain.mapping import ExternalMapping, FieldWrite
+from domain.mapping import ExternalMapping, FieldWrite, SentValue
 from domain.messages import CustomerChanged, decode, encode
 from domain.sync import Direction, Operation, SyncRecord, SyncStatus
 
@@ -161,7 +161,7 @@ def _mapping(row: Row) -> ExternalMapping:
         customer_id=row.customer_id, system=row.system, external_id=row.external_id,
         synced=CustomerData(row.synced_name, row.synced_email), synced_version=row.synced_version,
         synced_at=row.synced_at, external_writes=msgspec.convert(row.external_writes, dict[str, FieldWrite]),
-        broken=row.broken, version=row.version, sent=row.sent,
+        broken=row.broken, version=row.version, sent=msgspec.convert(row.sent, dict[str, list[SentValue]]),
     )
 
 

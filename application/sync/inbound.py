@@ -90,9 +90,11 @@ async def _apply(
 ) -> tuple[int | None, str | None]:
     mapping = await uow.mappings.by_external_id(change.system, change.external_id)
     if mapping is None:
-        # A re-fetched deleted customer has no metadata left: the event's own snapshot has it.
-        claim = change.customer.claim if external.deleted else external.claim
-        linked = await _link_own_create(uow, change.system, claim, external.external_id, now, ctx.installation)
+        # The event's snapshot shows the tags as our create wrote them (a re-fetch may show them
+        # edited since, or none at all once deleted); either proves it, if it does.
+        linked = None
+        for claim in (change.customer.claim, external.claim):
+            linked = linked or await _link_own_create(uow, change.system, claim, external.external_id, now, ctx.installation)
         if linked is None:
             if external.deleted:
                 return None, "unknown customer: nothing to delete"

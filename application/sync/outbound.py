@@ -24,7 +24,7 @@ from domain.errors import ConcurrentUpdate
 from application.sync.creates import create, create_intent, store_create
 from application.sync.lookup import find_own_create
 from domain.conflicts import ConflictPolicy
-from domain.customer import Customer
+from domain.customer import Customer, CustomerData
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
 from domain.ownership import OwnershipTag, claimed_by_another_installation, write_key
@@ -162,7 +162,7 @@ async def _delete(
 
 async def _update(integration: Integration, customer: Customer, mapping: ExternalMapping, ctx: Context) -> _Outcome:
     latest = ctx.policy is ConflictPolicy.LATEST_WINS
-    nothing_pending = not outbound_changes(customer, mapping) and not mapping.sent
+    nothing_pending = not outbound_changes(customer, mapping) and not mapping.sent and mapping.broken is None
     if nothing_pending and not (latest and newer_external_writes(customer, mapping)):
         return _Outcome(Operation.UPDATE, note="no change")
     # Read before writing: a field changed over there too is a conflict the policy must settle
@@ -176,7 +176,7 @@ async def _update(integration: Integration, customer: Customer, mapping: Externa
     if plan.send:
         # Saved before the call, like a create intent: if the write lands and its answer is lost,
         # what the external side then holds is known to be ours, not someone's change.
-        mapping = await _sending(ctx, mapping, plan.send)
+        mapping = await _sending(ctx, mapping, plan.send, found.data)
         try:
             await integration.update_customer(mapping.external_id, plan.send, idempotency_key=write_key(ctx.installation, "update"))
         except ExternalCustomerMissing:
@@ -188,10 +188,10 @@ async def _update(integration: Integration, customer: Customer, mapping: Externa
     return _Outcome(Operation.UPDATE, plan=plan, note=note, planned_on=mapping.version)
 
 
-async def _sending(ctx: Context, mapping: ExternalMapping, values: dict[str, str | None]) -> ExternalMapping:
+async def _sending(ctx: Context, mapping: ExternalMapping, values: dict[str, str | None], held: CustomerData) -> ExternalMapping:
     try:
         async with ctx.uow_factory() as uow:
-            saved = await uow.mappings.save(mapping.sending(values))
+            saved = await uow.mappings.save(mapping.sending(values, ctx.clock.now(), held))
             await uow.commit()
     except ConcurrentUpdate:
         raise RetryableIntegrationError("the link changed while the update was planned: planning again") from None
@@ -273,8 +273,6 @@ async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system:
         # Equal content, older stamp: catch the stamp up. Never for a tombstone, whose cleared
         # data can equal an empty baseline while the external customer still lives.
         await uow.mappings.save(mapping.synced_to(customer, mapping.synced, now))
-    elif mapping.broken is not None:
-        await uow.mappings.save(mapping.rebased(mapping.synced, now))  # it answered: the link works again
 
 
 async def _store_update(
