@@ -14,7 +14,7 @@ from adapters.postgres.engine import create_engine
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from adapters.postgres.wakeup import PostgresOutboxWakeup
 from adapters.stripe.integration import StripeIntegration, key_mode
-from adapters.stripe.limiter import RateLimitedAccounts, RateLimitedCustomers, RateLimitedEvents, TokenBucket
+from adapters.stripe.limiter import RateLimited, TokenBucket
 from adapters.stripe.sdk import stripe_client
 from application.accounts import AccountGuard, InstallationIdentity
 from application.sync.consumer import RetryPolicy, SyncConsumer
@@ -72,17 +72,17 @@ class Container(containers.DeclarativeContainer):
     stripe_customers = providers.Selector(
         settings.provided.stripe_backend,
         memory=providers.Singleton(InMemoryStripe, clock),
-        sdk=providers.Singleton(RateLimitedCustomers, stripe_sdk.provided.v1.customers, stripe_bucket),
+        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.customers, stripe_bucket),
     )
     stripe_accounts = providers.Selector(
         settings.provided.stripe_backend,
         memory=stripe_customers,  # the stand-in is one account: it answers GET /v1/account too
-        sdk=providers.Singleton(RateLimitedAccounts, stripe_sdk.provided.v1.accounts, stripe_bucket),
+        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.accounts, stripe_bucket),
     )
     stripe_events = providers.Selector(
         settings.provided.stripe_backend,
         memory=stripe_customers.provided.event_api,
-        sdk=providers.Singleton(RateLimitedEvents, stripe_sdk.provided.v1.events, stripe_bucket),
+        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.events, stripe_bucket),
     )
     stripe_mode = providers.Selector(
         settings.provided.stripe_backend,

@@ -42,53 +42,21 @@ class TokenBucket:
         self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
 
 
-class RateLimitedCustomers:
-    """A Stripe customers service whose every call, retries included, takes a token first."""
+class RateLimited:
+    """An SDK service (customers, accounts, events...) whose every async call, retries included,
+    takes a token first: one budget for every request the worker sends."""
 
     def __init__(self, service: Any, bucket: TokenBucket) -> None:
         self._service = service
         self._bucket = bucket
 
-    async def create_async(self, params: Any = None, options: Any = None) -> Any:
-        await self._bucket.acquire()
-        return await self._service.create_async(params=params, options=options)
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._service, name)
+        if not name.endswith("_async"):
+            return method
 
-    async def update_async(self, customer: str, params: Any = None, options: Any = None) -> Any:
-        await self._bucket.acquire()
-        return await self._service.update_async(customer, params=params, options=options)
+        async def paced(*args: Any, **kwargs: Any) -> Any:
+            await self._bucket.acquire()
+            return await method(*args, **kwargs)
 
-    async def delete_async(self, customer: str, params: Any = None, options: Any = None) -> Any:
-        await self._bucket.acquire()
-        return await self._service.delete_async(customer, params=params, options=options)
-
-    async def retrieve_async(self, customer: str, params: Any = None, options: Any = None) -> Any:
-        await self._bucket.acquire()
-        return await self._service.retrieve_async(customer, params=params, options=options)
-
-    async def list_async(self, params: Any = None, options: Any = None) -> Any:
-        await self._bucket.acquire()
-        return await self._service.list_async(params=params, options=options)
-
-
-class RateLimitedAccounts:
-    """The accounts service (GET /v1/account), paced by the same bucket."""
-
-    def __init__(self, service: Any, bucket: TokenBucket) -> None:
-        self._service = service
-        self._bucket = bucket
-
-    async def retrieve_current_async(self, params: Any = None, options: Any = None) -> Any:
-        await self._bucket.acquire()
-        return await self._service.retrieve_current_async(params=params, options=options)
-
-
-class RateLimitedEvents:
-    """The events service (GET /v1/events), paced by the same bucket."""
-
-    def __init__(self, service: Any, bucket: TokenBucket) -> None:
-        self._service = service
-        self._bucket = bucket
-
-    async def list_async(self, params: Any = None, options: Any = None) -> Any:
-        await self._bucket.acquire()
-        return await self._service.list_async(params=params, options=options)
+        return paced

@@ -17,13 +17,3 @@ def stripe_client(secret_key: str, *, api_base: str = "", timeout: float = 20.0)
         http_client=stripe.HTTPXClient(timeout=timeout),
         max_network_retries=0,
     )
-
-
-def stripe_customers_service(secret_key: str, *, api_base: str = "", timeout: float = 20.0):
-    """``StripeClient(...).v1.customers``."""
-    return stripe_client(secret_key, api_base=api_base, timeout=timeout).v1.customers
-
-
-def stripe_accounts_service(client: stripe.StripeClient):
-    """``StripeClient(...).v1.accounts`` (``retrieve_current_async``: GET /v1/account)."""
-    return client.v1.accounts

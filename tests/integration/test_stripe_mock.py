@@ -20,7 +20,7 @@ import pytest
 import stripe
 
 from adapters.stripe.integration import StripeIntegration
-from adapters.stripe.sdk import stripe_accounts_service, stripe_client, stripe_customers_service
+from adapters.stripe.sdk import stripe_client
 from application.ports import Page
 from domain.binding import ExternalAccount
 from domain.customer import CustomerData
@@ -36,14 +36,14 @@ INSTALLATION = "0123456789abcdef0123456789abcdef"
 @pytest.fixture
 async def customers_service(stripe_mock: str) -> AsyncIterator[object]:
     """The SDK's customers service, configured exactly as the worker configures it."""
-    service = stripe_customers_service(STRIPE_MOCK_KEY, api_base=stripe_mock)
+    service = stripe_client(STRIPE_MOCK_KEY, api_base=stripe_mock).v1.customers
     yield service
     await close_service(service)
 
 
 @pytest.fixture
 async def accounts_service(stripe_mock: str) -> AsyncIterator[object]:
-    service = stripe_accounts_service(stripe_client(STRIPE_MOCK_KEY, api_base=stripe_mock))
+    service = stripe_client(STRIPE_MOCK_KEY, api_base=stripe_mock).v1.accounts
     yield service
     await close_service(service)
 

@@ -34,6 +34,6 @@ def check_stripe_mock(url: str, *, timeout: float = 5.0) -> None:
 
 
 async def close_service(service) -> None:
-    """Close the HTTPX client behind an SDK service such as ``stripe_customers_service(...)`` (one per
+    """Close the HTTPX client behind an SDK service such as ``stripe_client(...).v1.customers`` (one per
     test: one event loop per test). The SDK offers no public way to reach it from a service object."""
     await service._requestor._get_http_client().close_async()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from adapters.stripe.limiter import RateLimitedCustomers, TokenBucket
+from adapters.stripe.limiter import RateLimited, TokenBucket
 
 
 async def paced_calls(clock, limited, n):
@@ -19,20 +19,20 @@ def busiest_second(stamps):
 
 @pytest.mark.parametrize("rate", [25, 100, 3])
 async def test_no_one_second_window_holds_more_calls_than_the_budget(clock, fake_stripe, rate):
-    limited = RateLimitedCustomers(fake_stripe, TokenBucket(rate=rate, clock=clock))
+    limited = RateLimited(fake_stripe, TokenBucket(rate=rate, clock=clock))
     stamps = await paced_calls(clock, limited, 4 * rate)
     assert busiest_second(stamps) == rate
     assert len(fake_stripe.customers) == 4 * rate
 
 
 async def test_a_backlog_drains_at_the_budget(clock, fake_stripe):
-    limited = RateLimitedCustomers(fake_stripe, TokenBucket(rate=25, clock=clock))
+    limited = RateLimited(fake_stripe, TokenBucket(rate=25, clock=clock))
     stamps = await paced_calls(clock, limited, 100)
     assert stamps[-1] - stamps[0] == pytest.approx(99 / 25)
 
 
 async def test_every_kind_of_call_is_paced(clock, fake_stripe):
-    limited = RateLimitedCustomers(fake_stripe, TokenBucket(rate=10, clock=clock))
+    limited = RateLimited(fake_stripe, TokenBucket(rate=10, clock=clock))
     created = await limited.create_async(params={"name": "A"})
     await limited.update_async(created["id"], params={"name": "B"})
     await limited.retrieve_async(created["id"])
