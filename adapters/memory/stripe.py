@@ -172,6 +172,8 @@ class InMemoryStripe:
         if not 1 <= limit <= 100:
             raise _invalid("limit", "Invalid integer: must be between 1 and 100")
         types = params.get("types") or ([params["type"]] if "type" in params else None)
+        if isinstance(types, Mapping):  # form-encoded, as the SDK sends a list: types[0]=...&types[1]=...
+            types = list(types.values())
         created = params.get("created")
         newest_first = [
             e for e in reversed(self.events)

@@ -120,3 +120,27 @@ async def test_sdk_errors_are_classified(error, expected, retry_after):
         await integration.update_customer("cus_1", {"name": "x"})
     assert type(exc.value) is expected
     assert exc.value.retry_after == retry_after
+
+
+async def test_the_fake_lists_events_as_stripe_does(fake_stripe, clock):
+    first = await fake_stripe.create_async(params={"name": "First"})
+    clock.advance(5)
+    await fake_stripe.update_async(first["id"], params={"name": "Renamed"})
+    second = await fake_stripe.create_async(params={"name": "Second"})
+    events = fake_stripe.event_api
+    created = await events.list_async(params={"type": "customer.created", "limit": 10})
+    assert [e["data"]["object"]["id"] for e in created["data"]] == [second["id"], first["id"]]  # newest first
+    as_sent = await events.list_async(params={"types": {"0": "customer.updated"}})  # the SDK's form encoding
+    assert [e["type"] for e in as_sent["data"]] == ["customer.updated"]
+    since = await events.list_async(params={"type": "customer.created", "created": {"gte": str(int(clock.now().timestamp()))}})
+    assert [e["data"]["object"]["id"] for e in since["data"]] == [second["id"]]
+    one = await events.list_async(params={"limit": 1})
+    assert one["has_more"] and len(one["data"]) == 1
+
+
+async def test_created_customers_come_from_creation_events_deleted_ones_included(stripe_integration, fake_stripe, clock):
+    gone = await fake_stripe.create_async(params={"name": "Gone", "metadata": {"internal_id": "7"}})
+    await fake_stripe.delete_async(gone["id"])
+    page = await stripe_integration.created_customers(created_since=clock.now())
+    assert [(c.external_id, c.internal_id, c.deleted) for c in page.customers] == [(gone["id"], 7, False)]
+    assert page.next_cursor is None
