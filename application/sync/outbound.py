@@ -89,8 +89,8 @@ async def _record_failure(
             await uow.sync_records.save(failed.failed(ctx.clock.now(), str(exc), dead=not exc.retryable))
             if exc.drops_intent and intent is not None:
                 await uow.create_intents.remove(intent.customer_id, system)
-            mapping = await uow.mappings.get(event.customer_id, system)
-            if isinstance(exc, MappingBroken) and mapping is not None:
+            mapping = await uow.mappings.get(event.customer_id, system) if isinstance(exc, MappingBroken) else None
+            if mapping is not None:
                 await uow.mappings.save(mapping.marked_broken(str(exc)))
             await uow.commit()
 
