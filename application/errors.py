@@ -116,3 +116,29 @@ class UnknownSystem(DomainError):
     def __init__(self, system: str) -> None:
         self.system = system
         super().__init__(f"no integration named {system!r}")
+
+
+class BackendUnavailable(DomainError):
+    """A backend this process depends on (the database, the broker) cannot be reached or is
+    overloaded right now: the same work may succeed later, so it waits; it never dead-letters.
+    Adapters raise it in place of their drivers' connection errors."""
+
+    retryable = True
+    backend = "backend"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageUnavailable(BackendUnavailable):
+    """The database refused or dropped the connection, is restarting, or its pool had no
+    connection free in time."""
+
+    backend = "database"
+
+
+class BrokerUnavailable(BackendUnavailable):
+    """The message broker cannot be reached (or did not acknowledge in time)."""
+
+    backend = "broker"

@@ -8,9 +8,12 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from application.errors import StorageUnavailable
+
 from adapters.postgres.accounts import SqlAlchemyBindingRepository, SqlAlchemyInstallationRepository
 from adapters.postgres.create_intents import SqlAlchemyCreateIntentRepository
 from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
+from adapters.postgres.errors import is_unavailable, unavailable
 from adapters.postgres.repositories import (
     SqlAlchemyCustomerRepository,
     SqlAlchemyInbox,
@@ -38,11 +41,18 @@ class SqlAlchemyUnitOfWork:
     async def __aenter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("this unit of work is already in use")
-        connection = await self._engine.connect()
+        try:
+            connection = await self._engine.connect()
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise unavailable(exc) from exc
+            raise
         try:
             await connection.begin()
-        except BaseException:
+        except BaseException as exc:
             await connection.close()
+            if isinstance(exc, Exception) and is_unavailable(exc):
+                raise unavailable(exc) from exc
             raise
         self._connection = connection
         self.customers = SqlAlchemyCustomerRepository(connection)
@@ -65,17 +75,23 @@ class SqlAlchemyUnitOfWork:
             return
         try:
             await connection.close()  # rolls back whatever was not committed
-        except Exception:
+        except Exception as close_error:
             if exc is None:
+                if is_unavailable(close_error):
+                    raise unavailable(close_error) from close_error
                 raise
             # The connection often broke for the very reason the block failed: let the caller see
             # that first error, not the rollback's. The pool discards a broken connection anyway.
-            log.warning("rollback after %s failed", type(exc).__name__, exc_info=True)
+            log.debug("rollback after %s failed", type(exc).__name__, exc_info=True)
+        # A lost connection or a restarting server, whatever statement met it: one error that
+        # says "wait and retry", for the worker and the API alike (503), never a driver trace.
+        if isinstance(exc, Exception) and not isinstance(exc, StorageUnavailable) and is_unavailable(exc):
+            raise unavailable(exc) from exc
 
     async def commit(self) -> None:
         if self._connection is None:
             raise RuntimeError("commit() outside `async with` of the unit of work")
-        await self._connection.commit()
+        await self._connection.commit()  # a failure here is translated by __aexit__
 
 
 class SqlAlchemyUnitOfWorkFactory:
