@@ -42,7 +42,7 @@ async def main(args: argparse.Namespace) -> int:
             **base_env(), "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_PARTITIONS": "6",
             "KAFKA_GROUP_ID": f"custsync-soak-{uuid.uuid4().hex[:8]}", "STRIPE_SECRET_KEY": "sk_test_soak",
             "STRIPE_API_BASE": server.url, "STRIPE_WEBHOOK_SECRET": SECRET, "STRIPE_MAX_RPS": str(args.max_rps),
-            "WORKER_MAX_ATTEMPTS": "10", "LOG_LEVEL": "WARNING",
+            "WORKER_MAX_ATTEMPTS": "10", "LOG_LEVEL": "WARNING", "API_TOKEN": "soak-api-token",
         }
         processes = Processes(env, logs)
         try:

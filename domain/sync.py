@@ -22,7 +22,7 @@ class Operation(StrEnum):
 class SyncStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"  # the last attempt failed; it will be retried
+    RETRYING = "retrying"  # the last attempt failed (last_error says why); it is being tried again
     DEAD = "dead"  # gave up; waits in the dead-letter queue for a replay
 
     @property
@@ -62,7 +62,7 @@ class SyncRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     def failed(self, at: datetime, error: str, *, dead: bool) -> SyncRecord:
         return msgspec.structs.replace(
-            self, status=SyncStatus.DEAD if dead else SyncStatus.FAILED, attempts=self.attempts + 1,
+            self, status=SyncStatus.DEAD if dead else SyncStatus.RETRYING, attempts=self.attempts + 1,
             last_error=error[:2000], updated_at=at,
         )
 

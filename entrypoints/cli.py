@@ -53,6 +53,36 @@ def _require_stripe_key(settings: Settings, command: str) -> None:
     log.warning("%s: STRIPE_SECRET_KEY is not set: using the in-memory Stripe stand-in (nothing reaches Stripe)", command)
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _require_api_auth(settings: Settings, command: str, host: str) -> None:
+    """Secure by default: a catalog API on real storage (or reachable beyond this machine) needs
+    API_TOKEN, unless API_AUTH=none says that something else guards it."""
+    if settings.api_token:
+        log.info("%s: every catalog and dead-letter route requires the bearer token (API_TOKEN)", command)
+        return
+    if settings.api_auth == "none":
+        log.warning(
+            "%s: API_AUTH=none: the catalog, dead-letter and replay routes are open to anyone who can reach %s",
+            command, host,
+        )
+        return
+    if settings.uses_memory and host in LOOPBACK:
+        return  # a first look on this machine only
+    where = "on real storage" if not settings.uses_memory else f"on {host} (beyond this machine)"
+    raise click.ClickException(
+        f"API_TOKEN is not set: {command} refuses to serve the catalog {where} without authentication. "
+        "Set API_TOKEN (e.g. `openssl rand -hex 32`), or API_AUTH=none if a proxy in front authenticates"
+    )
+
+
+NO_WAIT = click.option(
+    "--no-wait", is_flag=True,
+    help="Exit (one line, status 1) if PostgreSQL, Kafka or Stripe cannot be reached, instead of waiting for them.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Keep a customer catalog and Stripe in two-way sync.
@@ -65,11 +95,11 @@ def _run(container_tasks: Callable[[], Awaitable[T]]) -> T:
     """Run a process or a one-off command; a backend that is not ready stops it with one line, not a trace."""
     from adapters.kafka.subscription import TopicsMissing
     from adapters.postgres.migrations import SchemaNotMigrated
-    from application.errors import AccountMismatch, IntegrationError, UnprovenBinding
+    from application.errors import AccountMismatch, BackendUnavailable, IntegrationError, UnprovenBinding
 
     try:
         return asyncio.run(container_tasks())
-    except (SchemaNotMigrated, TopicsMissing, AccountMismatch, UnprovenBinding) as exc:
+    except (SchemaNotMigrated, TopicsMissing, AccountMismatch, UnprovenBinding, BackendUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     except IntegrationError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
@@ -80,37 +110,48 @@ def _run(container_tasks: Callable[[], Awaitable[T]]) -> T:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
-def api(host: str, port: int) -> None:
-    """Serve the REST API (catalog CRUD, Stripe webhooks, /health, /docs)."""
+@NO_WAIT
+def api(host: str, port: int, no_wait: bool) -> None:
+    """Serve the REST API (catalog CRUD, Stripe webhooks, /health, /docs).
+
+    Needs API_TOKEN (or API_AUTH=none). Waits for PostgreSQL and Kafka if they cannot be reached yet.
+    """
     from entrypoints.http.app import create_app
     from entrypoints.runtime import http_task, run_process
 
     settings = _settings()
     _warn_if_memory(settings, "custsync api")
     _require_stripe_key(settings, "custsync api")
+    _require_api_auth(settings, "custsync api", host)
     container = build_container(settings)
-    _run(lambda: run_process(container, http_task(create_app(container), host, port), bind="try"))
+    _run(lambda: run_process(container, http_task(create_app(container), host, port), bind="try", wait=not no_wait))
 
 
 @main.command()
-def worker() -> None:
-    """Run the sync worker: the outbox relay and the consumer of sync.outbound / sync.inbound."""
+@NO_WAIT
+def worker(no_wait: bool) -> None:
+    """Run the sync worker: the outbox relay and the consumer of sync.outbound / sync.inbound.
+
+    Waits for PostgreSQL, Kafka and Stripe if they cannot be reached yet, and waits out their
+    outages while it runs.
+    """
     from entrypoints.runtime import run_process, worker_tasks
 
     settings = _settings()
     _warn_if_memory(settings, "custsync worker")
     _require_stripe_key(settings, "custsync worker")
     container = build_container(settings)
-    _run(lambda: run_process(container, *worker_tasks(container), bind="wait"))
+    _run(lambda: run_process(container, *worker_tasks(container, wait=not no_wait), bind="wait", wait=not no_wait))
 
 
 @main.command()
-def relay() -> None:
+@NO_WAIT
+def relay(no_wait: bool) -> None:
     """Run only the outbox relay (the worker runs one too; several may run at once)."""
     from entrypoints.runtime import relay_task, run_process
 
     container = build_container(_settings())
-    _run(lambda: run_process(container, relay_task(container)))
+    _run(lambda: run_process(container, relay_task(container), wait=not no_wait))
 
 
 @main.command()
@@ -170,6 +211,7 @@ def dev(host: str, port: int) -> None:
         settings, database_url="memory://", kafka_bootstrap_servers="memory://",
         stripe_webhook_secret=settings.stripe_webhook_secret or (f"whsec_dev_{secrets.token_hex(16)}" if fake_stripe else ""),
     )
+    _require_api_auth(settings, "custsync dev", host)
     container = build_container(settings)
     click.echo(BANNER.format(host=host, port=port), err=True)
     tasks = [http_task(create_app(container, dev_routes=fake_stripe), host, port), *worker_tasks(container)]
@@ -199,7 +241,7 @@ def _with_backends(work: Callable[[Container], Awaitable[T]], what: str = "dead 
     container = build_container(settings)
 
     async def once() -> T:
-        async with running(container):
+        async with running(container, wait=False):  # a one-off command says at once what is unreachable
             return await work(container)
 
     return _run(once)

@@ -58,6 +58,9 @@ class Container(containers.DeclarativeContainer):
         kafka=providers.Factory(
             KafkaSubscription, settings.provided.kafka_bootstrap_servers, topics=SYNC_TOPICS,
             group_id=settings.provided.kafka_group_id,
+            max_poll_interval_ms=settings.provided.kafka_max_poll_interval_ms,
+            session_timeout_ms=settings.provided.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.provided.kafka_heartbeat_interval_ms,
         ),
     )
 
@@ -103,7 +106,9 @@ class Container(containers.DeclarativeContainer):
     account_guard = providers.Singleton(AccountGuard, uow_factory, clock)
 
     # The worker.
-    retry_policy = providers.Singleton(RetryPolicy, max_attempts=settings.provided.worker_max_attempts)
+    retry_policy = providers.Singleton(
+        RetryPolicy, max_attempts=settings.provided.worker_max_attempts, max_delay=settings.provided.worker_retry_max_delay
+    )
     outbound_handler = providers.Singleton(
         OutboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity, account_guard
     )

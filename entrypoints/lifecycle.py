@@ -1,28 +1,53 @@
-"""Start and stop what a process needs, in order, and refuse to start on an unready backend."""
+"""Start and stop what a process needs, in order, and refuse to start on an unready backend.
+
+A backend that cannot be reached yet (the database or the broker still starting, a network blip)
+is waited for, one line per attempt, with capped backoff -- unless the process was started with
+``--no-wait``, when the first failure stops it with that one line. A backend that answers but is
+not ready for us (an un-migrated schema, missing topics, another Stripe account) refuses at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypeVar
 
 from adapters.kafka.subscription import KafkaSubscription
 from adapters.postgres.migrations import ensure_migrated
 from application.accounts import check_bindings
-from application.errors import IntegrationAuthError, RetryableIntegrationError
+from application.errors import BackendUnavailable, IntegrationAuthError, RetryableIntegrationError
 from entrypoints.container import Container
 
 log = logging.getLogger("custsync")
 BIND_RETRY_MAX_DELAY = 30.0
+START_RETRY_MAX_DELAY = 30.0
+T = TypeVar("T")
 
 
 class NotReady(RuntimeError):
     """A backend is not ready for this process (un-migrated database, missing topics)."""
 
 
+async def until_reachable(what: Callable[[], Awaitable[T]], *, wait: bool = True, max_delay: float = START_RETRY_MAX_DELAY) -> T:
+    """``what()``, again and again while it raises BackendUnavailable (one line per attempt);
+    with ``wait`` off the first such failure is raised."""
+    delay, attempt = 1.0, 0
+    while True:
+        attempt += 1
+        try:
+            return await what()
+        except BackendUnavailable as exc:
+            if not wait:
+                raise
+            log.warning("%s; retrying in %.0fs (attempt %d)", exc, delay, attempt)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
 @asynccontextmanager
-async def running(container: Container) -> AsyncIterator[None]:
+async def running(container: Container, *, wait: bool = True) -> AsyncIterator[None]:
     """The database checked and its pool closed at the end; the Kafka producer started and flushed."""
     settings = container.settings()
     async with AsyncExitStack() as stack:
@@ -30,20 +55,20 @@ async def running(container: Container) -> AsyncIterator[None]:
             engine = container.engine()
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(container.outbox_wakeup().close)
-            await ensure_migrated(engine)
+            await until_reachable(lambda: ensure_migrated(engine), wait=wait)
         if settings.broker_backend == "kafka":
             publisher = container.publisher()
-            await publisher.start()
+            await until_reachable(publisher.start, wait=wait)
             stack.push_async_callback(publisher.stop)
         yield
 
 
 @asynccontextmanager
-async def subscribed(container: Container) -> AsyncIterator[object]:
+async def subscribed(container: Container, *, wait: bool = True) -> AsyncIterator[object]:
     """A started subscription to the sync topics, left cleanly (uncommitted work is redelivered)."""
     source = container.subscription()
     if isinstance(source, KafkaSubscription):
-        await source.start()
+        await until_reachable(source.start, wait=wait)
         try:
             yield source
         finally:
@@ -52,12 +77,13 @@ async def subscribed(container: Container) -> AsyncIterator[object]:
         yield source
 
 
-async def bind_accounts(container: Container, *, wait: bool = True) -> None:
+async def bind_accounts(container: Container, *, wait: bool = True, required: bool = True) -> None:
     """Make sure of the installation id, then check (or, the first time, record) the account each
     integration's credentials belong to. Another account or mode raises AccountMismatch: the
     process refuses to start. An unreachable system is waited for, one line per attempt -- unless
-    ``wait`` is off (the API, which never calls Stripe: it serves meanwhile; the worker checks)."""
-    await container.identity().id()
+    ``wait`` is off: then a process that needs the check (the worker, ``required``) stops with
+    that line, and one that does not (the API, which never calls Stripe) serves meanwhile."""
+    await until_reachable(container.identity().id, wait=wait)
     delay = 1.0
     while True:
         try:
@@ -66,7 +92,9 @@ async def bind_accounts(container: Container, *, wait: bool = True) -> None:
             return
         except IntegrationAuthError:
             raise
-        except RetryableIntegrationError as exc:
+        except (RetryableIntegrationError, BackendUnavailable) as exc:
+            if not wait and required:
+                raise
             if not wait:
                 log.warning("cannot check the external account now (%s); serving anyway: the worker checks it before it syncs", exc)
                 return

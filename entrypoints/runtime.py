@@ -50,13 +50,14 @@ async def _stop_all_when_done(task: Task, stopping: asyncio.Event) -> None:
         stopping.set()
 
 
-async def run_process(container: Container, *tasks: Task, bind: str | None = None) -> None:
+async def run_process(container: Container, *tasks: Task, bind: str | None = None, wait: bool = True) -> None:
     """Start the backends, run ``tasks`` until a signal, stop the backends. ``bind``: a process
     that syncs first checks the external accounts it is bound to -- ``"wait"`` until it can (the
-    worker), or ``"try"`` once (the API)."""
-    async with running(container):
+    worker), or ``"try"`` once (the API). ``wait`` off (``--no-wait``): an unreachable backend
+    stops the process at once instead of being waited for."""
+    async with running(container, wait=wait):
         if bind is not None:
-            await bind_accounts(container, wait=bind == "wait")
+            await bind_accounts(container, wait=wait and bind == "wait", required=bind == "wait")
         await run_until_signalled(*tasks)
 
 
@@ -68,18 +69,18 @@ def relay_task(container: Container) -> Task:
     return relay
 
 
-def consumer_task(container: Container) -> Task:
+def consumer_task(container: Container, *, wait: bool = True) -> Task:
     async def consume(stopping: asyncio.Event) -> None:
-        async with subscribed(container) as source:
+        async with subscribed(container, wait=wait) as source:
             log.info("worker consuming sync.outbound and sync.inbound")
             await container.consumer(source=source).run(stopping)
 
     return consume
 
 
-def worker_tasks(container: Container) -> list[Task]:
+def worker_tasks(container: Container, *, wait: bool = True) -> list[Task]:
     """The worker process: the outbox relay and the sync consumer."""
-    return [relay_task(container), consumer_task(container)]
+    return [relay_task(container), consumer_task(container, wait=wait)]
 
 
 def http_task(app: Litestar, host: str, port: int) -> Task:

@@ -26,13 +26,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_max_rps: float = 25.0
     stripe_timeout: float = 20.0
     api_token: str = ""
+    api_auth: str = "token"  # "token": API_TOKEN required on real storage; "none": no auth (said at start-up)
     conflict_policy: ConflictPolicy = ConflictPolicy.LATEST_WINS
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
     db_pool_size: int = 10
     kafka_partitions: int = 6
     kafka_group_id: str = "custsync-worker"
-    worker_max_attempts: int = 5
+    worker_max_attempts: int = 5  # for an unexpected error (a bug, not an outage): then it is dead-lettered
+    worker_retry_max_delay: float = 30.0  # the backoff cap while a system is down (outages are waited out)
+    kafka_max_poll_interval_ms: int = 300_000
+    kafka_session_timeout_ms: int = 10_000  # how soon a crashed worker's partitions move to the others
+    kafka_heartbeat_interval_ms: int = 3_000
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -71,6 +76,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(f"invalid configuration: {message}") from exc
     if settings.stripe_max_rps <= 0 or settings.max_body_bytes <= 0 or settings.kafka_partitions <= 0:
         raise SettingsError("STRIPE_MAX_RPS, MAX_BODY_BYTES and KAFKA_PARTITIONS must be positive")
+    if settings.worker_max_attempts < 1 or settings.worker_retry_max_delay <= 0:
+        raise SettingsError("WORKER_MAX_ATTEMPTS and WORKER_RETRY_MAX_DELAY must be positive")
+    if not 0 < settings.kafka_heartbeat_interval_ms < settings.kafka_session_timeout_ms <= settings.kafka_max_poll_interval_ms:
+        raise SettingsError(
+            "need 0 < KAFKA_HEARTBEAT_INTERVAL_MS < KAFKA_SESSION_TIMEOUT_MS <= KAFKA_MAX_POLL_INTERVAL_MS"
+        )
+    if settings.api_auth not in ("token", "none"):
+        raise SettingsError("API_AUTH must be `token` (the default: API_TOKEN required) or `none`")
+    if settings.api_auth == "none" and settings.api_token:
+        raise SettingsError("API_AUTH=none and API_TOKEN are both set: choose one")
     if not settings.uses_memory and not settings.database_url.startswith("postgresql+asyncpg://"):
         raise SettingsError("DATABASE_URL must look like postgresql+asyncpg://user:password@host:port/database")
     if settings.storage_backend == "memory" and settings.broker_backend == "kafka" or (

@@ -8,12 +8,19 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from application.errors import BrokerUnavailable
 from application.ports import Envelope
 
 EVENT_ID_HEADER = "event_id"
 ERROR_HEADER = "error"
 MAX_ERROR_BYTES = 4096  # a dead letter's reason, not its stack trace: keeps records well under max.message.bytes
+
+
+def broker_unavailable(error: BaseException) -> BrokerUnavailable:
+    """aiokafka's connection, timeout and coordinator errors, as the one error callers wait out."""
+    return BrokerUnavailable(f"the broker is unavailable ({type(error).__name__}: {str(error).strip()[:200]})")
 
 
 def envelope_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
@@ -46,8 +53,10 @@ class KafkaPublisher:
         producer = AIOKafkaProducer(**self._config)
         try:
             await producer.start()
-        except BaseException:
+        except BaseException as exc:
             await producer.stop()
+            if isinstance(exc, KafkaError):
+                raise BrokerUnavailable(f"cannot reach the broker at {self._config['bootstrap_servers']}: {exc}") from exc
             raise
         self._producer = producer
 
@@ -76,9 +85,13 @@ class KafkaPublisher:
             for e in envelopes:
                 headers = envelope_headers(e)
                 acks.append(await self._producer.send(e.topic, value=e.payload, key=e.key.encode(), headers=headers))
+        except KafkaError as exc:  # no metadata in time: the broker is unreachable
+            raise broker_unavailable(exc) from exc
         finally:
             # Even after a failure wait for every ack, so no future is left with an unretrieved error.
             results = await asyncio.gather(*acks, return_exceptions=True)
         for result in results:
+            if isinstance(result, KafkaError):
+                raise broker_unavailable(result) from result
             if isinstance(result, BaseException):
                 raise result

@@ -7,15 +7,17 @@ the one that now owns its partition; the handlers are idempotent on ``event_id``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from adapters.kafka.publisher import ERROR_HEADER, EVENT_ID_HEADER
+from adapters.kafka.publisher import ERROR_HEADER, EVENT_ID_HEADER, broker_unavailable
+from application.errors import BrokerUnavailable
 from application.ports import Delivery, Envelope
 
 log = logging.getLogger(__name__)
@@ -66,9 +68,10 @@ class KafkaSubscription:
 
     def __init__(
         self, bootstrap_servers: str, topics: Sequence[str], group_id: str, *,
-        client_id: str = "custsync-worker", max_poll_interval_ms: int = 300_000, **options: Any,
+        client_id: str = "custsync-worker", max_poll_interval_ms: int = 300_000, commit_timeout: float = 10.0,
+        **options: Any,
     ) -> None:
-        self._topics, self._group_id = list(topics), group_id
+        self._topics, self._group_id, self._commit_timeout = list(topics), group_id, commit_timeout
         self._config = dict(
             bootstrap_servers=bootstrap_servers, client_id=client_id, group_id=group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_interval_ms=max_poll_interval_ms,
@@ -87,8 +90,10 @@ class KafkaSubscription:
             if missing:
                 raise TopicsMissing(f"Kafka topics {missing} do not exist; create them first (ensure_topics)")
             consumer.subscribe(self._topics, listener=_LogRebalances(self._group_id))
-        except BaseException:
+        except BaseException as exc:
             await consumer.stop()
+            if isinstance(exc, KafkaError):
+                raise BrokerUnavailable(f"cannot reach the broker at {self._config['bootstrap_servers']}: {exc}") from exc
             raise
         self._consumer = consumer
 
@@ -112,12 +117,28 @@ class KafkaSubscription:
         """The (topic, partition) pairs this member owns now (empty while the group rebalances)."""
         return {(tp.topic, tp.partition) for tp in self._started().assignment()}
 
+    def pause(self, partitions: set[tuple[str, int]]) -> None:
+        """Fetch nothing more from these until resumed. The member stays in its group: heartbeats
+        go on in the background and fetching the other partitions counts as polling."""
+        consumer = self._started()
+        owned = consumer.assignment()
+        consumer.pause(*(tp for tp in (TopicPartition(t, p) for t, p in partitions) if tp in owned))
+
+    def resume(self, partitions: set[tuple[str, int]]) -> None:
+        consumer = self._started()
+        owned = consumer.assignment()
+        consumer.resume(*(tp for tp in (TopicPartition(t, p) for t, p in partitions) if tp in owned))
+
     async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
         """Up to ``max_messages``, in offset order within each partition; waits up to ``timeout``
-        seconds when none is buffered."""
+        seconds when none is buffered. (A broker that is down is reconnected to in the
+        background: meanwhile this returns nothing.)"""
         if max_messages < 1:
             return []
-        batches = await self._started().getmany(timeout_ms=max(0, int(timeout * 1000)), max_records=max_messages)
+        try:
+            batches = await self._started().getmany(timeout_ms=max(0, int(timeout * 1000)), max_records=max_messages)
+        except KafkaError as exc:
+            raise broker_unavailable(exc) from exc
         return [to_delivery(record) for records in batches.values() for record in records]
 
     async def commit(self, deliveries: Sequence[Delivery]) -> None:
@@ -137,12 +158,15 @@ class KafkaSubscription:
         if not offsets:
             return
         try:
-            await consumer.commit(offsets)
+            # Bounded: while the group coordinator is unreachable aiokafka would wait for it.
+            await asyncio.wait_for(consumer.commit(offsets), self._commit_timeout)
         except (CommitFailedError, IllegalStateError) as exc:
             # This member was dropped from the group (a batch longer than max_poll_interval_ms, or a
             # rebalance after the check above) while aiokafka still lists the old assignment.
             log.warning("group %s: commit of %s refused after a rebalance (they will be redelivered): %s",
                         self._group_id, sorted(offsets), type(exc).__name__)
+        except (KafkaError, TimeoutError) as exc:
+            raise broker_unavailable(exc) from exc
 
     def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:

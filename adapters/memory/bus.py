@@ -56,10 +56,22 @@ class InMemorySubscription:
         self._position = {
             (t, p): broker.committed[(group, t, p)] for t in self._topics for p in range(broker.partitions)
         }
+        self.paused: set[tuple[str, int]] = set()
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return set(self._position)  # the only member of its group: every partition
+
+    def pause(self, partitions: set[tuple[str, int]]) -> None:
+        self.paused |= partitions
+
+    def resume(self, partitions: set[tuple[str, int]]) -> None:
+        self.paused -= partitions
 
     def _available(self, limit: int) -> list[Delivery]:
         out: list[Delivery] = []
         for (topic, partition), offset in self._position.items():
+            if (topic, partition) in self.paused:
+                continue
             log = self._broker.logs.get((topic, partition), [])
             for o in range(offset, len(log)):
                 if len(out) >= limit:

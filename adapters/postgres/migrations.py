@@ -13,6 +13,9 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.postgres.errors import is_unavailable, unavailable
+from application.errors import StorageUnavailable
+
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
 
 
@@ -56,9 +59,16 @@ def _upgrade_on(connection: Connection) -> None:
 
 
 async def ensure_migrated(engine: AsyncEngine) -> None:
-    """Raise SchemaNotMigrated unless the database is exactly at the head revision."""
-    async with engine.connect() as connection:
-        current = await connection.run_sync(lambda c: tuple(sorted(MigrationContext.configure(c).get_current_heads())))
+    """Raise SchemaNotMigrated unless the database is exactly at the head revision, and
+    StorageUnavailable (one line, no driver trace) while it cannot be reached."""
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(lambda c: tuple(sorted(MigrationContext.configure(c).get_current_heads())))
+    except Exception as exc:
+        if is_unavailable(exc):
+            where = f"{engine.url.host}:{engine.url.port}" if engine.url.port else str(engine.url.host)
+            raise StorageUnavailable(f"cannot reach the database at {where}: {unavailable(exc)}") from exc
+        raise
     expected = head_revisions()
     if current != expected:
         raise SchemaNotMigrated(engine.url, current, expected)

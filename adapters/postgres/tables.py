@@ -97,7 +97,7 @@ sync_records = Table(
     UniqueConstraint("event_id", "system", "direction"),
     CheckConstraint("direction IN ('outbound', 'inbound')", name="direction"),
     CheckConstraint("operation IN ('create', 'update', 'delete')", name="operation"),
-    CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'dead')", name="status"),
+    CheckConstraint("status IN ('pending', 'succeeded', 'retrying', 'dead')", name="status"),
     Index("ix_sync_records_customer_id_id", "customer_id", text("id DESC")),
 )
 

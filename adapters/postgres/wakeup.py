@@ -76,8 +76,11 @@ class PostgresOutboxWakeup:
             return
         try:
             await connection.add_listener(self._channel, self._on_notify)
-        except BaseException:
+        except BaseException as exc:
             connection.terminate()
+            if isinstance(exc, OSError | TimeoutError | asyncpg.PostgresError | asyncpg.InterfaceError):
+                log.warning("cannot LISTEN for outbox events (%r); polling until the database is back", exc)
+                return
             raise
         connection.add_termination_listener(self._on_terminated)
         self._connection = connection

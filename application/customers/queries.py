@@ -55,7 +55,7 @@ def _link(customer: Customer, system: str, mapping: ExternalMapping | None, hist
         status = "synced"
     else:
         latest = next((r for r in history if r.system == system and r.direction is Direction.OUTBOUND), None)
-        failing = latest is not None and latest.status in (SyncStatus.FAILED, SyncStatus.DEAD)
+        failing = latest is not None and latest.status in (SyncStatus.RETRYING, SyncStatus.DEAD)
         status = latest.status.value if failing else "pending"
     return Link(
         system=system,

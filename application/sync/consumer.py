@@ -1,8 +1,20 @@
 """The worker's loop: take deliveries from the sync topics, run the use cases, commit after.
 
-Deliveries of one partition are handled one at a time, in order; a failing one is retried in
-place (backoff with jitter) so that it never overtakes itself, then dead-lettered so that it
-never blocks its partition for good. Offsets are committed only after the work is durable.
+Every failure falls in one of three kinds, and only one of them ever dead-letters:
+
+* **transient** -- an external system rate-limits, times out or answers 5xx, or the database or
+  the broker is unavailable (``RetryableIntegrationError``, ``BackendUnavailable``): retried with
+  capped, jittered backoff *for as long as it lasts*. Refused credentials pause longer.
+* **permanent** -- a definite refusal (``PermanentIntegrationError``) or an undecodable message:
+  dead-lettered at once, so that it never blocks its partition.
+* **unexpected** -- anything else (a bug, not an outage): retried ``max_attempts`` times, then
+  dead-lettered, so that one poison message cannot stop its partition for good.
+
+Deliveries wait in *lanes*: one per partition today, handled strictly in offset order; lanes run
+concurrently, so a partition that waits (its delivery in backoff) holds up only itself. A waiting
+lane's partition is paused at the source, and the loop goes on fetching (which keeps this member
+in its consumer group) instead of sleeping. Offsets are committed only after the work is durable,
+up to the last delivery a lane has finished.
 
 A dead letter is kept in the database (for ``custsync dlq list``/``replay``) and published to
 ``<topic>.dlq`` (for whoever watches the broker), both before its offset is committed.
@@ -13,13 +25,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from enum import Enum
 from typing import Protocol
 
 import msgspec
 
-from application.errors import IntegrationAuthError, IntegrationError
-from application.ports import Clock, Delivery, Envelope, MessagePublisher, MessageSource, UnitOfWorkFactory
+from application.errors import BackendUnavailable, IntegrationAuthError, IntegrationError
+from application.ports import Clock, Delivery, Envelope, MessagePublisher, MessageSource, Partition, UnitOfWorkFactory
 from domain.messages import UndecodableMessage, dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -33,77 +47,267 @@ class TopicHandler(Protocol):
 
 
 class RetryPolicy(msgspec.Struct, frozen=True):
-    max_attempts: int = 5
+    max_attempts: int = 5  # for an unexpected error (a bug): then it is dead-lettered
     base_delay: float = 0.5
     max_delay: float = 30.0
     auth_pause: float = 60.0  # credentials refused: pause the partition, never dead-letter
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Full jitter, capped; never sooner than the server asked (Retry-After)."""
-        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** min(attempt - 1, 30)))
         return max(backoff, min(retry_after or 0.0, self.max_delay))
+
+
+class Failure(Enum):
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    UNEXPECTED = "unexpected"
+
+
+def classify(error: BaseException) -> Failure:
+    if isinstance(error, UndecodableMessage):
+        return Failure.PERMANENT
+    if isinstance(error, BackendUnavailable):
+        return Failure.TRANSIENT
+    if isinstance(error, IntegrationError):
+        return Failure.TRANSIENT if error.retryable else Failure.PERMANENT
+    return Failure.UNEXPECTED
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, UndecodableMessage):
+        return str(error)  # says what was wrong with the bytes; there is nothing else to name
+    return f"{type(error).__name__}: {error}"
+
+
+class _Stopped(Exception):
+    """Asked to stop while waiting: the delivery stays uncommitted and is delivered again."""
+
+
+class _Lane:
+    """One partition's deliveries, handled one at a time in offset order."""
+
+    def __init__(self, partition: Partition) -> None:
+        self.partition = partition
+        self.queue: deque[Delivery] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.in_flight: Delivery | None = None
+        self.done_upto = -1  # the highest offset finished here (committed or not)
+        self.finished: Delivery | None = None  # the last one finished and not yet committed
+        self.uncommitted = 0  # how many were finished since the last commit
+        self.waiting: str | None = None  # the error it is waiting out, while it waits
+
+    def accept(self, delivery: Delivery) -> bool:
+        """Queue a delivery, unless it was seen already: after a rebalance the source starts again
+        from the last committed offset, so an offset finished or in hand here may come back."""
+        if delivery.offset <= self.done_upto or (self.in_flight is not None and delivery.offset == self.in_flight.offset):
+            return False
+        while self.queue and self.queue[-1].offset >= delivery.offset:
+            self.queue.pop()  # a rewind: the source sends these again, in order
+        self.queue.append(delivery)
+        return True
+
+    def revoke(self) -> None:
+        """The partition went to another member: what is queued is theirs now. (What was finished
+        may still be committed: the source commits only the partitions this member owns.)"""
+        self.queue.clear()
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
 
 
 class SyncConsumer:
     """``uow_factory`` is where dead letters are kept for a replay. Without one (a test of the loop
-    alone) they only go to the ``.dlq`` topic; the container always gives one."""
+    alone) they only go to the ``.dlq`` topic; the container always gives one.
+
+    ``max_buffered`` deliveries per partition wait in memory at most; beyond that (or while its
+    lane waits out a failure) a partition is paused at the source.
+    """
 
     def __init__(
         self, source: MessageSource, publisher: MessagePublisher, handlers: Mapping[str, TopicHandler],
         clock: Clock, retry: RetryPolicy = RetryPolicy(), batch_size: int = 100, *,
-        uow_factory: UnitOfWorkFactory | None = None,
+        uow_factory: UnitOfWorkFactory | None = None, max_buffered: int = 200,
     ) -> None:
         self._source, self._publisher, self._handlers, self._uow_factory = source, publisher, handlers, uow_factory
-        self._clock, self._retry, self._batch_size = clock, retry, batch_size
+        self._clock, self._retry, self._batch_size, self._max_buffered = clock, retry, batch_size, max_buffered
+        self._lanes: dict[Partition, _Lane] = {}
+        self._paused: set[Partition] = set()
+        self._fetch_failures = 0
+
+    # -- the loop ---------------------------------------------------------------------------------
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Until ``stopping``: fetch, hand to the lanes, commit what they finished. Then let every
+        lane finish the delivery in hand and commit once more."""
         while not stopping.is_set():
-            await self.run_once(stopping, timeout=0.5)
+            self._dispatch(await self._fetch(stopping, timeout=0.5), stopping)
+            self._pause_waiting_lanes()
+            await self._commit()
+        await self._settle_lanes()
+        await self._commit()
 
     async def run_once(self, stopping: asyncio.Event, timeout: float = 0.0) -> int:
-        """Handle one batch; returns how many deliveries were finished and committed."""
-        done: list[Delivery] = []
-        for delivery in await self._source.fetch(self._batch_size, timeout):
-            if not await self._process(delivery, stopping):
-                break  # stopping mid-retry: the rest is redelivered to whoever takes over
-            done.append(delivery)
-        if done:
-            await self._source.commit(done)
-        return len(done)
+        """Handle one batch to the end (or until ``stopping``) and commit; returns how many
+        deliveries were finished and committed."""
+        self._dispatch(await self._fetch(stopping, timeout), stopping)
+        await self._settle_lanes()
+        return await self._commit()
 
-    async def _process(self, delivery: Delivery, stopping: asyncio.Event) -> bool:
+    def waiting(self) -> dict[Partition, str]:
+        """The partitions waiting out a failure, with the error (for status and tests)."""
+        return {p: lane.waiting for p, lane in self._lanes.items() if lane.waiting is not None}
+
+    async def _fetch(self, stopping: asyncio.Event, timeout: float) -> list[Delivery]:
+        try:
+            deliveries = await self._source.fetch(self._fetch_room(), timeout)
+        except Exception as exc:  # noqa: BLE001 - a broker outage must not end the worker
+            self._fetch_failures += 1
+            delay = self._retry.delay(self._fetch_failures)
+            log.warning("cannot fetch from the broker (%s); retrying in %.1fs", describe(exc), delay)
+            await self._pause(delay, stopping)
+            return []
+        self._fetch_failures = 0
+        return deliveries
+
+    def _fetch_room(self) -> int:
+        return self._batch_size
+
+    def _dispatch(self, deliveries: Sequence[Delivery], stopping: asyncio.Event) -> None:
+        self._forget_revoked()
+        for delivery in deliveries:
+            partition = (delivery.envelope.topic, delivery.partition)
+            lane = self._lanes.get(partition)
+            if lane is None:
+                lane = self._lanes[partition] = _Lane(partition)
+            lane.accept(delivery)
+        for lane in self._lanes.values():
+            if lane.queue and not lane.busy:
+                lane.task = asyncio.create_task(self._drain(lane, stopping), name=f"lane {lane.partition}")
+
+    def _forget_revoked(self) -> None:
+        assigned = self._source.assignment()
+        for partition, lane in list(self._lanes.items()):
+            if partition not in assigned:
+                lane.revoke()
+                if not lane.busy:
+                    del self._lanes[partition]
+        self._paused &= assigned  # a partition assigned again starts unpaused
+
+    def _pause_waiting_lanes(self) -> None:
+        """Pause the partitions whose lane waits out a failure or holds enough; resume the rest."""
+        full = {p for p, lane in self._lanes.items() if lane.waiting is not None or len(lane.queue) >= self._max_buffered}
+        full &= self._source.assignment()
+        if pause := full - self._paused:
+            self._source.pause(pause)
+            log.info("paused %s until their work can go on", sorted(pause))
+        if resume := self._paused - full:
+            self._source.resume(resume)
+            log.info("resumed %s", sorted(resume))
+        self._paused = full
+
+    async def _settle_lanes(self) -> None:
+        busy = [lane.task for lane in self._lanes.values() if lane.task is not None and lane.busy]
+        if busy:
+            await asyncio.gather(*busy)
+
+    async def _commit(self) -> int:
+        """Commit up to the last delivery each lane finished; returns how many were committed."""
+        lanes = [lane for lane in self._lanes.values() if lane.finished is not None]
+        if not lanes:
+            return 0
+        done = [lane.finished for lane in lanes if lane.finished is not None]
+        try:
+            await self._source.commit(done)
+        except Exception as exc:  # noqa: BLE001 - kept, and committed with the next ones
+            log.warning("cannot commit offsets now (%s); they will be committed later", describe(exc))
+            return 0
+        committed = 0
+        for lane, delivery in zip(lanes, done):
+            if lane.finished is delivery:  # not overtaken by a newer one meanwhile
+                committed, lane.finished, lane.uncommitted = committed + lane.uncommitted, None, 0
+        return committed
+
+    # -- one lane ---------------------------------------------------------------------------------
+
+    async def _drain(self, lane: _Lane, stopping: asyncio.Event) -> None:
+        while lane.queue and not stopping.is_set():
+            delivery = lane.in_flight = lane.queue.popleft()
+            try:
+                await self._process(delivery, lane, stopping)
+            except _Stopped:
+                return  # uncommitted: delivered again to whoever takes the partition
+            finally:
+                lane.in_flight, lane.waiting = None, None
+            lane.done_upto = max(lane.done_upto, delivery.offset)
+            lane.finished, lane.uncommitted = delivery, lane.uncommitted + 1
+
+    async def _process(self, delivery: Delivery, lane: _Lane, stopping: asyncio.Event) -> None:
         envelope = delivery.envelope
         handler = self._handlers.get(envelope.topic)
         if handler is None:
-            await self._dead_letter(envelope, f"no handler for topic {envelope.topic}")
-            return True
-        attempt = 0
+            await self._bury(None, envelope, f"no handler for topic {envelope.topic}", lane, stopping)
+            return
+        failed = await self._until_done(lambda: handler.handle(envelope.payload), envelope, lane, stopping, retry_unexpected=True)
+        if failed is not None:
+            error, readable = failed
+            await self._bury(handler if readable else None, envelope, error, lane, stopping)
+
+    async def _until_done(
+        self, work: Callable[[], Awaitable[None]], envelope: Envelope, lane: _Lane, stopping: asyncio.Event, *,
+        retry_unexpected: bool,
+    ) -> tuple[str, bool] | None:
+        """Run ``work`` until it succeeds (None) or fails in a way that must be dead-lettered (the
+        error, and whether the message itself is readable). Transient failures are waited out
+        however long they last."""
+        attempt = unexpected = 0
         while True:
             attempt += 1
             try:
-                await handler.handle(envelope.payload)
-                return True
-            except UndecodableMessage as exc:
-                await self._dead_letter(envelope, str(exc))
-                return True
-            except IntegrationAuthError as exc:
-                log.critical("credentials refused by %s, pausing sync until they are fixed: %s", envelope.topic, exc)
-                delay, attempt = self._retry.auth_pause, 0
-            except Exception as exc:  # noqa: BLE001 - every failure is retried or dead-lettered
-                error = f"{type(exc).__name__}: {exc}"
-                permanent = isinstance(exc, IntegrationError) and not exc.retryable
-                if permanent or attempt >= self._retry.max_attempts:
-                    log.error("dead-lettering %s after %d attempt(s): %s", envelope.event_id, attempt, error)
-                    try:
-                        await handler.give_up(envelope.payload, error)
-                    except Exception:  # noqa: BLE001 - the history note is a courtesy; the letter is what counts
-                        log.exception("could not record the dead %s in the sync history", envelope.event_id)
-                    await self._dead_letter(envelope, error)
-                    return True
-                delay = self._retry.delay(attempt, getattr(exc, "retry_after", None))
-                log.warning("attempt %d of %s failed, retrying in %.2fs: %s", attempt, envelope.event_id, delay, error)
+                await work()
+                return None
+            except Exception as exc:  # noqa: BLE001 - every failure is classified below
+                kind, error = classify(exc), describe(exc)
+                where = f"{envelope.event_id} ({lane.partition[0]}:{lane.partition[1]})"
+                if kind is Failure.PERMANENT:
+                    log.error("dead-lettering %s: %s", where, error)
+                    return error, not isinstance(exc, UndecodableMessage)
+                if kind is Failure.UNEXPECTED:
+                    unexpected += 1
+                    if retry_unexpected and unexpected >= self._retry.max_attempts:
+                        log.error("dead-lettering %s after %d attempt(s): %s", where, unexpected, error)
+                        return error, True
+                    log.warning("attempt %d of %s failed unexpectedly: %s", attempt, where, error, exc_info=True)
+                if isinstance(exc, IntegrationAuthError):
+                    log.critical("credentials refused, pausing %s until they are fixed: %s", where, error)
+                    delay = self._retry.auth_pause
+                else:
+                    delay = self._retry.delay(attempt, getattr(exc, "retry_after", None))
+                    if kind is Failure.TRANSIENT:
+                        log.warning("%s waits %.1fs (attempt %d): %s", where, delay, attempt, error)
+                lane.waiting = error
             if not await self._pause(delay, stopping):
-                return False
+                raise _Stopped
+
+    async def _bury(
+        self, handler: TopicHandler | None, envelope: Envelope, error: str, lane: _Lane, stopping: asyncio.Event
+    ) -> None:
+        """Record the death in the history (a courtesy), then keep and publish the letter (what
+        counts). Waits out an unavailable database or broker like any other transient failure."""
+        if handler is not None:
+            async def note() -> None:
+                try:
+                    await handler.give_up(envelope.payload, error)
+                except BackendUnavailable:
+                    raise
+                except Exception:  # noqa: BLE001 - the history note is a courtesy; the letter is what counts
+                    log.exception("could not record the dead %s in the sync history", envelope.event_id)
+
+            await self._until_done(note, envelope, lane, stopping, retry_unexpected=False)
+        # A letter that cannot be stored for a reason other than an outage is a bug here; it keeps
+        # its partition waiting (loudly) rather than losing the message.
+        await self._until_done(lambda: self._dead_letter(envelope, error), envelope, lane, stopping, retry_unexpected=False)
 
     async def _pause(self, seconds: float, stopping: asyncio.Event) -> bool:
         """Sleep on the injected clock; False if asked to stop meanwhile."""
@@ -115,7 +319,7 @@ class SyncConsumer:
         return not stopping.is_set()
 
     async def _dead_letter(self, envelope: Envelope, error: str) -> None:
-        dead = msgspec.structs.replace(envelope, error=error[:2000])
+        dead = msgspec.structs.replace(envelope, error=error.replace("\x00", "\\x00")[:2000])
         # The store first: it is what a replay reads. If the publish below fails, the delivery is
         # not committed, dies again on redelivery and updates the same letter (one per event).
         if self._uow_factory is not None:

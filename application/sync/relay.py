@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Protocol
 
+from application.errors import BackendUnavailable
 from application.ports import Clock, Envelope, MessagePublisher, UnitOfWorkFactory
 from domain.messages import OUTBOUND_TOPIC, encode
 
@@ -40,15 +42,36 @@ async def relay_once(uow_factory: UnitOfWorkFactory, publisher: MessagePublisher
 
 async def run_relay(
     uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock, wakeup: OutboxWakeup,
-    stopping: asyncio.Event, *, poll_interval: float = 1.0, batch_size: int = 200,
+    stopping: asyncio.Event, *, poll_interval: float = 1.0, batch_size: int = 200, max_delay: float = 10.0,
 ) -> None:
-    """Relay until ``stopping`` is set: drain while there is work, then sleep until woken."""
+    """Relay until ``stopping`` is set: drain while there is work, then sleep until woken.
+
+    An unavailable database or broker is waited out (capped, jittered backoff, one line per
+    attempt): the events stay in the outbox meanwhile, and nothing is lost or sent out of order.
+    """
+    failures = 0
     while not stopping.is_set():
         try:
             sent = await relay_once(uow_factory, publisher, clock, batch_size)
-        except Exception:  # noqa: BLE001 - the relay must outlive a broker or database blip
-            log.exception("outbox relay failed; retrying")
-            sent = 0
-            await clock.sleep(poll_interval)
+        except Exception as exc:  # noqa: BLE001 - the relay must outlive a broker or database outage
+            failures += 1
+            delay = random.uniform(poll_interval / 2, min(max_delay, poll_interval * 2 ** min(failures - 1, 10)))
+            if isinstance(exc, BackendUnavailable):
+                log.warning("outbox relay waits %.1fs (attempt %d): %s", delay, failures, exc)
+            else:
+                log.exception("outbox relay failed (attempt %d); retrying in %.1fs", failures, delay)
+            await _sleep_unless_stopping(clock, delay, stopping)
+            continue
+        if failures:
+            log.info("outbox relay resumed after %d failed attempt(s)", failures)
+            failures = 0
         if sent < batch_size:
             await wakeup.wait(poll_interval)
+
+
+async def _sleep_unless_stopping(clock: Clock, seconds: float, stopping: asyncio.Event) -> None:
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    stopper = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    sleeper.cancel()
+    stopper.cancel()

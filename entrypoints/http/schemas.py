@@ -43,7 +43,7 @@ class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
 class LinkOut(msgspec.Struct):
     system: str
     external_id: str | None
-    sync_status: Annotated[str, Meta(description="pending, synced, failed (being retried), dead (see the dead letters) or broken.")]
+    sync_status: Annotated[str, Meta(description="pending, synced, retrying (its last attempt failed and it is being tried again: an outage, a rate limit), dead (see the dead letters) or broken.")]
     last_synced_at: datetime | None
     broken: Annotated[str | None, Meta(description="Why the link cannot be used: the external id is unknown to the bound account.")] = None
 

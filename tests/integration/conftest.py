@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -99,6 +100,7 @@ from tests.support.stripe_server import StripeServer, free_port  # noqa: E402
 
 PIPELINE_DATABASE = "custsync_it"
 PIPELINE_WEBHOOK_SECRET = "whsec_integration"
+PIPELINE_API_TOKEN = "it-api-token"
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://custsync:custsync@127.0.0.1:55432/custsync_test"
 
 
@@ -118,6 +120,9 @@ class Pipeline:
         self.database_url, self.kafka, self.stripe, self.processes = database_url, kafka, stripe, processes
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.api_token = PIPELINE_API_TOKEN
+        # The API refuses to serve real storage without a token: every call carries it.
+        self.http = httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {PIPELINE_API_TOKEN}"}, timeout=5)
 
     def start_api(self):
         return self.processes.start("api", "--port", str(self.api_port))
@@ -136,15 +141,17 @@ async def pipeline(pipeline_database_url: str, kafka: str, tmp_path) -> AsyncIte
     env = {
         **base_env(), "DATABASE_URL": pipeline_database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_PARTITIONS": "3",
         "KAFKA_GROUP_ID": f"custsync-it-{uuid.uuid4().hex[:8]}", "STRIPE_SECRET_KEY": "sk_test_integration",
-        "STRIPE_WEBHOOK_SECRET": PIPELINE_WEBHOOK_SECRET, "STRIPE_MAX_RPS": "200",
+        "STRIPE_WEBHOOK_SECRET": PIPELINE_WEBHOOK_SECRET, "STRIPE_MAX_RPS": "200", "API_TOKEN": PIPELINE_API_TOKEN,
     }
     with StripeServer() as stripe:
         env["STRIPE_API_BASE"] = stripe.url
         processes = Processes(env, tmp_path)
+        pipeline = Pipeline(pipeline_database_url, kafka, stripe, processes)
         try:
-            yield Pipeline(pipeline_database_url, kafka, stripe, processes)
+            yield pipeline
         finally:
             processes.stop_all()
+            pipeline.http.close()
 
 
 # ===================================================================================================

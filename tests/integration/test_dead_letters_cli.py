@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import httpx
 import pytest
 
 from domain.messages import OUTBOUND_TOPIC
@@ -27,7 +26,7 @@ async def test_a_refused_create_is_listed_then_replayed_after_the_fix_and_reache
     wait_until(lambda: api_ready(pipeline), what="the API")
 
     with stripe_refusing(pipeline.stripe.stripe):
-        created = httpx.post(f"{pipeline.api_url}/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"}, timeout=5)
+        created = pipeline.http.post("/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"}, timeout=5)
         customer_id = created.json()["id"]
         [letter] = wait_until(lambda: dead_letters(pipeline), timeout=60, step=0.5, what="the dead letter")
     assert (letter["topic"], letter["key"]) == (OUTBOUND_TOPIC, str(customer_id)) and REFUSAL in letter["error"]

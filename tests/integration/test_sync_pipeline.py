@@ -36,13 +36,13 @@ async def read_topic(kafka: str, topic: str, expected: int, timeout: float = 30.
 
 def api_ready(pipeline) -> bool:
     try:
-        return httpx.get(f"{pipeline.api_url}/health", timeout=1).status_code == 200
+        return pipeline.http.get("/health", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
 
 
 def stripe_link(pipeline, customer_id: int):
-    body = httpx.get(f"{pipeline.api_url}/api/v1/customers/{customer_id}", timeout=5).json()
+    body = pipeline.http.get(f"/api/v1/customers/{customer_id}", timeout=5).json()
     [link] = body["mappings"]
     return link if link["sync_status"] == "synced" else None
 
@@ -51,7 +51,7 @@ async def test_an_api_write_reaches_sync_outbound_and_the_worker_carries_it_to_s
     pipeline.start_api()
     pipeline.start_worker()
     wait_until(lambda: api_ready(pipeline), what="the API")
-    created = httpx.post(f"{pipeline.api_url}/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"}, timeout=5)
+    created = pipeline.http.post("/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"}, timeout=5)
     assert created.status_code == 201
     customer_id = created.json()["id"]
 
@@ -72,7 +72,7 @@ async def test_a_worker_killed_after_calling_stripe_and_before_committing_causes
     wait_until(lambda: api_ready(pipeline), what="the API")
     # Stripe applies the create, then holds its answer while the worker is killed.
     pipeline.stripe.hold = lambda method, path: method == "POST" and path == "/v1/customers"
-    created = httpx.post(f"{pipeline.api_url}/api/v1/customers", json={"name": "Ada"}, timeout=5)
+    created = pipeline.http.post("/api/v1/customers", json={"name": "Ada"}, timeout=5)
     customer_id = created.json()["id"]
     assert pipeline.stripe.held.wait(30), "the worker never called Stripe"
     pipeline.processes.kill(worker)

@@ -12,8 +12,9 @@ from adapters.memory.stripe import InMemoryStripe
 from entrypoints.dev import deliver_stripe_event
 
 
-class WorkerCrashed(Exception):
-    """The worker died after doing its work and before committing its offsets."""
+class WorkerCrashed(BaseException):
+    """The worker died after doing its work and before committing its offsets. A BaseException,
+    like the process's death it stands for: no ``except Exception`` of the worker can survive it."""
 
 
 class FlakyStripe:
@@ -82,6 +83,9 @@ class CrashBeforeCommit:
 
     async def commit(self, deliveries: Any) -> None:
         raise WorkerCrashed
+
+    def __getattr__(self, name: str) -> Any:  # assignment, pause, resume: as the real source
+        return getattr(self.inner, name)
 
 
 class WebhookWire:

@@ -100,7 +100,8 @@ class Soak:
         # One pool for every look at the database: convergence is polled four times a second.
         self.engine = create_engine(self.database_url, pool_size=1)
         try:
-            async with httpx.AsyncClient(base_url=self.api_url, timeout=30) as http:
+            auth = {"Authorization": f"Bearer {self.processes.env['API_TOKEN']}"}
+            async with httpx.AsyncClient(base_url=self.api_url, timeout=30, headers=auth) as http:
                 await wait_for_health(http)
                 started = time.monotonic()
                 ids = await self._create_customers(http)

@@ -4,7 +4,13 @@ import asyncio
 
 from adapters.memory.bus import InMemoryBroker, InMemoryPublisher, InMemorySubscription
 from adapters.memory.database import InMemoryDatabase
-from application.errors import IntegrationAuthError, PermanentIntegrationError, RetryableIntegrationError
+from application.errors import (
+    BrokerUnavailable,
+    IntegrationAuthError,
+    PermanentIntegrationError,
+    RetryableIntegrationError,
+    StorageUnavailable,
+)
 from application.ports import Envelope
 from application.sync.consumer import RetryPolicy, SyncConsumer
 from domain.messages import UndecodableMessage
@@ -64,15 +70,14 @@ async def test_retry_after_is_honoured(clock):
     assert clock.slept == [5]
 
 
-async def test_retries_are_bounded_then_the_message_is_dead_lettered_and_the_partition_moves_on(clock):
-    handler = RecordingHandler({b"a": [RetryableIntegrationError("500")] * 10})
-    broker, consumer = await setup(clock, handler, [b"a", b"b"])
-    await consumer.run_once(asyncio.Event())
-    assert handler.handled == [b"b"]
-    [dead] = broker.messages(f"{TOPIC}.dlq")
-    assert (dead.payload, dead.event_id) == (b"a", "e0") and "500" in dead.error
-    assert handler.given_up == [(b"a", "RetryableIntegrationError: 500")]
-    assert len(clock.slept) == 2  # three attempts, two pauses
+async def test_a_transient_failure_is_waited_out_however_long_it_lasts_and_never_dead_lettered(clock):
+    outage = [RetryableIntegrationError("503")] * 40 + [StorageUnavailable("database restarting")] * 20
+    handler = RecordingHandler({b"a": outage})
+    broker, consumer = await setup(clock, handler, [b"a", b"b"])  # max_attempts=3: only for the unexpected
+    assert await consumer.run_once(asyncio.Event()) == 2
+    assert handler.handled == [b"a", b"b"]
+    assert broker.messages(f"{TOPIC}.dlq") == [] and handler.given_up == []
+    assert len(clock.slept) == 60 and max(clock.slept) <= 8  # capped backoff (max_delay=8 here)
 
 
 async def test_a_permanent_failure_is_dead_lettered_at_once(clock):
@@ -157,3 +162,141 @@ async def test_a_message_whose_death_cannot_be_recorded_is_still_dead_lettered_a
     assert await consumer.run_once(asyncio.Event()) == 2
     assert [m.payload for m in broker.messages(f"{TOPIC}.dlq")] == [b"poison"]
     assert handler.handled == [b"next"]
+
+
+class DatabaseDownWhileDying(RecordingHandler):
+    """The history note and the dead-letter store meet a database outage, then it ends."""
+
+    def __init__(self, script, outage: int):
+        super().__init__(script)
+        self.outage = outage
+
+    async def give_up(self, payload, error):
+        if self.outage:
+            self.outage -= 1
+            raise StorageUnavailable("connection refused")
+        await super().give_up(payload, error)
+
+
+async def test_a_dead_letter_waits_for_the_database_instead_of_crashing_the_worker(clock, db):
+    handler = DatabaseDownWhileDying({b"a": [PermanentIntegrationError("invalid email")]}, outage=4)
+    broker, consumer = await setup(clock, handler, [b"a", b"b"], db=db)
+    assert await consumer.run_once(asyncio.Event()) == 2
+    assert handler.given_up == [(b"a", "PermanentIntegrationError: invalid email")] and handler.handled == [b"b"]
+    async with db.unit_of_work() as uow:
+        assert [d.event_id for d in await uow.dead_letters.list(10)] == ["e0"]
+    assert len(clock.slept) == 4
+
+
+class UnreliablePublisher(InMemoryPublisher):
+    def __init__(self, broker, failures: int):
+        super().__init__(broker)
+        self.failures = failures
+
+    async def publish(self, envelopes):
+        if self.failures:
+            self.failures -= 1
+            raise BrokerUnavailable("broker down")
+        await super().publish(envelopes)
+
+
+async def test_a_dead_letter_waits_for_the_broker_and_is_stored_once(clock, db):
+    broker = InMemoryBroker(partitions=1)
+    await broker.append([Envelope(TOPIC, "k", "e0", b"junk")])
+    handler = RecordingHandler({b"junk": [UndecodableMessage("not JSON")]})
+    consumer = SyncConsumer(
+        InMemorySubscription(broker, [TOPIC]), UnreliablePublisher(broker, failures=3), {TOPIC: handler}, clock,
+        uow_factory=db.unit_of_work,
+    )
+    assert await consumer.run_once(asyncio.Event()) == 1
+    assert [m.payload for m in broker.messages(f"{TOPIC}.dlq")] == [b"junk"]
+    async with db.unit_of_work() as uow:
+        assert len(await uow.dead_letters.list(10)) == 1
+
+
+class FailingSource(InMemorySubscription):
+    """A subscription whose broker is away for a while: fetches and commits fail meanwhile."""
+
+    def __init__(self, broker, topics, fetch_failures=0, commit_failures=0):
+        super().__init__(broker, topics)
+        self.fetch_failures, self.commit_failures = fetch_failures, commit_failures
+
+    async def fetch(self, max_messages, timeout):
+        if self.fetch_failures:
+            self.fetch_failures -= 1
+            raise BrokerUnavailable("fetch: broker down")
+        return await super().fetch(max_messages, timeout)
+
+    async def commit(self, deliveries):
+        if self.commit_failures:
+            self.commit_failures -= 1
+            raise BrokerUnavailable("commit: broker down")
+        await super().commit(deliveries)
+
+
+async def test_the_loop_outlives_a_broker_outage_and_commits_once_it_is_back(clock):
+    broker = InMemoryBroker(partitions=1)
+    await broker.append([Envelope(TOPIC, "k", "e0", b"a")])
+    handler = RecordingHandler()
+    source = FailingSource(broker, [TOPIC], fetch_failures=3, commit_failures=2)
+    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, clock)
+    stopping = asyncio.Event()
+    for _ in range(3):
+        assert await consumer.run_once(stopping) == 0  # the fetch fails, the loop goes on
+    assert await consumer.run_once(stopping) == 0  # handled, but the commit fails: kept
+    assert handler.handled == [b"a"] and broker.committed[("custsync-worker", TOPIC, 0)] == 0
+    assert await consumer.run_once(stopping) == 0  # fails again
+    assert await consumer.run_once(stopping) == 1  # and the same offset is committed at last
+    assert broker.committed[("custsync-worker", TOPIC, 0)] == 1
+    assert handler.handled == [b"a"]  # never handled twice by this member
+
+
+class Gate(RecordingHandler):
+    """Payloads starting with ``wait`` fail with an outage until the gate opens."""
+
+    def __init__(self):
+        super().__init__()
+        self.open = asyncio.Event()
+        self.attempts = 0
+
+    async def handle(self, payload):
+        if payload.startswith(b"wait") and not self.open.is_set():
+            self.attempts += 1
+            raise RetryableIntegrationError("503 Service Unavailable")
+        self.handled.append(payload)
+
+
+async def test_a_waiting_partition_is_paused_while_the_others_go_on():
+    from adapters.memory.clock import FakeClock
+
+    clock = FakeClock()
+    broker = InMemoryBroker(partitions=2)
+    keys = {broker.partition_for(k): k for k in (f"k{i}" for i in range(20))}
+    slow, fast = keys[0], keys[1]
+    await broker.append([Envelope(TOPIC, slow, "s0", b"wait-1"), Envelope(TOPIC, slow, "s1", b"after-wait")])
+    await broker.append([Envelope(TOPIC, fast, f"f{i}", f"fast-{i}".encode()) for i in range(5)])
+    source = InMemorySubscription(broker, [TOPIC])
+    handler = Gate()
+    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, clock, RetryPolicy(base_delay=0.001, max_delay=0.001))
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        for _ in range(200):  # bounded: until the fast partition is done and committed
+            await asyncio.sleep(0.01)
+            if broker.committed[("custsync-worker", TOPIC, 1)] == 5 and (TOPIC, 0) in source.paused:
+                break
+        assert handler.handled == [f"fast-{i}".encode() for i in range(5)]  # not held up by the slow one
+        assert (TOPIC, 0) in source.paused and (TOPIC, 1) not in source.paused
+        assert consumer.waiting() == {(TOPIC, 0): "RetryableIntegrationError: 503 Service Unavailable"}
+        assert broker.committed[("custsync-worker", TOPIC, 0)] == 0
+        handler.open.set()
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if broker.committed[("custsync-worker", TOPIC, 0)] == 2 and not source.paused:
+                break
+        assert handler.handled[-2:] == [b"wait-1", b"after-wait"]  # in order within the partition
+        assert not source.paused and consumer.waiting() == {}
+        assert broker.messages(f"{TOPIC}.dlq") == []
+    finally:
+        stopping.set()
+        await asyncio.wait_for(running, 5)
