@@ -8,7 +8,7 @@
 # No Debian/PyPI package ships Kafka, so the broker is assembled from Maven Central: scripts/kafka/pom.xml
 # (org.apache.kafka:kafka_2.13 + kafka-tools + a log4j2 backend) is resolved with
 # `mvn dependency:copy-dependencies` into .services/kafka/lib (once; a stamp file records version + pom hash).
-# Listens on 127.0.0.1:$CUSTSYNC_KAFKA_PORT (default 59092), controller on $CUSTSYNC_KAFKA_CONTROLLER_PORT
+# Listens on 127.0.0.1:$CUSTSYNC_KAFKA_PORT (default 29092), controller on $CUSTSYNC_KAFKA_CONTROLLER_PORT
 # (default: broker port + 1). Data in .services/kafka/data, logs in .services/kafka/logs.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ CONF_SRC="$ROOT/scripts/kafka"
 SERVICES_DIR="${CUSTSYNC_SERVICES_DIR:-$ROOT/.services}"
 [[ "$SERVICES_DIR" == /* ]] || SERVICES_DIR="$PWD/$SERVICES_DIR"
 KAFKA_VERSION="${CUSTSYNC_KAFKA_VERSION:-4.1.2}"
-KAFKA_PORT="${CUSTSYNC_KAFKA_PORT:-59092}"
+KAFKA_PORT="${CUSTSYNC_KAFKA_PORT:-29092}"
 KAFKA_CONTROLLER_PORT="${CUSTSYNC_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 KAFKA_HEAP_OPTS="${CUSTSYNC_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 READY_TIMEOUT="${CUSTSYNC_KAFKA_READY_TIMEOUT:-90}"

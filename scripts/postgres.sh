@@ -5,7 +5,7 @@
 #
 # Uses Debian's `postgresql` package (installed with apt-get if missing) but never the system cluster:
 # a private cluster is initdb'ed into .services/postgres/data, listens on 127.0.0.1:$CUSTSYNC_PG_PORT only
-# (default 55432), keeps its unix socket in .services/postgres/run and logs to .services/postgres/log/.
+# (default 25432), keeps its unix socket in .services/postgres/run and logs to .services/postgres/log/.
 # When run as root the server runs as the `postgres` OS user (PostgreSQL refuses to run as root).
 # Role custsync/custsync owns the databases custsync and custsync_test (scram-sha-256 over TCP).
 set -euo pipefail
@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 SERVICES_DIR="${CUSTSYNC_SERVICES_DIR:-$ROOT/.services}"
 [[ "$SERVICES_DIR" == /* ]] || SERVICES_DIR="$PWD/$SERVICES_DIR"
-PG_PORT="${CUSTSYNC_PG_PORT:-55432}"
+PG_PORT="${CUSTSYNC_PG_PORT:-25432}"
 PG_USER="custsync"
 PG_PASSWORD="custsync"
 PG_DATABASES="${CUSTSYNC_PG_DATABASES:-custsync custsync_test}"

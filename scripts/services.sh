@@ -8,8 +8,13 @@
 #   scripts/services.sh status   show state (exit 3 if something is not running)
 #   scripts/services.sh env      print export lines; use:  eval "$(scripts/services.sh env)"
 #
-# Environment: CUSTSYNC_PG_PORT (55432), CUSTSYNC_KAFKA_PORT (59092), CUSTSYNC_KAFKA_CONTROLLER_PORT
-# (broker port + 1), CUSTSYNC_KAFKA_VERSION (4.1.2), CUSTSYNC_STRIPE_MOCK_PORT (59112),
+# The default ports sit below Linux's ephemeral range (32768-60999): a client that keeps reconnecting
+# to a stopped service on loopback can otherwise be given that very port as its own source port,
+# connect to itself, and keep the service from binding it when it restarts (the outage tests stop
+# and restart PostgreSQL and Kafka under live clients).
+#
+# Environment: CUSTSYNC_PG_PORT (25432), CUSTSYNC_KAFKA_PORT (29092), CUSTSYNC_KAFKA_CONTROLLER_PORT
+# (broker port + 1), CUSTSYNC_KAFKA_VERSION (4.1.2), CUSTSYNC_STRIPE_MOCK_PORT (29112),
 # CUSTSYNC_STRIPE_MOCK_VERSION (pinned in scripts/stripe-mock.sh), CUSTSYNC_SERVICES_DIR (<project>/.services).
 # Details: scripts/postgres.sh, scripts/kafka.sh and scripts/stripe-mock.sh (which can also be used on their own).
 set -euo pipefail

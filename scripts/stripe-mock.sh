@@ -6,12 +6,12 @@
 #
 # Built from source with the Go toolchain (`go install github.com/stripe/stripe-mock@<version>`, once) into
 # .services/stripe-mock/bin; a stamp file records the version, so a rebuild only happens when it changes.
-# Listens for HTTP on 127.0.0.1:$CUSTSYNC_STRIPE_MOCK_PORT (default 59112) only. stripe-mock also opens an
+# Listens for HTTP on 127.0.0.1:$CUSTSYNC_STRIPE_MOCK_PORT (default 29112) only. stripe-mock also opens an
 # HTTPS listener on *:12112 (all interfaces) unless told otherwise, and -http-port binds all interfaces too,
 # so it is started with `-http-addr 127.0.0.1:<port> -https-unix <socket under .services/stripe-mock/run>`:
 # no TCP port besides the loopback HTTP one. Log in .services/stripe-mock/stripe-mock.log.
 #
-# Environment: CUSTSYNC_STRIPE_MOCK_VERSION (pinned below), CUSTSYNC_STRIPE_MOCK_PORT (59112),
+# Environment: CUSTSYNC_STRIPE_MOCK_VERSION (pinned below), CUSTSYNC_STRIPE_MOCK_PORT (29112),
 # CUSTSYNC_STRIPE_MOCK_READY_TIMEOUT (30 s), CUSTSYNC_SERVICES_DIR (<project>/.services). Needs Go >= 1.22.
 set -euo pipefail
 
@@ -21,7 +21,7 @@ SERVICES_DIR="${CUSTSYNC_SERVICES_DIR:-$ROOT/.services}"
 MODULE="github.com/stripe/stripe-mock"
 # Newest release on the Go module proxy when this was written (`go list -m -versions github.com/stripe/stripe-mock`).
 SM_VERSION="${CUSTSYNC_STRIPE_MOCK_VERSION:-v0.203.0}"
-SM_PORT="${CUSTSYNC_STRIPE_MOCK_PORT:-59112}"
+SM_PORT="${CUSTSYNC_STRIPE_MOCK_PORT:-29112}"
 READY_TIMEOUT="${CUSTSYNC_STRIPE_MOCK_READY_TIMEOUT:-30}"
 
 SM_DIR="$SERVICES_DIR/stripe-mock"

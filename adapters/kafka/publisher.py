@@ -39,8 +39,13 @@ class KafkaPublisher:
     """
 
     def __init__(
-        self, bootstrap_servers: str, *, client_id: str = "custsync-publisher", linger_ms: int = 5, **options: Any
+        self, bootstrap_servers: str, *, client_id: str = "custsync-publisher", linger_ms: int = 5,
+        publish_timeout: float = 5.0, **options: Any,
     ) -> None:
+        # A healthy broker acknowledges in milliseconds. Beyond ``publish_timeout`` the caller is
+        # told the broker is unavailable (a webhook answers 503 and Stripe retries; the relay
+        # waits), rather than hanging for aiokafka's own 40 s request timeout.
+        self._publish_timeout = publish_timeout
         self._config = dict(
             bootstrap_servers=bootstrap_servers, client_id=client_id, linger_ms=linger_ms,
             enable_idempotence=True, acks="all", **options,
@@ -82,16 +87,25 @@ class KafkaPublisher:
         # future resolves when the broker acknowledges. Queueing all first lets linger_ms batch them.
         acks: list[asyncio.Future[Any]] = []
         try:
-            for e in envelopes:
-                headers = envelope_headers(e)
-                acks.append(await self._producer.send(e.topic, value=e.payload, key=e.key.encode(), headers=headers))
-        except KafkaError as exc:  # no metadata in time: the broker is unreachable
+            async with asyncio.timeout(self._publish_timeout):
+                for e in envelopes:
+                    headers = envelope_headers(e)
+                    acks.append(await self._producer.send(e.topic, value=e.payload, key=e.key.encode(), headers=headers))
+                results = await asyncio.gather(*(asyncio.shield(a) for a in acks), return_exceptions=True)
+        except (KafkaError, TimeoutError) as exc:
+            # No metadata, or no acknowledgement, in time: the broker is unreachable. What was
+            # queued may still go out later; consumers drop such duplicates by event id.
+            for ack in acks:
+                ack.add_done_callback(_retrieve)
             raise broker_unavailable(exc) from exc
-        finally:
-            # Even after a failure wait for every ack, so no future is left with an unretrieved error.
-            results = await asyncio.gather(*acks, return_exceptions=True)
         for result in results:
             if isinstance(result, KafkaError):
                 raise broker_unavailable(result) from result
             if isinstance(result, BaseException):
                 raise result
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a late failure as seen (the caller was already told the broker is unavailable)."""
+    if not future.cancelled():
+        future.exception()

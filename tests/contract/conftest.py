@@ -17,7 +17,7 @@ from adapters.postgres.migrations import upgrade_engine
 from adapters.postgres.tables import ALL_TABLES
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 
-DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://custsync:custsync@127.0.0.1:55432/custsync_test"
+DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://custsync:custsync@127.0.0.1:25432/custsync_test"
 
 
 @pytest.fixture(scope="session")

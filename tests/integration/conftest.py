@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from adapters.kafka.topics import ensure_topics, wait_for_broker
 from domain.messages import dead_letter_topic
 
-KAFKA_DEFAULT_BOOTSTRAP = "127.0.0.1:59092"
+KAFKA_DEFAULT_BOOTSTRAP = "127.0.0.1:29092"
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +101,7 @@ from tests.support.stripe_server import StripeServer, free_port  # noqa: E402
 PIPELINE_DATABASE = "custsync_it"
 PIPELINE_WEBHOOK_SECRET = "whsec_integration"
 PIPELINE_API_TOKEN = "it-api-token"
-DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://custsync:custsync@127.0.0.1:55432/custsync_test"
+DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://custsync:custsync@127.0.0.1:25432/custsync_test"
 
 
 @pytest.fixture(scope="session")

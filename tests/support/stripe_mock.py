@@ -11,7 +11,7 @@ import os
 
 import httpx
 
-STRIPE_MOCK_DEFAULT_URL = "http://127.0.0.1:59112"
+STRIPE_MOCK_DEFAULT_URL = "http://127.0.0.1:29112"
 STRIPE_MOCK_KEY = "sk_test_123"  # any sk_test_ key will do; stripe-mock only checks the form
 
 

@@ -60,6 +60,8 @@ class StripeServer:
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, idempotency key)
         self.dashboard_requests = 0
         self.faults = 0
+        self.down_status: int | None = None  # an outage: every API call (not the dashboard) gets this
+        self.outage_answers = 0
         self.hold: Callable[[str, str], bool] | None = None  # (method, path) -> hold the response?
         self.held = threading.Event()
         self._random = random.Random(seed)
@@ -109,6 +111,12 @@ class StripeServer:
             self.dashboard_requests += 1
         else:
             self.requests.append((method, path, key))
+        if self.down_status is not None and not dashboard:
+            # An incident at Stripe's edge: refused before anything ran, so nothing is saved
+            # under the idempotency key either.
+            self.outage_answers += 1
+            error = {"error": {"type": "api_error", "message": "Stripe is temporarily unavailable (test server outage)"}}
+            return await self._send(send, self.down_status, error)
         parts = path.strip("/").split("/")
         call = _METHODS.get((method, len(parts))) if parts[:2] == ["v1", "customers"] else None
         if call and not dashboard and self.fault_rate and self._random.random() < self.fault_rate:
