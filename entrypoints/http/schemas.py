@@ -12,6 +12,7 @@ from application.customers.queries import CustomerView, Link
 from domain.customer import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, Customer
 from domain.dead_letters import DeadLetter
 from domain.sync import SyncRecord
+from entrypoints.http.params import BIGINT_MAX
 
 # The domain owns the rules (it trims, then checks); the schema only describes them.
 Name = Annotated[str, Meta(examples=["Ada Lovelace"], description=f"Trimmed; 1 to {NAME_MAX_LENGTH} characters.")]
@@ -128,7 +129,7 @@ class DeadLetterOut(msgspec.Struct):
 class DeadLetterReplay(msgspec.Struct, forbid_unknown_fields=True):
     """Exactly one of ``ids`` (those letters) or ``"all": true`` (every letter not yet replayed)."""
 
-    ids: Annotated[list[int], Meta(min_length=1, examples=[[1, 2]])] | UnsetType = UNSET
+    ids: Annotated[list[Annotated[int, Meta(ge=1, le=BIGINT_MAX)]], Meta(min_length=1, examples=[[1, 2]])] | UnsetType = UNSET
     all: bool | UnsetType = UNSET
 
 
