@@ -65,12 +65,15 @@ async def test_a_signed_webhook_nested_a_thousand_deep_is_400(client, system, pa
 
 # -- ids: one spelling per customer ----------------------------------------------------------------
 
-NON_CANONICAL_IDS = ["+1", "%201", "1%20", "%2B1", "01", "001", "1_000", "١", "%D9%A1", "１", "-1", "1.0", "1e0", "0x1", " 1"]
+# Spellings int() reads as 1, others it refuses, and canonical ids no customer has (0 is never
+# issued; beyond a bigint none can be).
+NAMING_NO_CUSTOMER = ["+1", "%201", "1%20", "%2B1", "01", "001", "1_000", "١", "%D9%A1", "１", "-1", "1.0", "1e0", "0x1", " 1",
+                      "0", "9223372036854775807", "9223372036854775808", "99999999999999999999"]
 ID_ROUTES = [("GET", ""), ("HEAD", ""), ("PUT", ""), ("PATCH", ""), ("GET", "/sync-events"), ("DELETE", "")]
 BODIES = {"PUT": {"name": "Grace", "email": None}, "PATCH": {"name": "Grace"}}
 
 
-@pytest.mark.parametrize("spelling", NON_CANONICAL_IDS)
+@pytest.mark.parametrize("spelling", NAMING_NO_CUSTOMER)
 @pytest.mark.parametrize("method, suffix", ID_ROUTES)
 async def test_only_the_canonical_spelling_of_an_id_names_a_customer(client, system, method, suffix, spelling):
     await create(client, name="Ada")
@@ -82,13 +85,6 @@ async def test_only_the_canonical_spelling_of_an_id_names_a_customer(client, sys
     if method != "HEAD":
         assert_problem(response, 404)
     assert await settled_state(system) == before
-
-
-@pytest.mark.parametrize("spelling", ["9223372036854775807", "9223372036854775808", "99999999999999999999", "0"])
-async def test_ids_beyond_a_bigint_or_never_issued_are_404(client, spelling):
-    await create(client, name="Ada")
-
-    assert_problem(await client.get(url(spelling)), 404)
 
 
 async def test_the_canonical_id_still_names_the_customer_on_every_route(client):
@@ -146,10 +142,3 @@ async def test_several_if_match_lines_are_one_list(client, system, lines, status
     assert code == status, body
     if status == 422:
         assert [e["field"] for e in json.loads(body)["errors"]] == ["If-Match"]
-
-
-async def test_if_match_star_on_a_deleted_customer_is_404(client):
-    await create(client, name="Ada")
-    assert (await client.delete(url(1))).status_code == 204
-
-    assert_problem(await client.patch(url(1), json={"name": "X"}, headers={"if-match": "*"}), 404)
