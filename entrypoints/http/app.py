@@ -17,6 +17,7 @@ from entrypoints.http.dead_letters import DeadLetterController
 from entrypoints.http.dev import FakeStripeController
 from entrypoints.http.guards import printable_parameters
 from entrypoints.http.methods import correct_allow, get
+from entrypoints.http.openapi import COMPONENTS, document
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.schemas import Health
 from entrypoints.http.webhooks import webhook
@@ -69,9 +70,11 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
             description="A customer catalog kept in two-way sync with Stripe.",
             path=SCHEMA_PATH,
             render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+            components=COMPONENTS,
         ),
         **litestar_options,
     )
     app.state.api_token = settings.api_token
     correct_allow(app)
+    document(app)
     return app

@@ -21,6 +21,7 @@ from domain.customer import Customer
 from entrypoints.http.deps import ClockDep, SystemsDep, UowDep
 from entrypoints.http.guards import json_body, requires_api_token
 from entrypoints.http.methods import get
+from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.params import PRINTABLE, CustomerIdPath, catalog_id
 from entrypoints.http.preconditions import expected_versions
 from entrypoints.http.schemas import CustomerCreate, CustomerOut, CustomerPageOut, CustomerPatch, CustomerReplace, SyncEventOut
@@ -43,8 +44,9 @@ class CustomerController(Controller):
     tags = ["customers"]
     guards = [requires_api_token, json_body]
     dependencies = {"versions": Provide(_versions, sync_to_thread=False)}
+    security = SECURITY
 
-    @get("/", summary="List customers, oldest first")
+    @get("/", summary="List customers, oldest first", responses=problems(*GUARDED, 422))
     async def list_customers(
         self,
         uow: UowDep,
@@ -58,35 +60,41 @@ class CustomerController(Controller):
         next_cursor = _encode_cursor(page.next_after_id) if page.next_after_id is not None else None
         return CustomerPageOut([CustomerOut.of(c) for c in page.customers], limit, next_cursor)
 
-    @post("/", summary="Create a customer", status_code=HTTP_201_CREATED)
+    @post("/", summary="Create a customer", status_code=HTTP_201_CREATED, responses=problems(*GUARDED, *BODY))
     async def create_customer(self, data: JSONBody[CustomerCreate], uow: UowDep, clock: ClockDep) -> Response[CustomerOut]:
         customer = await create_customer(CreateCustomer(name=data.name, email=data.email), uow, clock)
         return _one(customer, HTTP_201_CREATED, location=True)
 
-    @get("/{customer_id:str}", summary="Get a customer with its links to external systems")
+    @get("/{customer_id:str}", summary="Get a customer with its links to external systems", responses=problems(*GUARDED, 404, 422))
     async def get_customer(self, customer_id: CustomerIdPath, uow: UowDep, systems: SystemsDep) -> Response[CustomerOut]:
         view = await get_customer(catalog_id(customer_id), uow, systems)
         return Response(CustomerOut.of(view.customer, view), headers={"ETag": _etag(view.customer)})
 
-    @put("/{customer_id:str}", summary="Replace a customer's fields")
+    @put("/{customer_id:str}", summary="Replace a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
     async def replace_customer(
         self, customer_id: CustomerIdPath, data: JSONBody[CustomerReplace], uow: UowDep, clock: ClockDep, versions: Versions
     ) -> Response[CustomerOut]:
         cmd = ReplaceCustomer(customer_id=catalog_id(customer_id), name=data.name, email=data.email, expected_versions=versions)
         return _one(await replace_customer(cmd, uow, clock))
 
-    @patch("/{customer_id:str}", summary="Change some of a customer's fields")
+    @patch("/{customer_id:str}", summary="Change some of a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
     async def patch_customer(
         self, customer_id: CustomerIdPath, data: JSONBody[CustomerPatch], uow: UowDep, clock: ClockDep, versions: Versions
     ) -> Response[CustomerOut]:
         cmd = PatchCustomer(customer_id=catalog_id(customer_id), changes=data.changes(), expected_versions=versions)
         return _one(await patch_customer(cmd, uow, clock))
 
-    @delete("/{customer_id:str}", summary="Delete a customer (here and in every integration)", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{customer_id:str}", summary="Delete a customer (here and in every integration)", status_code=HTTP_204_NO_CONTENT,
+        responses=problems(*GUARDED, 404, 409, 412, 422),
+    )
     async def delete_customer(self, customer_id: CustomerIdPath, uow: UowDep, clock: ClockDep, versions: Versions) -> None:
         await delete_customer(DeleteCustomer(customer_id=catalog_id(customer_id), expected_versions=versions), uow, clock)
 
-    @get("/{customer_id:str}/sync-events", summary="A customer's sync history, newest first (a deleted customer's too)")
+    @get(
+        "/{customer_id:str}/sync-events", summary="A customer's sync history, newest first (a deleted customer's too)",
+        responses=problems(*GUARDED, 404, 422),
+    )
     async def sync_events(
         self, customer_id: CustomerIdPath, uow: UowDep, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
     ) -> list[SyncEventOut]:

@@ -14,6 +14,7 @@ from application.sync.dead_letters import DEFAULT_LIMIT, MAX_LIMIT, list_dead_le
 from entrypoints.http.deps import ClockDep, PublisherDep, UowDep, UowFactoryDep
 from entrypoints.http.guards import json_body, requires_api_token
 from entrypoints.http.methods import get
+from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.schemas import DeadLetterOut, DeadLetterReplay, ReplayOut
 
 
@@ -21,8 +22,9 @@ class DeadLetterController(Controller):
     path = "/api/v1/dead-letters"
     tags = ["dead letters"]
     guards = [requires_api_token, json_body]
+    security = SECURITY
 
-    @get("/", summary="Dead letters, newest first")
+    @get("/", summary="Dead letters, newest first", responses=problems(*GUARDED, 422))
     async def list_dead_letters(
         self,
         uow: UowDep,
@@ -35,6 +37,7 @@ class DeadLetterController(Controller):
         "/replay", summary="Send dead letters back to their topics", status_code=HTTP_200_OK,
         description='`{"ids": [...]}` or `{"all": true}`. 404 if an id is unknown or already replayed '
         "(then nothing is replayed). A letter that fails again comes back to the list.",
+        responses=problems(*GUARDED, *BODY, 404),
     )
     async def replay(
         self, data: JSONBody[DeadLetterReplay], request: Request, uow_factory: UowFactoryDep, publisher: PublisherDep, clock: ClockDep

@@ -135,3 +135,23 @@ class DeadLetterReplay(msgspec.Struct, forbid_unknown_fields=True):
 
 class ReplayOut(msgspec.Struct):
     replayed: list[int]
+
+
+class FieldProblem(msgspec.Struct):
+    field: Annotated[str, Meta(description='The offending field, query or path parameter, or header ("If-Match").')]
+    reason: str
+    # Where it was: body, query, path or header (absent for the catalog's own field rules).
+    in_: str | UnsetType = msgspec.field(default=UNSET, name="in")
+
+
+class Problem(msgspec.Struct):
+    """An RFC 9457 problem; the optional members appear where they apply."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | UnsetType = UNSET
+    errors: Annotated[list[FieldProblem], Meta(description="422: every offending field, with why.")] | UnsetType = UNSET
+    current_version: Annotated[int, Meta(description="412: the customer's version now.")] | UnsetType = UNSET
+    unknown_ids: Annotated[list[int], Meta(description="404 on a replay: ids of no dead letter.")] | UnsetType = UNSET
+    replayed_ids: Annotated[list[int], Meta(description="404 on a replay: ids already replayed.")] | UnsetType = UNSET
