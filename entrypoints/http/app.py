@@ -76,5 +76,5 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
     )
     app.state.api_token = settings.api_token
     correct_allow(app)
-    document(app)
+    document(app, systems=list(container.integrations()))
     return app

@@ -23,18 +23,18 @@ from entrypoints.http.guards import json_body, requires_api_token
 from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.params import PRINTABLE, CustomerIdPath, catalog_id
-from entrypoints.http.preconditions import expected_versions
+from entrypoints.http.preconditions import IF_MATCH_PATTERN, expected_versions
 from entrypoints.http.schemas import CustomerCreate, CustomerOut, CustomerPageOut, CustomerPatch, CustomerReplace, SyncEventOut
 
-IfMatch = Annotated[str | None, HeaderParameter(
-    name="If-Match",
+IfMatch = Annotated[str, HeaderParameter(
+    name="If-Match", required=False, schema_extra={"pattern": IF_MATCH_PATTERN},
     description='`*`, or the ETag of a GET (`"3"`), or a list of them (`"3", "4"`): the write happens only if the '
     "customer is at one of those versions (strong comparison: a weak `W/` tag never matches), else 412.",
 )]
 Versions = SkipValidation[frozenset[int] | None]
 
 
-def _versions(request: Request, if_match: IfMatch = None) -> frozenset[int] | None:
+def _versions(request: Request, if_match: IfMatch = "") -> frozenset[int] | None:
     # Every If-Match line, not only the first: several lines are one list (RFC 9110, section 5.3).
     return expected_versions(request.headers.getall("if-match", []))
 

@@ -55,9 +55,16 @@ BODY = (400, 413, 415, 422)
 GUARDED = (401, 503)
 
 
-def document(app: Litestar) -> None:
-    """Complete the generated document in place (call once, before it is first served)."""
+def document(app: Litestar, systems: list[str]) -> None:
+    """Complete the generated document in place (call once, before it is first served);
+    ``systems``: the integrations configured, the only values of a webhook's ``{system}``."""
     openapi = app.openapi_schema
+    replay = (openapi.components.schemas or {}).get(DeadLetterReplay.__name__)
+    if replay is not None:  # exactly one of the two, and "all" only as true
+        replay.one_of = [
+            Schema(required=["ids"], schema_not=Schema(required=["all"])),
+            Schema(required=["all"], properties={"all": Schema(const=True)}, schema_not=Schema(required=["ids"])),
+        ]
     for name, struct in [(s.__name__, s) for s in CLOSED]:
         schema = (openapi.components.schemas or {}).get(name)
         if schema is not None and struct.__struct_config__.forbid_unknown_fields:
@@ -70,7 +77,7 @@ def document(app: Litestar) -> None:
     _customer_links(openapi.paths or {})
     webhook = (openapi.paths or {}).get("/api/v1/webhooks/{system}")
     if webhook is not None and webhook.post is not None:
-        _signed_body(webhook.post)
+        _signed_body(webhook.post, systems)
 
 
 def _operations(item: Any) -> list[Operation]:
@@ -123,7 +130,10 @@ def _customer_links(paths: dict[str, Any]) -> None:
                 response.headers["Location"] = OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), required=True)
 
 
-def _signed_body(operation: Operation) -> None:
+def _signed_body(operation: Operation, systems: list[str]) -> None:
+    for parameter in operation.parameters or []:
+        if isinstance(parameter, Parameter) and parameter.name == "system" and isinstance(parameter.schema, Schema):
+            parameter.schema.enum = list(systems)
     operation.request_body = RequestBody(
         required=True, description="The event exactly as the system sent it: the signature covers these bytes.",
         content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},

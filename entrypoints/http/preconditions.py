@@ -18,6 +18,9 @@ from litestar.exceptions import ValidationException
 # elements), optional whitespace, then a comma or the end. etagc = %x21 / %x23-7E / obs-text; the
 # header arrives decoded as latin-1, so obs-text is \x80-\xff.
 _ELEMENT = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(?:,|\Z)')
+# The same grammar as one regular expression, for the OpenAPI document (what the parser accepts).
+_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+IF_MATCH_PATTERN = rf"^[ \t]*(?:\*|(?:,[ \t]*)*{_TAG}(?:[ \t]*,[ \t]*(?:{_TAG})?)*)[ \t]*$"
 _VERSION = re.compile(r"0|[1-9][0-9]{0,18}")  # how this API writes a version inside the quotes
 
 

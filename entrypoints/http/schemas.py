@@ -15,8 +15,16 @@ from domain.sync import SyncRecord
 from entrypoints.http.params import BIGINT_MAX
 
 # The domain owns the rules (it trims, then checks); the schema only describes them.
-Name = Annotated[str, Meta(examples=["Ada Lovelace"], description=f"Trimmed; 1 to {NAME_MAX_LENGTH} characters.")]
-Email = Annotated[str, Meta(examples=["ada@example.com"], description=f"Trimmed; a valid address of at most {EMAIL_MAX_LENGTH} characters.")]
+# The lengths are also checked here, as sent (the domain counts after trimming), so that the schema's
+# maxLength is exactly what is refused.
+Name = Annotated[str, Meta(
+    min_length=1, max_length=NAME_MAX_LENGTH, examples=["Ada Lovelace"],
+    description=f"Trimmed; 1 to {NAME_MAX_LENGTH} characters, not blank, no control characters.",
+)]
+Email = Annotated[str, Meta(
+    min_length=1, max_length=EMAIL_MAX_LENGTH, examples=["ada@example.com"],
+    description=f"Trimmed; a plausible address (as Stripe checks them) of at most {EMAIL_MAX_LENGTH} characters.",
+)]
 
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
