@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help install dev test unit lint services services-stop services-status clean
+.PHONY: help install dev test unit lint fuzz services services-stop services-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ test: install lint services ## Install, start PostgreSQL and Kafka, run the whol
 
 unit: install ## Only the fast tests (no services)
 	$(BIN)/pytest tests/unit tests/http tests/e2e
+
+fuzz: install services ## schemathesis over the whole API on PostgreSQL, longer and with a new seed (FUZZ_EXAMPLES=200)
+	eval "$$(scripts/services.sh env)" && SCHEMATHESIS_MAX_EXAMPLES=$${FUZZ_EXAMPLES:-200} SCHEMATHESIS_SEED= \
+		$(BIN)/pytest tests/integration/test_schemathesis.py -s -p no:cacheprovider
 
 services: ## Install (first time) and start PostgreSQL and Kafka on 127.0.0.1, data in .services/
 	scripts/services.sh up

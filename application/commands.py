@@ -14,18 +14,21 @@ class ReplaceCustomer(msgspec.Struct, frozen=True, kw_only=True):
     customer_id: int
     name: str | None
     email: str | None
-    expected_version: int | None = None  # optimistic concurrency (HTTP If-Match)
+    # Optimistic concurrency (HTTP If-Match): the write proceeds only from one of these versions;
+    # None: no precondition. Several, because If-Match may list several tags; none (empty), when
+    # it named no version the customer can be at (a weak tag, a tag this API never issued).
+    expected_versions: frozenset[int] | None = None
 
 
 class PatchCustomer(msgspec.Struct, frozen=True, kw_only=True):
     customer_id: int
     changes: dict[str, str | None]  # only the fields to change; None clears a field
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 class DeleteCustomer(msgspec.Struct, frozen=True, kw_only=True):
     customer_id: int
-    expected_version: int | None = None
+    expected_versions: frozenset[int] | None = None
 
 
 class ListCustomers(msgspec.Struct, frozen=True, kw_only=True):

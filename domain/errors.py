@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import msgspec
 
 
@@ -29,11 +31,12 @@ class CustomerNotFound(DomainError):
 
 
 class StaleVersion(DomainError):
-    """The client's If-Match version is not the customer's current version."""
+    """The customer's current version is none of those the client's If-Match named."""
 
-    def __init__(self, customer_id: int, expected: int, actual: int) -> None:
-        self.customer_id, self.expected, self.actual = customer_id, expected, actual
-        super().__init__(f"customer {customer_id} is at version {actual}, not {expected}")
+    def __init__(self, customer_id: int, expected: Collection[int], actual: int) -> None:
+        self.customer_id, self.expected, self.actual = customer_id, frozenset(expected), actual
+        named = f"not {' or '.join(map(str, sorted(self.expected)))}" if self.expected else "and no version it could be at was given"
+        super().__init__(f"customer {customer_id} is at version {actual}, {named}")
 
 
 class ConcurrentUpdate(DomainError):

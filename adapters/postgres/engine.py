@@ -5,9 +5,14 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 APPLICATION_NAME = "custsync"
+# How long a unit of work waits for a free pooled connection before StorageUnavailable (the API's
+# 503 with Retry-After). Above a healthy p99 under load (2.3 s at 200 clients on a 10+10 pool),
+# well below what clients and proxies wait (30-60 s): a saturated pool answers "retry" quickly
+# instead of queueing every request behind it.
+DEFAULT_POOL_TIMEOUT = 3.0
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 10, pool_timeout: float = DEFAULT_POOL_TIMEOUT) -> AsyncEngine:
     """An engine on asyncpg (``postgresql+asyncpg://...``); call ``await engine.dispose()`` at shutdown."""
     return create_async_engine(
         url,
@@ -15,7 +20,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # Absorb bursts without holding idle connections for good.
         max_overflow=pool_size,
         # Fail a request quickly when the pool is exhausted instead of queueing behind a stuck one.
-        pool_timeout=10,
+        pool_timeout=pool_timeout,
         # A connection dropped by a restart, a failover or an idle-killing proxy is replaced
         # before use rather than failing the unit of work that drew it.
         pool_pre_ping=True,

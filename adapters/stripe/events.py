@@ -45,6 +45,8 @@ def parse_event(payload: bytes, system: str) -> ExternalChange | None:
         raise InvalidWebhook(f"not a Stripe event: {exc}") from exc
     except UnicodeDecodeError:
         raise InvalidWebhook("body is not UTF-8") from None
+    except RecursionError:  # msgspec: nested beyond its depth limit (no Stripe event nests that deep)
+        raise InvalidWebhook("not a Stripe event: nested too deeply") from None
     if not event.id or len(event.id) > _EVENT_ID_MAX or not event.id.isprintable():
         raise InvalidWebhook("not a Stripe event: its id is empty, too long or unprintable")
     kind = KINDS.get(event.type)

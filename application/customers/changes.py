@@ -30,12 +30,12 @@ async def record_change(uow: UnitOfWork, customer: Customer, kind: ChangeKind, o
     )
 
 
-async def existing_customer(uow: UnitOfWork, customer_id: int, expected_version: int | None = None) -> Customer:
+async def existing_customer(uow: UnitOfWork, customer_id: int, expected_versions: frozenset[int] | None = None) -> Customer:
     customer = await uow.customers.get(customer_id)
     if customer is None or customer.deleted:
         raise CustomerNotFound(customer_id)
-    if expected_version is not None and expected_version != customer.version:
-        raise StaleVersion(customer_id, expected_version, customer.version)
+    if expected_versions is not None and customer.version not in expected_versions:
+        raise StaleVersion(customer_id, expected_versions, customer.version)
     return customer
 
 

@@ -10,7 +10,7 @@ async def delete_customer(cmd: DeleteCustomer, uow: UnitOfWork, clock: Clock) ->
     """Delete a customer here and, through the outbox, in every integration."""
     async def attempt() -> None:
         async with uow:
-            customer = await existing_customer(uow, cmd.customer_id, cmd.expected_version)
+            customer = await existing_customer(uow, cmd.customer_id, cmd.expected_versions)
             await record_change(uow, customer.tombstone(clock.now()), ChangeKind.DELETED)
             await uow.commit()
 

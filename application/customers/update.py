@@ -12,20 +12,20 @@ from domain.messages import ChangeKind
 async def replace_customer(cmd: ReplaceCustomer, uow: UnitOfWork, clock: Clock) -> Customer:
     """Replace every synced field (PUT)."""
     data = validated(cmd.name, cmd.email)
-    return await _revise(uow, clock, cmd.customer_id, cmd.expected_version, lambda _: data)
+    return await _revise(uow, clock, cmd.customer_id, cmd.expected_versions, lambda _: data)
 
 
 async def patch_customer(cmd: PatchCustomer, uow: UnitOfWork, clock: Clock) -> Customer:
     """Change only the given fields (PATCH)."""
-    return await _revise(uow, clock, cmd.customer_id, cmd.expected_version, lambda d: validated_changes(d, cmd.changes))
+    return await _revise(uow, clock, cmd.customer_id, cmd.expected_versions, lambda d: validated_changes(d, cmd.changes))
 
 
 async def _revise(
-    uow: UnitOfWork, clock: Clock, customer_id: int, expected_version: int | None, change: Callable[[CustomerData], CustomerData]
+    uow: UnitOfWork, clock: Clock, customer_id: int, expected_versions: frozenset[int] | None, change: Callable[[CustomerData], CustomerData]
 ) -> Customer:
     async def attempt() -> Customer:
         async with uow:
-            customer = await existing_customer(uow, customer_id, expected_version)
+            customer = await existing_customer(uow, customer_id, expected_versions)
             revised = customer.revised(change(customer.data), clock.now())
             # A write that changes nothing emits nothing: no event, no external call, same version.
             if revised is not customer:

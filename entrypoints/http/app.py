@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request
 from litestar.response import Redirect
 from litestar.di import Provide
+from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
@@ -14,6 +15,9 @@ from entrypoints.container import Container
 from entrypoints.http.customers import CustomerController
 from entrypoints.http.dead_letters import DeadLetterController
 from entrypoints.http.dev import FakeStripeController
+from entrypoints.http.guards import printable_parameters
+from entrypoints.http.methods import correct_allow, get
+from entrypoints.http.openapi import COMPONENTS, document
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.schemas import Health
 from entrypoints.http.webhooks import webhook
@@ -55,6 +59,10 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         route_handlers=handlers,
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[printable_parameters],
+        # Our handlers log what deserves it (a 500's trace, a 503's cause); Litestar's own exception
+        # logging would add a trace for every 4xx under debug.
+        logging_config=LoggingConfig(log_exceptions="never"),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="custsync",
@@ -62,8 +70,11 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
             description="A customer catalog kept in two-way sync with Stripe.",
             path=SCHEMA_PATH,
             render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+            components=COMPONENTS,
         ),
         **litestar_options,
     )
     app.state.api_token = settings.api_token
+    correct_allow(app)
+    document(app, systems=list(container.integrations()))
     return app

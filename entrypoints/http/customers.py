@@ -6,9 +6,10 @@ import base64
 import binascii
 from typing import Annotated
 
-from litestar import Controller, Response, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, patch, post, put
+from litestar.di import Provide
 from litestar.exceptions import ValidationException
-from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, QueryParameter, SkipValidation
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from application.commands import CreateCustomer, DeleteCustomer, ListCustomers, PatchCustomer, ReplaceCustomer
@@ -19,62 +20,85 @@ from application.customers.update import patch_customer, replace_customer
 from domain.customer import Customer
 from entrypoints.http.deps import ClockDep, SystemsDep, UowDep
 from entrypoints.http.guards import json_body, requires_api_token
+from entrypoints.http.methods import get
+from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
+from entrypoints.http.params import PRINTABLE, CustomerIdPath, catalog_id
+from entrypoints.http.preconditions import IF_MATCH_PATTERN, expected_versions
 from entrypoints.http.schemas import CustomerCreate, CustomerOut, CustomerPageOut, CustomerPatch, CustomerReplace, SyncEventOut
 
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description='The ETag from a GET ("<version>"); 412 if stale.')]
-CustomerId = Annotated[int, PathParameter(description="The catalog's integer id.")]
+IfMatch = Annotated[str, HeaderParameter(
+    name="If-Match", required=False, schema_extra={"pattern": IF_MATCH_PATTERN},
+    description='`*`, or the ETag of a GET (`"3"`), or a list of them (`"3", "4"`): the write happens only if the '
+    "customer is at one of those versions (strong comparison: a weak `W/` tag never matches), else 412.",
+)]
+Versions = SkipValidation[frozenset[int] | None]
+
+
+def _versions(request: Request, if_match: IfMatch = "") -> frozenset[int] | None:
+    # Every If-Match line, not only the first: several lines are one list (RFC 9110, section 5.3).
+    return expected_versions(request.headers.getall("if-match", []))
 
 
 class CustomerController(Controller):
     path = "/api/v1/customers"
     tags = ["customers"]
     guards = [requires_api_token, json_body]
+    dependencies = {"versions": Provide(_versions, sync_to_thread=False)}
+    security = SECURITY
 
-    @get("/", summary="List customers, oldest first")
+    @get("/", summary="List customers, oldest first", responses=problems(*GUARDED, 422))
     async def list_customers(
         self,
         uow: UowDep,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
         cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page.")] = None,
-        email: Annotated[str | None, QueryParameter(max_length=1024, description="Exact match, case-insensitive.")] = None,
+        email: Annotated[str | None, QueryParameter(
+            max_length=1024, description="Exact match, case-insensitive.", schema_extra={"pattern": PRINTABLE}
+        )] = None,
     ) -> CustomerPageOut:
         page = await list_customers(ListCustomers(limit=limit, after_id=_decode_cursor(cursor), email=email), uow)
         next_cursor = _encode_cursor(page.next_after_id) if page.next_after_id is not None else None
         return CustomerPageOut([CustomerOut.of(c) for c in page.customers], limit, next_cursor)
 
-    @post("/", summary="Create a customer", status_code=HTTP_201_CREATED)
+    @post("/", summary="Create a customer", status_code=HTTP_201_CREATED, responses=problems(*GUARDED, *BODY))
     async def create_customer(self, data: JSONBody[CustomerCreate], uow: UowDep, clock: ClockDep) -> Response[CustomerOut]:
         customer = await create_customer(CreateCustomer(name=data.name, email=data.email), uow, clock)
         return _one(customer, HTTP_201_CREATED, location=True)
 
-    @get("/{customer_id:int}", summary="Get a customer with its links to external systems")
-    async def get_customer(self, customer_id: CustomerId, uow: UowDep, systems: SystemsDep) -> Response[CustomerOut]:
-        view = await get_customer(customer_id, uow, systems)
+    @get("/{customer_id:str}", summary="Get a customer with its links to external systems", responses=problems(*GUARDED, 404, 422))
+    async def get_customer(self, customer_id: CustomerIdPath, uow: UowDep, systems: SystemsDep) -> Response[CustomerOut]:
+        view = await get_customer(catalog_id(customer_id), uow, systems)
         return Response(CustomerOut.of(view.customer, view), headers={"ETag": _etag(view.customer)})
 
-    @put("/{customer_id:int}", summary="Replace a customer's fields")
+    @put("/{customer_id:str}", summary="Replace a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
     async def replace_customer(
-        self, customer_id: CustomerId, data: JSONBody[CustomerReplace], uow: UowDep, clock: ClockDep, if_match: IfMatch = None
+        self, customer_id: CustomerIdPath, data: JSONBody[CustomerReplace], uow: UowDep, clock: ClockDep, versions: Versions
     ) -> Response[CustomerOut]:
-        cmd = ReplaceCustomer(customer_id=customer_id, name=data.name, email=data.email, expected_version=_version(if_match))
+        cmd = ReplaceCustomer(customer_id=catalog_id(customer_id), name=data.name, email=data.email, expected_versions=versions)
         return _one(await replace_customer(cmd, uow, clock))
 
-    @patch("/{customer_id:int}", summary="Change some of a customer's fields")
+    @patch("/{customer_id:str}", summary="Change some of a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
     async def patch_customer(
-        self, customer_id: CustomerId, data: JSONBody[CustomerPatch], uow: UowDep, clock: ClockDep, if_match: IfMatch = None
+        self, customer_id: CustomerIdPath, data: JSONBody[CustomerPatch], uow: UowDep, clock: ClockDep, versions: Versions
     ) -> Response[CustomerOut]:
-        cmd = PatchCustomer(customer_id=customer_id, changes=data.changes(), expected_version=_version(if_match))
+        cmd = PatchCustomer(customer_id=catalog_id(customer_id), changes=data.changes(), expected_versions=versions)
         return _one(await patch_customer(cmd, uow, clock))
 
-    @delete("/{customer_id:int}", summary="Delete a customer (here and in every integration)", status_code=HTTP_204_NO_CONTENT)
-    async def delete_customer(self, customer_id: CustomerId, uow: UowDep, clock: ClockDep, if_match: IfMatch = None) -> None:
-        await delete_customer(DeleteCustomer(customer_id=customer_id, expected_version=_version(if_match)), uow, clock)
+    @delete(
+        "/{customer_id:str}", summary="Delete a customer (here and in every integration)", status_code=HTTP_204_NO_CONTENT,
+        responses=problems(*GUARDED, 404, 409, 412, 422),
+    )
+    async def delete_customer(self, customer_id: CustomerIdPath, uow: UowDep, clock: ClockDep, versions: Versions) -> None:
+        await delete_customer(DeleteCustomer(customer_id=catalog_id(customer_id), expected_versions=versions), uow, clock)
 
-    @get("/{customer_id:int}/sync-events", summary="A customer's sync history, newest first")
+    @get(
+        "/{customer_id:str}/sync-events", summary="A customer's sync history, newest first (a deleted customer's too)",
+        responses=problems(*GUARDED, 404, 422),
+    )
     async def sync_events(
-        self, customer_id: CustomerId, uow: UowDep, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
+        self, customer_id: CustomerIdPath, uow: UowDep, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
     ) -> list[SyncEventOut]:
-        return [SyncEventOut.of(r) for r in await sync_history(customer_id, uow, limit)]
+        return [SyncEventOut.of(r) for r in await sync_history(catalog_id(customer_id), uow, limit)]
 
 
 def _one(customer: Customer, status: int = 200, location: bool = False) -> Response[CustomerOut]:
@@ -86,16 +110,6 @@ def _one(customer: Customer, status: int = 200, location: bool = False) -> Respo
 
 def _etag(customer: Customer) -> str:
     return f'"{customer.version}"'
-
-
-def _version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    # isascii: str.isdigit() is also true of "²" and other digits that int() refuses (a 500 otherwise).
-    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18:
-        raise ValidationException(extra=[{"key": "If-Match", "message": "must be an ETag returned by this API", "source": "header"}])
-    return int(tag)
 
 
 def _encode_cursor(after_id: int) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+import msgspec
+from litestar import Controller, Request, post
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
@@ -12,6 +13,8 @@ from litestar.status_codes import HTTP_200_OK
 from application.sync.dead_letters import DEFAULT_LIMIT, MAX_LIMIT, list_dead_letters, replay_dead_letters
 from entrypoints.http.deps import ClockDep, PublisherDep, UowDep, UowFactoryDep
 from entrypoints.http.guards import json_body, requires_api_token
+from entrypoints.http.methods import get
+from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.schemas import DeadLetterOut, DeadLetterReplay, ReplayOut
 
 
@@ -19,8 +22,9 @@ class DeadLetterController(Controller):
     path = "/api/v1/dead-letters"
     tags = ["dead letters"]
     guards = [requires_api_token, json_body]
+    security = SECURITY
 
-    @get("/", summary="Dead letters, newest first")
+    @get("/", summary="Dead letters, newest first", responses=problems(*GUARDED, 422))
     async def list_dead_letters(
         self,
         uow: UowDep,
@@ -33,11 +37,21 @@ class DeadLetterController(Controller):
         "/replay", summary="Send dead letters back to their topics", status_code=HTTP_200_OK,
         description='`{"ids": [...]}` or `{"all": true}`. 404 if an id is unknown or already replayed '
         "(then nothing is replayed). A letter that fails again comes back to the list.",
+        responses=problems(*GUARDED, *BODY, 404),
     )
     async def replay(
-        self, data: JSONBody[DeadLetterReplay], uow_factory: UowFactoryDep, publisher: PublisherDep, clock: ClockDep
+        self, data: JSONBody[DeadLetterReplay], request: Request, uow_factory: UowFactoryDep, publisher: PublisherDep, clock: ClockDep
     ) -> ReplayOut:
-        return ReplayOut(await replay_dead_letters(_selection(data), uow_factory, publisher, clock))
+        return ReplayOut(await replay_dead_letters(_selection(await _strictly(request)), uow_factory, publisher, clock))
+
+
+async def _strictly(request: Request) -> DeadLetterReplay:
+    """The body read again without Litestar's lenient conversion (``"1"`` or ``1.0`` as the id 1,
+    ``"true"`` or ``1`` as true): a replay names letters, so it takes JSON integers and booleans only."""
+    try:
+        return msgspec.convert(await request.json(), DeadLetterReplay, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(extra=[{"key": "data", "message": str(exc), "source": "body"}]) from None
 
 
 def _selection(data: DeadLetterReplay) -> list[int] | None:

@@ -1,11 +1,12 @@
-"""Request guards: the API token and the JSON media type."""
+"""Request guards: the API token, the JSON media type, and printable parameters."""
 
 from __future__ import annotations
 
 import hmac
+import unicodedata
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
@@ -30,4 +31,17 @@ def json_body(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise HTTPException(
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"send the body as application/json (got {media_type or 'no Content-Type'})",
+        )
+
+
+def printable_parameters(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """No query or path value may hold a control character: PostgreSQL text refuses NUL (an error,
+    not a miss), and no value this API stores or compares holds one. (Lone surrogates cannot
+    arrive: percent-decoding replaces invalid UTF-8 and msgspec refuses them in JSON.)"""
+    params = [("query", name, value) for name, value in connection.query_params.multi_items()]
+    params += [("path", name, value) for name, value in connection.path_params.items() if isinstance(value, str)]
+    bad = [(source, name) for source, name, value in params if any(unicodedata.category(c) == "Cc" for c in value)]
+    if bad:
+        raise ValidationException(
+            extra=[{"key": name, "message": "must not contain control characters", "source": source} for source, name in bad]
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any
 
@@ -18,7 +19,7 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from application.errors import InvalidWebhook, UnknownSystem, WebhookNotConfigured
+from application.errors import BackendUnavailable, InvalidWebhook, UnknownSystem, WebhookNotConfigured
 from domain.errors import ConcurrentUpdate, CustomerNotFound, DeadLetterNotFound, InvalidCustomer, StaleVersion
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DEFAULT_RETRY_AFTER = 5  # seconds, when the backend did not say (a restart, a lost connection)
 
 
 def problem(status: int, title: str, detail: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Response[dict[str, Any]]:
@@ -100,6 +102,26 @@ def _undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
     return _unexpected(request, exc)
 
 
+def _too_deep(request: Request, exc: RecursionError) -> Response:
+    """JSON nested deeper than the decoder's recursion limit (msgspec raises RecursionError, which
+    Litestar lets through): the sender's fault, never a 500 nor a logged trace."""
+    if request.method in _BODY_METHODS:
+        return problem(HTTP_400_BAD_REQUEST, "Bad request", "the request body is nested too deeply")
+    return _unexpected(request, exc)
+
+
+def _unavailable(request: Request, exc: BackendUnavailable) -> Response:
+    """A backend down, restarting or saturated (the database pool exhausted): 503 with
+    Retry-After, so that clients and load balancers back off instead of piling up. One log line,
+    no trace: the cause is operational, not a bug, and the driver's details stay out of the answer."""
+    retry_after = max(1, math.ceil(exc.retry_after if exc.retry_after is not None else DEFAULT_RETRY_AFTER))
+    log.warning("%s %s: %s (answered 503, Retry-After %d)", request.method, request.url.path, exc, retry_after)
+    return problem(
+        HTTP_503_SERVICE_UNAVAILABLE, "Service unavailable", f"the {exc.backend} is unavailable right now; retry in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def _not_configured(_: Request, exc: WebhookNotConfigured) -> Response:
     return problem(HTTP_503_SERVICE_UNAVAILABLE, "Service unavailable", str(exc))
 
@@ -126,5 +148,7 @@ EXCEPTION_HANDLERS = {
     InvalidWebhook: _invalid_webhook,
     WebhookNotConfigured: _not_configured,
     UnicodeDecodeError: _undecodable,
+    RecursionError: _too_deep,
+    BackendUnavailable: _unavailable,
     Exception: _unexpected,
 }

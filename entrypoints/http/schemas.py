@@ -12,10 +12,19 @@ from application.customers.queries import CustomerView, Link
 from domain.customer import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, Customer
 from domain.dead_letters import DeadLetter
 from domain.sync import SyncRecord
+from entrypoints.http.params import BIGINT_MAX
 
 # The domain owns the rules (it trims, then checks); the schema only describes them.
-Name = Annotated[str, Meta(examples=["Ada Lovelace"], description=f"Trimmed; 1 to {NAME_MAX_LENGTH} characters.")]
-Email = Annotated[str, Meta(examples=["ada@example.com"], description=f"Trimmed; a valid address of at most {EMAIL_MAX_LENGTH} characters.")]
+# The lengths are also checked here, as sent (the domain counts after trimming), so that the schema's
+# maxLength is exactly what is refused.
+Name = Annotated[str, Meta(
+    min_length=1, max_length=NAME_MAX_LENGTH, examples=["Ada Lovelace"],
+    description=f"Trimmed; 1 to {NAME_MAX_LENGTH} characters, not blank, no control characters.",
+)]
+Email = Annotated[str, Meta(
+    min_length=1, max_length=EMAIL_MAX_LENGTH, examples=["ada@example.com"],
+    description=f"Trimmed; a plausible address (as Stripe checks them) of at most {EMAIL_MAX_LENGTH} characters.",
+)]
 
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -128,9 +137,29 @@ class DeadLetterOut(msgspec.Struct):
 class DeadLetterReplay(msgspec.Struct, forbid_unknown_fields=True):
     """Exactly one of ``ids`` (those letters) or ``"all": true`` (every letter not yet replayed)."""
 
-    ids: Annotated[list[int], Meta(min_length=1, examples=[[1, 2]])] | UnsetType = UNSET
+    ids: Annotated[list[Annotated[int, Meta(ge=1, le=BIGINT_MAX)]], Meta(min_length=1, examples=[[1, 2]])] | UnsetType = UNSET
     all: bool | UnsetType = UNSET
 
 
 class ReplayOut(msgspec.Struct):
     replayed: list[int]
+
+
+class FieldProblem(msgspec.Struct):
+    field: Annotated[str, Meta(description='The offending field, query or path parameter, or header ("If-Match").')]
+    reason: str
+    # Where it was: body, query, path or header (absent for the catalog's own field rules).
+    in_: str | UnsetType = msgspec.field(default=UNSET, name="in")
+
+
+class Problem(msgspec.Struct):
+    """An RFC 9457 problem; the optional members appear where they apply."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | UnsetType = UNSET
+    errors: Annotated[list[FieldProblem], Meta(description="422: every offending field, with why.")] | UnsetType = UNSET
+    current_version: Annotated[int, Meta(description="412: the customer's version now.")] | UnsetType = UNSET
+    unknown_ids: Annotated[list[int], Meta(description="404 on a replay: ids of no dead letter.")] | UnsetType = UNSET
+    replayed_ids: Annotated[list[int], Meta(description="404 on a replay: ids already replayed.")] | UnsetType = UNSET

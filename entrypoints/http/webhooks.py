@@ -7,6 +7,7 @@ from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from application.sync.webhooks import receive_webhook
+from entrypoints.http.openapi import problems
 from entrypoints.http.deps import ClockDep, IntegrationsDep, PublisherDep, UowFactoryDep
 from entrypoints.http.schemas import WebhookAck
 
@@ -16,6 +17,7 @@ WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata c
 @post(
     "/api/v1/webhooks/{system:str}", status_code=HTTP_200_OK, tags=["webhooks"], request_max_body_size=WEBHOOK_MAX_BODY_BYTES,
     summary="Receive an external system's event (Stripe: signed with Stripe-Signature)",
+    responses=problems(400, 404, 413, 422, 503),
 )
 async def webhook(
     system: FromPath[str], request: Request, integrations: IntegrationsDep, publisher: PublisherDep, uow_factory: UowFactoryDep,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -16,6 +18,9 @@ from adapters.postgres.engine import create_engine
 from adapters.postgres.migrations import upgrade_engine
 from adapters.postgres.tables import ALL_TABLES
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://custsync:custsync@127.0.0.1:25432/custsync_test"
 
@@ -51,10 +56,14 @@ async def _rebuild(url: str) -> None:
 async def pg_engine(postgres_url: str):
     """An engine on the migrated test database, every table emptied (and its ids restarted)."""
     engine = create_engine(postgres_url, pool_size=5)
-    async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {', '.join(t.name for t in ALL_TABLES)} RESTART IDENTITY"))
+    await _empty(engine)
     yield engine
     await engine.dispose()
+
+
+async def _empty(engine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {', '.join(t.name for t in ALL_TABLES)} RESTART IDENTITY"))
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -64,3 +73,40 @@ def uow_factory(request):
     if request.param == "postgres":
         return SqlAlchemyUnitOfWorkFactory(request.getfixturevalue("pg_engine"))
     raise AssertionError(request.param)  # pragma: no cover
+
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def storage_url(request) -> str:
+    """``memory://`` or the migrated test database (requested here: its set-up cannot run in a loop)."""
+    return "memory://" if request.param == "memory" else request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def api_system(storage_url: str) -> AsyncIterator[EmbeddedSystem]:
+    """The whole service in one process (``EmbeddedSystem``) on the in-memory storage or on the
+    test database, emptied (the in-memory broker and Stripe stand-in either way): HTTP behaviour
+    that depends on what storage accepts is pinned on both."""
+    system = EmbeddedSystem(Settings(database_url=storage_url, stripe_webhook_secret=WEBHOOK_SECRET))
+    if storage_url == "memory://":
+        yield system
+        return
+    engine = system.container.engine()
+    try:
+        await _empty(engine)
+        yield system
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def api(api_system: EmbeddedSystem) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the production app over ``api_system``."""
+    async with asgi_client(create_app(api_system.container)) as client:
+        yield client
+
+
+def asgi_client(app) -> httpx.AsyncClient:
+    """An HTTP client calling ``app`` in the test's own event loop: Litestar's AsyncTestClient runs
+    the app in a thread of its own, where the test's pooled asyncpg connections cannot be used."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")

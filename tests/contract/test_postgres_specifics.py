@@ -178,8 +178,8 @@ async def test_an_unmigrated_database_is_refused_until_upgraded(unmigrated_url):
     try:
         with pytest.raises(SchemaNotMigrated) as refused:
             await ensure_migrated(engine)
-        database = make_url(unmigrated_url).database
-        assert str(refused.value) == f"the database at 127.0.0.1:25432/{database} is not migrated: run `custsync migrate`"
+        url = make_url(unmigrated_url)
+        assert str(refused.value) == f"the database at {url.host}:{url.port}/{url.database} is not migrated: run `custsync migrate`"
         assert "custsync:custsync" not in str(refused.value)
         await asyncio.to_thread(upgrade, unmigrated_url)  # the CLI's synchronous path, on its own engine
         await ensure_migrated(engine)

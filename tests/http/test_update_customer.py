@@ -164,7 +164,10 @@ BODIES = {"PUT": {"name": "Grace", "email": None}, "PATCH": {"name": "Grace"}}
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
-@pytest.mark.parametrize("if_match", ['"1"', 'W/"1"', "*", ' "1" '], ids=["strong", "weak", "any", "padded"])
+@pytest.mark.parametrize(
+    "if_match", ['"1"', "*", ' "1" ', '"1", "2"', '"2", "1"', 'W/"1", "1"', '"a,b", "1"', '"1",,'],
+    ids=["strong", "any", "padded", "list", "list-later", "weak-and-strong", "comma-in-tag", "empty-elements"],
+)
 async def test_if_match_with_the_current_etag_lets_the_write_through(client, synced_customer, method, if_match):
     response = await client.request(method, url(1), json=BODIES[method], headers={"if-match": if_match})
 
@@ -193,12 +196,25 @@ async def test_an_empty_patch_with_a_stale_etag_is_still_412(client, synced_cust
     assert body["current_version"] == 2
 
 
-@pytest.mark.parametrize("method", ["PUT", "PATCH"])
-@pytest.mark.parametrize("if_match", ["garbage", '"abc"', '"-1"', '"1", "2"', '"' + "9" * 19 + '"', ""])
-async def test_if_match_that_is_not_an_etag_of_this_api_is_422_naming_if_match(client, system, synced_customer, method, if_match):
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("if_match", ['W/"1"', 'W/"1", W/"2"', '"abc"', '"-1"', '"01"', '"2", "3"', '"' + "9" * 19 + '"', '""'])
+async def test_if_match_naming_no_current_strong_tag_is_412_and_changes_nothing(client, system, synced_customer, method, if_match):
+    """RFC 9110 strong comparison: a weak tag never matches, and a well-formed tag this API never
+    issued matches nothing; neither is malformed."""
     before = await settled_state(system)
 
-    response = await client.request(method, url(1), json=BODIES[method], headers={"if-match": if_match})
+    response = await client.request(method, url(1), json=BODIES.get(method), headers={"if-match": if_match})
+
+    assert assert_problem(response, 412)["current_version"] == 1
+    assert await settled_state(system) == before
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("if_match", ["garbage", "1", '"1', '"1" "2"', '"1"x', "*, \"1\"", 'W/1', ", ", ""])
+async def test_a_malformed_if_match_is_422_naming_if_match(client, system, synced_customer, method, if_match):
+    before = await settled_state(system)
+
+    response = await client.request(method, url(1), json=BODIES.get(method), headers={"if-match": if_match})
 
     assert_problem(response, 422, field="If-Match")
     assert await settled_state(system) == before

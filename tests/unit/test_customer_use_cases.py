@@ -62,10 +62,10 @@ async def test_a_stale_expected_version_is_refused_and_changes_nothing(db, clock
     created = await create_customer(CreateCustomer("Ada"), db.unit_of_work(), clock)
     await patch_customer(PatchCustomer(customer_id=created.id, changes={"name": "B"}), db.unit_of_work(), clock)
     with pytest.raises(StaleVersion) as exc:
-        await patch_customer(PatchCustomer(customer_id=created.id, changes={"name": "C"}, expected_version=1), db.unit_of_work(), clock)
+        await patch_customer(PatchCustomer(customer_id=created.id, changes={"name": "C"}, expected_versions=frozenset({1})), db.unit_of_work(), clock)
     assert exc.value.actual == 2
     with pytest.raises(StaleVersion):
-        await delete_customer(DeleteCustomer(customer_id=created.id, expected_version=1), db.unit_of_work(), clock)
+        await delete_customer(DeleteCustomer(customer_id=created.id, expected_versions=frozenset({1})), db.unit_of_work(), clock)
     assert (await get_customer(created.id, db.unit_of_work(), ["stripe"])).customer.name == "B"
 
 

@@ -1,0 +1,134 @@
+"""The real HTTP server (uvicorn with ``uvicorn_options()``) on 127.0.0.1, spoken to over raw
+sockets: what it bounds (idle keep-alive, oversized heads, the number of connections) and what it
+does not (a slow request head or body), which is why production needs the proxy the README names.
+
+No timing is asserted: each wait is bounded (``BOUND``) and only its outcome is checked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+
+from entrypoints.http.app import create_app
+from entrypoints.http.server import MAX_REQUEST_HEAD_BYTES, uvicorn_options
+from tests.support.system import EmbeddedSystem
+
+BOUND = 15.0  # seconds: the most any one wait may take before the test fails
+HEALTH = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
+
+
+class Server:
+    def __init__(self, server: uvicorn.Server) -> None:
+        self.server = server
+
+    @property
+    def port(self) -> int:
+        return self.server.servers[0].sockets[0].getsockname()[1]
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", self.port)
+
+
+async def serve(**overrides) -> AsyncIterator[Server]:
+    options = {**uvicorn_options(), **overrides}
+    config = uvicorn.Config(create_app(EmbeddedSystem().container), host="127.0.0.1", port=0, log_config=None, access_log=False, **options)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):  # bounded: the server is up within a few event-loop turns
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield Server(server)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, BOUND)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    # A one-second keep-alive so that the bounded waits below are short; the rest as in production.
+    async for s in serve(timeout_keep_alive=1):
+        yield s
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), BOUND)
+    status = int(head.split(b" ", 2)[1])
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    body = await asyncio.wait_for(reader.readexactly(length), BOUND)
+    return status, body
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    return await asyncio.wait_for(reader.read(), BOUND) == b""
+
+
+def test_production_options_name_h11_and_its_limits():
+    options = uvicorn_options()
+
+    assert options["http"] == "h11" and options["timeout_keep_alive"] > 0 and options["limit_concurrency"] > 0
+    uvicorn.Config(create_app(EmbeddedSystem().container), **options).load()  # every option is one uvicorn knows
+
+
+async def test_an_idle_keep_alive_connection_is_closed_by_the_server(server):
+    reader, writer = await server.connect()
+    writer.write(HEALTH)
+    assert (await read_response(reader))[0] == 200
+
+    assert await closed_by_server(reader)  # nothing more sent: closed after the keep-alive timeout
+    writer.close()
+
+
+async def test_an_unfinished_request_head_over_the_limit_is_400_and_the_connection_closed(server):
+    """h11 bounds what it buffers of an *unfinished* head (a head that arrives whole in one read
+    is parsed, whatever its size): a client cannot make the server hold an endless head."""
+    reader, writer = await server.connect()
+    writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\nX-Padding: " + b"a" * (MAX_REQUEST_HEAD_BYTES + 1024))
+
+    answer = await asyncio.wait_for(reader.read(), BOUND)  # to the end: the server closes the connection
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    writer.close()
+
+
+async def test_connections_beyond_the_cap_are_answered_503_at_once():
+    async for server in serve(timeout_keep_alive=1, limit_concurrency=2):
+        held = [await server.connect() for _ in range(2)]
+        reader, writer = await server.connect()
+        writer.write(HEALTH)
+
+        status, _ = await read_response(reader)
+
+        assert status == 503
+        for _, w in [*held, (reader, writer)]:
+            w.close()
+
+
+@pytest.mark.parametrize(
+    "partial, rest",
+    [(b"", HEALTH), (b"GET /health HTTP/1.1\r\nHost: te", b"st\r\n\r\n"),
+     (b'POST /api/v1/customers HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"name":', b' "Ada"}')],
+    ids=["nothing-sent", "half-sent-head", "half-sent-body"],
+)
+async def test_uvicorn_does_not_bound_a_slow_request_so_a_proxy_must(server, partial, rest):
+    """Pins the limitation the README's proxy requirement answers: a connection that is slow to
+    send its request outlives an idle one (closed after the keep-alive timeout), and is served
+    whenever it finishes. If uvicorn ever bounds it, this fails: update README and server.py."""
+    slow_reader, slow_writer = await server.connect()
+    slow_writer.write(partial)
+    await slow_writer.drain()
+    idle_reader, idle_writer = await server.connect()
+    idle_writer.write(HEALTH)
+    assert (await read_response(idle_reader))[0] == 200
+    assert await closed_by_server(idle_reader)
+
+    slow_writer.write(rest)
+
+    assert (await read_response(slow_reader))[0] in (200, 201)
+    slow_writer.close()
+    idle_writer.close()
