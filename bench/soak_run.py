@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.support.infra import migrate, recreate_database, reset_topics
 from tests.support.processes import Processes, base_env
-from tests.support.soak import Soak
+from tests.support.soak import Soak, kafka_outage, postgres_outage, stripe_outage
 from tests.support.stripe_server import StripeServer, free_port
 
 SECRET = "whsec_soak"
@@ -27,8 +27,20 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--kill-every", type=int, default=1500, help="SIGKILL a worker every N operations (0: never)")
     parser.add_argument("--max-rps", type=int, default=500, help="STRIPE_MAX_RPS per worker (the test server is local)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--outage", choices=["none", "stripe", "postgres", "kafka"], default="none",
+                        help="take one system down while the operations run (spread over the outage), then bring it back")
+    parser.add_argument("--outage-seconds", type=float, default=60.0)
     parser.add_argument("--converge-timeout", type=float, default=900)
     return parser.parse_args()
+
+
+def outage(args: argparse.Namespace, server: StripeServer):
+    return {
+        "none": lambda: None,
+        "stripe": lambda: stripe_outage(server, args.outage_seconds),
+        "postgres": lambda: postgres_outage(args.outage_seconds),
+        "kafka": lambda: kafka_outage(args.outage_seconds),
+    }[args.outage]()
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -49,7 +61,7 @@ async def main(args: argparse.Namespace) -> int:
             soak = Soak(
                 processes=processes, server=server, api_url=f"http://127.0.0.1:{free_port()}", database_url=database_url,
                 secret=SECRET, customers=args.customers, operations=args.operations, workers=args.workers,
-                kill_every=args.kill_every, seed=args.seed,
+                kill_every=args.kill_every, seed=args.seed, outage=outage(args, server),
             )
             report = await soak.run(converge_timeout=args.converge_timeout)
         finally:
@@ -61,7 +73,8 @@ async def main(args: argparse.Namespace) -> int:
     print(f"  Stripe calls per operation           {report.stripe_calls / ops:.2f}")
     if report.converge_seconds is not None and report.ops_seconds:
         print(f"  convergence time / operations time   {report.converge_seconds / report.ops_seconds:.2f}")
-    return 0 if report.converge_seconds is not None and not report.divergences else 1
+    healthy = not report.divergences and report.dead_letters == 0 and not report.process_exits
+    return 0 if report.converge_seconds is not None and healthy else 1
 
 
 if __name__ == "__main__":

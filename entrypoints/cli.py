@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -27,9 +26,9 @@ def _settings(**overrides: object) -> Settings:
         settings = load_settings(**overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    from entrypoints.logs import configure
+
+    configure(settings.log_level)
     return settings
 
 

@@ -31,7 +31,9 @@ class Container(containers.DeclarativeContainer):
 
     # Storage: PostgreSQL, or in memory for `custsync dev` and unit tests.
     database = providers.Singleton(InMemoryDatabase)
-    engine = providers.Singleton(create_engine, settings.provided.database_url, settings.provided.db_pool_size)
+    engine = providers.Singleton(
+        create_engine, settings.provided.database_url, settings.provided.db_pool_size, settings.provided.db_pool_timeout
+    )
     uow_factory = providers.Selector(
         settings.provided.storage_backend,
         memory=database.provided.unit_of_work,

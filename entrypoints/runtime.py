@@ -17,6 +17,7 @@ from litestar import Litestar
 
 from application.sync.relay import run_relay
 from entrypoints.container import Container
+from entrypoints.http.server import uvicorn_options
 from entrypoints.lifecycle import bind_accounts, running, subscribed
 
 log = logging.getLogger("custsync")
@@ -85,7 +86,7 @@ def worker_tasks(container: Container, *, wait: bool = True) -> list[Task]:
 
 def http_task(app: Litestar, host: str, port: int) -> Task:
     async def serve(stopping: asyncio.Event) -> None:
-        server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+        server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, **uvicorn_options()))
         serving = asyncio.create_task(server.serve())
         stopped = asyncio.create_task(stopping.wait())
         await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)

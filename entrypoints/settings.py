@@ -31,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     max_body_bytes: int = 64 * 1024
     db_pool_size: int = 10
+    db_pool_timeout: float = 3.0  # no free connection within this: 503 with Retry-After, not a queue
     kafka_partitions: int = 6
     kafka_group_id: str = "custsync-worker"
     worker_max_attempts: int = 5  # for an unexpected error (a bug, not an outage): then it is dead-lettered
@@ -76,6 +77,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(f"invalid configuration: {message}") from exc
     if settings.stripe_max_rps <= 0 or settings.max_body_bytes <= 0 or settings.kafka_partitions <= 0:
         raise SettingsError("STRIPE_MAX_RPS, MAX_BODY_BYTES and KAFKA_PARTITIONS must be positive")
+    if settings.db_pool_size < 1 or settings.db_pool_timeout <= 0:
+        raise SettingsError("DB_POOL_SIZE and DB_POOL_TIMEOUT must be positive")
     if settings.worker_max_attempts < 1 or settings.worker_retry_max_delay <= 0:
         raise SettingsError("WORKER_MAX_ATTEMPTS and WORKER_RETRY_MAX_DELAY must be positive")
     if not 0 < settings.kafka_heartbeat_interval_ms < settings.kafka_session_timeout_ms <= settings.kafka_max_poll_interval_ms:

@@ -117,3 +117,55 @@ def test_api_and_worker_on_real_storage_refuse_to_start_without_a_stripe_key(com
         f"Error: STRIPE_SECRET_KEY is not set: custsync {command} refuses to sync a real catalog with the in-memory "
         "Stripe stand-in (it exists for `custsync dev` only)"
     )
+
+
+UNREACHABLE = {"DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:9/none", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+               "STRIPE_SECRET_KEY": "sk_test_unreachable", "STRIPE_API_BASE": "http://127.0.0.1:9"}
+
+
+def test_the_api_on_real_storage_refuses_to_start_without_a_token():
+    result = subprocess.run([CUSTSYNC, "api"], capture_output=True, text=True, timeout=30, env={**ENV, **UNREACHABLE})
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: API_TOKEN is not set: custsync api refuses to serve the catalog on real storage")
+    assert "Traceback" not in result.stderr and "API_AUTH=none" in result.stderr
+
+
+def test_dev_beyond_this_machine_needs_a_token_too():
+    result = subprocess.run([CUSTSYNC, "dev", "--host", "0.0.0.0", "--port", str(free_port())], capture_output=True,
+                            text=True, timeout=30, env=ENV)
+    assert result.returncode == 1 and "API_TOKEN is not set: custsync dev refuses" in result.stderr
+
+
+def test_api_auth_none_is_said_at_start_up():
+    env = {**ENV, **UNREACHABLE, "API_AUTH": "none"}
+    result = subprocess.run([CUSTSYNC, "api", "--no-wait"], capture_output=True, text=True, timeout=30, env=env)
+    assert "API_AUTH=none: the catalog, dead-letter and replay routes are open to anyone" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["api", "worker", "relay"])
+def test_no_wait_stops_on_an_unreachable_backend_with_one_line_and_no_traceback(command):
+    env = {**ENV, **UNREACHABLE, "API_TOKEN": "t"}
+    result = subprocess.run([CUSTSYNC, command, "--no-wait"], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: cannot reach the database at 127.0.0.1:9: the database is unavailable")
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_an_unreachable_backend_is_waited_for_one_line_per_attempt(command):
+    env = {**ENV, **UNREACHABLE, "API_TOKEN": "t"}
+    proc = subprocess.Popen([CUSTSYNC, command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        time.sleep(4)  # attempts at 0, 1 and 3 s
+        assert proc.poll() is None  # still waiting, not exited
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    waits = [line for line in out.splitlines() if "cannot reach the database at 127.0.0.1:9" in line]
+    assert len(waits) >= 2 and all("retrying in" in line for line in waits), out
+    assert "Traceback" not in out

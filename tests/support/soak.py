@@ -73,18 +73,23 @@ class SoakReport:
 class WebhookSender:
     """Stripe's side of webhook delivery: every event at least once, some twice, shuffled."""
 
+    BACKOFF_SECONDS = 5.0  # Stripe's is minutes to hours; scaled down to the tests' time
+
     def __init__(self, server: StripeServer, api_url: str, secret: str, rng: random.Random, repeat: float = 0.3) -> None:
         self.server, self.url, self.secret, self.rng, self.repeat = server, f"{api_url}/api/v1/webhooks/stripe", secret, rng, repeat
         self.taken = 0
         self.pending: list[dict] = []
         self.deliveries = 0
         self.server_errors: list[int] = []  # statuses >= 500 other than 503 (an outage, said as such)
+        self.backoff_until = 0.0  # after a 503 or no answer, Stripe waits before it tries again
 
     async def pump(self, http: httpx.AsyncClient, limit: int = 50) -> int:
         events = self.server.stripe.events  # appended to by the server thread; slicing is atomic
         self.pending += events[self.taken:]
         self.taken += len(events[self.taken:])
         sent = 0
+        if time.monotonic() < self.backoff_until:
+            return 0
         while self.pending and sent < limit:
             event = self.pending.pop(self.rng.randrange(len(self.pending)))
             payload, header = self.server.stripe.signed_event(event, self.secret)
@@ -100,6 +105,7 @@ class WebhookSender:
             self.deliveries += delivered
             sent += 1
             if unavailable:
+                self.backoff_until = time.monotonic() + self.BACKOFF_SECONDS
                 break  # the endpoint is down: Stripe backs off before the next attempts
         return sent
 
