@@ -30,9 +30,16 @@ class NotReady(RuntimeError):
     """A backend is not ready for this process (un-migrated database, missing topics)."""
 
 
-async def until_reachable(what: Callable[[], Awaitable[T]], *, wait: bool = True, max_delay: float = START_RETRY_MAX_DELAY) -> T:
+class Stopped(Exception):
+    """Asked to stop while waiting for a backend."""
+
+
+async def until_reachable(
+    what: Callable[[], Awaitable[T]], *, wait: bool = True, max_delay: float = START_RETRY_MAX_DELAY,
+    stopping: asyncio.Event | None = None,
+) -> T:
     """``what()``, again and again while it raises BackendUnavailable (one line per attempt);
-    with ``wait`` off the first such failure is raised."""
+    with ``wait`` off the first such failure is raised; ``stopping`` set meanwhile raises Stopped."""
     delay, attempt = 1.0, 0
     while True:
         attempt += 1
@@ -42,7 +49,14 @@ async def until_reachable(what: Callable[[], Awaitable[T]], *, wait: bool = True
             if not wait:
                 raise
             log.warning("%s; retrying in %.0fs (attempt %d)", exc, delay, attempt)
-            await asyncio.sleep(delay)
+            if stopping is None:
+                await asyncio.sleep(delay)
+            else:
+                try:
+                    await asyncio.wait_for(stopping.wait(), delay)
+                    raise Stopped from exc
+                except TimeoutError:
+                    pass
             delay = min(delay * 2, max_delay)
 
 
@@ -64,11 +78,12 @@ async def running(container: Container, *, wait: bool = True) -> AsyncIterator[N
 
 
 @asynccontextmanager
-async def subscribed(container: Container, *, wait: bool = True) -> AsyncIterator[object]:
-    """A started subscription to the sync topics, left cleanly (uncommitted work is redelivered)."""
+async def subscribed(container: Container, *, wait: bool = True, stopping: asyncio.Event | None = None) -> AsyncIterator[object]:
+    """A started subscription to the sync topics, left cleanly (uncommitted work is redelivered).
+    Raises Stopped if asked to stop while the broker is still out of reach."""
     source = container.subscription()
     if isinstance(source, KafkaSubscription):
-        await until_reachable(source.start, wait=wait)
+        await until_reachable(source.start, wait=wait, stopping=stopping)
         try:
             yield source
         finally:

@@ -18,7 +18,7 @@ from litestar import Litestar
 from application.sync.relay import run_relay
 from entrypoints.container import Container
 from entrypoints.http.server import uvicorn_options
-from entrypoints.lifecycle import bind_accounts, running, subscribed
+from entrypoints.lifecycle import Stopped, bind_accounts, running, subscribed
 
 log = logging.getLogger("custsync")
 Task = Callable[[asyncio.Event], Awaitable[None]]
@@ -72,9 +72,12 @@ def relay_task(container: Container) -> Task:
 
 def consumer_task(container: Container, *, wait: bool = True) -> Task:
     async def consume(stopping: asyncio.Event) -> None:
-        async with subscribed(container, wait=wait) as source:
-            log.info("worker consuming sync.outbound and sync.inbound")
-            await container.consumer(source=source).run(stopping)
+        try:
+            async with subscribed(container, wait=wait, stopping=stopping) as source:
+                log.info("worker consuming sync.outbound and sync.inbound")
+                await container.consumer(source=source).run(stopping)
+        except Stopped:
+            log.info("stopped before the broker could be reached")
 
     return consume
 

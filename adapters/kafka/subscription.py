@@ -136,7 +136,14 @@ class KafkaSubscription:
         if max_messages < 1:
             return []
         try:
-            batches = await self._started().getmany(timeout_ms=max(0, int(timeout * 1000)), max_records=max_messages)
+            # Bounded: while the group rebalances (a member joined or left, the coordinator is
+            # away) getmany first waits for the new assignment, whatever timeout_ms says; the
+            # caller must get back to its own work (commits, pauses, a stop) meanwhile.
+            batches = await asyncio.wait_for(
+                self._started().getmany(timeout_ms=max(0, int(timeout * 1000)), max_records=max_messages), timeout + 1.0
+            )
+        except TimeoutError:
+            return []
         except KafkaError as exc:
             raise broker_unavailable(exc) from exc
         return [to_delivery(record) for records in batches.values() for record in records]

@@ -2,8 +2,10 @@
 
 The drivers' errors arrive wrapped (SQLAlchemy around asyncpg, sometimes around OSError), so the
 whole cause chain is read. Unavailable means: the server cannot be reached, refused or dropped the
-connection (SQLSTATE class 08), is shutting down or starting up (57P01-57P03), has no connection
-slot left (53300), or our own pool had no connection free within ``pool_timeout``.
+connection (SQLSTATE class 08), is shutting down or starting up (57P01-57P03), lacks resources
+(class 53: connection slots, disk, memory), is a read-only standby mid-failover (25006), or the
+transaction met a serialization failure, deadlock, lock or statement timeout (40001, 40P01,
+55P03, 57014) -- or our own pool had no connection free within ``pool_timeout``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from sqlalchemy import exc as sa
 
 from application.errors import StorageUnavailable
 
-UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53400"})
+# Shutting down or starting up; a read-only primary (a failover in progress); a serialization
+# failure or deadlock (the same transaction may pass next time); a lock or statement timeout.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25006", "40001", "40P01", "55P03", "57014", "58030"})
+UNAVAILABLE_CLASSES = ("08", "53")  # connection exceptions; insufficient resources (connections, disk, memory)
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -33,10 +38,12 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         if isinstance(e, sa.DBAPIError) and e.connection_invalidated:
             return True
-        if isinstance(e, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.exceptions.InterfaceError):
+        if isinstance(e, asyncpg.exceptions.ConnectionDoesNotExistError):
             return True
+        if isinstance(e, asyncpg.exceptions.InterfaceError) and "connection" in str(e) and "closed" in str(e):
+            return True  # not every InterfaceError: "another operation is in progress" is a bug of ours
         state = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
-        if isinstance(state, str) and (state.startswith("08") or state in UNAVAILABLE_SQLSTATES):
+        if isinstance(state, str) and (state.startswith(UNAVAILABLE_CLASSES) or state in UNAVAILABLE_SQLSTATES):
             return True
     return False
 

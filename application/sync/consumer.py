@@ -196,14 +196,16 @@ class SyncConsumer:
         self._paused &= assigned  # a partition assigned again starts unpaused
 
     def _pause_waiting_lanes(self) -> None:
-        """Pause the partitions whose lane waits out a failure or holds enough; resume the rest."""
+        """Pause the partitions whose lane waits out a failure or holds enough; resume the rest.
+        Told every turn, not only on changes: a rebalance gives a partition back unpaused."""
+        assigned = self._source.assignment()
         full = {p for p, lane in self._lanes.items() if lane.waiting is not None or len(lane.queue) >= self._max_buffered}
-        full &= self._source.assignment()
+        full &= assigned
+        self._source.pause(full)
+        self._source.resume(assigned - full)
         if pause := full - self._paused:
-            self._source.pause(pause)
             log.info("paused %s until their work can go on", sorted(pause))
         if resume := self._paused - full:
-            self._source.resume(resume)
             log.info("resumed %s", sorted(resume))
         self._paused = full
 
@@ -314,12 +316,20 @@ class SyncConsumer:
         sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
         stopper = asyncio.ensure_future(stopping.wait())
         await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        sleeper.cancel()
         stopper.cancel()
+        if sleeper.done():
+            sleeper.result()  # a clock that cannot sleep is a bug to see, not a reason to spin
+        else:
+            sleeper.cancel()
         return not stopping.is_set()
 
     async def _dead_letter(self, envelope: Envelope, error: str) -> None:
-        dead = msgspec.structs.replace(envelope, error=error.replace("\x00", "\\x00")[:2000])
+        # Any record can die here, even one we did not write: its text must be storable (no NUL,
+        # bounded), or the letter could never be kept and its partition would wait for good.
+        dead = msgspec.structs.replace(
+            envelope, key=_storable(envelope.key, 500), event_id=_storable(envelope.event_id, 500),
+            error=_storable(error, 2000),
+        )
         # The store first: it is what a replay reads. If the publish below fails, the delivery is
         # not committed, dies again on redelivery and updates the same letter (one per event).
         if self._uow_factory is not None:
@@ -327,3 +337,7 @@ class SyncConsumer:
                 await uow.dead_letters.add(dead, self._clock.now())
                 await uow.commit()
         await self._publisher.publish([msgspec.structs.replace(dead, topic=dead_letter_topic(envelope.topic))])
+
+
+def _storable(text: str, limit: int) -> str:
+    return text.replace("\x00", "\\x00").encode("utf-8", "replace").decode("utf-8")[:limit]

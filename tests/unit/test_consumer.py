@@ -300,3 +300,42 @@ async def test_a_waiting_partition_is_paused_while_the_others_go_on():
     finally:
         stopping.set()
         await asyncio.wait_for(running, 5)
+
+
+async def test_a_partition_given_back_unpaused_by_a_rebalance_is_paused_again_while_its_lane_waits():
+    from adapters.memory.clock import FakeClock
+
+    broker = InMemoryBroker(partitions=1)
+    await broker.append([Envelope(TOPIC, "k", "s0", b"wait-1")])
+    source = InMemorySubscription(broker, [TOPIC])
+    handler = Gate()
+    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, FakeClock(), RetryPolicy(base_delay=0.001, max_delay=0.001))
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if (TOPIC, 0) in source.paused:
+                break
+        source.paused.clear()  # a rebalance took the partition away and gave it back, unpaused
+        for _ in range(200):  # bounded: a turn of the loop is at most one fetch timeout (0.5 s)
+            await asyncio.sleep(0.01)
+            if (TOPIC, 0) in source.paused:
+                break
+        assert (TOPIC, 0) in source.paused
+    finally:
+        handler.open.set()
+        stopping.set()
+        await asyncio.wait_for(running, 5)
+
+
+async def test_a_foreign_record_with_nul_in_its_key_and_id_is_dead_lettered_with_storable_text(clock, db):
+    broker = InMemoryBroker(partitions=1)
+    await broker.append([Envelope(TOPIC, "k\x00", "e\x00vil", b"junk")])
+    handler = RecordingHandler({b"junk": [UndecodableMessage("not JSON")]})
+    consumer = SyncConsumer(InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock,
+                            uow_factory=db.unit_of_work)
+    assert await consumer.run_once(asyncio.Event()) == 1
+    async with db.unit_of_work() as uow:
+        [letter] = await uow.dead_letters.list(10)
+    assert (letter.key, letter.event_id) == ("k\\x00", "e\\x00vil")
