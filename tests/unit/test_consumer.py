@@ -267,9 +267,9 @@ class Gate(RecordingHandler):
 
 
 async def test_a_waiting_partition_is_paused_while_the_others_go_on():
-    from adapters.memory.clock import FakeClock
+    from adapters.clock import SystemClock
 
-    clock = FakeClock()
+    clock = SystemClock()  # real (short) waits: a lane in backoff must not spin the loop
     broker = InMemoryBroker(partitions=2)
     keys = {broker.partition_for(k): k for k in (f"k{i}" for i in range(20))}
     slow, fast = keys[0], keys[1]
@@ -277,7 +277,7 @@ async def test_a_waiting_partition_is_paused_while_the_others_go_on():
     await broker.append([Envelope(TOPIC, fast, f"f{i}", f"fast-{i}".encode()) for i in range(5)])
     source = InMemorySubscription(broker, [TOPIC])
     handler = Gate()
-    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, clock, RetryPolicy(base_delay=0.001, max_delay=0.001))
+    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, clock, RetryPolicy(base_delay=0.02, max_delay=0.02))
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:
@@ -303,22 +303,23 @@ async def test_a_waiting_partition_is_paused_while_the_others_go_on():
 
 
 async def test_a_partition_given_back_unpaused_by_a_rebalance_is_paused_again_while_its_lane_waits():
-    from adapters.memory.clock import FakeClock
+    from adapters.clock import SystemClock
 
     broker = InMemoryBroker(partitions=1)
     await broker.append([Envelope(TOPIC, "k", "s0", b"wait-1")])
     source = InMemorySubscription(broker, [TOPIC])
     handler = Gate()
-    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, FakeClock(), RetryPolicy(base_delay=0.001, max_delay=0.001))
+    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(), RetryPolicy(base_delay=0.02, max_delay=0.02))
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:
-        for _ in range(100):
+        for _ in range(500):
             await asyncio.sleep(0.01)
             if (TOPIC, 0) in source.paused:
                 break
+        assert (TOPIC, 0) in source.paused
         source.paused.clear()  # a rebalance took the partition away and gave it back, unpaused
-        for _ in range(200):  # bounded: a turn of the loop is at most one fetch timeout (0.5 s)
+        for _ in range(500):  # bounded: a turn of the loop is at most one fetch timeout (0.5 s)
             await asyncio.sleep(0.01)
             if (TOPIC, 0) in source.paused:
                 break
