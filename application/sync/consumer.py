@@ -34,6 +34,7 @@ import msgspec
 
 from application.errors import BackendUnavailable, IntegrationAuthError, IntegrationError
 from application.ports import Clock, Delivery, Envelope, MessagePublisher, MessageSource, Partition, UnitOfWorkFactory
+from application.sync.waiting import sleep_unless_stopped
 from domain.messages import UndecodableMessage, dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class SyncConsumer:
 
     async def _fetch(self, stopping: asyncio.Event, timeout: float) -> list[Delivery]:
         try:
-            deliveries = await self._source.fetch(self._fetch_room(), timeout)
+            deliveries = await self._source.fetch(self._batch_size, timeout)
         except Exception as exc:  # noqa: BLE001 - a broker outage must not end the worker
             self._fetch_failures += 1
             delay = self._retry.delay(self._fetch_failures)
@@ -170,9 +171,6 @@ class SyncConsumer:
             return []
         self._fetch_failures = 0
         return deliveries
-
-    def _fetch_room(self) -> int:
-        return self._batch_size
 
     def _dispatch(self, deliveries: Sequence[Delivery], stopping: asyncio.Event) -> None:
         self._forget_revoked()
@@ -312,16 +310,7 @@ class SyncConsumer:
         await self._until_done(lambda: self._dead_letter(envelope, error), envelope, lane, stopping, retry_unexpected=False)
 
     async def _pause(self, seconds: float, stopping: asyncio.Event) -> bool:
-        """Sleep on the injected clock; False if asked to stop meanwhile."""
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        stopper = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if sleeper.done():
-            sleeper.result()  # a clock that cannot sleep is a bug to see, not a reason to spin
-        else:
-            sleeper.cancel()
-        return not stopping.is_set()
+        return await sleep_unless_stopped(self._clock, seconds, stopping)
 
     async def _dead_letter(self, envelope: Envelope, error: str) -> None:
         # Any record can die here, even one we did not write: its text must be storable (no NUL,

@@ -8,6 +8,7 @@ import random
 from typing import Protocol
 
 from application.errors import BackendUnavailable
+from application.sync.waiting import sleep_unless_stopped
 from application.ports import Clock, Envelope, MessagePublisher, UnitOfWorkFactory
 from domain.messages import OUTBOUND_TOPIC, encode
 
@@ -60,7 +61,7 @@ async def run_relay(
                 log.warning("outbox relay waits %.1fs (attempt %d): %s", delay, failures, exc)
             else:
                 log.exception("outbox relay failed (attempt %d); retrying in %.1fs", failures, delay)
-            await _sleep_unless_stopping(clock, delay, stopping)
+            await sleep_unless_stopped(clock, delay, stopping)
             continue
         if failures:
             log.info("outbox relay resumed after %d failed attempt(s)", failures)
@@ -68,10 +69,3 @@ async def run_relay(
         if sent < batch_size:
             await wakeup.wait(poll_interval)
 
-
-async def _sleep_unless_stopping(clock: Clock, seconds: float, stopping: asyncio.Event) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stopping.wait())
-    await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    sleeper.cancel()
-    stopper.cancel()
