@@ -34,21 +34,29 @@ class Stopped(Exception):
     """Asked to stop while waiting for a backend."""
 
 
+def _unreachable(error: Exception) -> bool:
+    """A backend or an external system that may answer later (refused credentials will not)."""
+    if isinstance(error, IntegrationAuthError):
+        return False
+    return isinstance(error, BackendUnavailable | RetryableIntegrationError)
+
+
 async def until_reachable(
     what: Callable[[], Awaitable[T]], *, wait: bool = True, max_delay: float = START_RETRY_MAX_DELAY,
-    stopping: asyncio.Event | None = None,
+    stopping: asyncio.Event | None = None, doing: str = "",
 ) -> T:
-    """``what()``, again and again while it raises BackendUnavailable (one line per attempt);
-    with ``wait`` off the first such failure is raised; ``stopping`` set meanwhile raises Stopped."""
+    """``what()``, again and again while what it needs cannot be reached (one line per attempt,
+    prefixed by ``doing``); with ``wait`` off the first such failure is raised; ``stopping`` set
+    meanwhile raises Stopped."""
     delay, attempt = 1.0, 0
     while True:
         attempt += 1
         try:
             return await what()
-        except BackendUnavailable as exc:
-            if not wait:
+        except Exception as exc:
+            if not wait or not _unreachable(exc):
                 raise
-            log.warning("%s; retrying in %.0fs (attempt %d)", exc, delay, attempt)
+            log.warning("%s%s; retrying in %.0fs (attempt %d)", doing, exc, delay, attempt)
             if stopping is None:
                 await asyncio.sleep(delay)
             else:
@@ -99,20 +107,14 @@ async def bind_accounts(container: Container, *, wait: bool = True, required: bo
     ``wait`` is off: then a process that needs the check (the worker, ``required``) stops with
     that line, and one that does not (the API, which never calls Stripe) serves meanwhile."""
     await until_reachable(container.identity().id, wait=wait)
-    delay = 1.0
-    while True:
-        try:
-            for binding in await check_bindings(container.integrations(), container.uow_factory(), container.clock()):
-                log.info("%s: bound to %s", binding.system, binding.account)
-            return
-        except IntegrationAuthError:
+
+    async def check() -> None:
+        for binding in await check_bindings(container.integrations(), container.uow_factory(), container.clock()):
+            log.info("%s: bound to %s", binding.system, binding.account)
+
+    try:
+        await until_reachable(check, wait=wait, max_delay=BIND_RETRY_MAX_DELAY, doing="cannot check the external account yet: ")
+    except Exception as exc:
+        if wait or required or not _unreachable(exc):
             raise
-        except (RetryableIntegrationError, BackendUnavailable) as exc:
-            if not wait and required:
-                raise
-            if not wait:
-                log.warning("cannot check the external account now (%s); serving anyway: the worker checks it before it syncs", exc)
-                return
-            log.warning("cannot check the external account yet (%s); retrying in %.0fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, BIND_RETRY_MAX_DELAY)
+        log.warning("cannot check the external account now (%s); serving anyway: the worker checks it before it syncs", exc)
