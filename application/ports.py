@@ -134,6 +134,33 @@ class BindingRepository(Protocol):
         """Insert or replace the binding of ``binding.system`` (an operator's rebind)."""
 
 
+class Cursor(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a poller of an external system's change log has got to (``position``: the poller's
+    own encoding), and who polls it now: one poller at a time holds the lease."""
+
+    system: str
+    name: str
+    position: str | None
+    updated_at: datetime
+    leased_by: str | None = None
+    leased_until: datetime | None = None
+
+
+class CursorRepository(Protocol):
+    async def get(self, system: str, name: str) -> Cursor | None: ...
+
+    async def lease(self, system: str, name: str, owner: str, until: datetime, now: datetime) -> Cursor | None:
+        """Take or renew the lease of the cursor (made, without a position, if there is none):
+        the cursor, now leased by ``owner`` until ``until``; ``None`` if someone else holds an
+        unexpired lease (``leased_until`` > ``now``)."""
+
+    async def advance(self, system: str, name: str, owner: str, position: str, at: datetime) -> bool:
+        """Store ``position`` if ``owner`` still holds the lease; ``False`` (nothing stored) if not."""
+
+    async def release(self, system: str, name: str, owner: str) -> None:
+        """Give the lease up (if ``owner`` holds it), so that another poller may take it at once."""
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. Leaving the block without ``commit()`` rolls back."""
 
@@ -147,6 +174,7 @@ class UnitOfWork(Protocol):
     dead_letters: DeadLetterRepository
     installation: InstallationRepository
     bindings: BindingRepository
+    cursors: CursorRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -213,6 +241,11 @@ class Page(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
+class ChangePage(msgspec.Struct, frozen=True):
+    changes: list[ExternalChange]
+    next_cursor: str | None
+
+
 class Integration(Protocol):
     """An external system that holds customers (Stripe, and later Salesforce and others).
 
@@ -257,6 +290,12 @@ class Integration(Protocol):
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
         """Verify and parse a webhook; ``None`` for event types we ignore; raises InvalidWebhook."""
+
+    async def recent_changes(self, *, since: datetime, cursor: str | None = None) -> ChangePage:
+        """Customer changes the system recorded at or after ``since``, newest first, from its own
+        change log (Stripe: ``GET /v1/events``, 30 days of history) -- what webhooks should have
+        delivered. Each is the same ``ExternalChange`` its webhook would be (same event id), so the
+        inbox drops what was delivered both ways. An entry that cannot be read is left out."""
 
 
 Integrations = Mapping[str, Integration]

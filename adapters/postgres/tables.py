@@ -176,8 +176,77 @@ account_bindings = Table(
     PrimaryKeyConstraint("system"),
 )
 
+sync_cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("system", Text, nullable=False),
+    Column("name", Text, nullable=False),  # e.g. "events": the catch-up poller's cursor
+    Column("position", Text),  # opaque to storage: the poller's own encoding
+    Column("updated_at", TIMESTAMP, nullable=False),
+    # Whoever polls holds the lease until ``leased_until``: one poller at a time per cursor.
+    Column("leased_by", Text),
+    Column("leased_until", TIMESTAMP),
+    PrimaryKeyConstraint("system", "name"),
+)
+
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("system", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("match_by", Text),
+    Column("trigger", Text, nullable=False),  # cli, api, schedule
+    Column("created_at", TIMESTAMP, nullable=False),
+    Column("started_at", TIMESTAMP),
+    Column("finished_at", TIMESTAMP),
+    Column("heartbeat_at", TIMESTAMP),  # a running run whose heartbeat stopped was interrupted
+    Column("owner", Text),
+    Column("phase", Text, nullable=False),
+    Column("checkpoint", Text),  # where in its phase a resumed run goes on from
+    Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("error", Text),
+    CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="status"),
+    Index("ix_reconcile_runs_active", "system", unique=True, postgresql_where=text("status IN ('queued', 'running')")),
+    Index("ix_reconcile_runs_system_id", "system", "id"),
+)
+
+reconcile_findings = Table(
+    "reconcile_findings",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("run_id", BigInteger, ForeignKey("reconcile_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("subject", Text, nullable=False),  # what it is about: "customer:<id>" or "external:<id>"
+    Column("kind", Text, nullable=False),
+    Column("customer_id", BigInteger),
+    Column("external_id", Text),
+    Column("fields", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("detail", Text),
+    Column("fix", Text, nullable=False),
+    Column("fix_status", Text, nullable=False),
+    Column("at", TIMESTAMP, nullable=False),
+    UniqueConstraint("run_id", "subject"),
+)
+
+# The external records a run has read: which it saw (a link whose record is not among them is
+# missing there), and the unlinked ones with their content, for matching and import.
+reconcile_seen = Table(
+    "reconcile_seen",
+    metadata,
+    Column("run_id", BigInteger, ForeignKey("reconcile_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("external_id", Text, nullable=False),
+    Column("unlinked", Boolean, nullable=False),
+    Column("email_key", Text),
+    Column("record", JSONB),
+    Column("decided", Boolean, nullable=False, server_default=text("false")),
+    PrimaryKeyConstraint("run_id", "external_id"),
+    Index("ix_reconcile_seen_run_id_email_key", "run_id", "email_key", postgresql_where=text("unlinked")),
+)
+
 # Every table the service owns, children first (the order TRUNCATE and DROP want).
 ALL_TABLES = (
+    reconcile_seen, reconcile_findings, reconcile_runs, sync_cursors,
     external_mappings, create_intents, sync_records, outbox, inbox, dead_letters, account_bindings, installation, customers,
 )
 
