@@ -16,6 +16,7 @@ import msgspec
 from domain.binding import AccountBinding, ExternalAccount
 from domain.customer import Customer, CustomerData
 from domain.dead_letters import DeadLetter
+from domain.drift import Finding, ReconcileRun
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import CustomerChanged, ExternalChange, ExternalCustomer
 from domain.ownership import OwnershipTag
@@ -41,11 +42,17 @@ class CustomerRepository(Protocol):
     async def page(self, *, after_id: int | None, limit: int, email: str | None = None) -> list[Customer]:
         """Customers by ascending id after ``after_id``; ``email`` matches case-insensitively."""
 
+    async def get_many(self, customer_ids: Sequence[int]) -> dict[int, Customer]:
+        """Those of ``customer_ids`` that exist (tombstones included), by id."""
+
 
 class MappingRepository(Protocol):
     async def get(self, customer_id: int, system: str) -> ExternalMapping | None: ...
 
     async def by_external_id(self, system: str, external_id: str) -> ExternalMapping | None: ...
+
+    async def by_external_ids(self, system: str, external_ids: Sequence[str]) -> dict[str, ExternalMapping]:
+        """Those of ``external_ids`` linked in ``system``, by external id."""
 
     async def for_customer(self, customer_id: int) -> list[ExternalMapping]: ...
 
@@ -161,6 +168,86 @@ class CursorRepository(Protocol):
         """Give the lease up (if ``owner`` holds it), so that another poller may take it at once."""
 
 
+class SeenExternal(msgspec.Struct, frozen=True):
+    """An external record a reconcile run read from the list: ``record`` is kept for the unlinked
+    ones (candidates to match or import), ``None`` for those already linked or set aside."""
+
+    external_id: str
+    record: ExternalCustomer | None = None
+
+
+class ReconcileRepository(Protocol):
+    """Reconcile runs (a checkpoint per phase, so an interrupted run goes on where it stopped),
+    their findings (also the journal of fixes: each applied once), and what each run has seen."""
+
+    async def add_run(self, run: ReconcileRun) -> tuple[ReconcileRun, bool]:
+        """Queue ``run`` (its id is assigned) unless a run of its system is active (queued or
+        running): then that one, and ``False``."""
+
+    async def get_run(self, run_id: int) -> ReconcileRun | None: ...
+
+    async def runs(self, system: str | None, limit: int) -> list[ReconcileRun]:
+        """Newest first."""
+
+    async def active_run(self, system: str) -> ReconcileRun | None: ...
+
+    async def claim_run(self, run_id: int | None, owner: str, now: datetime, stale_before: datetime) -> ReconcileRun | None:
+        """Make ``owner`` run it (``None``: the oldest claimable run): a queued run, or a running
+        one whose heartbeat is older than ``stale_before`` (its runner died). ``None`` if there is
+        none to claim (someone else holds it)."""
+
+    async def save_run(self, run: ReconcileRun) -> bool:
+        """Store the run's progress if ``run.owner`` still runs it; ``False`` (nothing stored) if
+        another runner took it over, or it was cancelled."""
+
+    async def heartbeat(self, run_id: int, owner: str, at: datetime) -> bool:
+        """Say that ``owner`` still runs it (nothing else of the run is written)."""
+
+    async def add_findings(self, findings: Sequence[Finding]) -> list[Finding]:
+        """Keep each, unless its run already has a finding of that subject (a page read again
+        after an interruption, an email shared by customers of two pages): the first one stands,
+        with its fix status. Returns those kept now."""
+
+    async def fix_counts(self, run_id: int) -> dict[str, int]:
+        """How many of the run's findings have each fix status."""
+
+    async def findings(
+        self, run_id: int, *, after: int | None, limit: int, kinds: Sequence[str] | None = None
+    ) -> list[Finding]:
+        """In the order they were found (``Finding.seq``), after ``after``."""
+
+    async def planned(self, run_id: int, limit: int) -> list[Finding]:
+        """Findings whose fix was not applied yet, in the order they were found."""
+
+    async def set_fix_status(self, run_id: int, subject: str, status: str, detail: str | None = None) -> None: ...
+
+    async def mark_seen(self, run_id: int, seen: Sequence[SeenExternal]) -> None:
+        """Record what the run read (again: a page read twice changes nothing)."""
+
+    async def seen_record(self, run_id: int, external_id: str) -> ExternalCustomer | None: ...
+
+    async def unseen_links(self, run_id: int, system: str, linked_before: datetime, after_customer_id: int | None, limit: int) -> list[ExternalMapping]:
+        """Links of ``system`` made before ``linked_before`` whose record the run did not see, by customer id."""
+
+    async def unlinked_customers(self, system: str, created_before: datetime, after_id: int | None, limit: int) -> list[Customer]:
+        """Catalog customers (not deleted) made before ``created_before`` and linked to nothing in ``system``, by id."""
+
+    async def unlinked_customer_ids(self, system: str, email_keys: Sequence[str]) -> dict[str, list[int]]:
+        """Per lower-cased email, the catalog customers (not deleted) with it linked to nothing in ``system``."""
+
+    async def unlinked_seen(self, run_id: int, email_keys: Sequence[str]) -> dict[str, list[ExternalCustomer]]:
+        """Per lower-cased email, the unlinked records the run saw with it."""
+
+    async def undecided(self, run_id: int, after_external_id: str | None, limit: int) -> list[ExternalCustomer]:
+        """The unlinked records the run saw that no decision took yet, by external id."""
+
+    async def decide(self, run_id: int, external_ids: Sequence[str]) -> None:
+        """Set these aside: matched, or ambiguous (never imported)."""
+
+    async def forget_seen(self, run_id: int) -> None:
+        """A finished run's working set is dropped; its findings stay."""
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. Leaving the block without ``commit()`` rolls back."""
 
@@ -175,6 +262,7 @@ class UnitOfWork(Protocol):
     installation: InstallationRepository
     bindings: BindingRepository
     cursors: CursorRepository
+    reconcile: ReconcileRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -47,6 +47,9 @@ class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
     data: CustomerData | None
     occurred_at: datetime
     origin: str | None = None
+    # An operator's push (``custsync resync``): the catalog's state is written there whatever the
+    # baseline and the conflict policy say.
+    forced: bool = False
 
 
 class ExternalCustomer(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,6 +82,12 @@ class ExternalChange(msgspec.Struct, frozen=True, kw_only=True):
     # (Stripe does; some Stripe-compatible servers do not), so a missing key means "not ours".
     request_key: str | None = None
     cause_known: bool = False
+    # A state read from the system (a reconcile, an operator's pull), not an event: it dates no
+    # change, so it tells ``latest_wins`` nothing about when a field changed there.
+    observed: bool = False
+    # An operator's pull (``custsync resync --pull``): the external state replaces the catalog's,
+    # whatever the baselines and the conflict policy say.
+    forced: bool = False
 
 
 class UndecodableMessage(ValueError):

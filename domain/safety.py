@@ -27,6 +27,10 @@ def must_refetch(change: ExternalChange, baseline: CustomerData | None) -> bool:
     deletion event is always re-fetched: only the answer may prove the deletion."""
     if deletion_without_refetch(change):
         return False
+    if change.observed and baseline is None and not change.customer.deleted and not change.forced:
+        # A record a reconcile just read from the list, linked to nothing: imported as read. A
+        # change since has an event of its own, and the import's tagging re-reads it anyway.
+        return False
     return baseline is None or change.customer.deleted or change.customer.data != baseline
 
 

@@ -12,13 +12,15 @@ from typing import Self
 
 import msgspec
 
+from adapters.memory.reconcile import InMemoryReconcileRepository
 from application.ports import Envelope, PendingEvent
 from domain.binding import AccountBinding
 from domain.customer import Customer, CustomerData, FieldTimes
 from domain.dead_letters import DeadLetter
 from domain.errors import ConcurrentUpdate
+from domain.drift import Finding, ReconcileRun
 from domain.mapping import CreateIntent, ExternalMapping
-from domain.messages import CustomerChanged
+from domain.messages import CustomerChanged, ExternalCustomer
 from domain.sync import Direction, SyncRecord
 
 
@@ -37,6 +39,12 @@ class Tables(msgspec.Struct):
     next_dead_letter_id: int = 1
     installation: str | None = None
     bindings: dict[str, AccountBinding] = msgspec.field(default_factory=dict)
+    reconcile_runs: dict[int, ReconcileRun] = msgspec.field(default_factory=dict)
+    next_run_id: int = 1
+    findings: dict[tuple[int, str], Finding] = msgspec.field(default_factory=dict)
+    next_finding_seq: int = 1
+    # (run id, external id) -> (the record, or None once linked or set aside; decided)
+    reconcile_seen: dict[tuple[int, str], tuple[ExternalCustomer | None, bool]] = msgspec.field(default_factory=dict)
 
     def copy(self) -> Tables:
         # Values are immutable structs, so copying the dicts is a full snapshot.
@@ -71,6 +79,7 @@ class InMemoryUnitOfWork:
         self.dead_letters = InMemoryDeadLetterRepository(self._tables)
         self.installation = InMemoryInstallationRepository(self._tables)
         self.bindings = InMemoryBindingRepository(self._tables)
+        self.reconcile = InMemoryReconcileRepository(self._tables)
         return self
 
     async def __aexit__(
@@ -118,6 +127,9 @@ class InMemoryCustomerRepository:
         )
         return [c for _, c in zip(range(limit), rows)]
 
+    async def get_many(self, customer_ids: Sequence[int]) -> dict[int, Customer]:
+        return {i: self._t.customers[i] for i in customer_ids if i in self._t.customers}
+
 
 class InMemoryMappingRepository:
     def __init__(self, tables: Tables) -> None:
@@ -128,6 +140,10 @@ class InMemoryMappingRepository:
 
     async def by_external_id(self, system: str, external_id: str) -> ExternalMapping | None:
         return next((m for m in self._t.mappings.values() if m.system == system and m.external_id == external_id), None)
+
+    async def by_external_ids(self, system: str, external_ids: Sequence[str]) -> dict[str, ExternalMapping]:
+        wanted = set(external_ids)
+        return {m.external_id: m for m in self._t.mappings.values() if m.system == system and m.external_id in wanted}
 
     async def for_customer(self, customer_id: int) -> list[ExternalMapping]:
         return sorted((m for (cid, _), m in self._t.mappings.items() if cid == customer_id), key=lambda m: m.system)
@@ -141,7 +157,7 @@ class InMemoryMappingRepository:
             raise ValueError(f"customer {mapping.customer_id} does not exist")
         clash = await self.by_external_id(mapping.system, mapping.external_id)
         if clash is not None and clash.customer_id != mapping.customer_id:
-            raise ValueError(f"{mapping.system} {mapping.external_id} is already linked to customer {clash.customer_id}")
+            raise ConcurrentUpdate(mapping.customer_id)  # someone linked that external id since
         stored = self._t.mappings.get((mapping.customer_id, mapping.system))
         # The version read must still be the stored one: a mapping read in one unit of work and
         # written in a later one (the worker's read, external call, store) must not overwrite a

@@ -85,6 +85,13 @@ class SqlAlchemyCustomerRepository:
         return [_customer(row) for row in await self._c.execute(query)]
 
 
+    async def get_many(self, customer_ids: Sequence[int]) -> dict[int, Customer]:
+        ids = sorted({i for i in customer_ids if _is_bigint(i)})
+        if not ids:
+            return {}
+        return {row.id: _customer(row) for row in await self._c.execute(select(customers).where(customers.c.id.in_(ids)))}
+
+
 def _customer(row: Row) -> Customer:
     return Customer(
         id=row.id, data=CustomerData(row.name, row.email), version=row.version,
@@ -107,6 +114,13 @@ class SqlAlchemyMappingRepository:
         m = external_mappings.c
         return await self._one(select(external_mappings).where(m.system == system, m.external_id == external_id))
 
+    async def by_external_ids(self, system: str, external_ids: Sequence[str]) -> dict[str, ExternalMapping]:
+        if not external_ids:
+            return {}
+        m = external_mappings.c
+        query = select(external_mappings).where(m.system == system, m.external_id.in_(list(set(external_ids))))
+        return {row.external_id: _mapping(row) for row in await self._c.execute(query)}
+
     async def for_customer(self, customer_id: int) -> list[ExternalMapping]:
         if not _is_bigint(customer_id):
             return []
@@ -125,7 +139,7 @@ class SqlAlchemyMappingRepository:
         """Insert (version 0: not stored yet), or update only if the stored version is still the
         one read -- under READ COMMITTED the WHERE is re-checked against a concurrent committed
         write, so a stale baseline can never overwrite a fresh one. Linking an external id that
-        another customer holds violates uq_external_mappings_system_external_id (an IntegrityError)."""
+        another customer holds is refused the same way (ConcurrentUpdate): someone linked it since."""
         m = external_mappings.c
         values = {
             "external_id": mapping.external_id, "synced_name": mapping.synced.name, "synced_email": mapping.synced.email,
@@ -136,7 +150,7 @@ class SqlAlchemyMappingRepository:
         if mapping.version == 0:
             statement = (
                 insert(external_mappings).values(customer_id=mapping.customer_id, system=mapping.system, **values)
-                .on_conflict_do_nothing(index_elements=[m.customer_id, m.system])
+                .on_conflict_do_nothing()  # either key: (customer_id, system) or (system, external_id)
             )
         else:
             statement = update(external_mappings).where(

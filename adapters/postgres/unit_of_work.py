@@ -14,6 +14,7 @@ from adapters.postgres.accounts import SqlAlchemyBindingRepository, SqlAlchemyIn
 from adapters.postgres.create_intents import SqlAlchemyCreateIntentRepository
 from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
 from adapters.postgres.errors import is_unavailable, unavailable
+from adapters.postgres.reconcile import SqlAlchemyReconcileRepository
 from adapters.postgres.repositories import (
     SqlAlchemyCustomerRepository,
     SqlAlchemyInbox,
@@ -65,6 +66,7 @@ class SqlAlchemyUnitOfWork:
         self.create_intents = SqlAlchemyCreateIntentRepository(connection)
         self.installation = SqlAlchemyInstallationRepository(connection)
         self.bindings = SqlAlchemyBindingRepository(connection)
+        self.reconcile = SqlAlchemyReconcileRepository(connection)
         return self
 
     async def __aexit__(

@@ -1,0 +1,242 @@
+"""Reconcile runs, findings and what each run has seen, on PostgreSQL.
+
+The questions a run asks of the whole catalog ("links whose record the list did not show",
+"customers linked to nothing") are anti-joins here, so a mostly-in-sync catalog costs a few index
+scans, not a read of every row in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+from sqlalchemy import Row, and_, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.postgres.repositories import _customer, _mapping
+from adapters.postgres.tables import customers, external_mappings, reconcile_findings, reconcile_runs, reconcile_seen
+from application.ports import SeenExternal
+from domain.customer import Customer
+from domain.drift import Finding, FindingKind, Fix, FixStatus, ReconcileRun
+from domain.mapping import ExternalMapping
+from domain.messages import ExternalCustomer
+
+_RUN_FIELDS = (
+    "system", "status", "dry_run", "match_by", "trigger", "created_at", "started_at", "finished_at", "heartbeat_at",
+    "owner", "phase", "checkpoint", "counts", "error",
+)
+_ACTIVE = ("queued", "running")
+
+
+class SqlAlchemyReconcileRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    # -- runs ---------------------------------------------------------------------------------
+    async def add_run(self, run: ReconcileRun) -> tuple[ReconcileRun, bool]:
+        values = _run_values(run)
+        # ix_reconcile_runs_active: one queued-or-running run per system; a second one is not inserted.
+        row = (await self._c.execute(insert(reconcile_runs).values(values).on_conflict_do_nothing().returning(reconcile_runs))).first()
+        if row is not None:
+            return _run(row), True
+        active = await self.active_run(run.system)
+        if active is None:  # the active run finished between the two statements
+            return await self.add_run(run)
+        return active, False
+
+    async def get_run(self, run_id: int) -> ReconcileRun | None:
+        row = (await self._c.execute(select(reconcile_runs).where(reconcile_runs.c.id == run_id))).first()
+        return None if row is None else _run(row)
+
+    async def runs(self, system: str | None, limit: int) -> list[ReconcileRun]:
+        query = select(reconcile_runs).order_by(reconcile_runs.c.id.desc()).limit(max(0, limit))
+        if system is not None:
+            query = query.where(reconcile_runs.c.system == system)
+        return [_run(row) for row in await self._c.execute(query)]
+
+    async def active_run(self, system: str) -> ReconcileRun | None:
+        r = reconcile_runs.c
+        row = (await self._c.execute(select(reconcile_runs).where(r.system == system, r.status.in_(_ACTIVE)))).first()
+        return None if row is None else _run(row)
+
+    async def claim_run(self, run_id: int | None, owner: str, now: datetime, stale_before: datetime) -> ReconcileRun | None:
+        r = reconcile_runs.c
+        claimable = or_(r.status == "queued", and_(r.status == "running", or_(r.heartbeat_at.is_(None), r.heartbeat_at < stale_before)))
+        candidate = select(r.id).where(claimable).order_by(r.id).limit(1).with_for_update(skip_locked=True)
+        if run_id is not None:
+            candidate = candidate.where(r.id == run_id)
+        statement = (
+            update(reconcile_runs).where(r.id == candidate.scalar_subquery(), claimable)
+            .values(status="running", owner=owner, heartbeat_at=now, started_at=func.coalesce(r.started_at, now))
+            .returning(reconcile_runs)
+        )
+        row = (await self._c.execute(statement)).first()
+        return None if row is None else _run(row)
+
+    async def save_run(self, run: ReconcileRun) -> bool:
+        r = reconcile_runs.c
+        values = _run_values(run)
+        statement = update(reconcile_runs).where(r.id == run.id, r.owner == run.owner, r.status == "running").values(values)
+        return (await self._c.execute(statement)).rowcount == 1
+
+    async def heartbeat(self, run_id: int, owner: str, at: datetime) -> bool:
+        r = reconcile_runs.c
+        statement = update(reconcile_runs).where(r.id == run_id, r.owner == owner, r.status == "running").values(heartbeat_at=at)
+        return (await self._c.execute(statement)).rowcount == 1
+
+    # -- findings -------------------------------------------------------------------------------
+    async def add_findings(self, findings: Sequence[Finding]) -> list[Finding]:
+        if not findings:
+            return []
+        unique: dict[str, Finding] = {}
+        for finding in findings:
+            unique.setdefault(finding.subject, finding)  # one per subject: the first
+        rows = [
+            {
+                "run_id": f.run_id, "subject": f.subject, "kind": f.kind.value, "customer_id": f.customer_id,
+                "external_id": f.external_id, "fields": list(f.fields), "detail": f.detail, "fix": f.fix.value,
+                "fix_status": f.fix_status.value, "at": f.at,
+            }
+            for f in unique.values()
+        ]
+        statement = (
+            insert(reconcile_findings).values(rows)
+            .on_conflict_do_nothing(index_elements=[reconcile_findings.c.run_id, reconcile_findings.c.subject])
+            .returning(reconcile_findings.c.id, reconcile_findings.c.subject)
+        )
+        kept = {row.subject: row.id for row in await self._c.execute(statement)}
+        return [msgspec.structs.replace(f, seq=kept[f.subject]) for f in unique.values() if f.subject in kept]
+
+    async def findings(self, run_id: int, *, after: int | None, limit: int, kinds: Sequence[str] | None = None) -> list[Finding]:
+        f = reconcile_findings.c
+        query = select(reconcile_findings).where(f.run_id == run_id).order_by(f.id).limit(max(0, limit))
+        if after is not None:
+            query = query.where(f.id > after)
+        if kinds is not None:
+            query = query.where(f.kind.in_(list(kinds)))
+        return [_finding(row) for row in await self._c.execute(query)]
+
+    async def planned(self, run_id: int, limit: int) -> list[Finding]:
+        f = reconcile_findings.c
+        query = select(reconcile_findings).where(f.run_id == run_id, f.fix_status == "planned").order_by(f.id).limit(max(0, limit))
+        return [_finding(row) for row in await self._c.execute(query)]
+
+    async def set_fix_status(self, run_id: int, subject: str, status: str, detail: str | None = None) -> None:
+        f = reconcile_findings.c
+        values: dict[str, object] = {"fix_status": str(status)}
+        if detail is not None:
+            values["detail"] = func.concat_ws("; ", f.detail, detail)
+        await self._c.execute(update(reconcile_findings).where(f.run_id == run_id, f.subject == subject).values(values))
+
+    async def fix_counts(self, run_id: int) -> dict[str, int]:
+        f = reconcile_findings.c
+        query = select(f.fix_status, func.count()).where(f.run_id == run_id).group_by(f.fix_status)
+        return {status: n for status, n in await self._c.execute(query)}
+
+    # -- what a run has seen ----------------------------------------------------------------------
+    async def mark_seen(self, run_id: int, seen: Sequence[SeenExternal]) -> None:
+        if not seen:
+            return
+        rows = [
+            {
+                "run_id": run_id, "external_id": s.external_id, "unlinked": s.record is not None,
+                "email_key": s.record.data.email.lower() if s.record is not None and s.record.data.email else None,
+                "record": msgspec.to_builtins(s.record) if s.record is not None else None,
+            }
+            for s in {s.external_id: s for s in seen}.values()
+        ]
+        await self._c.execute(insert(reconcile_seen).values(rows).on_conflict_do_nothing())
+
+    async def seen_record(self, run_id: int, external_id: str) -> ExternalCustomer | None:
+        s = reconcile_seen.c
+        raw = await self._c.scalar(select(s.record).where(s.run_id == run_id, s.external_id == external_id))
+        return None if raw is None else msgspec.convert(raw, ExternalCustomer)
+
+    async def unseen_links(
+        self, run_id: int, system: str, linked_before: datetime, after_customer_id: int | None, limit: int
+    ) -> list[ExternalMapping]:
+        m, s = external_mappings.c, reconcile_seen.c
+        seen = exists().where(s.run_id == run_id, s.external_id == m.external_id)
+        query = (
+            select(external_mappings).where(m.system == system, m.synced_at < linked_before, ~seen)
+            .order_by(m.customer_id).limit(max(0, limit))
+        )
+        if after_customer_id is not None:
+            query = query.where(m.customer_id > after_customer_id)
+        return [_mapping(row) for row in await self._c.execute(query)]
+
+    async def unlinked_customers(self, system: str, created_before: datetime, after_id: int | None, limit: int) -> list[Customer]:
+        c, m = customers.c, external_mappings.c
+        linked = exists().where(m.customer_id == c.id, m.system == system)
+        query = (
+            select(customers).where(c.deleted.is_(False), c.created_at < created_before, ~linked)
+            .order_by(c.id).limit(max(0, limit))
+        )
+        if after_id is not None:
+            query = query.where(c.id > after_id)
+        return [_customer(row) for row in await self._c.execute(query)]
+
+    async def unlinked_customer_ids(self, system: str, email_keys: Sequence[str]) -> dict[str, list[int]]:
+        if not email_keys:
+            return {}
+        c, m = customers.c, external_mappings.c
+        linked = exists().where(m.customer_id == c.id, m.system == system)
+        key = func.lower(c.email)  # the indexed expression (ix_customers_lower_email)
+        query = select(c.id, key.label("key")).where(key.in_(list(email_keys)), c.deleted.is_(False), ~linked).order_by(c.id)
+        found: dict[str, list[int]] = {}
+        for row in await self._c.execute(query):
+            found.setdefault(row.key, []).append(row.id)
+        return found
+
+    async def unlinked_seen(self, run_id: int, email_keys: Sequence[str]) -> dict[str, list[ExternalCustomer]]:
+        if not email_keys:
+            return {}
+        s = reconcile_seen.c
+        query = (
+            select(s.email_key, s.record).where(s.run_id == run_id, s.unlinked, s.email_key.in_(list(email_keys)))
+            .order_by(s.external_id.collate("C"))
+        )
+        found: dict[str, list[ExternalCustomer]] = {}
+        for row in await self._c.execute(query):
+            found.setdefault(row.email_key, []).append(msgspec.convert(row.record, ExternalCustomer))
+        return found
+
+    async def undecided(self, run_id: int, after_external_id: str | None, limit: int) -> list[ExternalCustomer]:
+        s = reconcile_seen.c
+        query = (
+            select(s.record).where(s.run_id == run_id, s.unlinked, s.decided.is_(False))
+            .order_by(s.external_id.collate("C")).limit(max(0, limit))
+        )
+        if after_external_id is not None:
+            query = query.where(s.external_id.collate("C") > after_external_id)
+        return [msgspec.convert(raw, ExternalCustomer) for raw in await self._c.scalars(query)]
+
+    async def decide(self, run_id: int, external_ids: Sequence[str]) -> None:
+        if external_ids:
+            s = reconcile_seen.c
+            await self._c.execute(
+                update(reconcile_seen).where(s.run_id == run_id, s.external_id.in_(list(set(external_ids)))).values(decided=True)
+            )
+
+    async def forget_seen(self, run_id: int) -> None:
+        await self._c.execute(reconcile_seen.delete().where(reconcile_seen.c.run_id == run_id))
+
+
+def _run_values(run: ReconcileRun) -> dict[str, object]:
+    values = {name: getattr(run, name) for name in _RUN_FIELDS}
+    values.update(status=run.status.value, phase=run.phase.value, match_by=run.match_by.value if run.match_by else None)
+    return values
+
+
+def _run(row: Row) -> ReconcileRun:
+    return msgspec.convert({"id": row.id, **{name: getattr(row, name) for name in _RUN_FIELDS}}, ReconcileRun)
+
+
+def _finding(row: Row) -> Finding:
+    return Finding(
+        run_id=row.run_id, subject=row.subject, kind=FindingKind(row.kind), fix=Fix(row.fix), fix_status=FixStatus(row.fix_status), at=row.at,
+        customer_id=row.customer_id, external_id=row.external_id, fields=tuple(row.fields), detail=row.detail, seq=row.id,
+    )
+

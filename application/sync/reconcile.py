@@ -1,0 +1,605 @@
+"""Reconcile: compare every catalog customer with every record of one external system, report
+what differs (``domain.drift``), and fix it through the paths live changes take.
+
+A run reads the external system's strongly consistent list once, page by page (never its search
+index), in four phases, each with a checkpoint stored with the run:
+
+1. ``external``: each listed record is compared with the catalog customer it is linked to; the
+   unlinked ones are kept in the run's working set (``reconcile_seen``), the page is checkpointed.
+2. ``missing``: links whose record the list did not show (deleted there, or unknown to the account).
+3. ``catalog``: catalog customers linked to nothing there: exported, linked to their one email
+   match (``--match-by email``), or reported as ambiguous.
+4. ``unlinked``: external records nothing matched: imported.
+
+Fixes are journaled as findings: found (``planned``) and checkpointed first, then applied and
+marked, each in the same transaction as its effect where the effect is a database write (an
+outbox event, a link), or under an event id of the run's own where it goes through the inbound
+use case (the inbox applies an event id once). So a run interrupted anywhere and resumed applies
+every fix exactly once. Outages are waited out; a run whose runner died is taken over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import msgspec
+
+from application.customers.changes import STORE_ATTEMPTS, record_change, retried_on_concurrent_update
+from application.errors import (
+    AccountChanged,
+    BackendUnavailable,
+    ExternalCustomerMissing,
+    IntegrationError,
+    RetryableIntegrationError,
+)
+from application.ports import Integration, Integrations, Page, SeenExternal, UnitOfWork
+from application.sync.context import SyncContext
+from application.sync.inbound import sync_inbound
+from application.sync.waiting import sleep_unless_stopped
+from domain.customer import CustomerData
+from domain.drift import (
+    Finding,
+    FindingKind,
+    Fix,
+    FixStatus,
+    MatchBy,
+    Phase,
+    ReconcileRun,
+    RunStatus,
+    compare_linked,
+    email_key,
+    first_link_data,
+)
+from domain.errors import ConcurrentUpdate
+from domain.mapping import ExternalMapping
+from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
+from domain.ownership import proves_own_create
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EXTERNAL_PAGE = 100  # the largest page external lists give (Stripe: 100)
+CATALOG_PAGE = 500
+HEARTBEAT_EVERY = 5.0  # seconds
+STALE_AFTER = timedelta(seconds=30)  # a running run without a heartbeat this long was interrupted
+FIX_BATCH = 200
+
+Progress = Callable[[ReconcileRun], None]
+
+
+class RunLost(Exception):
+    """Another runner took the run over (ours was presumed dead), or it was cancelled."""
+
+
+class RunInProgress(Exception):
+    def __init__(self, run: ReconcileRun) -> None:
+        super().__init__(f"reconcile run {run.id} of {run.system} is in progress (runner {run.owner}); wait for it to finish")
+        self.run = run
+
+
+class OtherRunActive(Exception):
+    def __init__(self, run: ReconcileRun) -> None:
+        options = "dry run" if run.dry_run else "fixing"
+        super().__init__(
+            f"reconcile run {run.id} of {run.system} ({options}, match by {run.match_by or 'nothing'}) is {run.status.value}; "
+            "wait for it, or ask for the same options to follow it"
+        )
+        self.run = run
+
+
+async def request_run(
+    ctx: SyncContext, system: str, *, dry_run: bool, match_by: MatchBy | None, trigger: str
+) -> tuple[ReconcileRun, bool]:
+    """Queue a run for a runner (the worker) to take: ``(run, True)``; or the active run with the
+    same options, ``(run, False)``. An active run with other options raises OtherRunActive."""
+    async with ctx.uow_factory() as uow:
+        run, created = await uow.reconcile.add_run(ReconcileRun(
+            id=0, system=system, status=RunStatus.QUEUED, dry_run=dry_run, match_by=match_by, trigger=trigger,
+            created_at=ctx.clock.now(),
+        ))
+        await uow.commit()
+    if not created and (run.dry_run, run.match_by) != (dry_run, match_by):
+        raise OtherRunActive(run)
+    return run, created
+
+
+async def start_here(
+    ctx: SyncContext, system: str, owner: str, *, dry_run: bool, match_by: MatchBy | None, trigger: str,
+    presumed_dead: Callable[[str], bool] = lambda owner: False,
+) -> tuple[ReconcileRun, bool]:
+    """Claim a run to execute in this process (the CLI): a new one, or the interrupted one with the
+    same options -- ``(run, resumed)``. An interrupted run with other options is cancelled (every
+    fix it applied stands on its own); a run another live runner holds raises RunInProgress."""
+    now = ctx.clock.now()
+    async with ctx.uow_factory() as uow:
+        active = await uow.reconcile.active_run(system)
+    if active is not None:
+        stale = active.status is RunStatus.QUEUED or active.heartbeat_at is None or active.heartbeat_at < now - STALE_AFTER
+        if active.owner is not None and presumed_dead(active.owner):
+            stale = True
+        if not stale:
+            raise RunInProgress(active)
+        if (active.dry_run, active.match_by) == (dry_run, match_by):
+            claimed = await _claim(ctx, active.id, owner, stale_before=ctx.clock.now() + timedelta(seconds=1))
+            if claimed is not None:
+                return claimed, active.status is RunStatus.RUNNING
+            raise RunInProgress(active)
+        async with ctx.uow_factory() as uow:
+            taken = await uow.reconcile.claim_run(active.id, owner, now, now + timedelta(seconds=1))
+            if taken is not None:
+                await uow.reconcile.save_run(msgspec.structs.replace(
+                    taken, status=RunStatus.CANCELLED, finished_at=now, error=f"cancelled by a new run ({trigger}) with other options",
+                ))
+                await uow.commit()
+        log.warning("reconcile: interrupted run %s (other options) cancelled; the fixes it applied stand", active.id)
+    run, _ = await request_run(ctx, system, dry_run=dry_run, match_by=match_by, trigger=trigger)
+    claimed = await _claim(ctx, run.id, owner, stale_before=now)
+    if claimed is None:
+        raise RunInProgress(run)
+    return claimed, False
+
+
+async def claim_next(ctx: SyncContext, owner: str) -> ReconcileRun | None:
+    """The oldest queued (or interrupted) run, now ours to execute (the worker's runner)."""
+    return await _claim(ctx, None, owner, stale_before=ctx.clock.now() - STALE_AFTER)
+
+
+async def _claim(ctx: SyncContext, run_id: int | None, owner: str, stale_before: datetime) -> ReconcileRun | None:
+    async with ctx.uow_factory() as uow:
+        run = await uow.reconcile.claim_run(run_id, owner, ctx.clock.now(), stale_before)
+        await uow.commit()
+    return run
+
+
+class Reconciler:
+    """Executes one claimed run to its end (or until stopped: it stays resumable)."""
+
+    def __init__(
+        self, run: ReconcileRun, integration: Integration, integrations: Integrations, ctx: SyncContext,
+        *, stopping: asyncio.Event | None = None, progress: Progress | None = None, max_delay: float = 30.0,
+    ) -> None:
+        self.run = run
+        self._integration, self._integrations, self._ctx = integration, integrations, ctx
+        self._stopping = stopping or asyncio.Event()
+        self._progress = progress or (lambda run: None)
+        self._max_delay = max_delay
+        self._records: dict[str, ExternalCustomer] = {}  # the page's listed records, for its fixes
+
+    async def execute(self) -> ReconcileRun:
+        """Run every phase from the checkpoint on; the finished run (``done`` or ``failed``), or the
+        run as it stands if stopped (resumable)."""
+        beating = asyncio.create_task(self._heartbeat())
+        try:
+            if not self.run.dry_run:
+                await self._apply_planned()  # fixes found before an interruption, not applied yet
+            phases = {
+                Phase.EXTERNAL: self._external, Phase.MISSING: self._missing, Phase.CATALOG: self._catalog,
+                Phase.UNLINKED: self._unlinked,
+            }
+            while self.run.phase is not Phase.DONE and not self._stopping.is_set():
+                await phases[self.run.phase]()
+            if self.run.phase is Phase.DONE:
+                await self._finish(RunStatus.DONE)
+        except (AccountChanged, _Fatal) as exc:
+            await self._finish(RunStatus.FAILED, str(exc))
+        except _Stopped:
+            log.info("reconcile %s stopped in phase %s; it resumes from its checkpoint", self.run.id, self.run.phase.value)
+        except RunLost as exc:
+            log.warning("%s: this runner stops", exc)
+        finally:
+            beating.cancel()
+        return self.run
+
+    # -- phase 1: the external list ---------------------------------------------------------------
+    async def _external(self) -> None:
+        cursor = self.run.checkpoint
+        fetch = asyncio.ensure_future(self._list(cursor))
+        try:
+            while not self._stopping.is_set():
+                try:
+                    page = await fetch
+                except ExternalCustomerMissing:
+                    # The record the checkpoint names was deleted meanwhile: read the list again
+                    # from its start (every page is idempotent).
+                    log.info("reconcile %s: the list's checkpoint %s is gone; reading the list from the start", self.run.id, cursor)
+                    cursor = None
+                    fetch = asyncio.ensure_future(self._list(None))
+                    continue
+                if page.next_cursor is not None:  # read the next page while this one is compared
+                    fetch = asyncio.ensure_future(self._list(page.next_cursor))
+                findings = await self._patiently(lambda: self._compare_page(page, page.next_cursor))
+                await self._apply(findings)
+                self._records.clear()
+                if page.next_cursor is None:
+                    return
+                cursor = page.next_cursor
+        finally:
+            if not fetch.done():
+                fetch.cancel()
+
+    async def _list(self, cursor: str | None) -> Page:
+        return await self._patiently(lambda: self._integration.list_customers(limit=EXTERNAL_PAGE, cursor=cursor))
+
+    async def _compare_page(self, page: Page, next_cursor: str | None) -> list[Finding]:
+        run, system, now = self.run, self._integration.system, self._ctx.clock.now()
+        findings: list[Finding] = []
+        seen: list[SeenExternal] = []
+        in_sync = 0
+        async with self._ctx.uow_factory() as uow:
+            mappings = await uow.mappings.by_external_ids(system, [x.external_id for x in page.customers])
+            customers = await uow.customers.get_many([m.customer_id for m in mappings.values()])
+            for x in page.customers:
+                mapping = mappings.get(x.external_id)
+                subject = f"external:{x.external_id}"
+                if mapping is not None and mapping.customer_id in customers:
+                    seen.append(SeenExternal(x.external_id))
+                    customer = customers[mapping.customer_id]
+                    kind, fix, fields, detail = compare_linked(customer, mapping, x)
+                    if kind is FindingKind.IN_SYNC:
+                        in_sync += 1
+                        continue
+                    self._records[x.external_id] = x
+                    findings.append(self._finding(subject, kind, fix, now, customer.id, x.external_id, fields, detail))
+                    continue
+                claim = x.claim
+                if claim.installation == self._ctx.installation and claim.internal_id is not None:
+                    seen.append(SeenExternal(x.external_id))  # never a candidate for import or matching
+                    intent = await uow.create_intents.get(claim.internal_id, system)
+                    if proves_own_create(claim, self._ctx.installation, intent):
+                        detail = "made by our create, not linked yet: the worker links it"
+                        findings.append(self._finding(subject, FindingKind.ONLY_THERE, Fix.NONE, now, claim.internal_id, x.external_id, (), detail))
+                    else:
+                        detail = (f"its metadata claims catalog customer {claim.internal_id} of this installation without proof "
+                                  "(a restored database?): neither linked nor imported; link it by hand")
+                        findings.append(self._finding(subject, FindingKind.AMBIGUOUS, Fix.NONE, now, None, x.external_id, (), detail))
+                    continue
+                seen.append(SeenExternal(x.external_id, x))  # decided once the catalog was read
+            await uow.reconcile.mark_seen(run.id, seen)
+            added = await uow.reconcile.add_findings(findings)
+            advanced = self.run.counted(external_listed=len(page.customers), in_sync=in_sync, **_kinds(added))
+            advanced = msgspec.structs.replace(
+                advanced, checkpoint=next_cursor, phase=Phase.EXTERNAL if next_cursor else Phase.MISSING, heartbeat_at=now,
+            )
+            if next_cursor is None:
+                advanced = msgspec.structs.replace(advanced, checkpoint=None)
+            await self._save(uow, advanced)
+            await uow.commit()
+        self._progress(self.run)
+        return findings
+
+    # -- phase 2: links the list did not show ------------------------------------------------------
+    async def _missing(self) -> None:
+        while not self._stopping.is_set():
+            findings, done = await self._patiently(self._missing_page)
+            await self._apply(findings)
+            if done:
+                return
+
+    async def _missing_page(self) -> tuple[list[Finding], bool]:
+        run, system, now = self.run, self._integration.system, self._ctx.clock.now()
+        after = int(run.checkpoint) if run.checkpoint else None
+        assert run.started_at is not None
+        findings: list[Finding] = []
+        in_sync = 0
+        async with self._ctx.uow_factory() as uow:
+            links = await uow.reconcile.unseen_links(run.id, system, run.started_at, after, CATALOG_PAGE)
+            customers = await uow.customers.get_many([m.customer_id for m in links])
+            for mapping in links:
+                customer = customers.get(mapping.customer_id)
+                if customer is None or customer.deleted:
+                    in_sync += 1  # deleted on both sides (lists leave deleted records out)
+                    continue
+                subject = f"customer:{mapping.customer_id}"
+                if mapping.broken is not None:
+                    detail = f"the link is broken: {mapping.broken}"
+                    findings.append(self._finding(subject, FindingKind.MISSING_THERE, Fix.NONE, now, customer.id, mapping.external_id, (), detail))
+                else:
+                    detail = f"not listed by {system}: re-fetched (deleted there: deleted here; unknown there: the link breaks)"
+                    findings.append(self._finding(subject, FindingKind.MISSING_THERE, Fix.REFRESH, now, customer.id, mapping.external_id, (), detail))
+            added = await uow.reconcile.add_findings(findings)
+            done = len(links) < CATALOG_PAGE
+            advanced = self.run.counted(in_sync=in_sync, **_kinds(added))
+            advanced = msgspec.structs.replace(
+                advanced, phase=Phase.CATALOG if done else Phase.MISSING,
+                checkpoint=None if done else str(links[-1].customer_id), heartbeat_at=now,
+            )
+            await self._save(uow, advanced)
+            await uow.commit()
+        self._progress(self.run)
+        return findings, done
+
+    # -- phase 3: catalog customers linked to nothing there ---------------------------------------
+    async def _catalog(self) -> None:
+        while not self._stopping.is_set():
+            findings, done = await self._patiently(self._catalog_page)
+            await self._apply(findings)
+            if done:
+                return
+
+    async def _catalog_page(self) -> tuple[list[Finding], bool]:
+        run, system, now = self.run, self._integration.system, self._ctx.clock.now()
+        after = int(run.checkpoint) if run.checkpoint else None
+        assert run.started_at is not None
+        findings: list[Finding] = []
+        async with self._ctx.uow_factory() as uow:
+            customers = await uow.reconcile.unlinked_customers(system, run.started_at, after, CATALOG_PAGE)
+            keys = sorted({k for c in customers if (k := email_key(c.email)) is not None})
+            there = await uow.reconcile.unlinked_seen(run.id, keys)
+            here = await uow.reconcile.unlinked_customer_ids(system, keys)
+            set_aside: list[str] = []
+            for customer in customers:
+                key = email_key(customer.email)
+                candidates = there.get(key, []) if key else []
+                if not candidates:
+                    findings.append(self._finding(
+                        f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.EXPORT, now, customer.id, None, (),
+                        f"never pushed to {system}: created there",
+                    ))
+                    continue
+                namesakes = here.get(key, [customer.id]) if key else [customer.id]
+                set_aside += [x.external_id for x in candidates]
+                if run.match_by is MatchBy.EMAIL and len(candidates) == 1 and len(namesakes) == 1:
+                    [match] = candidates
+                    findings.append(self._finding(
+                        f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.LINK, now, customer.id, match.external_id,
+                        tuple(sorted(customer.data.changed_fields(match.data))), f"the one {system} record with its email: linked",
+                    ))
+                    continue
+                ids_there = ", ".join(x.external_id for x in candidates)
+                ids_here = ", ".join(str(i) for i in namesakes)
+                how = ("--match-by email links one-to-one matches only" if run.match_by is MatchBy.EMAIL else
+                       "neither imported nor exported, so that no one is duplicated: `--match-by email` links a "
+                       "one-to-one match")
+                findings.append(self._finding(
+                    f"email:{key}", FindingKind.AMBIGUOUS, Fix.NONE, now, customer.id, candidates[0].external_id, ("email",),
+                    f"catalog {ids_here} and {system} {ids_there} share {key}: {how}; a person decides",
+                ))
+            await uow.reconcile.decide(run.id, set_aside)
+            added = await uow.reconcile.add_findings(findings)
+            done = len(customers) < CATALOG_PAGE
+            advanced = self.run.counted(**_kinds(added))
+            advanced = msgspec.structs.replace(
+                advanced, phase=Phase.UNLINKED if done else Phase.CATALOG,
+                checkpoint=None if done else str(customers[-1].id), heartbeat_at=now,
+            )
+            await self._save(uow, advanced)
+            await uow.commit()
+        self._progress(self.run)
+        return findings, done
+
+    # -- phase 4: external records linked to nothing here ------------------------------------------
+    async def _unlinked(self) -> None:
+        while not self._stopping.is_set():
+            findings, done = await self._patiently(self._unlinked_page)
+            await self._apply(findings)
+            if done:
+                return
+
+    async def _unlinked_page(self) -> tuple[list[Finding], bool]:
+        run, now = self.run, self._ctx.clock.now()
+        findings: list[Finding] = []
+        async with self._ctx.uow_factory() as uow:
+            records = await uow.reconcile.undecided(run.id, run.checkpoint, EXTERNAL_PAGE)
+            for x in records:
+                findings.append(self._finding(
+                    f"external:{x.external_id}", FindingKind.ONLY_THERE, Fix.IMPORT, now, None, x.external_id, (),
+                    "linked to no catalog customer: imported",
+                ))
+            added = await uow.reconcile.add_findings(findings)
+            done = len(records) < EXTERNAL_PAGE
+            advanced = self.run.counted(**_kinds(added))
+            advanced = msgspec.structs.replace(
+                advanced, phase=Phase.DONE if done else Phase.UNLINKED,
+                checkpoint=None if done else records[-1].external_id, heartbeat_at=now,
+            )
+            await self._save(uow, advanced)
+            await uow.commit()
+        self._progress(self.run)
+        return findings, done
+
+    # -- fixes -----------------------------------------------------------------------------------
+    async def _apply_planned(self) -> None:
+        while not self._stopping.is_set():
+            async with self._ctx.uow_factory() as uow:
+                planned = await uow.reconcile.planned(self.run.id, FIX_BATCH)
+            await self._apply(planned, resumed=True)
+            if len(planned) < FIX_BATCH:
+                return
+
+    async def _apply(self, findings: list[Finding], resumed: bool = False) -> None:
+        if self.run.dry_run:
+            return
+        for finding in findings:
+            if finding.fix is Fix.NONE or finding.fix_status is not FixStatus.PLANNED:
+                continue
+            if self._stopping.is_set():
+                return  # the rest stay planned: a resumed run applies them
+            status, note = await self._patiently(lambda f=finding: self._fix(f, resumed))
+            await self._patiently(lambda f=finding, s=status, n=note: self._mark(f, s, n))
+
+    async def _fix(self, finding: Finding, resumed: bool) -> tuple[FixStatus, str | None]:
+        if finding.fix in (Fix.REFRESH, Fix.IMPORT):
+            return await self._inbound(finding, resumed)
+        try:
+            if finding.fix is Fix.LINK:
+                return await retried_on_concurrent_update(lambda: self._link(finding), STORE_ATTEMPTS)
+            return await retried_on_concurrent_update(lambda: self._outbound(finding), STORE_ATTEMPTS)
+        except ConcurrentUpdate:
+            return FixStatus.FAILED, "the customer kept changing while the fix was applied"
+
+    async def _inbound(self, finding: Finding, resumed: bool) -> tuple[FixStatus, str | None]:
+        """Through the inbound use case, under an event id of this run's own: applied once."""
+        assert finding.external_id is not None
+        system = self._integration.system
+        record: ExternalCustomer | None = None
+        if finding.fix is Fix.IMPORT:
+            async with self._ctx.uow_factory() as uow:
+                record = await uow.reconcile.seen_record(self.run.id, finding.external_id)
+        elif finding.kind is FindingKind.DIFFERS and not resumed:
+            record = self._records.get(finding.external_id)
+        if record is None:
+            # Nothing read to go by: a record that only *says* deleted is always re-fetched
+            # (domain.safety), so the current state decides -- a deletion there, or a 404.
+            record = ExternalCustomer(external_id=finding.external_id, data=CustomerData(), deleted=True)
+        change = ExternalChange(
+            event_id=f"reconcile-{self.run.id}-{finding.external_id}", system=system,
+            kind=ChangeKind.CREATED if finding.fix is Fix.IMPORT else ChangeKind.UPDATED,
+            external_id=finding.external_id, occurred_at=self._ctx.clock.now(), customer=record, observed=True,
+        )
+        try:
+            await sync_inbound(change, self._integrations, self._ctx)
+        except AccountChanged:
+            raise
+        except IntegrationError as exc:
+            if exc.retryable:
+                raise
+            return FixStatus.FAILED, str(exc)
+        return FixStatus.APPLIED, None
+
+    async def _outbound(self, finding: Finding) -> tuple[FixStatus, str | None]:
+        """An outbox event, in the transaction that marks the fix applied."""
+        assert finding.customer_id is not None
+        system = self._integration.system
+        async with self._ctx.uow_factory() as uow:
+            customer = await uow.customers.get(finding.customer_id)
+            mapping = await uow.mappings.get(finding.customer_id, system)
+            if customer is None:
+                return FixStatus.SKIPPED, "the customer is gone"
+            if finding.fix is Fix.EXPORT:
+                if customer.deleted or mapping is not None:
+                    return FixStatus.SKIPPED, "linked or deleted meanwhile"
+                await record_change(uow, customer, ChangeKind.CREATED)
+            else:
+                if mapping is None:
+                    return FixStatus.SKIPPED, "unlinked meanwhile"
+                await record_change(uow, customer, ChangeKind.DELETED if customer.deleted else ChangeKind.UPDATED)
+            await uow.reconcile.set_fix_status(self.run.id, finding.subject, FixStatus.APPLIED)
+            await uow.commit()
+        return FixStatus.APPLIED, None
+
+    async def _link(self, finding: Finding) -> tuple[FixStatus, str | None]:
+        """Link a catalog customer to its one email match, in one transaction: the link (its
+        baseline is what the record holds), the catalog's merged content, and the outbox events
+        that tag the record as ours and send it what the catalog holds beyond it."""
+        assert finding.customer_id is not None and finding.external_id is not None
+        system, now = self._integration.system, self._ctx.clock.now()
+        async with self._ctx.uow_factory() as uow:
+            customer = await uow.customers.get(finding.customer_id)
+            record = await uow.reconcile.seen_record(self.run.id, finding.external_id)
+            if (customer is None or customer.deleted or record is None or await uow.mappings.get(customer.id, system) is not None
+                    or await uow.mappings.by_external_id(system, record.external_id) is not None):
+                return FixStatus.SKIPPED, "linked, unlinked or deleted meanwhile"
+            if email_key(customer.email) != email_key(record.data.email):
+                return FixStatus.SKIPPED, "its email changed meanwhile"
+            merged = first_link_data(customer.data, record.data, self._ctx.policy)
+            revised = customer.revised(merged, now)
+            link = ExternalMapping(customer_id=customer.id, system=system, external_id=record.external_id,
+                                   synced=record.data, synced_version=0, synced_at=now)
+            if revised.data == record.data:
+                link = link.synced_to(revised, record.data, now)
+            await uow.mappings.save(link)
+            # Tagged as ours by the worker (a create that came from there), then what the record
+            # lacks of the catalog's content is sent; values taken from it go to every other system.
+            await record_change(uow, revised, ChangeKind.CREATED, origin=system)
+            if revised.data != record.data:
+                await record_change(uow, revised, ChangeKind.UPDATED)
+            elif revised is not customer:
+                await record_change(uow, revised, ChangeKind.UPDATED, origin=system)
+            await uow.reconcile.set_fix_status(self.run.id, finding.subject, FixStatus.APPLIED)
+            await uow.commit()
+        return FixStatus.APPLIED, None
+
+    async def _mark(self, finding: Finding, status: FixStatus, note: str | None) -> None:
+        if status is FixStatus.APPLIED and finding.fix not in (Fix.REFRESH, Fix.IMPORT):
+            return  # marked in the fix's own transaction
+        async with self._ctx.uow_factory() as uow:
+            await uow.reconcile.set_fix_status(self.run.id, finding.subject, status, note)
+            await uow.commit()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _finding(
+        self, subject: str, kind: FindingKind, fix: Fix, at: datetime, customer_id: int | None, external_id: str | None,
+        fields: tuple[str, ...], detail: str | None,
+    ) -> Finding:
+        status = FixStatus.NONE if fix is Fix.NONE else FixStatus.PLANNED
+        return Finding(run_id=self.run.id, subject=subject, kind=kind, fix=fix, fix_status=status, at=at,
+                       customer_id=customer_id, external_id=external_id, fields=fields, detail=detail)
+
+    async def _save(self, uow: UnitOfWork, run: ReconcileRun) -> None:
+        if not await uow.reconcile.save_run(run):
+            raise RunLost(f"reconcile run {run.id} was taken over or cancelled")
+        self.run = run
+
+    async def _finish(self, status: RunStatus, error: str | None = None) -> None:
+        now = self._ctx.clock.now()
+
+        async def store() -> None:
+            async with self._ctx.uow_factory() as uow:
+                fixes = await uow.reconcile.fix_counts(self.run.id)
+                counts = {k: v for k, v in self.run.counts.items() if not k.startswith("fix")}
+                counts.update({f"fix_{state}": n for state, n in fixes.items() if n})
+                finished = msgspec.structs.replace(
+                    self.run, status=status, finished_at=now, heartbeat_at=now, error=error, counts=counts,
+                )
+                await self._save(uow, finished)
+                await uow.reconcile.forget_seen(finished.id)
+                await uow.commit()
+
+        await self._patiently(store)
+        self._progress(self.run)
+        log.info("reconcile %s of %s %s: %s", self.run.id, self.run.system, status.value, _summary(self.run))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            try:
+                async with self._ctx.uow_factory() as uow:
+                    await uow.reconcile.heartbeat(self.run.id, self.run.owner or "", self._ctx.clock.now())
+                    await uow.commit()
+            except BackendUnavailable:
+                continue
+
+    async def _patiently(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Outages are waited out (capped, jittered backoff); a stop interrupts the wait."""
+        failures = 0
+        while True:
+            try:
+                return await attempt()
+            except ConcurrentUpdate:
+                raise
+            except (BackendUnavailable, RetryableIntegrationError) as exc:
+                if isinstance(exc, AccountChanged):
+                    raise
+                failures += 1
+                delay = exc.retry_after or random.uniform(0.5, min(self._max_delay, 2 ** min(failures, 8)))
+                log.warning("reconcile %s waits %.1fs (attempt %d): %s", self.run.id, delay, failures, exc)
+                if not await sleep_unless_stopped(self._ctx.clock, delay, self._stopping):
+                    raise _Stopped() from exc
+            except ExternalCustomerMissing:
+                raise
+            except IntegrationError as exc:
+                raise _Fatal(str(exc)) from exc
+
+
+class _Fatal(Exception):
+    """A definite refusal the run cannot go on from (bad credentials are waited out instead)."""
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _kinds(findings: list[Finding]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.kind.value] = counts.get(f.kind.value, 0) + 1
+    return counts
+
+
+def _summary(run: ReconcileRun) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items())) or "nothing"

@@ -1,0 +1,261 @@
+"""Reconcile on the in-memory adapters: every class of the report, every fix, dry runs, matching by
+email, a second run finding nothing, and a run interrupted and resumed applying each fix once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from application.commands import CreateCustomer, DeleteCustomer
+from application.customers.create import create_customer
+from application.customers.delete import delete_customer
+from application.sync.reconcile import Reconciler, RunInProgress, start_here
+from domain.conflicts import ConflictPolicy
+from domain.customer import CustomerData
+from domain.drift import FindingKind, Fix, FixStatus, MatchBy, Phase, RunStatus
+from domain.messages import OUTBOUND_TOPIC
+from entrypoints.settings import Settings
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem, tagged
+
+
+async def reconcile(system, *, dry_run=False, match_by=None, owner="test", stopping=None, progress=None, dead=False):
+    ctx = await system.context()
+    run, _ = await start_here(ctx, "stripe", owner, dry_run=dry_run, match_by=match_by, trigger="cli",
+                              presumed_dead=lambda other: dead)
+    integration = system.container.stripe()
+    return await Reconciler(run, integration, system.container.integrations(), ctx, stopping=stopping, progress=progress).execute()
+
+
+async def findings(system, run):
+    async with system.uow_factory() as uow:
+        return await uow.reconcile.findings(run.id, after=None, limit=10_000)
+
+
+async def before_install(system, stripe=(), catalog=()):
+    """Customers present on each side before custsync ran: none of them ever synced."""
+    made = []
+    for name, email in stripe:
+        made.append((await system.stripe.create_async(params={k: v for k, v in (("name", name), ("email", email)) if v}))["id"])
+    ids = []
+    async with system.uow_factory() as uow:
+        for name, email in catalog:
+            ids.append((await uow.customers.add(CustomerData(name, email), system.clock.now())).id)
+        await uow.commit()
+    system.delivered = len(system.stripe.events)  # their events were never delivered (no endpoint yet)
+    system.clock.advance(1)
+    return made, ids
+
+
+async def catalog(system):
+    async with system.uow_factory() as uow:
+        return [c for c in (await uow.customers.page(after_id=None, limit=10_000))]
+
+
+def live_stripe(system):
+    return {cid: c for cid, c in system.stripe.customers.items()}
+
+
+async def assert_converged(system):
+    """Every catalog customer linked to one live Stripe customer holding the same data, and back."""
+    customers = await catalog(system)
+    linked = {}
+    for c in customers:
+        m = await system.mapping(c.id)
+        assert m is not None, f"customer {c.id} is not linked"
+        held = system.stripe.customers[m.external_id]
+        assert CustomerData(held["name"], held["email"]) == c.data
+        assert held["metadata"]["internal_id"] == str(c.id)
+        linked[m.external_id] = c.id
+    assert set(linked) == set(system.stripe.customers)
+
+
+async def test_nothing_on_either_side_is_a_run_with_nothing_to_report(system):
+    run = await reconcile(system)
+    assert run.status is RunStatus.DONE and run.phase is Phase.DONE
+    assert await findings(system, run) == []
+
+
+async def test_a_first_sync_imports_what_only_stripe_has_and_exports_what_only_the_catalog_has(system):
+    stripe_ids, catalog_ids = await before_install(system, stripe=[("Ada", "ada@example.com")], catalog=[("Bob", "bob@example.com")])
+    run = await reconcile(system)
+    kinds = Counter(f.kind for f in await findings(system, run))
+    assert kinds == {FindingKind.ONLY_THERE: 1, FindingKind.ONLY_HERE: 1}
+    assert run.counts["fix_applied"] == 2
+    await system.settle()
+    await assert_converged(system)
+    [ada] = [c for c in await catalog(system) if c.name == "Ada"]
+    # The imported one got our metadata written back.
+    assert tagged(system.stripe.customers[stripe_ids[0]]["metadata"]) == await system.tags(ada.id)
+    again = await reconcile(system)
+    assert await findings(system, again) == [] and again.counts.get("in_sync") == 2
+
+
+async def test_a_dry_run_reports_and_changes_nothing(system):
+    await before_install(system, stripe=[("Ada", "ada@example.com")], catalog=[("Bob", "bob@example.com")])
+    outbox_before = len(system.messages(OUTBOUND_TOPIC))
+    calls_before = Counter(method for method, _ in system.stripe.calls)
+    run = await reconcile(system, dry_run=True)
+    found = await findings(system, run)
+    assert {f.fix_status for f in found} == {FixStatus.PLANNED}
+    await system.settle()
+    assert len(system.messages(OUTBOUND_TOPIC)) == outbox_before
+    assert [c.name for c in await catalog(system)] == ["Bob"] and len(system.stripe.customers) == 1
+    assert Counter(method for method, _ in system.stripe.calls) - calls_before == {"list": 1}  # reads only
+
+
+async def test_match_by_email_links_one_to_one_matches_and_reports_every_ambiguous_case(system):
+    stripe_ids, catalog_ids = await before_install(
+        system,
+        stripe=[("Ada", "ADA@example.com"), ("Bo", "bo@example.com"), ("Bo twin", "bo@example.com"), ("Cy", "cy@example.com"),
+                (None, "dee@example.com")],
+        catalog=[("Ada Lovelace", "ada@example.com"), ("Bo", "bo@example.com"), ("Cy", "cy@example.com"),
+                 ("Cy again", "cy@example.com"), ("Dee", "dee@example.com")],
+    )
+    run = await reconcile(system, match_by=MatchBy.EMAIL)
+    found = await findings(system, run)
+    links = [f for f in found if f.fix is Fix.LINK]
+    ambiguous = [f for f in found if f.kind is FindingKind.AMBIGUOUS]
+    assert len(links) == 2 and {f.customer_id for f in links} == {catalog_ids[0], catalog_ids[4]}
+    assert sorted(f.subject for f in ambiguous) == ["email:bo@example.com", "email:cy@example.com"]
+    assert run.counts["ambiguous"] == 2
+    await system.settle()
+    # Never merged, never duplicated: the ambiguous ones are left on their sides as they were.
+    assert len(system.stripe.customers) == 5 and len(await catalog(system)) == 5
+    ada = await system.customer(catalog_ids[0])
+    assert ada.data == CustomerData("Ada Lovelace", "ada@example.com")  # the catalog (the hub) keeps its values...
+    held = system.stripe.customers[stripe_ids[0]]
+    assert (held["name"], held["email"]) == ("Ada Lovelace", "ada@example.com")
+    assert tagged(held["metadata"]) == await system.tags(ada.id)
+    dee = system.stripe.customers[stripe_ids[4]]
+    assert dee["name"] == "Dee"  # ...and a field empty on one side takes the other's value
+    again = await reconcile(system, match_by=MatchBy.EMAIL)
+    assert Counter(f.kind for f in await findings(system, again)) == {FindingKind.AMBIGUOUS: 2}
+
+
+async def test_without_matching_a_shared_email_is_reported_and_nobody_is_duplicated(system):
+    await before_install(system, stripe=[("Ada", "ada@example.com")], catalog=[("Ada", "ada@example.com")])
+    run = await reconcile(system)
+    [finding] = await findings(system, run)
+    assert finding.kind is FindingKind.AMBIGUOUS and "--match-by email" in finding.detail
+    await system.settle()
+    assert len(system.stripe.customers) == 1 and len(await catalog(system)) == 1
+
+
+@pytest.mark.parametrize("policy", list(ConflictPolicy))
+async def test_a_stripe_side_change_whose_webhook_was_lost_is_applied(policy, clock):
+    system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=policy), clock=clock)
+    customer = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+    await system.settle()
+    external_id = (await system.mapping(customer.id)).external_id
+    await system.stripe.update_async(external_id, params={"name": "Ada L."})
+    system.delivered = len(system.stripe.events)  # the webhook never arrived
+    clock.advance(5)
+    run = await reconcile(system)
+    [finding] = await findings(system, run)
+    assert (finding.kind, finding.fields, finding.fix_status) == (FindingKind.DIFFERS, ("name",), FixStatus.APPLIED)
+    assert "name: changed there" in finding.detail
+    await system.settle()
+    assert (await system.customer(customer.id)).name == "Ada L."
+    assert await findings(system, await reconcile(system)) == []
+
+
+async def test_a_catalog_change_that_never_reached_stripe_is_sent_again(system):
+    customer = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+    await system.settle()
+    async with system.uow_factory() as uow:  # a manual SQL fix: no outbox event
+        current = await uow.customers.get(customer.id)
+        await uow.customers.save(current.revised(CustomerData("Ada L.", "ada@example.com"), system.clock.now()))
+        await uow.commit()
+    run = await reconcile(system)
+    [finding] = await findings(system, run)
+    assert finding.kind is FindingKind.DIFFERS and "name: changed here" in finding.detail
+    await system.settle()
+    held = system.stripe.customers[(await system.mapping(customer.id)).external_id]
+    assert held["name"] == "Ada L."
+
+
+async def test_a_deletion_in_stripe_whose_webhook_was_lost_deletes_here_too(system):
+    customer = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+    await system.settle()
+    await system.stripe.delete_async((await system.mapping(customer.id)).external_id)
+    system.delivered = len(system.stripe.events)
+    system.clock.advance(1)
+    run = await reconcile(system)
+    [finding] = await findings(system, run)
+    assert (finding.kind, finding.fix, finding.fix_status) == (FindingKind.MISSING_THERE, Fix.REFRESH, FixStatus.APPLIED)
+    assert (await system.customer(customer.id)).deleted
+
+
+async def test_a_link_stripe_does_not_know_breaks_and_the_customer_stays(system):
+    customer = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+    await system.settle()
+    external_id = (await system.mapping(customer.id)).external_id
+    del system.stripe.customers[external_id]  # another account's id, a restored database: a 404
+    system.clock.advance(1)
+    run = await reconcile(system)
+    [finding] = await findings(system, run)
+    assert (finding.kind, finding.fix_status) == (FindingKind.MISSING_THERE, FixStatus.FAILED)
+    current = await system.customer(customer.id)
+    assert not current.deleted and current.name == "Ada"
+    assert (await system.mapping(customer.id)).broken is not None
+    again = await reconcile(system)
+    [finding] = await findings(system, again)
+    assert (finding.fix, "broken" in finding.detail) == (Fix.NONE, True)
+
+
+async def test_a_customer_deleted_here_whose_deletion_never_reached_stripe_is_deleted_there(system):
+    customer = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+    await system.settle()
+    external_id = (await system.mapping(customer.id)).external_id
+    await delete_customer(DeleteCustomer(customer_id=customer.id), system.uow_factory(), system.clock)
+    async with system.uow_factory() as uow:  # its event was lost (a restored broker, a bug)
+        pending = await uow.relay.claim(10)
+        await uow.relay.mark_published([p.position for p in pending], system.clock.now())
+        await uow.commit()
+    run = await reconcile(system)
+    [finding] = await findings(system, run)
+    assert (finding.kind, finding.fields, finding.fix) == (FindingKind.DIFFERS, ("deleted",), Fix.PUSH)
+    await system.settle()
+    assert external_id in system.stripe.deleted
+
+
+async def test_a_record_claiming_one_of_our_customers_without_proof_is_left_for_a_person(system):
+    _, [bob] = await before_install(system, catalog=[("Bob", "bob@example.com")])
+    await system.stripe.create_async(params={"name": "Bob?", "metadata": {"internal_id": str(bob), "custsync_installation": await system.installation()}})
+    system.delivered = len(system.stripe.events)
+    run = await reconcile(system)
+    kinds = {f.kind: f for f in await findings(system, run)}
+    assert "without proof" in kinds[FindingKind.AMBIGUOUS].detail
+    await system.settle()
+    assert len(await catalog(system)) == 1  # not imported (it would duplicate Bob), not linked (unproven)
+
+
+async def test_an_interrupted_run_resumes_from_its_checkpoint_and_applies_each_fix_once(system):
+    await before_install(
+        system, stripe=[(f"S{i}", f"s{i}@example.com") for i in range(250)], catalog=[(f"C{i}", f"c{i}@example.com") for i in range(30)],
+    )
+    installed = len(system.stripe.calls)
+    stopping = asyncio.Event()
+    pages = []
+
+    def stop_after_two_pages(run):
+        pages.append(run.phase)
+        if len(pages) == 2:
+            stopping.set()
+
+    first = await reconcile(system, stopping=stopping, progress=stop_after_two_pages)
+    assert first.status is RunStatus.RUNNING and first.phase is Phase.EXTERNAL and first.checkpoint is not None
+    with pytest.raises(RunInProgress):
+        await reconcile(system, owner="another")  # its runner may still be alive
+    resumed = await reconcile(system, owner="another", dead=True)
+    assert resumed.id == first.id and resumed.status is RunStatus.DONE
+    assert resumed.counts["external_listed"] == 250 and resumed.counts["fix_applied"] == 280
+    await system.settle()
+    await assert_converged(system)
+    assert len(system.stripe.customers) == 280
+    events = Counter(m.key for m in system.messages(OUTBOUND_TOPIC))
+    assert len(events) == 280 and set(events.values()) == {1}  # one import or export each: no fix applied twice
+    assert len([key for method, key in system.stripe.calls[installed:] if method == "create"]) == 30
+    assert await findings(system, await reconcile(system)) == []
