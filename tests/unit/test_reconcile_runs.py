@@ -44,7 +44,8 @@ async def before_install(system, stripe=(), catalog=()):
             ids.append((await uow.customers.add(CustomerData(name, email), system.clock.now())).id)
         await uow.commit()
     system.delivered = len(system.stripe.events)  # their events were never delivered (no endpoint yet)
-    system.clock.advance(1)
+    if hasattr(system.clock, "advance"):
+        system.clock.advance(1)
     return made, ids
 
 

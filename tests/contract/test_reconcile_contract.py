@@ -1,0 +1,89 @@
+"""Reconcile on both storages (in memory and PostgreSQL): the queries a run asks of the whole
+catalog are anti-joins in PostgreSQL, so the same scenarios pin them to the in-memory ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from application.commands import CreateCustomer
+from application.customers.create import create_customer
+from application.sync.reconcile import OtherRunActive, request_run
+from domain.drift import FindingKind, Fix, FixStatus, MatchBy, Phase, RunStatus
+from domain.messages import OUTBOUND_TOPIC
+from tests.unit.test_reconcile_runs import assert_converged, before_install, catalog, findings, reconcile
+
+
+async def test_a_first_sync_with_matching_by_email(api_system):
+    system = api_system
+    stripe_ids, catalog_ids = await before_install(
+        system,
+        stripe=[("Ada", "Ada@example.com"), ("Bo", "bo@example.com"), ("Bo 2", "bo@example.com"), ("Only there", None)],
+        catalog=[("Ada", "ada@example.com"), ("Bo", "bo@example.com"), ("Only here", "here@example.com")],
+    )
+    run = await reconcile(system, match_by=MatchBy.EMAIL)
+    found = {f.subject: f for f in await findings(system, run)}
+    assert found[f"customer:{catalog_ids[0]}"].fix is Fix.LINK
+    assert found["email:bo@example.com"].kind is FindingKind.AMBIGUOUS
+    assert found[f"customer:{catalog_ids[2]}"].fix is Fix.EXPORT
+    assert found[f"external:{stripe_ids[3]}"].fix is Fix.IMPORT
+    assert run.counts == {
+        "external_listed": 4, "only_here": 2, "only_there": 1, "ambiguous": 1, "fix_applied": 3, "fix_none": 1,
+    }
+    await system.settle()
+    assert len(system.stripe.customers) == 5 and len(await catalog(system)) == 4
+    again = await reconcile(system, match_by=MatchBy.EMAIL)
+    assert Counter(f.kind for f in await findings(system, again)) == {FindingKind.AMBIGUOUS: 1}
+    assert again.counts["in_sync"] == 3
+
+
+async def test_a_run_interrupted_anywhere_resumes_and_applies_each_fix_once(api_system):
+    system = api_system
+    await before_install(system, stripe=[(f"S{i}", None) for i in range(230)], catalog=[(f"C{i}", None) for i in range(520)])
+    phases = set()
+    for stop_at in range(1, 40):  # stopped after 1 page, resumed, stopped after 2 more, ...
+        stopping = asyncio.Event()
+        seen = []
+
+        def progress(run, seen=seen, stopping=stopping, stop_at=stop_at):
+            seen.append(run.phase)
+            if len(seen) >= stop_at % 3 + 1:
+                stopping.set()
+
+        run = await reconcile(system, stopping=stopping, progress=progress, owner=f"runner-{stop_at}", dead=True)
+        phases.add(run.phase)
+        if run.status is RunStatus.DONE:
+            break
+    assert run.status is RunStatus.DONE and {Phase.EXTERNAL, Phase.CATALOG, Phase.UNLINKED} <= phases
+    assert run.counts["fix_applied"] == 750
+    await system.settle()
+    await assert_converged(system)
+    events = Counter(m.key for m in system.messages(OUTBOUND_TOPIC))
+    assert len(events) == 750 and set(events.values()) == {1}
+
+
+async def test_one_active_run_per_system(api_system):
+    ctx = await api_system.context()
+    first, created = await request_run(ctx, "stripe", dry_run=True, match_by=None, trigger="api")
+    same, again = await request_run(ctx, "stripe", dry_run=True, match_by=None, trigger="api")
+    assert created and not again and same.id == first.id
+    with pytest.raises(OtherRunActive):
+        await request_run(ctx, "stripe", dry_run=False, match_by=MatchBy.EMAIL, trigger="api")
+
+
+async def test_what_a_missing_link_becomes(api_system):
+    system = api_system
+    customers = [await create_customer(CreateCustomer(f"C{i}", None), system.uow_factory(), system.clock) for i in range(3)]
+    await system.settle()
+    ids = [(await system.mapping(c.id)).external_id for c in customers]
+    await system.stripe.delete_async(ids[0])  # deleted there, its webhook lost
+    del system.stripe.customers[ids[1]]  # unknown there
+    system.delivered = len(system.stripe.events)
+    await asyncio.sleep(0.01)
+    run = await reconcile(system)
+    found = {f.customer_id: f for f in await findings(system, run)}
+    assert found[customers[0].id].fix_status is FixStatus.APPLIED and (await system.customer(customers[0].id)).deleted
+    assert found[customers[1].id].fix_status is FixStatus.FAILED and not (await system.customer(customers[1].id)).deleted
+    assert customers[2].id not in found and run.counts["in_sync"] == 1
