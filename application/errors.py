@@ -142,3 +142,11 @@ class BrokerUnavailable(BackendUnavailable):
     """The message broker cannot be reached (or did not acknowledge in time)."""
 
     backend = "broker"
+
+
+class NotLinked(DomainError):
+    """An operation that needs a customer's link to an external system, on a customer without one."""
+
+    def __init__(self, customer_id: int, system: str) -> None:
+        super().__init__(f"customer {customer_id} is not linked to {system}: push it (it is created there) instead of pulling")
+        self.customer_id, self.system = customer_id, system

@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from litestar import Litestar
 
+from application.sync.context import SyncContext
+from application.sync.reconcile import run_reconciler
 from application.sync.relay import run_relay
 from entrypoints.container import Container
 from entrypoints.http.server import uvicorn_options
@@ -82,9 +86,47 @@ def consumer_task(container: Container, *, wait: bool = True) -> Task:
     return consume
 
 
+def reconcile_task(container: Container) -> Task:
+    """Runs the reconcile runs asked for (API, schedule); see application.sync.reconcile."""
+
+    async def reconcile(stopping: asyncio.Event) -> None:
+        settings = container.settings()
+
+        async def context() -> SyncContext:
+            installation = await container.identity().id()
+            return SyncContext(container.uow_factory(), container.clock(), settings.conflict_policy, installation, container.account_guard())
+
+        await run_reconciler(
+            container.integrations(), context, container.clock(), runner_name("worker"), stopping,
+            interval=settings.reconcile_interval,
+        )
+
+    return reconcile
+
+
+def runner_name(kind: str) -> str:
+    """Who runs a reconcile: ``<kind>:<host>:<pid>`` (``presumed_dead`` reads it back)."""
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}"
+
+
+def presumed_dead(owner: str) -> bool:
+    """A runner on this host whose process is gone (killed, crashed): its run can be taken over now."""
+    _, _, rest = owner.partition(":")
+    host, _, pid = rest.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def worker_tasks(container: Container, *, wait: bool = True) -> list[Task]:
-    """The worker process: the outbox relay and the sync consumer."""
-    return [relay_task(container), consumer_task(container, wait=wait)]
+    """The worker process: the outbox relay, the sync consumer and the reconcile runner."""
+    return [relay_task(container), consumer_task(container, wait=wait), reconcile_task(container)]
 
 
 def http_task(app: Litestar, host: str, port: int) -> Task:

@@ -39,6 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_max_poll_interval_ms: int = 300_000
     kafka_session_timeout_ms: int = 10_000  # how soon a crashed worker's partitions move to the others
     kafka_heartbeat_interval_ms: int = 3_000
+    reconcile_interval: float = 0.0  # seconds between scheduled reconcile runs (drift checks); 0: none
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -85,6 +86,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(
             "need 0 < KAFKA_HEARTBEAT_INTERVAL_MS < KAFKA_SESSION_TIMEOUT_MS <= KAFKA_MAX_POLL_INTERVAL_MS"
         )
+    if settings.reconcile_interval < 0:
+        raise SettingsError("RECONCILE_INTERVAL must be 0 (off) or a number of seconds")
+    if 0 < settings.reconcile_interval < 60:
+        raise SettingsError("RECONCILE_INTERVAL must be at least 60 seconds (each run lists every external record)")
     if settings.api_auth not in ("token", "none"):
         raise SettingsError("API_AUTH must be `token` (the default: API_TOKEN required) or `none`")
     if settings.api_auth == "none" and settings.api_token:

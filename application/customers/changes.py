@@ -11,23 +11,29 @@ from domain.errors import ConcurrentUpdate, CustomerNotFound, StaleVersion
 from domain.messages import ChangeKind, CustomerChanged, new_event_id
 
 
-async def record_change(uow: UnitOfWork, customer: Customer, kind: ChangeKind, origin: str | None = None) -> None:
-    """Save ``customer`` and add the event that carries the change to every other system.
+async def record_change(
+    uow: UnitOfWork, customer: Customer, kind: ChangeKind, origin: str | None = None, *, forced: bool = False
+) -> str:
+    """Save ``customer`` and add the event that carries the change to every other system (its id
+    is returned).
 
     Callers commit ``uow``; whatever they commit, the change and its event go together.
     """
     await uow.customers.save(customer)
+    event_id = new_event_id()
     await uow.outbox.add(
         CustomerChanged(
-            event_id=new_event_id(),
+            event_id=event_id,
             customer_id=customer.id,
             kind=kind,
             version=customer.version,
             data=None if customer.deleted else customer.data,
             occurred_at=customer.updated_at,
             origin=origin,
+            forced=forced,
         )
     )
+    return event_id
 
 
 async def existing_customer(uow: UnitOfWork, customer_id: int, expected_versions: frozenset[int] | None = None) -> Customer:

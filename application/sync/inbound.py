@@ -115,7 +115,22 @@ async def _apply(
         await record_change(uow, tombstone, ChangeKind.DELETED, origin=change.system)
         await uow.mappings.save(mapping.synced_to(tombstone, mapping.synced, now))
         return customer.id, None
+    if change.forced:
+        return customer.id, await _pulled(uow, customer, mapping, change, external, now)
     return customer.id, await _update(uow, customer, mapping, change, external, now, ctx, learned=mapping is not known)
+
+
+async def _pulled(
+    uow: UnitOfWork, customer: Customer, mapping: ExternalMapping, change: ExternalChange, external: ExternalCustomer,
+    now: datetime,
+) -> str:
+    """An operator's pull: the external state, whatever the baseline and the policy say."""
+    revised = customer.revised(external.data, now)
+    if revised is not customer:
+        await record_change(uow, revised, ChangeKind.UPDATED, origin=change.system)
+    await uow.mappings.save(mapping.sent_cleared().synced_to(revised, external.data, now))
+    fields = ", ".join(sorted(customer.data.changed_fields(external.data)))
+    return f"pulled from {change.system} by an operator (resync): {fields or 'already equal'}"
 
 
 def _writes(change: ExternalChange, mapping: ExternalMapping | None, installation: str) -> dict[str, FieldWrite]:

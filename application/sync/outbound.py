@@ -24,7 +24,7 @@ from domain.errors import ConcurrentUpdate
 from application.sync.creates import create, create_intent, store_create
 from application.sync.lookup import find_own_create
 from domain.conflicts import ConflictPolicy
-from domain.customer import Customer, CustomerData
+from domain.customer import SYNCED_FIELDS, Customer, CustomerData
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
 from domain.ownership import OwnershipTag, claimed_by_another_installation, write_key
@@ -110,7 +110,32 @@ async def _call(
     if mapping is None:
         assert intent is not None
         return _Outcome(Operation.CREATE, created=await create(integration, customer, intent, ctx), intent=intent)
+    if event.forced:
+        return await _push(integration, customer, mapping, ctx)
     return await _update(integration, customer, mapping, ctx)
+
+
+async def _push(integration: Integration, customer: Customer, mapping: ExternalMapping, ctx: Context) -> _Outcome:
+    """An operator's push: the catalog's state is written there, whatever the baseline and the
+    policy say. A customer deleted there stays deleted (and is deleted here: a deletion is final)."""
+    found = await _retrieve(integration, mapping, ctx)
+    gone = _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
+    if proves_deletion(found):
+        return gone
+    send = {f: getattr(customer.data, f) for f in SYNCED_FIELDS if getattr(found.data, f) != getattr(customer.data, f)}
+    plan = OutboundPlan(
+        send=send, baseline=msgspec.structs.asdict(customer.data), adopt={}, adopt_times={}, deferred=frozenset(),
+        conflicts=frozenset(),
+    )
+    if send:
+        mapping = await _sending(ctx, mapping, send, found.data)
+        try:
+            await integration.update_customer(mapping.external_id, send, idempotency_key=write_key(ctx.installation, "update"))
+        except ExternalCustomerMissing:
+            await _confirm_deleted(integration, mapping, ctx)
+            return gone
+    note = f"pushed to {integration.system} by an operator (resync): {', '.join(sorted(send)) or 'already equal'}"
+    return _Outcome(Operation.UPDATE, plan=plan, note=note, planned_on=mapping.version)
 
 
 async def _tag(integration: Integration, customer: Customer, mapping: ExternalMapping, ctx: Context) -> _Outcome:

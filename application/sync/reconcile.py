@@ -37,7 +37,7 @@ from application.errors import (
     IntegrationError,
     RetryableIntegrationError,
 )
-from application.ports import Integration, Integrations, Page, SeenExternal, UnitOfWork
+from application.ports import Clock, Integration, Integrations, Page, SeenExternal, UnitOfWork, UnitOfWorkFactory
 from application.sync.context import SyncContext
 from application.sync.inbound import sync_inbound
 from application.sync.waiting import sleep_unless_stopped
@@ -93,14 +93,14 @@ class OtherRunActive(Exception):
 
 
 async def request_run(
-    ctx: SyncContext, system: str, *, dry_run: bool, match_by: MatchBy | None, trigger: str
+    uow_factory: UnitOfWorkFactory, clock: Clock, system: str, *, dry_run: bool, match_by: MatchBy | None, trigger: str
 ) -> tuple[ReconcileRun, bool]:
     """Queue a run for a runner (the worker) to take: ``(run, True)``; or the active run with the
     same options, ``(run, False)``. An active run with other options raises OtherRunActive."""
-    async with ctx.uow_factory() as uow:
+    async with uow_factory() as uow:
         run, created = await uow.reconcile.add_run(ReconcileRun(
             id=0, system=system, status=RunStatus.QUEUED, dry_run=dry_run, match_by=match_by, trigger=trigger,
-            created_at=ctx.clock.now(),
+            created_at=clock.now(),
         ))
         await uow.commit()
     if not created and (run.dry_run, run.match_by) != (dry_run, match_by):
@@ -137,7 +137,7 @@ async def start_here(
                 ))
                 await uow.commit()
         log.warning("reconcile: interrupted run %s (other options) cancelled; the fixes it applied stand", active.id)
-    run, _ = await request_run(ctx, system, dry_run=dry_run, match_by=match_by, trigger=trigger)
+    run, _ = await request_run(ctx.uow_factory, ctx.clock, system, dry_run=dry_run, match_by=match_by, trigger=trigger)
     claimed = await _claim(ctx, run.id, owner, stale_before=now)
     if claimed is None:
         raise RunInProgress(run)
@@ -603,3 +603,48 @@ def _kinds(findings: list[Finding]) -> dict[str, int]:
 
 def _summary(run: ReconcileRun) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items())) or "nothing"
+
+
+async def run_reconciler(
+    integrations: Integrations, context: Callable[[], Awaitable[SyncContext]], clock: Clock, owner: str,
+    stopping: asyncio.Event, *, interval: float = 0.0, poll: float = 5.0,
+) -> None:
+    """The worker's runner: executes the queued runs (asked for through the API, or by the
+    schedule) one at a time, and takes over runs whose runner died. With ``interval`` > 0 it
+    queues a run of each integration whenever its last run is older than that (the scheduled
+    drift check: fixes on, no matching). Outages are waited out."""
+    while not stopping.is_set():
+        try:
+            ctx = await context()
+            if interval > 0:
+                await _schedule(ctx, integrations, interval)
+            run = await claim_next(ctx, owner)
+            if run is not None:
+                integration = integrations.get(run.system)
+                if integration is None:
+                    await _refuse(ctx, run, f"{run.system} is not a configured integration")
+                else:
+                    log.info("reconcile %s of %s started (%s)", run.id, run.system, run.trigger)
+                    await Reconciler(run, integration, integrations, ctx, stopping=stopping).execute()
+                continue
+        except BackendUnavailable as exc:
+            log.warning("reconcile runner waits: %s", exc)
+        except Exception:  # noqa: BLE001 - the runner must outlive a bug in one run
+            log.exception("reconcile runner failed; trying again")
+        await sleep_unless_stopped(clock, poll, stopping)
+
+
+async def _schedule(ctx: SyncContext, integrations: Integrations, interval: float) -> None:
+    now = ctx.clock.now()
+    for system in integrations:
+        async with ctx.uow_factory() as uow:
+            [last] = await uow.reconcile.runs(system, 1) or [None]
+        if last is None or (not last.status.active and last.created_at <= now - timedelta(seconds=interval)):
+            await request_run(ctx.uow_factory, ctx.clock, system, dry_run=False, match_by=None, trigger="schedule")
+
+
+async def _refuse(ctx: SyncContext, run: ReconcileRun, error: str) -> None:
+    async with ctx.uow_factory() as uow:
+        now = ctx.clock.now()
+        await uow.reconcile.save_run(msgspec.structs.replace(run, status=RunStatus.FAILED, finished_at=now, error=error))
+        await uow.commit()

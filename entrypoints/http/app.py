@@ -19,6 +19,7 @@ from entrypoints.http.guards import printable_parameters
 from entrypoints.http.methods import correct_allow, get
 from entrypoints.http.openapi import COMPONENTS, document
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.reconcile import ReconcileController, ResyncController
 from entrypoints.http.schemas import Health
 from entrypoints.http.webhooks import webhook
 
@@ -51,7 +52,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         "integrations": provide(lambda: container.integrations()),
         "publisher": provide(lambda: container.publisher()),
     }
-    handlers: list[Any] = [CustomerController, DeadLetterController, webhook, health, docs]
+    handlers: list[Any] = [CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, docs]
     if dev_routes:
         dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())
         handlers.append(FakeStripeController)

@@ -19,7 +19,8 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from application.errors import BackendUnavailable, InvalidWebhook, UnknownSystem, WebhookNotConfigured
+from application.errors import BackendUnavailable, InvalidWebhook, NotLinked, UnknownSystem, WebhookNotConfigured
+from application.sync.reconcile import OtherRunActive
 from domain.errors import ConcurrentUpdate, CustomerNotFound, DeadLetterNotFound, InvalidCustomer, StaleVersion
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,11 @@ def _concurrent(_: Request, exc: ConcurrentUpdate) -> Response:
     return problem(HTTP_409_CONFLICT, "Conflict", f"{exc}: the customer kept changing while we wrote; try again")
 
 
+def _conflicting(_: Request, exc: NotLinked | OtherRunActive) -> Response:
+    extra = {"active_run": exc.run.id} if isinstance(exc, OtherRunActive) else {}
+    return problem(HTTP_409_CONFLICT, "Conflict", str(exc), **extra)
+
+
 def _stale(_: Request, exc: StaleVersion) -> Response:
     return problem(HTTP_412_PRECONDITION_FAILED, "Precondition failed", str(exc), current_version=exc.actual)
 
@@ -145,6 +151,8 @@ EXCEPTION_HANDLERS = {
     DeadLetterNotFound: _dead_letter_not_found,
     StaleVersion: _stale,
     ConcurrentUpdate: _concurrent,
+    NotLinked: _conflicting,
+    OtherRunActive: _conflicting,
     InvalidWebhook: _invalid_webhook,
     WebhookNotConfigured: _not_configured,
     UnicodeDecodeError: _undecodable,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -11,6 +11,7 @@ from msgspec import UNSET, Meta, UnsetType
 from application.customers.queries import CustomerView, Link
 from domain.customer import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH, Customer
 from domain.dead_letters import DeadLetter
+from domain.drift import Finding, ReconcileRun
 from domain.sync import SyncRecord
 from entrypoints.http.params import BIGINT_MAX
 
@@ -163,3 +164,75 @@ class Problem(msgspec.Struct):
     current_version: Annotated[int, Meta(description="412: the customer's version now.")] | UnsetType = UNSET
     unknown_ids: Annotated[list[int], Meta(description="404 on a replay: ids of no dead letter.")] | UnsetType = UNSET
     replayed_ids: Annotated[list[int], Meta(description="404 on a replay: ids already replayed.")] | UnsetType = UNSET
+
+
+class ReconcileRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A reconcile run for the worker to execute (``custsync reconcile`` runs one in the terminal)."""
+
+    system: Annotated[str, Meta(description="The integration to compare the catalog with.", examples=["stripe"])] = "stripe"
+    dry_run: Annotated[bool, Meta(description="Report only; change nothing.")] = False
+    match_by: Annotated[
+        Literal["email"] | None,
+        Meta(description="Link each unlinked catalog customer to the one unlinked record with its email (first sync)."),
+    ] = None
+
+
+class FindingOut(msgspec.Struct):
+    seq: int
+    subject: str
+    kind: Annotated[str, Meta(description="in_sync, differs, missing_there, only_there, only_here or ambiguous.")]
+    customer_id: int | None
+    external_id: str | None
+    fields: list[str]
+    detail: str | None
+    fix: Annotated[str, Meta(description="none (reported only), refresh, import, export, link or push.")]
+    fix_status: Annotated[str, Meta(description="planned, applied, skipped, failed or none.")]
+
+    @classmethod
+    def of(cls, f: Finding) -> FindingOut:
+        return cls(f.seq, f.subject, f.kind.value, f.customer_id, f.external_id, list(f.fields), f.detail, f.fix.value, f.fix_status.value)
+
+
+class ReconcileRunOut(msgspec.Struct):
+    id: int
+    system: str
+    status: Annotated[str, Meta(description="queued (waiting for a worker), running, done, failed or cancelled.")]
+    dry_run: bool
+    match_by: str | None
+    trigger: Annotated[str, Meta(description="cli, api or schedule.")]
+    phase: Annotated[str, Meta(description="external, missing, catalog, unlinked, done: where it is (or stopped).")]
+    counts: Annotated[dict[str, int], Meta(description="Findings by kind, records listed, fixes by status.")]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, r: ReconcileRun) -> ReconcileRunOut:
+        return cls(
+            r.id, r.system, r.status.value, r.dry_run, r.match_by.value if r.match_by else None, r.trigger, r.phase.value,
+            dict(sorted(r.counts.items())), r.created_at, r.started_at, r.finished_at, r.error,
+        )
+
+
+class ReconcileReportOut(msgspec.Struct):
+    """A run and what it found (everything but the customers in sync): what `custsync reconcile --json` prints."""
+
+    run: ReconcileRunOut
+    findings: list[FindingOut]
+
+
+class ResyncRequest(msgspec.Struct, forbid_unknown_fields=True):
+    direction: Annotated[
+        Literal["push", "pull"],
+        Meta(description="push: the catalog's state is written there; pull: the external state is taken here. "
+             "Either way whatever the baselines and the conflict policy say."),
+    ] = "push"
+    system: Annotated[str, Meta(examples=["stripe"])] = "stripe"
+
+
+class ResyncOut(msgspec.Struct):
+    customer_id: int
+    system: str
+    direction: str
+    event_id: Annotated[str, Meta(description="The change that carries it: its outcome shows in the customer's sync-events.")]

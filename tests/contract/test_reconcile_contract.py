@@ -65,12 +65,12 @@ async def test_a_run_interrupted_anywhere_resumes_and_applies_each_fix_once(api_
 
 
 async def test_one_active_run_per_system(api_system):
-    ctx = await api_system.context()
-    first, created = await request_run(ctx, "stripe", dry_run=True, match_by=None, trigger="api")
-    same, again = await request_run(ctx, "stripe", dry_run=True, match_by=None, trigger="api")
+    uow_factory, clock = api_system.uow_factory, api_system.clock
+    first, created = await request_run(uow_factory, clock, "stripe", dry_run=True, match_by=None, trigger="api")
+    same, again = await request_run(uow_factory, clock, "stripe", dry_run=True, match_by=None, trigger="api")
     assert created and not again and same.id == first.id
     with pytest.raises(OtherRunActive):
-        await request_run(ctx, "stripe", dry_run=False, match_by=MatchBy.EMAIL, trigger="api")
+        await request_run(uow_factory, clock, "stripe", dry_run=False, match_by=MatchBy.EMAIL, trigger="api")
 
 
 async def test_what_a_missing_link_becomes(api_system):
