@@ -59,6 +59,9 @@ class InMemoryStripe:
         self.account_id = account_id or f"acct_{self.ids.getrandbits(64):016x}"
         self.livemode = livemode
         self.customers: dict[str, dict[str, Any]] = {}
+        self._created: list[str] = []  # every id in creation order (deleted ones too): the list's index
+        self._position: dict[str, int] = {}
+        self._gone = 0  # indexed ids deleted since
         self.deleted: set[str] = set()
         self.events: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str | None]] = []  # (method, idempotency key) for every API call
@@ -121,6 +124,8 @@ class InMemoryStripe:
             "metadata": {k: str(v) for k, v in (params.get("metadata") or {}).items() if v != ""},
         }
         self.customers[customer["id"]] = customer
+        self._position[customer["id"]] = len(self._created)
+        self._created.append(customer["id"])
         self._emit("customer.created", customer, key)
         return copy.deepcopy(customer)
 
@@ -145,6 +150,7 @@ class InMemoryStripe:
         current = self._live(customer_id)
         del self.customers[customer_id]
         self.deleted.add(customer_id)
+        self._gone += customer_id in self._position
         self._emit("customer.deleted", {**current, "deleted": True}, None)
         return {"id": customer_id, "object": "customer", "deleted": True}
 
@@ -157,15 +163,31 @@ class InMemoryStripe:
         limit = int(params.get("limit", 10))
         if not 1 <= limit <= 100:
             raise _invalid("limit", "Invalid integer: must be between 1 and 100")
-        newest_first = [c for c in reversed(self.customers.values()) if _listed(c, params)]
+        self._reindex()
         after = params.get("starting_after")
+        start = len(self._created) - 1
         if after is not None:
-            ids = [c["id"] for c in newest_first]
-            if after not in ids:
+            if after not in self.customers:  # unknown, or deleted since: Stripe answers 404 too
                 raise _missing(after)
-            newest_first = newest_first[ids.index(after) + 1:]
-        page = newest_first[:limit]
-        return {"object": "list", "data": copy.deepcopy(page), "has_more": len(newest_first) > limit, "url": "/v1/customers"}
+            start = self._position[after] - 1
+        page: list[dict[str, Any]] = []
+        more = False
+        for position in range(start, -1, -1):  # newest first, from just below the cursor
+            customer = self.customers.get(self._created[position])
+            if customer is None or not _listed(customer, params):
+                continue
+            if len(page) == limit:
+                more = True
+                break
+            page.append(customer)
+        return {"object": "list", "data": copy.deepcopy(page), "has_more": more, "url": "/v1/customers"}
+
+    def _reindex(self) -> None:
+        """Tests add and remove customers behind the API's back: then the index is built again."""
+        if len(self.customers) != len(self._created) - self._gone:
+            self._created = list(self.customers)
+            self._position = {cid: i for i, cid in enumerate(self._created)}
+            self._gone = 0
 
     def _list_events(self, params: dict[str, Any]) -> dict[str, Any]:
         limit = int(params.get("limit", 10))

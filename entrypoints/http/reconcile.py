@@ -77,7 +77,9 @@ class ReconcileController(Controller):
     )
     async def findings(
         self, uow: UowDep, run_id: RunIdPath,
-        after: Annotated[int | None, QueryParameter(ge=0, le=BIGINT_MAX, description="The last `seq` of the previous page.")] = None,
+        after: Annotated[int, QueryParameter(
+            ge=0, le=BIGINT_MAX, description="The last `seq` of the previous page (0, the default, for the first page).",
+        )] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_FINDINGS_PAGE)] = 100,
         kind: Annotated[FindingKind | None, QueryParameter(description="Only findings of this kind.")] = None,
     ) -> list[FindingOut]:
