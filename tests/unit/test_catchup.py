@@ -14,6 +14,7 @@ from adapters.memory.database import InMemoryDatabase
 from adapters.memory.stripe import InMemoryStripe
 from adapters.stripe.integration import StripeIntegration
 from application.errors import BrokerUnavailable, RetryableIntegrationError
+from application.sync import catchup
 from application.sync.catchup import CURSOR, catch_up_once, lease_seconds, run_catch_up
 from domain.messages import INBOUND_TOPIC
 from tests.support.system import WEBHOOK_SECRET
@@ -215,8 +216,11 @@ async def wait_for(predicate, timeout=10.0):
     raise AssertionError("not reached in time")
 
 
-async def test_the_loop_waits_out_outages_one_line_per_attempt_then_catches_up_and_stays_quiet(caplog):
-    caplog.set_level(logging.INFO, logger="application.sync.catchup")
+async def test_the_loop_waits_out_outages_one_line_per_attempt_then_catches_up_and_stays_quiet(caplog, monkeypatch):
+    # import-linter (tests/unit/test_architecture.py) configures logging in-process, which disables
+    # every logger that existed then: this one must be heard whatever ran before.
+    monkeypatch.setattr(catchup.log, "disabled", False)
+    caplog.set_level(logging.INFO, logger=catchup.log.name)
     db, broker, clock = InMemoryDatabase(), InMemoryBroker(), SystemClock()
     fake = InMemoryStripe(clock)
     await fake.create_async(params={"name": "Ada"})
