@@ -17,6 +17,9 @@ from application.errors import BrokerUnavailable, RetryableIntegrationError
 from application.sync import catchup
 from application.sync.catchup import CURSOR, catch_up_once, lease_seconds, run_catch_up
 from domain.messages import INBOUND_TOPIC
+from entrypoints.container import build_container
+from entrypoints.runtime import worker_tasks
+from entrypoints.settings import Settings
 from tests.support.system import WEBHOOK_SECRET
 
 
@@ -272,3 +275,9 @@ async def test_every_integration_is_polled_on_its_own_cursor():
 
 def test_the_lease_outlives_three_intervals_and_at_least_thirty_seconds():
     assert (lease_seconds(1), lease_seconds(60)) == (30.0, 180.0)
+
+
+@pytest.mark.parametrize(("interval", "tasks"), [(60.0, 3), (0.0, 2)])
+def test_the_worker_runs_catch_up_beside_the_relay_and_the_consumer_unless_it_is_off(interval, tasks):
+    container = build_container(Settings(catchup_interval=interval))
+    assert [t.__name__ for t in worker_tasks(container)] == ["relay", "consume", "catch_up"][:tasks]
