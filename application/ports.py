@@ -95,6 +95,9 @@ class Inbox(Protocol):
 
     async def seen(self, system: str, event_id: str) -> bool: ...
 
+    async def seen_many(self, system: str, event_ids: Sequence[str]) -> set[str]:
+        """Those of ``event_ids`` already applied."""
+
     async def add(self, system: str, event_id: str, at: datetime) -> None: ...
 
 

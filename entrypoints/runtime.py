@@ -1,4 +1,4 @@
-"""Long-running processes: the HTTP server, the worker (relay + consumer), and their shutdown.
+"""Long-running processes: the HTTP server, the worker (relay + consumer + catch-up), and their shutdown.
 
 SIGTERM or SIGINT sets one ``stopping`` event; every loop finishes the delivery in hand, commits
 what is done and returns, so nothing accepted is lost and nothing is left half-applied.
@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import uvicorn
 from litestar import Litestar
 
+from application.sync.catchup import run_catch_up
 from application.sync.context import SyncContext
 from application.sync.reconcile import run_reconciler
 from application.sync.relay import run_relay
@@ -124,9 +126,29 @@ def presumed_dead(owner: str) -> bool:
     return False
 
 
+def catchup_task(container: Container) -> Task:
+    settings = container.settings()
+    # Who holds a catch-up lease: this process, told apart from every other worker (and restart).
+    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    async def catch_up(stopping: asyncio.Event) -> None:
+        integrations = container.integrations()
+        log.info("catch-up polling %s every %gs", ", ".join(integrations), settings.catchup_interval)
+        await run_catch_up(
+            integrations, container.uow_factory(), container.publisher(), container.clock(), stopping, owner=owner,
+            interval=settings.catchup_interval, overlap=settings.catchup_overlap, max_delay=settings.worker_retry_max_delay,
+        )
+
+    return catch_up
+
+
 def worker_tasks(container: Container, *, wait: bool = True) -> list[Task]:
-    """The worker process: the outbox relay, the sync consumer and the reconcile runner."""
-    return [relay_task(container), consumer_task(container, wait=wait), reconcile_task(container)]
+    """The worker process: the outbox relay, the sync consumer, the reconcile runner and, unless
+    CATCHUP_INTERVAL=0, catch-up."""
+    tasks = [relay_task(container), consumer_task(container, wait=wait), reconcile_task(container)]
+    if container.settings().catchup_interval > 0:
+        tasks.append(catchup_task(container))
+    return tasks
 
 
 def http_task(app: Litestar, host: str, port: int) -> Task:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -40,6 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     kafka_session_timeout_ms: int = 10_000  # how soon a crashed worker's partitions move to the others
     kafka_heartbeat_interval_ms: int = 3_000
     reconcile_interval: float = 0.0  # seconds between scheduled reconcile runs (drift checks); 0: none
+    catchup_interval: float = 60.0  # seconds between polls of each system's change log (0: no catch-up)
+    catchup_overlap: float = 120.0  # seconds each poll reads back before the newest change it saw
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -86,10 +89,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(
             "need 0 < KAFKA_HEARTBEAT_INTERVAL_MS < KAFKA_SESSION_TIMEOUT_MS <= KAFKA_MAX_POLL_INTERVAL_MS"
         )
-    if settings.reconcile_interval < 0:
+    if not 0 <= settings.reconcile_interval < math.inf:
         raise SettingsError("RECONCILE_INTERVAL must be 0 (off) or a number of seconds")
     if 0 < settings.reconcile_interval < 60:
         raise SettingsError("RECONCILE_INTERVAL must be at least 60 seconds (each run lists every external record)")
+    if not 0 <= settings.catchup_interval < math.inf or not 0 <= settings.catchup_overlap < math.inf:
+        raise SettingsError("CATCHUP_INTERVAL and CATCHUP_OVERLAP must be 0 or more (CATCHUP_INTERVAL=0 turns catch-up off)")
     if settings.api_auth not in ("token", "none"):
         raise SettingsError("API_AUTH must be `token` (the default: API_TOKEN required) or `none`")
     if settings.api_auth == "none" and settings.api_token:

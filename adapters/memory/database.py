@@ -13,7 +13,7 @@ from typing import Self
 import msgspec
 
 from adapters.memory.reconcile import InMemoryReconcileRepository
-from application.ports import Envelope, PendingEvent
+from application.ports import Cursor, Envelope, PendingEvent
 from domain.binding import AccountBinding
 from domain.customer import Customer, CustomerData, FieldTimes
 from domain.dead_letters import DeadLetter
@@ -45,6 +45,7 @@ class Tables(msgspec.Struct):
     next_finding_seq: int = 1
     # (run id, external id) -> (the record, or None once linked or set aside; decided)
     reconcile_seen: dict[tuple[int, str], tuple[ExternalCustomer | None, bool]] = msgspec.field(default_factory=dict)
+    cursors: dict[tuple[str, str], Cursor] = msgspec.field(default_factory=dict)
 
     def copy(self) -> Tables:
         # Values are immutable structs, so copying the dicts is a full snapshot.
@@ -80,6 +81,7 @@ class InMemoryUnitOfWork:
         self.installation = InMemoryInstallationRepository(self._tables)
         self.bindings = InMemoryBindingRepository(self._tables)
         self.reconcile = InMemoryReconcileRepository(self._tables)
+        self.cursors = InMemoryCursorRepository(self._tables)
         return self
 
     async def __aexit__(
@@ -217,6 +219,9 @@ class InMemoryInbox:
     async def seen(self, system: str, event_id: str) -> bool:
         return (system, event_id) in self._t.inbox
 
+    async def seen_many(self, system: str, event_ids: Sequence[str]) -> set[str]:
+        return {event_id for event_id in event_ids if (system, event_id) in self._t.inbox}
+
     async def add(self, system: str, event_id: str, at: datetime) -> None:
         self._t.inbox[(system, event_id)] = at
 
@@ -307,3 +312,32 @@ class InMemoryBindingRepository:
 
     async def save(self, binding: AccountBinding) -> None:
         self._t.bindings[binding.system] = binding
+
+
+class InMemoryCursorRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    async def get(self, system: str, name: str) -> Cursor | None:
+        return self._t.cursors.get((system, name))
+
+    async def lease(self, system: str, name: str, owner: str, until: datetime, now: datetime) -> Cursor | None:
+        cursor = self._t.cursors.get((system, name)) or Cursor(system=system, name=name, position=None, updated_at=now)
+        held = cursor.leased_by is not None and cursor.leased_until is not None and cursor.leased_until > now
+        if held and cursor.leased_by != owner:
+            return None
+        cursor = msgspec.structs.replace(cursor, leased_by=owner, leased_until=until)
+        self._t.cursors[(system, name)] = cursor
+        return cursor
+
+    async def advance(self, system: str, name: str, owner: str, position: str, at: datetime) -> bool:
+        cursor = self._t.cursors.get((system, name))
+        if cursor is None or cursor.leased_by != owner:
+            return False
+        self._t.cursors[(system, name)] = msgspec.structs.replace(cursor, position=position, updated_at=at)
+        return True
+
+    async def release(self, system: str, name: str, owner: str) -> None:
+        cursor = self._t.cursors.get((system, name))
+        if cursor is not None and cursor.leased_by == owner:
+            self._t.cursors[(system, name)] = msgspec.structs.replace(cursor, leased_by=None, leased_until=None)

@@ -15,7 +15,8 @@ model"):
   deleting one answers 404, and so does any id this account never had;
 - metadata merged key by key; newest-first cursor lists filtered by exact ``email`` and ``created``;
 - one event per change (``customer.created`` / ``.updated`` / ``.deleted``) with whole-second
-  ``created`` stamps, ``previous_attributes`` and ``request.idempotency_key``.
+  ``created`` stamps, ``previous_attributes`` and ``request.idempotency_key``; ``GET /v1/events``
+  lists only those of the last 30 days (on the injected clock), as Stripe keeps no more.
 
 Faults are injected with ``fail_next``: a call answered 500 (or 429) before or after it took effect.
 """
@@ -41,6 +42,7 @@ from adapters.clock import SystemClock
 
 _FIELDS = ("name", "email")
 KEY_LIFETIME = timedelta(hours=24)
+EVENT_RETENTION = timedelta(days=30)
 
 
 class Fault(msgspec.Struct, frozen=True):
@@ -197,9 +199,11 @@ class InMemoryStripe:
         if isinstance(types, Mapping):  # form-encoded, as the SDK sends a list: types[0]=...&types[1]=...
             types = list(types.values())
         created = params.get("created")
+        oldest = int((self._clock.now() - EVENT_RETENTION).timestamp())
         newest_first = [
             e for e in reversed(self.events)
-            if (types is None or e["type"] in types) and _listed({"created": e["created"]}, {"created": created})
+            if e["created"] >= oldest
+            and (types is None or e["type"] in types) and _listed({"created": e["created"]}, {"created": created})
         ]
         after = params.get("starting_after")
         if after is not None:

@@ -238,6 +238,12 @@ class SqlAlchemyInbox:
     async def seen(self, system: str, event_id: str) -> bool:
         return bool(await self._c.scalar(select(exists().where(inbox.c.system == system, inbox.c.event_id == event_id))))
 
+    async def seen_many(self, system: str, event_ids: Sequence[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        query = select(inbox.c.event_id).where(inbox.c.system == system, inbox.c.event_id.in_(list(event_ids)))
+        return set((await self._c.scalars(query)).all())
+
     async def add(self, system: str, event_id: str, at: datetime) -> None:
         # A plain insert, on purpose: if two workers race past ``seen`` with the same event, the
         # second blocks on the first's key and then fails, so its transaction (and its second

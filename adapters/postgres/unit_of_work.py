@@ -12,6 +12,7 @@ from application.errors import StorageUnavailable
 
 from adapters.postgres.accounts import SqlAlchemyBindingRepository, SqlAlchemyInstallationRepository
 from adapters.postgres.create_intents import SqlAlchemyCreateIntentRepository
+from adapters.postgres.cursors import SqlAlchemyCursorRepository
 from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
 from adapters.postgres.errors import is_unavailable, unavailable
 from adapters.postgres.reconcile import SqlAlchemyReconcileRepository
@@ -67,6 +68,7 @@ class SqlAlchemyUnitOfWork:
         self.installation = SqlAlchemyInstallationRepository(connection)
         self.bindings = SqlAlchemyBindingRepository(connection)
         self.reconcile = SqlAlchemyReconcileRepository(connection)
+        self.cursors = SqlAlchemyCursorRepository(connection)
         return self
 
     async def __aexit__(

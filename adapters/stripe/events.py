@@ -5,10 +5,15 @@ Three outcomes, because Stripe retries anything but a 2xx for three days:
 - a well-formed event of a type we do not sync: ``None`` (200, ignored);
 - a customer event whose object we refuse (a field of the wrong type, an absurd ``created``):
   ``RefusedWebhook`` (200, and the rejection is recorded) -- redelivering it cannot help.
+
+An event listed by ``GET /v1/events`` is the same object as its webhook's body: ``parse_event_object``
+reads it by the same rules into the same ``ExternalChange`` (same event id), so the inbox drops an
+event that arrived both ways.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +44,7 @@ class _Event(msgspec.Struct):
 
 
 def parse_event(payload: bytes, system: str) -> ExternalChange | None:
+    """A webhook's body (its signature already verified)."""
     try:
         event = msgspec.json.decode(payload, type=_Event)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
@@ -47,6 +53,21 @@ def parse_event(payload: bytes, system: str) -> ExternalChange | None:
         raise InvalidWebhook("body is not UTF-8") from None
     except RecursionError:  # msgspec: nested beyond its depth limit (no Stripe event nests that deep)
         raise InvalidWebhook("not a Stripe event: nested too deeply") from None
+    return _change(event, system)
+
+
+def parse_event_object(obj: Mapping[str, Any], system: str) -> ExternalChange | None:
+    """An event as ``GET /v1/events`` lists it, as plain data (the SDK's ``to_dict()``)."""
+    try:
+        event = msgspec.convert(obj, _Event)  # strict, as JSON decoding is: no "1" for 1
+    except msgspec.ValidationError as exc:
+        raise InvalidWebhook(f"not a Stripe event: {exc}") from exc
+    except RecursionError:
+        raise InvalidWebhook("not a Stripe event: nested too deeply") from None
+    return _change(event, system)
+
+
+def _change(event: _Event, system: str) -> ExternalChange | None:
     if not event.id or len(event.id) > _EVENT_ID_MAX or not event.id.isprintable():
         raise InvalidWebhook("not a Stripe event: its id is empty, too long or unprintable")
     kind = KINDS.get(event.type)

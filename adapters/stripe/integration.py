@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import stripe
 
-from adapters.stripe.events import parse_event
+from adapters.stripe.events import KINDS, parse_event, parse_event_object
 from adapters.stripe.objects import ObjectRefused, customer_from_api, tag_metadata
 from application.errors import (
     ExternalCustomerMissing,
@@ -22,11 +22,12 @@ from application.errors import (
     IntegrationError,
     InvalidWebhook,
     PermanentIntegrationError,
+    RefusedWebhook,
     RequestRefused,
     RetryableIntegrationError,
     WebhookNotConfigured,
 )
-from application.ports import Page
+from application.ports import ChangePage, Page
 from domain.binding import ExternalAccount
 from domain.customer import CustomerData
 from domain.messages import ExternalChange, ExternalCustomer
@@ -146,6 +147,26 @@ class StripeIntegration:
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
         self._verify(payload, headers.get("stripe-signature"))
         return parse_event(payload, self.system)
+
+    async def recent_changes(self, *, since: datetime, cursor: str | None = None) -> ChangePage:
+        """Customer events from ``GET /v1/events`` (the last 30 days at most), newest first."""
+        if self._events is None:
+            raise PermanentIntegrationError("stripe: no events service configured")
+        params: dict[str, Any] = {"types": list(KINDS), "created": {"gte": int(since.timestamp())}, "limit": 100}
+        if cursor:
+            params["starting_after"] = cursor
+        result = _as_dict(await self._api(self._events.list_async, params=params))
+        events = [_as_dict(event) for event in result.get("data") or []]
+        changes = []
+        for event in events:
+            try:
+                change = parse_event_object(event, self.system)
+            except (InvalidWebhook, RefusedWebhook):
+                continue  # unreadable: no change to catch up on (its webhook is refused too)
+            if change is not None:
+                changes.append(change)
+        last_id = events[-1].get("id") if events else None
+        return ChangePage(changes, last_id if result.get("has_more") and isinstance(last_id, str) else None)
 
     async def _customer(self, method: Any, *args: Any, **kwargs: Any) -> ExternalCustomer:
         obj = _as_dict(await self._api(method, *args, **kwargs))

@@ -43,6 +43,11 @@ async def receive_webhook(
     async with uow_factory() as uow:
         if await uow.inbox.seen(system, change.event_id):
             return Receipt(change, duplicate=True)
-    # Keyed by the external id, so that one customer's changes stay in order on one partition.
-    await publisher.publish([Envelope(INBOUND_TOPIC, f"{system}:{change.external_id}", change.event_id, encode(change))])
+    await publisher.publish([inbound_envelope(change)])
     return Receipt(change)
+
+
+def inbound_envelope(change: ExternalChange) -> Envelope:
+    """A change on ``sync.inbound``, the same whoever found it (a webhook, or catch-up): keyed by
+    the external id, so that one customer's changes stay in order on one partition."""
+    return Envelope(INBOUND_TOPIC, f"{change.system}:{change.external_id}", change.event_id, encode(change))

@@ -126,6 +126,17 @@ async def test_the_inbox_remembers_event_ids_per_system(uow_factory):
         assert not await uow.inbox.seen("stripe", "evt_2")
 
 
+async def test_the_inbox_tells_which_of_many_event_ids_it_has_seen(uow_factory):
+    async with uow_factory() as uow:
+        await uow.inbox.add("stripe", "evt_1", T0)
+        await uow.inbox.add("stripe", "evt_3", T0)
+        await uow.inbox.add("salesforce", "evt_2", T0)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.inbox.seen_many("stripe", ["evt_1", "evt_2", "evt_3", "evt_4"]) == {"evt_1", "evt_3"}
+        assert await uow.inbox.seen_many("stripe", []) == set()
+
+
 async def test_the_outbox_is_claimed_oldest_first_and_published_rows_are_not_claimed_again(uow_factory):
     async with uow_factory() as uow:
         for n in range(5):

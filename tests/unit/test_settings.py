@@ -44,3 +44,15 @@ def test_unrelated_environment_variables_are_ignored():
 def test_half_a_real_backend_is_refused(env):
     with pytest.raises(SettingsError):
         load_settings(env)
+
+
+def test_catch_up_polls_every_minute_reading_two_minutes_back_unless_told_otherwise():
+    assert (Settings().catchup_interval, Settings().catchup_overlap) == (60.0, 120.0)
+    settings = load_settings({"CATCHUP_INTERVAL": "0", "CATCHUP_OVERLAP": "30"})
+    assert (settings.catchup_interval, settings.catchup_overlap) == (0.0, 30.0)
+
+
+@pytest.mark.parametrize("env", [{"CATCHUP_INTERVAL": "-1"}, {"CATCHUP_OVERLAP": "-5"}, {"CATCHUP_INTERVAL": "nan"}, {"CATCHUP_OVERLAP": "inf"}])
+def test_a_negative_or_unbounded_catch_up_setting_is_refused(env):
+    with pytest.raises(SettingsError, match="CATCHUP_INTERVAL and CATCHUP_OVERLAP"):
+        load_settings(env)
