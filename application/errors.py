@@ -80,6 +80,18 @@ class MappingBroken(PermanentIntegrationError):
     in the catalog changed, and the message waits in the dead-letter store for an operator."""
 
 
+class AmbiguousImport(PermanentIntegrationError):
+    """A record linked to nothing here shares its email with a catalog customer linked to nothing
+    there: perhaps the same person (a first sync not done, or left ambiguous). Importing it could
+    make them twice, so the change waits in the dead-letter store: link them (``custsync reconcile
+    --match-by email``) or tell them apart, then replay."""
+
+
+class AmbiguousExport(PermanentIntegrationError):
+    """The mirror of AmbiguousImport: a catalog customer linked to nothing there shares its email
+    with records there linked to nothing here (a case the last reconcile left for a person)."""
+
+
 class InvalidWebhook(DomainError):
     """A webhook's signature is missing, forged or expired, or its body is not an event."""
 

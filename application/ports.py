@@ -235,6 +235,11 @@ class ReconcileRepository(Protocol):
     async def unlinked_customers(self, system: str, created_before: datetime, after_id: int | None, limit: int) -> list[Customer]:
         """Catalog customers (not deleted) made before ``created_before`` and linked to nothing in ``system``, by id."""
 
+    async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
+        """Those of ``email_keys`` the system's latest completed run (dry or not) reported as shared
+        by unlinked customers on both sides (``email:<key>`` ambiguous findings): held from live
+        import and export until a person decides (domain.drift)."""
+
     async def unlinked_customer_ids(self, system: str, email_keys: Sequence[str]) -> dict[str, list[int]]:
         """Per lower-cased email, the catalog customers (not deleted) with it linked to nothing in ``system``."""
 

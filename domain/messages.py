@@ -48,7 +48,8 @@ class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime
     origin: str | None = None
     # An operator's push (``custsync resync``): the catalog's state is written there whatever the
-    # baseline and the conflict policy say.
+    # baseline and the conflict policy say. On a create (a reconcile's export): decided by the
+    # run, so never held as ambiguous (application.sync.outbound).
     forced: bool = False
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from domain.customer import Customer
-from domain.drift import Finding, ReconcileRun, RunStatus, email_key
+from domain.drift import Finding, FindingKind, ReconcileRun, RunStatus, email_key
 from domain.mapping import ExternalMapping
 from domain.messages import ExternalCustomer
 
@@ -130,6 +130,13 @@ class InMemoryReconcileRepository:
             if not c.deleted and cid not in linked and c.created_at < created_before and (after_id is None or cid > after_id)
         ]
         return rows[: max(0, limit)]
+
+    async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
+        done = [r.id for r in self._t.reconcile_runs.values() if r.system == system and r.status is RunStatus.DONE]
+        if not done:
+            return set()
+        latest = max(done)
+        return {k for k in email_keys if (f := self._t.findings.get((latest, f"email:{k}"))) is not None and f.kind is FindingKind.AMBIGUOUS}
 
     async def unlinked_customer_ids(self, system: str, email_keys: Sequence[str]) -> dict[str, list[int]]:
         wanted = set(email_keys)

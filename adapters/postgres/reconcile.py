@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
-from sqlalchemy import Row, and_, exists, func, or_, select, update
+from sqlalchemy import Row, and_, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +19,7 @@ from adapters.postgres.repositories import _customer, _mapping
 from adapters.postgres.tables import customers, external_mappings, reconcile_findings, reconcile_runs, reconcile_seen
 from application.ports import SeenExternal
 from domain.customer import Customer
-from domain.drift import Finding, FindingKind, Fix, FixStatus, ReconcileRun
+from domain.drift import Finding, FindingKind, Fix, FixStatus, ReconcileRun, RunStatus
 from domain.mapping import ExternalMapping
 from domain.messages import ExternalCustomer
 
@@ -147,7 +147,9 @@ class SqlAlchemyReconcileRepository:
             }
             for s in {s.external_id: s for s in seen}.values()
         ]
-        await self._c.execute(insert(reconcile_seen).values(rows).on_conflict_do_nothing())
+        # Executemany, not one multi-VALUES statement: that one is compiled anew for every page
+        # (a third of a 100-record page's time); this one is compiled once and cached.
+        await self._c.execute(insert(reconcile_seen).on_conflict_do_nothing(), rows)
 
     async def seen_record(self, run_id: int, external_id: str) -> ExternalCustomer | None:
         s = reconcile_seen.c
@@ -157,6 +159,12 @@ class SqlAlchemyReconcileRepository:
     async def unseen_links(
         self, run_id: int, system: str, linked_before: datetime, after_customer_id: int | None, limit: int
     ) -> list[ExternalMapping]:
+        if after_customer_id is None:
+            # Every run deletes what it saw when it ends, so between runs autovacuum records this
+            # table as empty; planned on that, the anti-join below becomes a nested loop comparing
+            # every link with every seen row (quadratic: 4 s at 10,000 customers, minutes at
+            # 100,000). Statistics taken now make it a hash anti-join. SKIP_LOCKED: never wait.
+            await self._c.execute(text("ANALYZE (SKIP_LOCKED) reconcile_seen"))
         m, s = external_mappings.c, reconcile_seen.c
         seen = exists().where(s.run_id == run_id, s.external_id == m.external_id)
         query = (
@@ -177,6 +185,15 @@ class SqlAlchemyReconcileRepository:
         if after_id is not None:
             query = query.where(c.id > after_id)
         return [_customer(row) for row in await self._c.execute(query)]
+
+    async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
+        if not email_keys:
+            return set()
+        r, f = reconcile_runs.c, reconcile_findings.c
+        latest = select(r.id).where(r.system == system, r.status == RunStatus.DONE.value).order_by(r.id.desc()).limit(1).scalar_subquery()
+        subjects = [f"email:{k}" for k in email_keys]
+        query = select(f.subject).where(f.run_id == latest, f.subject.in_(subjects), f.kind == FindingKind.AMBIGUOUS.value)
+        return {row.subject.removeprefix("email:") for row in await self._c.execute(query)}
 
     async def unlinked_customer_ids(self, system: str, email_keys: Sequence[str]) -> dict[str, list[int]]:
         if not email_keys:

@@ -83,8 +83,12 @@ async def catch_up_once(
     if cursor is None:
         return None
     recently = recently if recently is not None else RecentlyPublished()
-    start = _position(cursor) or clock.now()
-    since, newest = start - timedelta(seconds=overlap), start
+    position, floor = _position(cursor)
+    start = position or clock.now()
+    floor = floor or start
+    # Never before the first poll (or the first sync's start): what came before is a reconcile's
+    # business (replaying it would import people a first sync has yet to match).
+    since, newest = max(start - timedelta(seconds=overlap), floor), start
     counts = {"listed": 0, "published": 0, "already_applied": 0}
     page_cursor: str | None = None
     while True:
@@ -107,9 +111,25 @@ async def catch_up_once(
         if stopping is not None and stopping.is_set():  # the rest is read again after the restart
             return CatchUp(system=system, position=start, complete=False, **counts)
     async with uow_factory() as uow:
-        stored = await uow.cursors.advance(system, CURSOR, owner, _encode(newest), clock.now())
+        stored = await uow.cursors.advance(system, CURSOR, owner, _encode(newest, floor), clock.now())
         await uow.commit()
     return CatchUp(system=system, position=newest if stored else start, complete=stored, **counts)
+
+
+async def start_from(uow_factory: UnitOfWorkFactory, system: str, at: datetime, owner: str, clock: Clock) -> bool:
+    """Make catch-up's first poll of ``system`` read from ``at`` (minus the overlap) rather than
+    from the moment it starts, if it has never polled it: a first-sync reconcile calls this with
+    its start, so that what changes between its list and the worker's first poll is not missed
+    (re-reading what the list already showed is harmless). ``True`` if the cursor was set."""
+    async with uow_factory() as uow:
+        now = clock.now()
+        cursor = await uow.cursors.lease(system, CURSOR, owner, now + timedelta(seconds=MIN_LEASE), now)
+        stored = (cursor is not None and _position(cursor)[0] is None
+                  and await uow.cursors.advance(system, CURSOR, owner, _encode(at, at), now))
+        if cursor is not None:
+            await uow.cursors.release(system, CURSOR, owner)
+        await uow.commit()
+    return bool(stored)
 
 
 async def run_catch_up(
@@ -197,12 +217,16 @@ async def _release(uow_factory: UnitOfWorkFactory, system: str, owner: str) -> N
         log.warning("%s catch-up: could not give its lease up (%s); it expires by itself", system, exc)
 
 
-def _position(cursor: Cursor) -> datetime | None:
+def _position(cursor: Cursor) -> tuple[datetime | None, datetime | None]:
+    """``<newest change seen>/<floor>`` in unix seconds: the floor is where catch-up began (its first
+    poll, or the first sync's start), before which it never reads."""
     try:
-        return datetime.fromtimestamp(int(cursor.position), UTC) if cursor.position else None
+        newest, _, floor = (cursor.position or "").partition("/")
+        return (datetime.fromtimestamp(int(newest), UTC) if newest else None,
+                datetime.fromtimestamp(int(floor), UTC) if floor else None)
     except (ValueError, OverflowError, OSError):
-        return None  # not ours to read: start afresh, as on the first poll
+        return None, None  # not ours to read: start afresh, as on the first poll
 
 
-def _encode(at: datetime) -> str:
-    return str(int(at.timestamp()))
+def _encode(at: datetime, floor: datetime) -> str:
+    return f"{int(at.timestamp())}/{int(floor.timestamp())}"

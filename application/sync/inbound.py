@@ -15,10 +15,11 @@ import logging
 from datetime import datetime
 
 from application.customers.changes import STORE_ATTEMPTS, record_change, retried_on_concurrent_update
-from application.errors import ExternalCustomerMissing, MappingBroken
+from application.errors import AmbiguousImport, ExternalCustomerMissing, MappingBroken
 from application.ports import Clock, Integrations, UnitOfWork, UnitOfWorkFactory
 from application.sync.context import SyncContext
 from domain.customer import SYNCED_FIELDS, Customer
+from domain.drift import email_key
 from domain.mapping import ExternalMapping, FieldWrite
 from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
 from domain.ownership import Claim, is_own_write, proves_own_create
@@ -98,6 +99,8 @@ async def _apply(
         if linked is None:
             if external.deleted:
                 return None, "unknown customer: nothing to delete"
+            if not change.observed:  # a reconcile's own import: its run has just decided
+                await _hold_ambiguous(uow, change.system, external)
             return await _import(uow, change, external, now, ctx)
         mapping, customer = linked
         if customer.deleted and not external.deleted:
@@ -169,6 +172,23 @@ async def _link_own_create(
     ))
     await uow.create_intents.remove(customer.id, system)
     return mapping, customer
+
+
+async def _hold_ambiguous(uow: UnitOfWork, system: str, external: ExternalCustomer) -> None:
+    """Live sync does not match people by email, but it does not make one twice on a guess either:
+    a record whose email the last reconcile found shared with unlinked catalog customers (an
+    ``ambiguous`` finding left for a person) is not imported while such a customer is unlinked."""
+    key = email_key(external.data.email)
+    if key is None or not await uow.reconcile.ambiguous_emails(system, [key]):
+        return
+    namesakes = (await uow.reconcile.unlinked_customer_ids(system, [key])).get(key, [])
+    if namesakes:
+        ids = ", ".join(map(str, namesakes[:5])) + (", ..." if len(namesakes) > 5 else "")
+        raise AmbiguousImport(
+            f"{system} {external.external_id} shares the email {key} with catalog customer(s) {ids}, linked to nothing in "
+            f"{system}, an ambiguous case of the last reconcile: not imported, so that no one is made twice; link them "
+            f"(`custsync reconcile --match-by email`) or tell them apart, then replay"
+        )
 
 
 async def _import(

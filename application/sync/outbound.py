@@ -13,6 +13,7 @@ import msgspec
 
 from application.customers.changes import STORE_ATTEMPTS, record_change, retried_on_concurrent_update
 from application.errors import (
+    AmbiguousExport,
     ExternalCustomerMissing,
     IntegrationError,
     MappingBroken,
@@ -25,6 +26,7 @@ from application.sync.creates import create, create_intent, store_create
 from application.sync.lookup import find_own_create
 from domain.conflicts import ConflictPolicy
 from domain.customer import SYNCED_FIELDS, Customer, CustomerData
+from domain.drift import email_key
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
 from domain.ownership import OwnershipTag, claimed_by_another_installation, write_key
@@ -65,6 +67,8 @@ async def _sync_one(event: CustomerChanged, integration: Integration, ctx: Conte
             if customer.deleted:  # a create of ours may have landed before the customer was deleted
                 intent = await uow.create_intents.get(customer.id, system)
             else:
+                if not event.forced and await uow.create_intents.get(customer.id, system) is None:
+                    await _hold_ambiguous(uow, customer, system)
                 intent = await create_intent(uow, customer, system, ctx)
     if customer is None:
         return
@@ -76,6 +80,19 @@ async def _sync_one(event: CustomerChanged, integration: Integration, ctx: Conte
         raise
     if outcome is not None:
         await retried_on_concurrent_update(lambda: _store_outcome(ctx, event, system, record, customer, outcome), STORE_ATTEMPTS)
+
+
+async def _hold_ambiguous(uow: UnitOfWork, customer: Customer, system: str) -> None:
+    """The mirror of the inbound rule: a customer whose email the last reconcile found shared with
+    unlinked records there (``ambiguous``, left for a person) is not created there; a reconcile's
+    export (forced) or an operator's resync is."""
+    key = email_key(customer.email)
+    if key is not None and await uow.reconcile.ambiguous_emails(system, [key]):
+        raise AmbiguousExport(
+            f"customer {customer.id} shares the email {key} with {system} customers linked to nothing here, an ambiguous "
+            f"case of the last reconcile: not created in {system}, so that no one is made twice; link them "
+            f"(`custsync reconcile --match-by email`) or tell them apart, then replay"
+        )
 
 
 async def _record_failure(
@@ -110,7 +127,7 @@ async def _call(
     if mapping is None:
         assert intent is not None
         return _Outcome(Operation.CREATE, created=await create(integration, customer, intent, ctx), intent=intent)
-    if event.forced:
+    if event.forced and event.kind is not ChangeKind.CREATED:  # a forced create found linked is a plain update
         return await _push(integration, customer, mapping, ctx)
     return await _update(integration, customer, mapping, ctx)
 

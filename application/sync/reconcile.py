@@ -38,6 +38,7 @@ from application.errors import (
     RetryableIntegrationError,
 )
 from application.ports import Clock, Integration, Integrations, Page, SeenExternal, UnitOfWork, UnitOfWorkFactory
+from application.sync.catchup import start_from
 from application.sync.context import SyncContext
 from application.sync.inbound import sync_inbound
 from application.sync.waiting import sleep_unless_stopped
@@ -176,6 +177,10 @@ class Reconciler:
         beating = asyncio.create_task(self._heartbeat())
         try:
             if not self.run.dry_run:
+                assert self.run.started_at is not None and self.run.owner is not None
+                # A first sync before the worker ever ran: its catch-up starts where this list did.
+                await self._patiently(lambda: start_from(
+                    self._ctx.uow_factory, self._integration.system, self.run.started_at, self.run.owner, self._ctx.clock))
                 await self._apply_planned()  # fixes found before an interruption, not applied yet
             phases = {
                 Phase.EXTERNAL: self._external, Phase.MISSING: self._missing, Phase.CATALOG: self._catalog,
@@ -473,7 +478,7 @@ class Reconciler:
             if finding.fix is Fix.EXPORT:
                 if customer.deleted or mapping is not None:
                     return FixStatus.SKIPPED, "linked or deleted meanwhile"
-                await record_change(uow, customer, ChangeKind.CREATED)
+                await record_change(uow, customer, ChangeKind.CREATED, forced=True)  # decided by this run: never held
             else:
                 if mapping is None:
                     return FixStatus.SKIPPED, "unlinked meanwhile"

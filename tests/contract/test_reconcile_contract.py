@@ -87,3 +87,22 @@ async def test_what_a_missing_link_becomes(api_system):
     assert found[customers[0].id].fix_status is FixStatus.APPLIED and (await system.customer(customers[0].id)).deleted
     assert found[customers[1].id].fix_status is FixStatus.FAILED and not (await system.customer(customers[1].id)).deleted
     assert customers[2].id not in found and run.counts["in_sync"] == 1
+
+
+async def test_the_held_emails_are_those_of_the_latest_completed_run(api_system):
+    system = api_system
+    await before_install(system, stripe=[("Ada", "Ada@example.com"), ("Bo", "bo@example.com")],
+                         catalog=[("Ada", "ada@example.com"), ("Bo", "bo@example.com")])
+    keys = ["ada@example.com", "bo@example.com", "cy@example.com"]
+
+    async def held():
+        async with system.uow_factory() as uow:
+            return await uow.reconcile.ambiguous_emails("stripe", keys)
+
+    assert await held() == set()  # no run yet: nothing held
+    await reconcile(system, dry_run=True)
+    assert await held() == {"ada@example.com", "bo@example.com"}  # a dry run's knowledge counts
+    async with system.uow_factory() as uow:
+        assert await uow.reconcile.ambiguous_emails("other", keys) == set() and await uow.reconcile.ambiguous_emails("stripe", []) == set()
+    await reconcile(system, match_by=MatchBy.EMAIL)  # links both: the latest run holds nothing
+    assert await held() == set()

@@ -95,7 +95,7 @@ def kafka_group() -> Callable[[], str]:
 # ===================================================================================================
 from adapters.postgres.engine import create_engine  # noqa: E402
 from tests.support.infra import migrate, recreate_database, reset_topics, truncate  # noqa: E402
-from tests.support.processes import Processes, base_env  # noqa: E402
+from tests.support.processes import Processes, base_env, wait_until  # noqa: E402
 from tests.support.stripe_server import StripeServer, free_port  # noqa: E402
 
 PIPELINE_DATABASE = "custsync_it"
@@ -129,6 +129,15 @@ class Pipeline:
 
     def start_worker(self):
         return self.processes.start("worker")
+
+    def wait_for_api(self, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            try:
+                return self.http.get("/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, timeout, 0.1, "the API up")
 
     def engine(self):
         return create_engine(self.database_url, pool_size=2)

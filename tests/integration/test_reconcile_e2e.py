@@ -103,11 +103,34 @@ async def assert_first_sync_end_state(pipeline) -> None:
     assert all(n == 2 for e, n in per_email.items() if n > 1)
 
 
+def deliver_webhook(pipeline, event: dict) -> None:
+    from tests.integration.conftest import PIPELINE_WEBHOOK_SECRET
+
+    payload, header = pipeline.stripe.stripe.signed_event(event, PIPELINE_WEBHOOK_SECRET)
+    answer = pipeline.http.post("/api/v1/webhooks/stripe", content=payload, headers={"stripe-signature": header, "content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
+
+
+async def edits_before_the_first_sync(pipeline) -> None:
+    """The issue's reproduction: after the install, before the first sync, people on both sides are
+    edited on each side (one in the catalog through the API, one in Stripe with its webhook
+    delivered); the worker is not running yet, as the README's install order says."""
+    pipeline.wait_for_api()
+    [(person_20,)] = await query(pipeline, "SELECT id FROM customers WHERE email = 'p20@example.com'")
+    answer = pipeline.http.patch(f"/api/v1/customers/{person_20}", json={"name": "Renamed in the catalog"})
+    assert answer.status_code == 200, answer.text
+    stripe = pipeline.stripe.stripe
+    [person_42] = [c["id"] for c in stripe.customers.values() if c["email"] == "P42@Example.com"]  # no name in the catalog
+    await stripe.update_async(person_42, params={"name": "Named in Stripe"})
+    deliver_webhook(pipeline, stripe.events[-1])
+
+
 async def test_a_first_sync_links_one_pair_per_person_and_reports_the_ambiguous(pipeline):
     await existing_data(pipeline)
     pipeline.start_api()
-    pipeline.start_worker()
+    await edits_before_the_first_sync(pipeline)
     report = reconcile_json(pipeline, "--match-by", "email")
+    pipeline.start_worker()
     run, findings = report["run"], report["findings"]
     assert run["status"] == "done", run
     fixes = Counter((f["kind"], f["fix"]) for f in findings)
@@ -117,6 +140,8 @@ async def test_a_first_sync_links_one_pair_per_person_and_reports_the_ambiguous(
     }
     assert run["counts"]["external_listed"] == SHARED + AMBIGUOUS + STRIPE_ONLY
     await assert_first_sync_end_state(pipeline)
+    names = dict(await query(pipeline, "SELECT lower(email), name FROM customers WHERE email ILIKE ANY(ARRAY['p20@%', 'p42@%'])"))
+    assert names == {"p20@example.com": "Renamed in the catalog", "p42@example.com": "Named in Stripe"}
 
     again = reconcile_json(pipeline, "--match-by", "email")
     assert Counter(f["kind"] for f in again["findings"]) == {"ambiguous": AMBIGUOUS}  # nothing else to do

@@ -103,13 +103,17 @@ async def test_the_first_poll_starts_now_and_never_replays_what_came_before_the_
     system.webhooks = False
     await system.stripe.create_async(params={"name": "Long before"})
     clock.advance(3600)
-    await system.stripe.create_async(params={"name": "Within the overlap"})
+    await system.stripe.create_async(params={"name": "Ten seconds before"})
     clock.advance(10)
     done = await system.catch_up()
-    assert (done.listed, done.published) == (1, 1)
+    assert (done.listed, done.published) == (0, 0)  # not even an overlap back: that is a first sync's
     assert done.position == whole_seconds(clock.now())
+    clock.advance(1)
+    await system.stripe.create_async(params={"name": "After the first poll"})
+    clock.advance(10)
+    assert (await system.catch_up()).published == 1
     await system.settle()
-    assert sorted(name for name, _ in (await catalog(system)).values()) == ["Within the overlap"]
+    assert sorted(name for name, _ in (await catalog(system)).values()) == ["After the first poll"]
 
 
 async def test_the_cursor_follows_the_newest_change_seen_and_never_goes_back(system, clock):
@@ -124,7 +128,7 @@ async def test_the_cursor_follows_the_newest_change_seen_and_never_goes_back(sys
     clock.advance(600)
     idle = await system.catch_up()  # lists that change again (the overlap): published already
     assert (idle.position, idle.listed, idle.published) == (changed_at, 1, 0)
-    assert (await cursor(system)).position == str(int(changed_at.timestamp()))
+    assert (await cursor(system)).position == f"{int(changed_at.timestamp())}/{int(start.timestamp())}"  # newest seen / floor
 
 
 async def test_a_change_listed_late_but_within_the_overlap_is_still_caught(system, clock):
