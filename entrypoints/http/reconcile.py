@@ -19,10 +19,11 @@ from entrypoints.http.deps import ClockDep, IntegrationsDep, PublisherDep, UowDe
 from entrypoints.http.guards import json_body, requires_api_token
 from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
-from entrypoints.http.params import BIGINT_MAX, CustomerIdPath, catalog_id
+from entrypoints.http.params import BIGINT_MAX, PRINTABLE, CustomerIdPath, catalog_id
 from entrypoints.http.schemas import FindingOut, ReconcileRequest, ReconcileRunOut, ResyncOut, ResyncRequest
 
 MAX_FINDINGS_PAGE = 1000
+JSON_SAFE_MAX = 2**53 - 1
 RunIdPath = Annotated[str, PathParameter(
     description="The run's id (plain ASCII digits).",
     schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX},
@@ -57,13 +58,15 @@ class ReconcileController(Controller):
     @get("/runs", summary="Reconcile runs, newest first", responses=problems(*GUARDED, 422))
     async def runs(
         self, uow: UowDep,
-        system: Annotated[str | None, QueryParameter(max_length=64, description="Only this integration's.")] = None,
+        system: Annotated[str | None, QueryParameter(
+            max_length=64, description="Only this integration's.", schema_extra={"pattern": PRINTABLE},
+        )] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> list[ReconcileRunOut]:
         async with uow:
             return [ReconcileRunOut.of(r) for r in await uow.reconcile.runs(system, limit)]
 
-    @get("/runs/{run_id:str}", summary="One reconcile run: status, phase, counts", responses=problems(*GUARDED, 404))
+    @get("/runs/{run_id:str}", summary="One reconcile run: status, phase, counts", responses=problems(*GUARDED, 404, 422))
     async def run(self, uow: UowDep, run_id: RunIdPath) -> ReconcileRunOut:
         async with uow:
             found = await uow.reconcile.get_run(_run_id(run_id))
@@ -78,7 +81,9 @@ class ReconcileController(Controller):
     async def findings(
         self, uow: UowDep, run_id: RunIdPath,
         after: Annotated[int, QueryParameter(
-            ge=0, le=BIGINT_MAX, description="The last `seq` of the previous page (0, the default, for the first page).",
+            # Bounded within doubles' exact range: a client (or fuzzer) reading the bound as a float
+            # must not take a value just beyond it for a valid one (seqs never get near it).
+            ge=0, le=JSON_SAFE_MAX, description="The last `seq` of the previous page (0, the default, for the first page).",
         )] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_FINDINGS_PAGE)] = 100,
         kind: Annotated[FindingKind | None, QueryParameter(description="Only findings of this kind.")] = None,
