@@ -326,3 +326,35 @@ async def replay_all(system):
 
     c = system.container
     await replay_dead_letters(None, c.uow_factory(), c.publisher(), system.clock)
+
+
+async def test_the_worker_schedules_a_drift_check_every_interval_and_runs_it(system):
+    """RECONCILE_INTERVAL: the runner queues a run (fixes on, no matching) whenever the last one is
+    older than the interval, and executes it; the first one heals what webhooks missed."""
+    from datetime import timedelta
+
+    from application.sync.reconcile import run_reconciler
+
+    await before_install(system, stripe=[("Only there", None)])
+    start, stopping = system.clock.now(), asyncio.Event()
+
+    async def context():
+        return await system.context()
+
+    async def stop_after_two_and_a_half_hours():
+        for _ in range(100_000):
+            if system.clock.now() >= start + timedelta(hours=2, minutes=30):
+                break
+            await asyncio.sleep(0)
+        stopping.set()
+
+    await asyncio.gather(
+        run_reconciler(system.container.integrations(), context, system.clock, "worker", stopping, interval=3600, poll=60),
+        stop_after_two_and_a_half_hours(),
+    )
+    async with system.uow_factory() as uow:
+        runs = await uow.reconcile.runs("stripe", 10)
+    assert len(runs) == 3  # at 0, after 1 h and after 2 h
+    assert {(r.status, r.trigger, r.dry_run, r.match_by) for r in runs} == {(RunStatus.DONE, "schedule", False, None)}
+    assert [r.counts.get("only_there", 0) for r in reversed(runs)] == [1, 0, 0]  # imported once, then in sync
+    assert [c.name for c in await catalog(system)] == ["Only there"]

@@ -56,3 +56,14 @@ def test_catch_up_polls_every_minute_reading_two_minutes_back_unless_told_otherw
 def test_a_negative_or_unbounded_catch_up_setting_is_refused(env):
     with pytest.raises(SettingsError, match="CATCHUP_INTERVAL and CATCHUP_OVERLAP"):
         load_settings(env)
+
+
+def test_scheduled_reconcile_runs_are_off_unless_asked_for():
+    assert Settings().reconcile_interval == 0.0
+    assert load_settings({"RECONCILE_INTERVAL": "86400"}).reconcile_interval == 86400.0
+
+
+@pytest.mark.parametrize("value", ["-1", "30", "59.9", "nan", "inf"])
+def test_a_reconcile_interval_that_is_negative_unbounded_or_under_a_minute_is_refused(value):
+    with pytest.raises(SettingsError, match="RECONCILE_INTERVAL"):
+        load_settings({"RECONCILE_INTERVAL": value})
