@@ -235,6 +235,11 @@ class ReconcileRepository(Protocol):
     async def unlinked_customers(self, system: str, created_before: datetime, after_id: int | None, limit: int) -> list[Customer]:
         """Catalog customers (not deleted) made before ``created_before`` and linked to nothing in ``system``, by id."""
 
+    async def held_back(self, run_id: int, system: str, customer_ids: Sequence[int]) -> dict[int, str]:
+        """Of ``customer_ids``, those a run must neither export nor link, with why: a create of
+        ours is in flight (a create intent waits for its answer), or a record the run listed
+        claims the customer (its metadata names it and this installation; see ``Finding``)."""
+
     async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
         """Those of ``email_keys`` the system's latest completed run (dry or not) reported as shared
         by unlinked customers on both sides (``email:<key>`` ambiguous findings): held from live

@@ -72,12 +72,18 @@ class InboundMerge(msgspec.Struct, frozen=True):
 
 
 def merge_inbound(
-    customer: Customer, mapping: ExternalMapping, external: CustomerData, state_at: datetime, policy: ConflictPolicy
+    customer: Customer, mapping: ExternalMapping, external: CustomerData, state_at: datetime, policy: ConflictPolicy,
+    *, settle_unknown: bool = False,
 ) -> InboundMerge:
     """Field by field: take what the external side changed, unless the catalog changed it too
     (to something else) and the policy says the catalog wins. ``state_at`` is the earliest the
     external state can date from (the newest event seen of that customer): the time of a value
-    taken from it when no event dated that value."""
+    taken from it when no event dated that value.
+
+    ``settle_unknown``: a ``latest_wins`` conflict whose external time no event has told (it
+    would wait for that event) is settled for the catalog now -- a reconcile's state, read
+    because the event may never come. Should the event come after all and date the external
+    change later, ``latest_wins`` then takes it (``newer_external_writes``)."""
     newer = newer_external_writes(customer, mapping) if policy is ConflictPolicy.LATEST_WINS else {}
     take: dict[str, tuple[str | None, datetime]] = {}
     baseline = dict(msgspec.structs.asdict(mapping.synced))
@@ -103,6 +109,8 @@ def merge_inbound(
         if ours_changed and current != ours:
             conflicts.add(f)
             verdict = _verdict(policy, customer, mapping, f, current)
+            if verdict is Verdict.WAIT and settle_unknown:
+                verdict = Verdict.CATALOG
             if verdict is Verdict.WAIT:
                 deferred.add(f)
                 continue

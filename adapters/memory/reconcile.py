@@ -131,6 +131,15 @@ class InMemoryReconcileRepository:
         ]
         return rows[: max(0, limit)]
 
+    async def held_back(self, run_id: int, system: str, customer_ids: Sequence[int]) -> dict[int, str]:
+        wanted = set(customer_ids)
+        held: dict[int, str] = {}
+        for f in sorted(self._t.findings.values(), key=lambda f: f.seq):
+            if f.run_id == run_id and f.subject.startswith("external:") and f.customer_id in wanted:
+                held.setdefault(f.customer_id, f"claimed by {f.external_id}")
+        held.update({cid: "its create is in flight" for (cid, s) in self._t.create_intents if s == system and cid in wanted})
+        return held
+
     async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
         done = [r.id for r in self._t.reconcile_runs.values() if r.system == system and r.status is RunStatus.DONE]
         if not done:

@@ -16,7 +16,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres.repositories import _customer, _mapping
-from adapters.postgres.tables import customers, external_mappings, reconcile_findings, reconcile_runs, reconcile_seen
+from adapters.postgres.tables import (
+    create_intents,
+    customers,
+    external_mappings,
+    reconcile_findings,
+    reconcile_runs,
+    reconcile_seen,
+)
 from application.ports import SeenExternal
 from domain.customer import Customer
 from domain.drift import Finding, FindingKind, Fix, FixStatus, ReconcileRun, RunStatus
@@ -185,6 +192,21 @@ class SqlAlchemyReconcileRepository:
         if after_id is not None:
             query = query.where(c.id > after_id)
         return [_customer(row) for row in await self._c.execute(query)]
+
+    async def held_back(self, run_id: int, system: str, customer_ids: Sequence[int]) -> dict[int, str]:
+        if not customer_ids:
+            return {}
+        f, i = reconcile_findings.c, create_intents.c
+        held: dict[int, str] = {}
+        claims = select(f.customer_id, f.external_id).where(
+            f.run_id == run_id, f.subject.startswith("external:", autoescape=True), f.customer_id.in_(list(customer_ids)),
+        ).order_by(f.id)
+        for row in await self._c.execute(claims):
+            held.setdefault(row.customer_id, f"claimed by {row.external_id}")
+        in_flight = select(i.customer_id).where(i.system == system, i.customer_id.in_(list(customer_ids)))
+        for row in await self._c.execute(in_flight):
+            held[row.customer_id] = "its create is in flight"
+        return held
 
     async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
         if not email_keys:

@@ -221,7 +221,7 @@ async def _update(
 ) -> str | None:
     # The earliest a re-fetched state can date from: the newest event seen of that customer.
     state_at = max([change.occurred_at, *(w.at for w in mapping.external_writes.values())])
-    merge = merge_inbound(customer, mapping, external.data, state_at, ctx.policy)
+    merge = merge_inbound(customer, mapping, external.data, state_at, ctx.policy, settle_unknown=change.observed)
     if merge.is_echo:
         if learned:
             await uow.mappings.save(mapping)  # what the event told of its changes is kept even so

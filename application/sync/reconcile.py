@@ -67,6 +67,7 @@ T = TypeVar("T")
 EXTERNAL_PAGE = 100  # the largest page external lists give (Stripe: 100)
 CATALOG_PAGE = 500
 HEARTBEAT_EVERY = 5.0  # seconds
+SCHEDULE_LOOKBACK = 50  # runs looked at for the last one that fixed (dry runs in between)
 STALE_AFTER = timedelta(seconds=30)  # a running run without a heartbeat this long was interrupted
 FIX_BATCH = 200
 
@@ -167,6 +168,7 @@ class Reconciler:
         self.run = run
         self._integration, self._integrations, self._ctx = integration, integrations, ctx
         self._stopping = stopping or asyncio.Event()
+        self._lost = False  # the heartbeat found the run taken over (or cancelled): stop touching it
         self._progress = progress or (lambda run: None)
         self._max_delay = max_delay
         self._records: dict[str, ExternalCustomer] = {}  # the page's listed records, for its fixes
@@ -186,9 +188,11 @@ class Reconciler:
                 Phase.EXTERNAL: self._external, Phase.MISSING: self._missing, Phase.CATALOG: self._catalog,
                 Phase.UNLINKED: self._unlinked,
             }
-            while self.run.phase is not Phase.DONE and not self._stopping.is_set():
+            while self.run.phase is not Phase.DONE and not self._halted():
                 await phases[self.run.phase]()
-            if self.run.phase is Phase.DONE:
+            if self.run.phase is Phase.DONE and not self.run.dry_run:
+                await self._apply_planned()  # any left planned (a commit whose answer was lost)
+            if self.run.phase is Phase.DONE and not self._halted():
                 await self._finish(RunStatus.DONE)
         except (AccountChanged, _Fatal) as exc:
             await self._finish(RunStatus.FAILED, str(exc))
@@ -205,7 +209,7 @@ class Reconciler:
         cursor = self.run.checkpoint
         fetch = asyncio.ensure_future(self._list(cursor))
         try:
-            while not self._stopping.is_set():
+            while not self._halted():
                 try:
                     page = await fetch
                 except ExternalCustomerMissing:
@@ -261,7 +265,7 @@ class Reconciler:
                     else:
                         detail = (f"its metadata claims catalog customer {claim.internal_id} of this installation without proof "
                                   "(a restored database?): neither linked nor imported; link it by hand")
-                        findings.append(self._finding(subject, FindingKind.AMBIGUOUS, Fix.NONE, now, None, x.external_id, (), detail))
+                        findings.append(self._finding(subject, FindingKind.AMBIGUOUS, Fix.NONE, now, claim.internal_id, x.external_id, (), detail))
                     continue
                 seen.append(SeenExternal(x.external_id, x))  # decided once the catalog was read
             await uow.reconcile.mark_seen(run.id, seen)
@@ -274,12 +278,13 @@ class Reconciler:
                 advanced = msgspec.structs.replace(advanced, checkpoint=None)
             await self._save(uow, advanced)
             await uow.commit()
+        self.run = advanced
         self._progress(self.run)
-        return findings
+        return added
 
     # -- phase 2: links the list did not show ------------------------------------------------------
     async def _missing(self) -> None:
-        while not self._stopping.is_set():
+        while not self._halted():
             findings, done = await self._patiently(self._missing_page)
             await self._apply(findings)
             if done:
@@ -315,12 +320,13 @@ class Reconciler:
             )
             await self._save(uow, advanced)
             await uow.commit()
+        self.run = advanced
         self._progress(self.run)
-        return findings, done
+        return added, done
 
     # -- phase 3: catalog customers linked to nothing there ---------------------------------------
     async def _catalog(self) -> None:
-        while not self._stopping.is_set():
+        while not self._halted():
             findings, done = await self._patiently(self._catalog_page)
             await self._apply(findings)
             if done:
@@ -336,10 +342,29 @@ class Reconciler:
             keys = sorted({k for c in customers if (k := email_key(c.email)) is not None})
             there = await uow.reconcile.unlinked_seen(run.id, keys)
             here = await uow.reconcile.unlinked_customer_ids(system, keys)
+            held = await uow.reconcile.held_back(run.id, system, [c.id for c in customers])
             set_aside: list[str] = []
             for customer in customers:
                 key = email_key(customer.email)
                 candidates = there.get(key, []) if key else []
+                reason = held.get(customer.id)
+                if reason is not None:
+                    # Neither exported again nor linked to another record: a record there is, or
+                    # is being made, this customer. Its namesakes there are not imported either.
+                    if candidates:
+                        set_aside += [x.external_id for x in candidates]
+                        ids_there = ", ".join(x.external_id for x in candidates)
+                        findings.append(self._finding(
+                            f"email:{key}", FindingKind.AMBIGUOUS, Fix.NONE, now, customer.id, candidates[0].external_id,
+                            ("email",), f"catalog {customer.id} ({reason}) and {system} {ids_there} share {key}: "
+                            "neither linked nor imported; a person decides",
+                        ))
+                    else:
+                        findings.append(self._finding(
+                            f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.NONE, now, customer.id, None, (),
+                            f"{reason}: not exported again",
+                        ))
+                    continue
                 if not candidates:
                     findings.append(self._finding(
                         f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.EXPORT, now, customer.id, None, (),
@@ -374,12 +399,13 @@ class Reconciler:
             )
             await self._save(uow, advanced)
             await uow.commit()
+        self.run = advanced
         self._progress(self.run)
-        return findings, done
+        return added, done
 
     # -- phase 4: external records linked to nothing here ------------------------------------------
     async def _unlinked(self) -> None:
-        while not self._stopping.is_set():
+        while not self._halted():
             findings, done = await self._patiently(self._unlinked_page)
             await self._apply(findings)
             if done:
@@ -404,12 +430,13 @@ class Reconciler:
             )
             await self._save(uow, advanced)
             await uow.commit()
+        self.run = advanced
         self._progress(self.run)
-        return findings, done
+        return added, done
 
     # -- fixes -----------------------------------------------------------------------------------
     async def _apply_planned(self) -> None:
-        while not self._stopping.is_set():
+        while not self._halted():
             async with self._ctx.uow_factory() as uow:
                 planned = await uow.reconcile.planned(self.run.id, FIX_BATCH)
             await self._apply(planned, resumed=True)
@@ -422,7 +449,7 @@ class Reconciler:
         for finding in findings:
             if finding.fix is Fix.NONE or finding.fix_status is not FixStatus.PLANNED:
                 continue
-            if self._stopping.is_set():
+            if self._halted():
                 return  # the rest stay planned: a resumed run applies them
             status, note = await self._patiently(lambda f=finding: self._fix(f, resumed))
             await self._patiently(lambda f=finding, s=status, n=note: self._mark(f, s, n))
@@ -501,6 +528,8 @@ class Reconciler:
                 return FixStatus.SKIPPED, "linked, unlinked or deleted meanwhile"
             if email_key(customer.email) != email_key(record.data.email):
                 return FixStatus.SKIPPED, "its email changed meanwhile"
+            if await uow.create_intents.get(customer.id, system) is not None:
+                return FixStatus.SKIPPED, "a create of ours is in flight for it: the worker links that one"
             merged = first_link_data(customer.data, record.data, self._ctx.policy)
             revised = customer.revised(merged, now)
             link = ExternalMapping(customer_id=customer.id, system=system, external_id=record.external_id,
@@ -536,9 +565,10 @@ class Reconciler:
                        customer_id=customer_id, external_id=external_id, fields=fields, detail=detail)
 
     async def _save(self, uow: UnitOfWork, run: ReconcileRun) -> None:
+        """Stored with the caller's transaction; the caller takes ``run`` as its own only once that
+        commits (a failed commit retries the same page from the same checkpoint)."""
         if not await uow.reconcile.save_run(run):
             raise RunLost(f"reconcile run {run.id} was taken over or cancelled")
-        self.run = run
 
     async def _finish(self, status: RunStatus, error: str | None = None) -> None:
         now = self._ctx.clock.now()
@@ -554,20 +584,28 @@ class Reconciler:
                 await self._save(uow, finished)
                 await uow.reconcile.forget_seen(finished.id)
                 await uow.commit()
+            self.run = finished
 
         await self._patiently(store)
         self._progress(self.run)
         log.info("reconcile %s of %s %s: %s", self.run.id, self.run.system, status.value, _summary(self.run))
+
+    def _halted(self) -> bool:
+        return self._stopping.is_set() or self._lost
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_EVERY)
             try:
                 async with self._ctx.uow_factory() as uow:
-                    await uow.reconcile.heartbeat(self.run.id, self.run.owner or "", self._ctx.clock.now())
+                    alive = await uow.reconcile.heartbeat(self.run.id, self.run.owner or "", self._ctx.clock.now())
                     await uow.commit()
             except BackendUnavailable:
                 continue
+            if not alive:
+                log.warning("reconcile %s was taken over or cancelled: this runner stops", self.run.id)
+                self._lost = True
+                return
 
     async def _patiently(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Outages are waited out (capped, jittered backoff); a stop interrupts the wait."""
@@ -640,11 +678,16 @@ async def run_reconciler(
 
 
 async def _schedule(ctx: SyncContext, integrations: Integrations, interval: float) -> None:
+    """The interval runs from the last run that could fix something (not a dry run: a report
+    changes nothing, so an on-demand ``--dry-run`` never postpones the drift check)."""
     now = ctx.clock.now()
     for system in integrations:
         async with ctx.uow_factory() as uow:
-            [last] = await uow.reconcile.runs(system, 1) or [None]
-        if last is None or (not last.status.active and last.created_at <= now - timedelta(seconds=interval)):
+            recent = await uow.reconcile.runs(system, SCHEDULE_LOOKBACK)
+        if any(r.status.active for r in recent):
+            continue
+        last = next((r for r in recent if not r.dry_run), None)
+        if last is None or last.created_at <= now - timedelta(seconds=interval):
             await request_run(ctx.uow_factory, ctx.clock, system, dry_run=False, match_by=None, trigger="schedule")
 
 

@@ -106,3 +106,26 @@ async def test_the_held_emails_are_those_of_the_latest_completed_run(api_system)
         assert await uow.reconcile.ambiguous_emails("other", keys) == set() and await uow.reconcile.ambiguous_emails("stripe", []) == set()
     await reconcile(system, match_by=MatchBy.EMAIL)  # links both: the latest run holds nothing
     assert await held() == set()
+
+
+async def test_claimed_and_in_flight_customers_are_held_back_from_export_and_link(api_system):
+    from application.sync.creates import create_intent
+
+    system = api_system
+    _, [claimed, in_flight, free] = await before_install(
+        system, catalog=[("Claimed", "a@example.com"), ("In flight", "b@example.com"), ("Free", "c@example.com")],
+    )
+    record = await system.stripe.create_async(params={"name": "Claimed", "metadata": {
+        "internal_id": str(claimed), "custsync_installation": await system.installation()}})
+    system.delivered = len(system.stripe.events)
+    ctx = await system.context()
+    async with system.uow_factory() as uow:
+        await create_intent(uow, await uow.customers.get(in_flight), "stripe", ctx)
+    run = await reconcile(system, dry_run=True)
+    async with system.uow_factory() as uow:
+        held = await uow.reconcile.held_back(run.id, "stripe", [claimed, in_flight, free])
+        assert await uow.reconcile.held_back(run.id, "stripe", []) == {}
+    assert held == {claimed: f"claimed by {record['id']}", in_flight: "its create is in flight"}
+    found = {f.subject: f for f in await findings(system, run)}
+    assert (found[f"customer:{free}"].fix, found[f"customer:{claimed}"].fix, found[f"customer:{in_flight}"].fix) == (
+        Fix.EXPORT, Fix.NONE, Fix.NONE)

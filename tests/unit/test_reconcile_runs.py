@@ -358,3 +358,110 @@ async def test_the_worker_schedules_a_drift_check_every_interval_and_runs_it(sys
     assert {(r.status, r.trigger, r.dry_run, r.match_by) for r in runs} == {(RunStatus.DONE, "schedule", False, None)}
     assert [r.counts.get("only_there", 0) for r in reversed(runs)] == [1, 0, 0]  # imported once, then in sync
     assert [c.name for c in await catalog(system)] == ["Only there"]
+
+
+# -- found by review: each once a way to duplicate, drop or never settle ----------------------------
+
+async def test_a_customer_a_record_claims_without_proof_is_neither_exported_nor_linked(system):
+    """The restored-database case: a Stripe record's metadata names catalog customer 1 of this
+    installation, but no create intent proves it. It is left for a person -- and so is customer 1:
+    exporting it would make them twice in Stripe."""
+    _, [bob] = await before_install(system, catalog=[("Bob", "bob@example.com")])
+    await system.stripe.create_async(params={"name": "Bob", "email": "bob@example.com",
+                                             "metadata": {"internal_id": str(bob), "custsync_installation": await system.installation()}})
+    system.delivered = len(system.stripe.events)
+    for match_by in (None, MatchBy.EMAIL):
+        run = await reconcile(system, match_by=match_by)
+        found = {f.subject: f for f in await findings(system, run)}
+        assert found[f"customer:{bob}"].fix is Fix.NONE and "claimed by" in found[f"customer:{bob}"].detail
+        await system.settle()
+        assert len(system.stripe.customers) == 1 and len(await catalog(system)) == 1
+
+
+async def test_a_customer_whose_create_is_in_flight_is_not_linked_to_a_namesake_nor_its_namesake_imported(system):
+    """Our create landed but its answer was lost (the worker retries it); Stripe also holds a
+    namesake from before. Linking the customer to the namesake would orphan our create (then
+    imported by its late webhook): the pair is reported, the create goes on."""
+    from application.sync.creates import create_intent
+    from domain.ownership import OwnershipTag
+
+    [namesake], _ = await before_install(system, stripe=[("Ada S", "ada@example.com")])
+    ada = await create_customer(CreateCustomer("Ada C", "ada@example.com"), system.uow_factory(), system.clock)
+    ctx = await system.context()
+    async with system.uow_factory() as uow:
+        intent = await create_intent(uow, ada, "stripe", ctx)
+    tag = OwnershipTag(internal_id=ada.id, installation=ctx.installation, create_key=intent.idempotency_key)
+    await system.container.stripe().create_customer(intent.data, tag=tag, idempotency_key=intent.idempotency_key)
+    system.delivered = len(system.stripe.events)
+    system.clock.advance(1)
+    run = await reconcile(system, match_by=MatchBy.EMAIL)
+    found = {f.subject: f for f in await findings(system, run)}
+    assert found["email:ada@example.com"].kind is FindingKind.AMBIGUOUS and "in flight" in found["email:ada@example.com"].detail
+    assert not [f for f in found.values() if f.fix in (Fix.LINK, Fix.EXPORT, Fix.IMPORT)]
+    system.clock.advance(5)
+    system.delivered -= 1  # the create's late webhook
+    await system.settle()
+    assert [c.name for c in await catalog(system)] == ["Ada C"]
+    assert (await system.mapping(ada.id)).external_id != namesake  # linked to its own create
+    assert system.stripe.customers[namesake]["name"] == "Ada S" and len(system.stripe.customers) == 2
+
+
+async def test_a_page_whose_commit_failed_is_read_again_from_the_same_checkpoint(system, monkeypatch):
+    import application.sync.reconcile as reconciling
+    from application.errors import StorageUnavailable
+
+    monkeypatch.setattr(reconciling, "CATALOG_PAGE", 2)
+    _, ids = await before_install(system, catalog=[(f"C{i}", f"c{i}@example.com") for i in range(6)])
+    save, failed = reconciling.Reconciler._save, []
+
+    async def save_then_lose_the_commit(self, uow, run):
+        await save(self, uow, run)
+        if run.phase is Phase.CATALOG and run.checkpoint == str(ids[3]) and not failed:
+            failed.append(run.checkpoint)
+            raise StorageUnavailable("connection lost during COMMIT")
+
+    monkeypatch.setattr(reconciling.Reconciler, "_save", save_then_lose_the_commit)
+    run = await reconcile(system)
+    assert failed and run.status is RunStatus.DONE
+    assert (run.counts["only_here"], run.counts["fix_applied"]) == (6, 6)
+    await system.settle()
+    assert [c.id for c in await catalog(system) if await system.mapping(c.id) is None] == []
+
+
+async def test_under_latest_wins_a_conflict_whose_event_was_lost_for_good_is_settled_for_the_catalog(system):
+    """Both sides changed the name; Stripe's event never came (older than catch-up's reach). Live
+    sync would wait for it; a reconcile keeps the catalog's value (the hub) and converges."""
+    ada = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+    await system.settle()
+    external_id = (await system.mapping(ada.id)).external_id
+    system.clock.advance(10)
+    await system.stripe.update_async(external_id, params={"name": "Ada (stripe)"})
+    system.delivered = len(system.stripe.events)
+    system.clock.advance(10)
+    await patch_customer(PatchCustomer(customer_id=ada.id, changes={"name": "Ada (catalog)"}), system.uow_factory(), system.clock)
+    await system.settle()
+    run = await reconcile(system)
+    [finding] = await findings(system, run)
+    assert (finding.kind, finding.fix_status, finding.detail) == (FindingKind.DIFFERS, FixStatus.APPLIED, "name: changed on both sides")
+    await system.settle()
+    assert (await system.customer(ada.id)).name == system.stripe.customers[external_id]["name"] == "Ada (catalog)"
+    assert await findings(system, await reconcile(system)) == []
+    assert any("catalog value kept" in (r.note or "") for r in await system.history(ada.id))
+
+
+async def test_dry_runs_do_not_postpone_the_scheduled_drift_check(system):
+    from datetime import timedelta
+
+    from application.sync.reconcile import _schedule
+
+    ctx = await system.context()
+    await _schedule(ctx, system.container.integrations(), 3600)
+    await reconcile(system, owner="worker", dead=True)  # runs the scheduled one (claims the queued run)
+    system.clock.advance(3000)
+    await reconcile(system, dry_run=True)  # an on-demand report, 50 minutes later
+    system.clock.advance(700)
+    await _schedule(ctx, system.container.integrations(), 3600)
+    async with system.uow_factory() as uow:
+        runs = await uow.reconcile.runs("stripe", 10)
+    assert [(r.trigger, r.dry_run, r.status) for r in runs][0] == ("schedule", False, RunStatus.QUEUED)
+    assert runs[0].created_at - runs[-1].created_at == timedelta(seconds=3700)
