@@ -235,6 +235,13 @@ class ReconcileRepository(Protocol):
     async def unlinked_customers(self, system: str, created_before: datetime, after_id: int | None, limit: int) -> list[Customer]:
         """Catalog customers (not deleted) made before ``created_before`` and linked to nothing in ``system``, by id."""
 
+    async def linked_in_page(self, run_id: int, system: str, records: Sequence[ExternalCustomer]) -> tuple[set[str], set[str]]:
+        """Of a page of the external list: the records linked to a catalog customer, marked seen by
+        the run (as ``mark_seen`` would), and of those the ones not plainly in sync -- the
+        customer's name or email differs from the record's, the customer is deleted, or the link
+        is broken. Compared where the data is: the page's in-sync links (nearly all of them) are
+        never read out."""
+
     async def held_back(self, run_id: int, system: str, customer_ids: Sequence[int]) -> dict[int, str]:
         """Of ``customer_ids``, those a run must neither export nor link, with why: a create of
         ours is in flight (a create intent waits for its answer), or a record the run listed

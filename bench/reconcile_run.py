@@ -47,6 +47,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="A B rounds at --customers")
     parser.add_argument("--small", type=int, default=10_000, help="the size peak memory is compared at (0: skip)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", type=Path, help="run each B under `py-spy record` (pip install py-spy), flame data in this directory")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds any one process may take")
     parser.add_argument("--mode", choices=["bench", "floor", "drain"], default="bench", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -285,7 +286,12 @@ async def ab(args: argparse.Namespace, rounds: int, server: StripeServer, env: d
         a = await measure(floor_argv(), env, server, args.timeout, args.logs / f"{n}-round{r}-A.log")
         assert a.json()["records"] == plant.counts()["external_listed"], a.json()
         print(line(f"round {r} A list only", a, pages), flush=True)
-        b = await measure(reconcile_argv("--dry-run"), env, server, args.timeout, args.logs / f"{n}-round{r}-B.log")
+        argv = reconcile_argv("--dry-run")
+        if args.profile:  # by hand only: py-spy's sampling costs the process some time of its own
+            args.profile.mkdir(parents=True, exist_ok=True)
+            argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "250",
+                    "-o", str(args.profile / f"{n}-round{r}-B.txt"), "--", *argv]
+        b = await measure(argv, env, server, args.timeout, args.logs / f"{n}-round{r}-B.log")
         checked(b, plant, fixing=False)
         print(line(f"round {r} B reconcile", b, pages, f"   B/A x{b.seconds / a.seconds:.2f}"), flush=True)
         results.append((a, b))
@@ -393,16 +399,12 @@ async def main(args: argparse.Namespace) -> int:
 
 # -- the two helper processes -------------------------------------------------------------------------------
 async def floor() -> None:
-    """A: every page of Stripe's customer list, through the service's own client and limiter."""
-    from adapters.clock import SystemClock
-    from adapters.stripe.integration import StripeIntegration
-    from adapters.stripe.limiter import RateLimited, TokenBucket
-    from adapters.stripe.sdk import stripe_client
+    """A: every page of Stripe's customer list, through the service's own integration as the
+    container wires it (client, limiter, the list's raw JSON path)."""
+    from entrypoints.container import build_container
     from entrypoints.settings import load_settings
 
-    settings = load_settings()
-    sdk = stripe_client(settings.stripe_secret_key, api_base=settings.stripe_api_base, timeout=settings.stripe_timeout)
-    stripe = StripeIntegration(RateLimited(sdk.v1.customers, TokenBucket(settings.stripe_max_rps, SystemClock())), [])
+    stripe = build_container(load_settings()).stripe()
     started, pages, records, cursor = time.perf_counter(), 0, 0, None
     for pages in range(1, MAX_PAGES + 1):
         page = await stripe.list_customers(limit=PAGE, cursor=cursor)

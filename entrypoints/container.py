@@ -89,6 +89,11 @@ class Container(containers.DeclarativeContainer):
         memory=stripe_customers.provided.event_api,
         sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.events, stripe_bucket),
     )
+    stripe_raw = providers.Selector(
+        settings.provided.stripe_backend,
+        memory=providers.Object(None),
+        sdk=providers.Singleton(RateLimited, stripe_sdk, stripe_bucket),
+    )
     stripe_mode = providers.Selector(
         settings.provided.stripe_backend,
         memory=providers.Object("test"),
@@ -99,6 +104,7 @@ class Container(containers.DeclarativeContainer):
         customers=stripe_customers,
         accounts=stripe_accounts,
         events=stripe_events,
+        raw=stripe_raw,
         mode=stripe_mode,
         webhook_secrets=settings.provided.webhook_secrets,
         tolerance=settings.provided.stripe_webhook_tolerance,

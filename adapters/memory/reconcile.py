@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from application.ports import SeenExternal
 from domain.customer import Customer
 from domain.drift import Finding, FindingKind, ReconcileRun, RunStatus, email_key
 from domain.mapping import ExternalMapping
@@ -130,6 +131,20 @@ class InMemoryReconcileRepository:
             if not c.deleted and cid not in linked and c.created_at < created_before and (after_id is None or cid > after_id)
         ]
         return rows[: max(0, limit)]
+
+    async def linked_in_page(self, run_id: int, system: str, records: Sequence[ExternalCustomer]) -> tuple[set[str], set[str]]:
+        links = {m.external_id: m for (_, s), m in self._t.mappings.items() if s == system}
+        linked, differing = set(), set()
+        for record in records:
+            mapping = links.get(record.external_id)
+            customer = self._t.customers.get(mapping.customer_id) if mapping is not None else None
+            if mapping is None or customer is None:
+                continue
+            linked.add(record.external_id)
+            if customer.deleted or mapping.broken is not None or customer.data != record.data:
+                differing.add(record.external_id)
+        await self.mark_seen(run_id, [SeenExternal(external_id) for external_id in sorted(linked)])
+        return linked, differing
 
     async def held_back(self, run_id: int, system: str, customer_ids: Sequence[int]) -> dict[int, str]:
         wanted = set(customer_ids)

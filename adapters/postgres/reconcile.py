@@ -36,6 +36,25 @@ _RUN_FIELDS = (
 )
 _ACTIVE = ("queued", "running")
 
+# One round trip per page of the external list: the page goes in as three arrays, the links are
+# marked seen, and only whether each linked record is plainly in sync comes back.
+_LINKED_IN_PAGE = text("""
+    WITH page AS (
+        SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:names AS text[]), CAST(:emails AS text[])) AS p(external_id, name, email)
+    ), linked AS (
+        SELECT p.external_id,
+               c.deleted OR m.broken IS NOT NULL OR c.name IS DISTINCT FROM p.name OR c.email IS DISTINCT FROM p.email AS differs
+        FROM page p
+        JOIN external_mappings m ON m.system = :system AND m.external_id = p.external_id
+        JOIN customers c ON c.id = m.customer_id
+    ), seen AS (
+        INSERT INTO reconcile_seen (run_id, external_id, unlinked)
+        SELECT :run_id, external_id, false FROM linked
+        ON CONFLICT DO NOTHING
+    )
+    SELECT external_id, differs FROM linked
+""")
+
 
 class SqlAlchemyReconcileRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -192,6 +211,20 @@ class SqlAlchemyReconcileRepository:
         if after_id is not None:
             query = query.where(c.id > after_id)
         return [_customer(row) for row in await self._c.execute(query)]
+
+    async def linked_in_page(self, run_id: int, system: str, records: Sequence[ExternalCustomer]) -> tuple[set[str], set[str]]:
+        if not records:
+            return set(), set()
+        rows = await self._c.execute(_LINKED_IN_PAGE, {
+            "run_id": run_id, "system": system, "ids": [r.external_id for r in records],
+            "names": [r.data.name for r in records], "emails": [r.data.email for r in records],
+        })
+        linked, differing = set(), set()
+        for external_id, differs in rows:
+            linked.add(external_id)
+            if differs:
+                differing.add(external_id)
+        return linked, differing
 
     async def held_back(self, run_id: int, system: str, customer_ids: Sequence[int]) -> dict[int, str]:
         if not customer_ids:

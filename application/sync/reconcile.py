@@ -21,6 +21,7 @@ every fix exactly once. Outages are waited out; a run whose runner died is taken
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXTERNAL_PAGE = 100  # the largest page external lists give (Stripe: 100)
+READ_AHEAD = 3  # pages of the external list read ahead of the comparison
 CATALOG_PAGE = 500
 HEARTBEAT_EVERY = 5.0  # seconds
 SCHEDULE_LOOKBACK = 50  # runs looked at for the last one that fixed (dry runs in between)
@@ -206,30 +208,48 @@ class Reconciler:
 
     # -- phase 1: the external list ---------------------------------------------------------------
     async def _external(self) -> None:
+        """The list is read ahead by a task of its own (each page needs the previous one's last
+        id, so pages come one after another at the rate budget) while this one compares; the
+        queue bounds what is held in memory to ``READ_AHEAD`` pages."""
         cursor = self.run.checkpoint
-        fetch = asyncio.ensure_future(self._list(cursor))
+        while not self._halted():
+            pages: asyncio.Queue[Page | BaseException] = asyncio.Queue(maxsize=READ_AHEAD)
+            reader = asyncio.create_task(self._read_ahead(cursor, pages))
+            try:
+                while not self._halted():
+                    page = await pages.get()
+                    if isinstance(page, ExternalCustomerMissing):
+                        # The record the checkpoint names was deleted meanwhile: read the list
+                        # again from its start (a page compared again adds nothing twice).
+                        log.info("reconcile %s: the list's checkpoint %s is gone; reading the list from the start",
+                                 self.run.id, cursor)
+                        cursor = None
+                        break
+                    if isinstance(page, BaseException):
+                        raise page
+                    findings = await self._patiently(lambda page=page: self._compare_page(page, page.next_cursor))
+                    await self._apply(findings)
+                    self._records.clear()
+                    if page.next_cursor is None:
+                        return
+                    cursor = page.next_cursor
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+    async def _read_ahead(self, cursor: str | None, pages: asyncio.Queue[Page | BaseException]) -> None:
         try:
-            while not self._halted():
-                try:
-                    page = await fetch
-                except ExternalCustomerMissing:
-                    # The record the checkpoint names was deleted meanwhile: read the list again
-                    # from its start (every page is idempotent).
-                    log.info("reconcile %s: the list's checkpoint %s is gone; reading the list from the start", self.run.id, cursor)
-                    cursor = None
-                    fetch = asyncio.ensure_future(self._list(None))
-                    continue
-                if page.next_cursor is not None:  # read the next page while this one is compared
-                    fetch = asyncio.ensure_future(self._list(page.next_cursor))
-                findings = await self._patiently(lambda: self._compare_page(page, page.next_cursor))
-                await self._apply(findings)
-                self._records.clear()
+            while True:
+                page = await self._list(cursor)
+                await pages.put(page)
                 if page.next_cursor is None:
                     return
                 cursor = page.next_cursor
-        finally:
-            if not fetch.done():
-                fetch.cancel()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the comparing side, which raises it there
+            await pages.put(exc)
 
     async def _list(self, cursor: str | None) -> Page:
         return await self._patiently(lambda: self._integration.list_customers(limit=EXTERNAL_PAGE, cursor=cursor))
@@ -240,14 +260,18 @@ class Reconciler:
         seen: list[SeenExternal] = []
         in_sync = 0
         async with self._ctx.uow_factory() as uow:
-            mappings = await uow.mappings.by_external_ids(system, [x.external_id for x in page.customers])
-            customers = await uow.customers.get_many([m.customer_id for m in mappings.values()])
+            # In sync (nearly every link) is told where the data is; the rest is read and classified.
+            linked, differing = await uow.reconcile.linked_in_page(run.id, system, page.customers)
+            in_sync = len(linked) - len(differing)
+            mappings = await uow.mappings.by_external_ids(system, sorted(differing)) if differing else {}
+            customers = await uow.customers.get_many([m.customer_id for m in mappings.values()]) if mappings else {}
             for x in page.customers:
-                mapping = mappings.get(x.external_id)
                 subject = f"external:{x.external_id}"
-                if mapping is not None and mapping.customer_id in customers:
-                    seen.append(SeenExternal(x.external_id))
-                    customer = customers[mapping.customer_id]
+                if x.external_id in linked:
+                    mapping = mappings.get(x.external_id)
+                    customer = customers.get(mapping.customer_id) if mapping is not None else None
+                    if mapping is None or customer is None:
+                        continue  # in sync (or unlinked since: the other phases see it)
                     kind, fix, fields, detail = compare_linked(customer, mapping, x)
                     if kind is FindingKind.IN_SYNC:
                         in_sync += 1

@@ -11,6 +11,7 @@ import pytest
 from application.commands import CreateCustomer
 from application.customers.create import create_customer
 from application.sync.reconcile import OtherRunActive, request_run
+from domain.customer import CustomerData
 from domain.drift import FindingKind, Fix, FixStatus, MatchBy, Phase, RunStatus
 from domain.messages import OUTBOUND_TOPIC
 from tests.unit.test_reconcile_runs import assert_converged, before_install, catalog, findings, reconcile
@@ -129,3 +130,37 @@ async def test_claimed_and_in_flight_customers_are_held_back_from_export_and_lin
     found = {f.subject: f for f in await findings(system, run)}
     assert (found[f"customer:{free}"].fix, found[f"customer:{claimed}"].fix, found[f"customer:{in_flight}"].fix) == (
         Fix.EXPORT, Fix.NONE, Fix.NONE)
+
+
+async def test_a_page_is_compared_where_the_data_is_and_its_links_marked_seen(api_system):
+    """linked_in_page, the SQL comparison of a page, agrees with the rule (compare_linked) on both
+    storages: nulls equal nulls, case is a difference, a deletion or a broken link is never in sync."""
+    from datetime import timedelta
+
+    from domain.messages import ExternalCustomer
+
+    system = api_system
+    names = [("Ada", "ada@example.com"), (None, None), ("Bob", "bob@example.com"), ("Cy", None), ("Dee", "dee@example.com")]
+    made = [await create_customer(CreateCustomer(n, e), system.uow_factory(), system.clock) for n, e in names]
+    await system.settle()
+    async with system.uow_factory() as uow:
+        links = [await uow.mappings.get(c.id, "stripe") for c in made]
+        await uow.mappings.save(links[4].marked_broken("404"))
+        await uow.commit()
+    ids = [link.external_id for link in links]
+    page = [
+        ExternalCustomer(external_id=ids[0], data=CustomerData("Ada", "ada@example.com")),  # in sync
+        ExternalCustomer(external_id=ids[1], data=CustomerData(None, None)),  # in sync: nulls
+        ExternalCustomer(external_id=ids[2], data=CustomerData("Bob", "BOB@example.com")),  # differs: case
+        ExternalCustomer(external_id=ids[3], data=CustomerData("Cy", "cy@example.com")),  # differs: null vs value
+        ExternalCustomer(external_id=ids[4], data=CustomerData("Dee", "dee@example.com")),  # broken link
+        ExternalCustomer(external_id="cus_unlinked", data=CustomerData("Eve", None)),
+    ]
+    run, _ = await request_run(system.uow_factory, system.clock, "stripe", dry_run=True, match_by=None, trigger="cli")
+    async with system.uow_factory() as uow:
+        linked, differing = await uow.reconcile.linked_in_page(run.id, "stripe", page)
+        assert await uow.reconcile.linked_in_page(run.id, "stripe", []) == (set(), set())
+        await uow.commit()
+    assert linked == set(ids) and differing == {ids[2], ids[3], ids[4]}
+    async with system.uow_factory() as uow:  # marked seen: no link is left unseen
+        assert await uow.reconcile.unseen_links(run.id, "stripe", system.clock.now() + timedelta(seconds=1), None, 100) == []

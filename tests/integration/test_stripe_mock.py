@@ -56,8 +56,18 @@ async def events_service(stripe_mock: str) -> AsyncIterator[object]:
 
 
 @pytest.fixture
-def adapter(customers_service, accounts_service, events_service) -> StripeIntegration:
-    return StripeIntegration(customers_service, webhook_secrets=["whsec_x"], accounts=accounts_service, events=events_service)
+async def raw_client(stripe_mock: str) -> AsyncIterator[object]:
+    """The client itself, for the full list's raw requests (as the container wires it)."""
+    client = stripe_client(STRIPE_MOCK_KEY, api_base=stripe_mock)
+    yield client
+    await close_service(client)
+
+
+@pytest.fixture
+def adapter(customers_service, accounts_service, events_service, raw_client) -> StripeIntegration:
+    return StripeIntegration(
+        customers_service, webhook_secrets=["whsec_x"], accounts=accounts_service, events=events_service, raw=raw_client,
+    )
 
 
 def assert_customer(customer: object) -> ExternalCustomer:

@@ -208,3 +208,33 @@ async def test_retries_count_against_the_request_budget(system, stripe_http):
     # Backoff alone would retry after ~10 ms; the 25 requests/s budget spaces every attempt >= 40 ms.
     gaps = [b - a for a, b in zip(sent_at, sent_at[1:])]
     assert len(sent_at) == 4 and min(gaps) >= 0.04 - 1e-6
+
+
+async def test_a_full_list_reads_pages_as_plain_json_with_the_query_stripe_expects(system, stripe_http):
+    """Reconcile's list goes through StripeClient.raw_request_async (no StripeObjects per page): the
+    same GET, auth and paging; a record we cannot read is skipped, not fatal."""
+    pages = [
+        {"object": "list", "data": [customer_json("cus_1"), customer_json("cus_2", email=None, internal_id="2"),
+                                    {"id": "cus_bad", "object": "customer", "metadata": "not an object"}], "has_more": True},
+        {"object": "list", "data": [customer_json("cus_3", internal_id="3")], "has_more": False},
+    ]
+    route = stripe_http.get(API).mock(side_effect=[httpx.Response(200, json=page) for page in pages])
+    integration = system.container.stripe()
+    first = await integration.list_customers(limit=100)
+    assert [c.external_id for c in first.customers] == ["cus_1", "cus_2"] and first.next_cursor == "cus_bad"
+    assert first.customers[1].data.email is None and first.customers[0].data.name == "Ada"
+    second = await integration.list_customers(limit=100, cursor=first.next_cursor)
+    assert [c.external_id for c in second.customers] == ["cus_3"] and second.next_cursor is None
+    sent = [dict(parse_qsl(call.request.url.query.decode())) for call in route.calls]
+    assert sent == [{"limit": "100"}, {"limit": "100", "starting_after": "cus_bad"}]
+    assert all(call.request.headers["authorization"] == "Bearer sk_test_123" for call in route.calls)
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(429, True), (500, True), (401, True), (400, False)])
+async def test_a_full_list_page_that_fails_is_classified_as_every_other_call(system, stripe_http, status, retryable):
+    from application.errors import IntegrationError
+
+    stripe_http.get(API).mock(return_value=error(status, "no"))
+    with pytest.raises(IntegrationError) as raised:
+        await system.container.stripe().list_customers(limit=100)
+    assert raised.value.retryable is retryable
