@@ -150,7 +150,8 @@ class Measured:
     stderr: str
 
     def json(self) -> dict:
-        return json.loads(self.stdout)
+        # The report is one JSON line (py-spy, under --profile, adds lines of its own around it).
+        return json.loads(next(line for line in reversed(self.stdout.splitlines()) if line.startswith("{")))
 
     @property
     def span(self) -> float:
@@ -366,8 +367,10 @@ def summary(args: argparse.Namespace, sizes: list[tuple[Plant, list[tuple[Measur
     for plant, results in sizes:
         pages = pages_of(plant)
         ratios = [b.seconds / a.seconds for a, b in results]
-        print(f"  {plant.customers:,d} customers, {pages:,d} pages (rate floor {pages * pacing:.1f} s): B/A "
-              f"{', '.join(f'x{r:.2f}' for r in ratios)}: goal x1.2 {'met' if max(ratios) <= 1.2 else 'missed'}")
+        floors = [b.seconds / (pages * pacing) for _, b in results]  # the issue's goal: <= 1.2 x the pages' floor
+        print(f"  {plant.customers:,d} customers, {pages:,d} pages (rate floor {pages * pacing:.1f} s): "
+              f"B/floor {', '.join(f'x{r:.2f}' for r in floors)}: goal x1.2 {'met' if max(floors) <= 1.2 else 'missed'}; "
+              f"B/A {', '.join(f'x{r:.2f}' for r in ratios)} (A, the list alone, x{max(a.seconds for a, _ in results) / (pages * pacing):.2f} the floor)")
         a, b = results[-1]
         print(f"    B's time: start-up {b.first_request:.2f} s (imports, schema check, Kafka producer, account check), "
               f"list + compare {b.span:.2f} s, then {b.seconds - b.last_request:.2f} s (the other three phases, findings, exit)")
