@@ -187,8 +187,8 @@ class Reconciler:
                     self._ctx.uow_factory, self._integration.system, self.run.started_at, self.run.owner, self._ctx.clock))
                 await self._apply_planned()  # fixes found before an interruption, not applied yet
             phases = {
-                Phase.EXTERNAL: self._external, Phase.MISSING: self._missing, Phase.CATALOG: self._catalog,
-                Phase.UNLINKED: self._unlinked,
+                Phase.EXTERNAL: self._external, Phase.MISSING: lambda: self._paged(self._missing_page),
+                Phase.CATALOG: lambda: self._paged(self._catalog_page), Phase.UNLINKED: lambda: self._paged(self._unlinked_page),
             }
             while self.run.phase is not Phase.DONE and not self._halted():
                 await phases[self.run.phase]()
@@ -307,13 +307,6 @@ class Reconciler:
         return added
 
     # -- phase 2: links the list did not show ------------------------------------------------------
-    async def _missing(self) -> None:
-        while not self._halted():
-            findings, done = await self._patiently(self._missing_page)
-            await self._apply(findings)
-            if done:
-                return
-
     async def _missing_page(self) -> tuple[list[Finding], bool]:
         run, system, now = self.run, self._integration.system, self._ctx.clock.now()
         after = int(run.checkpoint) if run.checkpoint else None
@@ -335,27 +328,12 @@ class Reconciler:
                 else:
                     detail = f"not listed by {system}: re-fetched (deleted there: deleted here; unknown there: the link breaks)"
                     findings.append(self._finding(subject, FindingKind.MISSING_THERE, Fix.REFRESH, now, customer.id, mapping.external_id, (), detail))
-            added = await uow.reconcile.add_findings(findings)
             done = len(links) < CATALOG_PAGE
-            advanced = self.run.counted(in_sync=in_sync, **_kinds(added))
-            advanced = msgspec.structs.replace(
-                advanced, phase=Phase.CATALOG if done else Phase.MISSING,
-                checkpoint=None if done else str(links[-1].customer_id), heartbeat_at=now,
+            return await self._checkpoint(
+                uow, findings, now, Phase.CATALOG if done else None, None if done else str(links[-1].customer_id), in_sync=in_sync,
             )
-            await self._save(uow, advanced)
-            await uow.commit()
-        self.run = advanced
-        self._progress(self.run)
-        return added, done
 
     # -- phase 3: catalog customers linked to nothing there ---------------------------------------
-    async def _catalog(self) -> None:
-        while not self._halted():
-            findings, done = await self._patiently(self._catalog_page)
-            await self._apply(findings)
-            if done:
-                return
-
     async def _catalog_page(self) -> tuple[list[Finding], bool]:
         run, system, now = self.run, self._integration.system, self._ctx.clock.now()
         after = int(run.checkpoint) if run.checkpoint else None
@@ -414,27 +392,10 @@ class Reconciler:
                     f"catalog {ids_here} and {system} {ids_there} share {key}: {how}; a person decides",
                 ))
             await uow.reconcile.decide(run.id, set_aside)
-            added = await uow.reconcile.add_findings(findings)
             done = len(customers) < CATALOG_PAGE
-            advanced = self.run.counted(**_kinds(added))
-            advanced = msgspec.structs.replace(
-                advanced, phase=Phase.UNLINKED if done else Phase.CATALOG,
-                checkpoint=None if done else str(customers[-1].id), heartbeat_at=now,
-            )
-            await self._save(uow, advanced)
-            await uow.commit()
-        self.run = advanced
-        self._progress(self.run)
-        return added, done
+            return await self._checkpoint(uow, findings, now, Phase.UNLINKED if done else None, None if done else str(customers[-1].id))
 
     # -- phase 4: external records linked to nothing here ------------------------------------------
-    async def _unlinked(self) -> None:
-        while not self._halted():
-            findings, done = await self._patiently(self._unlinked_page)
-            await self._apply(findings)
-            if done:
-                return
-
     async def _unlinked_page(self) -> tuple[list[Finding], bool]:
         run, now = self.run, self._ctx.clock.now()
         findings: list[Finding] = []
@@ -445,18 +406,34 @@ class Reconciler:
                     f"external:{x.external_id}", FindingKind.ONLY_THERE, Fix.IMPORT, now, None, x.external_id, (),
                     "linked to no catalog customer: imported",
                 ))
-            added = await uow.reconcile.add_findings(findings)
             done = len(records) < EXTERNAL_PAGE
-            advanced = self.run.counted(**_kinds(added))
-            advanced = msgspec.structs.replace(
-                advanced, phase=Phase.DONE if done else Phase.UNLINKED,
-                checkpoint=None if done else records[-1].external_id, heartbeat_at=now,
-            )
-            await self._save(uow, advanced)
-            await uow.commit()
-        self.run = advanced
+            return await self._checkpoint(uow, findings, now, Phase.DONE if done else None, None if done else records[-1].external_id)
+
+    # -- the phases' pages ------------------------------------------------------------------------
+    async def _paged(self, page: Callable[[], Awaitable[tuple[list[Finding], bool]]]) -> None:
+        """A phase after the list: page by page, each checkpointed with what it found, then fixed."""
+        while not self._halted():
+            findings, done = await self._patiently(page)
+            await self._apply(findings)
+            if done:
+                return
+
+    async def _checkpoint(
+        self, uow: UnitOfWork, findings: list[Finding], now: datetime, next_phase: Phase | None, checkpoint: str | None,
+        **counts: int,
+    ) -> tuple[list[Finding], bool]:
+        """Store a page's findings and the checkpoint after it (``next_phase``: this phase is
+        done) in the page's transaction; the findings it added are the ones to apply."""
+        added = await uow.reconcile.add_findings(findings)
+        advanced = self.run.counted(**counts, **_kinds(added))
+        advanced = msgspec.structs.replace(
+            advanced, phase=next_phase or advanced.phase, checkpoint=checkpoint, heartbeat_at=now,
+        )
+        await self._save(uow, advanced)
+        await uow.commit()
+        self.run = advanced  # only once committed: a failed commit compares the page again
         self._progress(self.run)
-        return added, done
+        return added, next_phase is not None
 
     # -- fixes -----------------------------------------------------------------------------------
     async def _apply_planned(self) -> None:
