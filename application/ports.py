@@ -179,6 +179,9 @@ class SeenExternal(msgspec.Struct, frozen=True):
     record: ExternalCustomer | None = None
 
 
+CREATE_IN_FLIGHT = "its create is in flight"  # a reason ReconcileRepository.held_back gives
+
+
 class ReconcileRepository(Protocol):
     """Reconcile runs (a checkpoint per phase, so an interrupted run goes on where it stopped),
     their findings (also the journal of fixes: each applied once), and what each run has seen."""
@@ -189,8 +192,8 @@ class ReconcileRepository(Protocol):
 
     async def get_run(self, run_id: int) -> ReconcileRun | None: ...
 
-    async def runs(self, system: str | None, limit: int) -> list[ReconcileRun]:
-        """Newest first."""
+    async def runs(self, system: str | None, limit: int, *, dry_run: bool | None = None) -> list[ReconcileRun]:
+        """Newest first (``dry_run``: only dry runs, or only runs that fix)."""
 
     async def active_run(self, system: str) -> ReconcileRun | None: ...
 
@@ -213,6 +216,9 @@ class ReconcileRepository(Protocol):
 
     async def fix_counts(self, run_id: int) -> dict[str, int]:
         """How many of the run's findings have each fix status."""
+
+    async def kind_counts(self, run_id: int) -> dict[str, int]:
+        """How many of the run's findings are of each kind."""
 
     async def findings(
         self, run_id: int, *, after: int | None, limit: int, kinds: Sequence[str] | None = None
@@ -248,9 +254,10 @@ class ReconcileRepository(Protocol):
         claims the customer (its metadata names it and this installation; see ``Finding``)."""
 
     async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
-        """Those of ``email_keys`` the system's latest completed run (dry or not) reported as shared
-        by unlinked customers on both sides (``email:<key>`` ambiguous findings): held from live
-        import and export until a person decides (domain.drift)."""
+        """Those of ``email_keys`` the system's latest completed run that was not a dry run reported
+        as shared by unlinked customers on both sides (``email:<key>`` ambiguous findings): held
+        from live import and export until a person decides (domain.drift). A dry run changes
+        nothing, holds included: a preview planning a link must not release what it did not link."""
 
     async def unlinked_customer_ids(self, system: str, email_keys: Sequence[str]) -> dict[str, list[int]]:
         """Per lower-cased email, the catalog customers (not deleted) with it linked to nothing in ``system``."""

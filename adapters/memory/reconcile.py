@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from application.ports import SeenExternal
+from application.ports import CREATE_IN_FLIGHT, SeenExternal
 from domain.customer import Customer
 from domain.drift import Finding, FindingKind, ReconcileRun, RunStatus, email_key
 from domain.mapping import ExternalMapping
@@ -35,8 +35,9 @@ class InMemoryReconcileRepository:
     async def get_run(self, run_id: int) -> ReconcileRun | None:
         return self._t.reconcile_runs.get(run_id)
 
-    async def runs(self, system: str | None, limit: int) -> list[ReconcileRun]:
-        runs = [r for r in self._t.reconcile_runs.values() if system is None or r.system == system]
+    async def runs(self, system: str | None, limit: int, *, dry_run: bool | None = None) -> list[ReconcileRun]:
+        runs = [r for r in self._t.reconcile_runs.values()
+                if (system is None or r.system == system) and (dry_run is None or r.dry_run == dry_run)]
         return sorted(runs, key=lambda r: -r.id)[: max(0, limit)]
 
     async def active_run(self, system: str) -> ReconcileRun | None:
@@ -105,6 +106,13 @@ class InMemoryReconcileRepository:
                 counts[f.fix_status.value] = counts.get(f.fix_status.value, 0) + 1
         return counts
 
+    async def kind_counts(self, run_id: int) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for (r, _), f in self._t.findings.items():
+            if r == run_id:
+                counts[f.kind.value] = counts.get(f.kind.value, 0) + 1
+        return counts
+
     async def mark_seen(self, run_id: int, seen: Sequence[SeenExternal]) -> None:
         for s in seen:
             self._t.reconcile_seen.setdefault((run_id, s.external_id), (s.record, False))
@@ -152,11 +160,11 @@ class InMemoryReconcileRepository:
         for f in sorted(self._t.findings.values(), key=lambda f: f.seq):
             if f.run_id == run_id and f.subject.startswith("external:") and f.customer_id in wanted:
                 held.setdefault(f.customer_id, f"claimed by {f.external_id}")
-        held.update({cid: "its create is in flight" for (cid, s) in self._t.create_intents if s == system and cid in wanted})
+        held.update({cid: CREATE_IN_FLIGHT for (cid, s) in self._t.create_intents if s == system and cid in wanted})
         return held
 
     async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
-        done = [r.id for r in self._t.reconcile_runs.values() if r.system == system and r.status is RunStatus.DONE]
+        done = [r.id for r in self._t.reconcile_runs.values() if r.system == system and r.status is RunStatus.DONE and not r.dry_run]
         if not done:
             return set()
         latest = max(done)

@@ -24,7 +24,7 @@ from adapters.postgres.tables import (
     reconcile_runs,
     reconcile_seen,
 )
-from application.ports import SeenExternal
+from application.ports import CREATE_IN_FLIGHT, SeenExternal
 from domain.customer import Customer
 from domain.drift import Finding, FindingKind, Fix, FixStatus, ReconcileRun, RunStatus
 from domain.mapping import ExternalMapping
@@ -76,10 +76,12 @@ class SqlAlchemyReconcileRepository:
         row = (await self._c.execute(select(reconcile_runs).where(reconcile_runs.c.id == run_id))).first()
         return None if row is None else _run(row)
 
-    async def runs(self, system: str | None, limit: int) -> list[ReconcileRun]:
+    async def runs(self, system: str | None, limit: int, *, dry_run: bool | None = None) -> list[ReconcileRun]:
         query = select(reconcile_runs).order_by(reconcile_runs.c.id.desc()).limit(max(0, limit))
         if system is not None:
             query = query.where(reconcile_runs.c.system == system)
+        if dry_run is not None:
+            query = query.where(reconcile_runs.c.dry_run.is_(dry_run))
         return [_run(row) for row in await self._c.execute(query)]
 
     async def active_run(self, system: str) -> ReconcileRun | None:
@@ -161,6 +163,11 @@ class SqlAlchemyReconcileRepository:
         query = select(f.fix_status, func.count()).where(f.run_id == run_id).group_by(f.fix_status)
         return {status: n for status, n in await self._c.execute(query)}
 
+    async def kind_counts(self, run_id: int) -> dict[str, int]:
+        f = reconcile_findings.c
+        query = select(f.kind, func.count()).where(f.run_id == run_id).group_by(f.kind)
+        return {kind: n for kind, n in await self._c.execute(query)}
+
     # -- what a run has seen ----------------------------------------------------------------------
     async def mark_seen(self, run_id: int, seen: Sequence[SeenExternal]) -> None:
         if not seen:
@@ -238,14 +245,15 @@ class SqlAlchemyReconcileRepository:
             held.setdefault(row.customer_id, f"claimed by {row.external_id}")
         in_flight = select(i.customer_id).where(i.system == system, i.customer_id.in_(list(customer_ids)))
         for row in await self._c.execute(in_flight):
-            held[row.customer_id] = "its create is in flight"
+            held[row.customer_id] = CREATE_IN_FLIGHT
         return held
 
     async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
         if not email_keys:
             return set()
         r, f = reconcile_runs.c, reconcile_findings.c
-        latest = select(r.id).where(r.system == system, r.status == RunStatus.DONE.value).order_by(r.id.desc()).limit(1).scalar_subquery()
+        latest = (select(r.id).where(r.system == system, r.status == RunStatus.DONE.value, r.dry_run.is_(False))
+                  .order_by(r.id.desc()).limit(1).scalar_subquery())
         subjects = [f"email:{k}" for k in email_keys]
         query = select(f.subject).where(f.run_id == latest, f.subject.in_(subjects), f.kind == FindingKind.AMBIGUOUS.value)
         return {row.subject.removeprefix("email:") for row in await self._c.execute(query)}

@@ -85,7 +85,8 @@ async def catch_up_once(
     recently = recently if recently is not None else RecentlyPublished()
     position, floor = _position(cursor)
     start = position or clock.now()
-    floor = floor or start
+    if floor is None:  # the first poll; or a cursor stored before floors were kept (no floor then)
+        floor = start if position is None else start - timedelta(seconds=overlap)
     # Never before the first poll (or the first sync's start): what came before is a reconcile's
     # business (replaying it would import people a first sync has yet to match).
     since, newest = max(start - timedelta(seconds=overlap), floor), start

@@ -38,7 +38,7 @@ from application.errors import (
     IntegrationError,
     RetryableIntegrationError,
 )
-from application.ports import Clock, Integration, Integrations, Page, SeenExternal, UnitOfWork, UnitOfWorkFactory
+from application.ports import CREATE_IN_FLIGHT, Clock, Integration, Integrations, Page, SeenExternal, UnitOfWork, UnitOfWorkFactory
 from application.sync.catchup import start_from
 from application.sync.context import SyncContext
 from application.sync.inbound import sync_inbound
@@ -69,7 +69,6 @@ EXTERNAL_PAGE = 100  # the largest page external lists give (Stripe: 100)
 READ_AHEAD = 3  # pages of the external list read ahead of the comparison
 CATALOG_PAGE = 500
 HEARTBEAT_EVERY = 5.0  # seconds
-SCHEDULE_LOOKBACK = 50  # runs looked at for the last one that fixed (dry runs in between)
 STALE_AFTER = timedelta(seconds=30)  # a running run without a heartbeat this long was interrupted
 FIX_BATCH = 200
 
@@ -351,8 +350,10 @@ class Reconciler:
                 candidates = there.get(key, []) if key else []
                 reason = held.get(customer.id)
                 if reason is not None:
-                    # Neither exported again nor linked to another record: a record there is, or
-                    # is being made, this customer. Its namesakes there are not imported either.
+                    # Never linked to another record: a record there is, or is being made, this
+                    # customer. Its namesakes there are not imported either. A create in flight (or
+                    # given up: dead-lettered) is sent again -- the same create under its own key,
+                    # which Stripe answers with the customer it made; a claimed one is not.
                     if candidates:
                         set_aside += [x.external_id for x in candidates]
                         ids_there = ", ".join(x.external_id for x in candidates)
@@ -361,10 +362,15 @@ class Reconciler:
                             ("email",), f"catalog {customer.id} ({reason}) and {system} {ids_there} share {key}: "
                             "neither linked nor imported; a person decides",
                         ))
-                    else:
+                    if reason == CREATE_IN_FLIGHT:
+                        findings.append(self._finding(
+                            f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.EXPORT, now, customer.id, None, (),
+                            f"{reason}: sent again, the same create under its key (never a second customer)",
+                        ))
+                    elif not candidates:
                         findings.append(self._finding(
                             f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.NONE, now, customer.id, None, (),
-                            f"{reason}: not exported again",
+                            f"{reason}: not exported",
                         ))
                     continue
                 if not candidates:
@@ -577,7 +583,11 @@ class Reconciler:
         async def store() -> None:
             async with self._ctx.uow_factory() as uow:
                 fixes = await uow.reconcile.fix_counts(self.run.id)
-                counts = {k: v for k, v in self.run.counts.items() if not k.startswith("fix")}
+                # Kinds and fixes as stored (a page whose commit answer was lost counted nothing the
+                # second time); what is only counted (records listed, in sync) as the run went.
+                kinds = {k.value for k in FindingKind} - {FindingKind.IN_SYNC.value}
+                counts = {k: v for k, v in self.run.counts.items() if not k.startswith("fix") and k not in kinds}
+                counts.update(await uow.reconcile.kind_counts(self.run.id))
                 counts.update({f"fix_{state}": n for state, n in fixes.items() if n})
                 finished = msgspec.structs.replace(
                     self.run, status=status, finished_at=now, heartbeat_at=now, error=error, counts=counts,
@@ -684,11 +694,9 @@ async def _schedule(ctx: SyncContext, integrations: Integrations, interval: floa
     now = ctx.clock.now()
     for system in integrations:
         async with ctx.uow_factory() as uow:
-            recent = await uow.reconcile.runs(system, SCHEDULE_LOOKBACK)
-        if any(r.status.active for r in recent):
-            continue
-        last = next((r for r in recent if not r.dry_run), None)
-        if last is None or last.created_at <= now - timedelta(seconds=interval):
+            active = await uow.reconcile.active_run(system)
+            [last] = await uow.reconcile.runs(system, 1, dry_run=False) or [None]
+        if active is None and (last is None or last.created_at <= now - timedelta(seconds=interval)):
             await request_run(ctx.uow_factory, ctx.clock, system, dry_run=False, match_by=None, trigger="schedule")
 
 

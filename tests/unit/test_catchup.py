@@ -285,3 +285,23 @@ def test_the_lease_outlives_three_intervals_and_at_least_thirty_seconds():
 def test_the_worker_runs_catch_up_beside_the_relay_and_the_consumer_unless_it_is_off(interval, tasks):
     container = build_container(Settings(catchup_interval=interval))
     assert [t.__name__ for t in worker_tasks(container)] == ["relay", "consume", "reconcile", "catch_up"][:tasks]
+
+
+async def test_a_cursor_stored_before_floors_were_kept_still_reads_its_overlap_back(system, clock):
+    """A worker upgraded from a version whose cursor held only the newest change's time ("123"):
+    its next poll reads the overlap back as before, not from that time on."""
+    from datetime import timedelta
+
+    system.webhooks = False
+    await system.stripe.create_async(params={"name": "Listed late"})
+    late = int(clock.now().timestamp())
+    clock.advance(30)
+    async with system.uow_factory() as uow:
+        now = clock.now()
+        await uow.cursors.lease("stripe", "changes", "old-worker", now + timedelta(seconds=30), now)
+        await uow.cursors.advance("stripe", "changes", "old-worker", str(late + 30), now)
+        await uow.cursors.release("stripe", "changes", "old-worker")
+        await uow.commit()
+    assert (await system.catch_up()).published == 1
+    await system.settle()
+    assert [name for name, _ in (await catalog(system)).values()] == ["Listed late"]

@@ -397,7 +397,8 @@ async def test_a_customer_whose_create_is_in_flight_is_not_linked_to_a_namesake_
     run = await reconcile(system, match_by=MatchBy.EMAIL)
     found = {f.subject: f for f in await findings(system, run)}
     assert found["email:ada@example.com"].kind is FindingKind.AMBIGUOUS and "in flight" in found["email:ada@example.com"].detail
-    assert not [f for f in found.values() if f.fix in (Fix.LINK, Fix.EXPORT, Fix.IMPORT)]
+    assert not [f for f in found.values() if f.fix in (Fix.LINK, Fix.IMPORT)]
+    assert found[f"customer:{ada.id}"].fix is Fix.EXPORT  # the same create again, under its key: never a second
     system.clock.advance(5)
     system.delivered -= 1  # the create's late webhook
     await system.settle()
@@ -465,3 +466,87 @@ async def test_dry_runs_do_not_postpone_the_scheduled_drift_check(system):
         runs = await uow.reconcile.runs("stripe", 10)
     assert [(r.trigger, r.dry_run, r.status) for r in runs][0] == ("schedule", False, RunStatus.QUEUED)
     assert runs[0].created_at - runs[-1].created_at == timedelta(seconds=3700)
+
+
+# -- found by the second review -----------------------------------------------------------------------
+
+async def test_a_preview_with_match_by_email_does_not_release_what_it_did_not_link(system):
+    """A dry run changes nothing, holds included: previewing `--match-by email` plans a link, links
+    nothing, and the pair a real run left ambiguous stays held from live import and export."""
+    [stripe_id], [customer_id] = await before_install(system, stripe=[("Ada S", "ada@example.com")], catalog=[("Ada C", "ada@example.com")])
+    await reconcile(system)
+    system.clock.advance(60)
+    preview = await reconcile(system, dry_run=True, match_by=MatchBy.EMAIL)
+    assert [f.fix for f in await findings(system, preview)] == [Fix.LINK]
+    await system.stripe.update_async(stripe_id, params={"name": "Ada S2"})
+    await patch_customer(PatchCustomer(customer_id=customer_id, changes={"name": "Ada C2"}), system.uow_factory(), system.clock)
+    await system.settle()
+    assert len(await catalog(system)) == 1 and len(system.stripe.customers) == 1
+
+
+async def test_a_dead_lettered_create_is_sent_again_by_the_drift_check_and_lands_once(system, monkeypatch):
+    from adapters.stripe.integration import StripeIntegration
+
+    ada = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
+    create = StripeIntegration.create_customer
+
+    async def broken(self, *args, **kwargs):
+        raise RuntimeError("an unexpected answer")  # a bug: dead-lettered after the attempts, its intent kept
+
+    monkeypatch.setattr(StripeIntegration, "create_customer", broken)
+    await system.settle()
+    monkeypatch.setattr(StripeIntegration, "create_customer", create)
+    assert await system.mapping(ada.id) is None and await dead_letters(system)
+    system.clock.advance(86400)
+    run = await reconcile(system)
+    [finding] = await findings(system, run)
+    assert (finding.fix, finding.fix_status) == (Fix.EXPORT, FixStatus.APPLIED) and "in flight" in finding.detail
+    await system.settle()
+    assert await system.mapping(ada.id) is not None and len(system.stripe.customers) == 1
+
+
+async def test_many_dry_runs_neither_postpone_nor_hasten_the_scheduled_check(system):
+    from datetime import timedelta
+
+    from application.sync.reconcile import _schedule
+
+    ctx = await system.context()
+    await reconcile(system)  # a run that fixes, at 0
+    for _ in range(60):  # a monitoring --dry-run every ten minutes
+        system.clock.advance(600)
+        await reconcile(system, dry_run=True)
+        await _schedule(ctx, system.container.integrations(), 86400)
+        async with system.uow_factory() as uow:
+            assert (await uow.reconcile.runs("stripe", 1))[0].trigger != "schedule"
+    system.clock.advance(86400 - 36000)
+    await _schedule(ctx, system.container.integrations(), 86400)
+    async with system.uow_factory() as uow:
+        [latest] = await uow.reconcile.runs("stripe", 1)
+    assert (latest.trigger, latest.created_at - system.clock.now()) == ("schedule", timedelta(0))
+
+
+async def test_the_report_counts_what_is_stored_even_when_a_commit_answer_was_lost(system, monkeypatch):
+    import adapters.memory.database as memory
+    import application.sync.reconcile as reconciling
+    from application.errors import StorageUnavailable
+
+    monkeypatch.setattr(reconciling, "CATALOG_PAGE", 2)
+    await before_install(system, catalog=[(f"C{i}", f"c{i}@example.com") for i in range(5)])
+    state = {"armed": False, "done": False}
+    save, commit = reconciling.Reconciler._save, memory.InMemoryUnitOfWork.commit
+
+    async def arming_save(self, uow, run):
+        await save(self, uow, run)
+        if run.phase is Phase.CATALOG and run.checkpoint is not None and not state["done"]:
+            state["armed"] = True
+
+    async def commit_then_lose_the_answer(self):
+        await commit(self)
+        if state["armed"]:
+            state["armed"], state["done"] = False, True
+            raise StorageUnavailable("connection lost after COMMIT was sent")
+
+    monkeypatch.setattr(reconciling.Reconciler, "_save", arming_save)
+    monkeypatch.setattr(memory.InMemoryUnitOfWork, "commit", commit_then_lose_the_answer)
+    run = await reconcile(system)
+    assert state["done"] and (run.counts["only_here"], run.counts["fix_applied"]) == (5, 5)
