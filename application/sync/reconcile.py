@@ -632,8 +632,8 @@ class Reconciler:
                 failures += 1
                 delay = exc.retry_after or random.uniform(0.5, min(self._max_delay, 2 ** min(failures, 8)))
                 log.warning("reconcile %s waits %.1fs (attempt %d): %s", self.run.id, delay, failures, exc)
-                if not await sleep_unless_stopped(self._ctx.clock, delay, self._stopping):
-                    raise _Stopped() from exc
+                if not await sleep_unless_stopped(self._ctx.clock, delay, self._stopping) or self._lost:
+                    raise _Stopped() from exc  # asked to stop, or the run was taken over meanwhile
             except ExternalCustomerMissing:
                 raise
             except IntegrationError as exc:
