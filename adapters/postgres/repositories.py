@@ -37,6 +37,9 @@ def _row_limit(limit: int) -> int:
 class SqlAlchemyCustomerRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
+        # Customers this transaction inserted, as inserted: saving one unchanged (a create records
+        # its change right away) is known to be a no-op without the guarded UPDATE and re-read.
+        self._inserted: dict[int, Customer] = {}
 
     async def add(self, data: CustomerData, at: datetime) -> Customer:
         times = FieldTimes(name=at, email=at)
@@ -46,7 +49,9 @@ class SqlAlchemyCustomerRepository:
                     name_changed_at=at, email_changed_at=at)
             .returning(customers.c.id)
         )
-        return Customer(id=customer_id, data=data, version=1, created_at=at, updated_at=at, field_times=times)
+        customer = Customer(id=customer_id, data=data, version=1, created_at=at, updated_at=at, field_times=times)
+        self._inserted[customer_id] = customer
+        return customer
 
     async def get(self, customer_id: int) -> Customer | None:
         if not _is_bigint(customer_id):
@@ -55,6 +60,9 @@ class SqlAlchemyCustomerRepository:
         return None if row is None else _customer(row)
 
     async def save(self, customer: Customer) -> None:
+        if self._inserted.get(customer.id) == customer:
+            return
+        self._inserted.pop(customer.id, None)
         if _is_bigint(customer.id):
             # The version guard makes the update conditional on nobody having saved in between;
             # under READ COMMITTED a concurrent committed save is re-checked, so it cannot slip past.

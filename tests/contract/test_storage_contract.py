@@ -164,3 +164,19 @@ async def test_saving_over_a_concurrent_change_is_refused(uow_factory):
     async with uow_factory() as uow:
         assert (await uow.customers.get(c.id)).data == CustomerData("B")
         await uow.customers.save(await uow.customers.get(c.id))  # unchanged: a no-op, not a conflict
+
+
+async def test_a_customer_saved_as_it_was_just_added_is_stored_once_and_then_revisable(uow_factory):
+    """A create records its change at once (customer and event in one transaction): saving the
+    customer as added is a no-op; revising it afterwards, in that transaction or the next, works."""
+    async with uow_factory() as uow:
+        c = await uow.customers.add(CustomerData("A", "a@example.com"), T0)
+        await uow.customers.save(c)
+        revised = c.revised(CustomerData("A2", "a@example.com"), T0 + timedelta(seconds=1))
+        await uow.customers.save(revised)
+        await uow.customers.save(revised)  # again: stored already, a no-op
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert (await uow.customers.get(c.id)).data == CustomerData("A2", "a@example.com")
+        with pytest.raises(ConcurrentUpdate):
+            await uow.customers.save(c.revised(CustomerData("Stale"), T0))  # from version 1: refused as before
