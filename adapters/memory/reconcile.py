@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -100,18 +101,10 @@ class InMemoryReconcileRepository:
             self._t.findings[(run_id, subject)] = msgspec.structs.replace(finding, **changes)
 
     async def fix_counts(self, run_id: int) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for (r, _), f in self._t.findings.items():
-            if r == run_id:
-                counts[f.fix_status.value] = counts.get(f.fix_status.value, 0) + 1
-        return counts
+        return dict(Counter(f.fix_status.value for (r, _), f in self._t.findings.items() if r == run_id))
 
     async def kind_counts(self, run_id: int) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for (r, _), f in self._t.findings.items():
-            if r == run_id:
-                counts[f.kind.value] = counts.get(f.kind.value, 0) + 1
-        return counts
+        return dict(Counter(f.kind.value for (r, _), f in self._t.findings.items() if r == run_id))
 
     async def mark_seen(self, run_id: int, seen: Sequence[SeenExternal]) -> None:
         for s in seen:
