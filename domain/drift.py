@@ -102,6 +102,9 @@ class ReconcileRun(msgspec.Struct, frozen=True, kw_only=True):
     owner: str | None = None
     error: str | None = None
 
+    def has_options(self, dry_run: bool, match_by: MatchBy | None) -> bool:
+        return (self.dry_run, self.match_by) == (dry_run, match_by)
+
     def counted(self, **more: int) -> ReconcileRun:
         counts = dict(self.counts)
         for key, n in more.items():

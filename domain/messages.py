@@ -65,6 +65,13 @@ class ExternalCustomer(msgspec.Struct, frozen=True, kw_only=True):
     def internal_id(self) -> int | None:
         return self.claim.internal_id
 
+    @classmethod
+    def unread(cls, external_id: str) -> ExternalCustomer:
+        """A record nothing was read of (an operator's pull, a reconcile fix resumed): it only says
+        "deleted", which ``domain.safety`` never believes without a re-fetch -- so the current
+        state decides (a deletion there, or a 404: a broken link, never a deletion)."""
+        return cls(external_id=external_id, data=CustomerData(), deleted=True)
+
 
 class ExternalChange(msgspec.Struct, frozen=True, kw_only=True):
     """A customer changed in an external system (published on ``sync.inbound``)."""

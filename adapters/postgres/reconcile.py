@@ -34,7 +34,7 @@ _RUN_FIELDS = (
     "system", "status", "dry_run", "match_by", "trigger", "created_at", "started_at", "finished_at", "heartbeat_at",
     "owner", "phase", "checkpoint", "counts", "error",
 )
-_ACTIVE = ("queued", "running")
+_ACTIVE = tuple(status.value for status in RunStatus if status.active)
 
 # One round trip per page of the external list: the page goes in as three arrays, the links are
 # marked seen, and only whether each linked record is plainly in sync comes back.

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 
 from application.errors import BackendUnavailable, IntegrationError
 from application.ports import Clock, Cursor, Integration, Integrations, MessagePublisher, UnitOfWorkFactory
-from application.sync.waiting import sleep_unless_stopped
+from application.sync.waiting import backoff, sleep_unless_stopped
 from application.sync.webhooks import inbound_envelope
 from domain.messages import ExternalChange
 
@@ -164,8 +163,7 @@ async def _poll(
                 )
             except Exception as exc:  # noqa: BLE001 - catch-up must outlive any outage
                 failures += 1
-                ceiling = min(interval, max_delay, 2.0 ** (failures - 1))
-                delay = max(random.uniform(ceiling / 2, ceiling), min(getattr(exc, "retry_after", None) or 0.0, max_delay))
+                delay = backoff(failures, min(interval, max_delay), getattr(exc, "retry_after", None), honour_up_to=max_delay)
                 if isinstance(exc, BackendUnavailable | IntegrationError):
                     log.warning("%s catch-up waits %.1fs (attempt %d): %s", system, delay, failures, exc)
                 else:

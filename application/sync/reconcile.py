@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -42,8 +41,7 @@ from application.ports import CREATE_IN_FLIGHT, Clock, Integration, Integrations
 from application.sync.catchup import start_from
 from application.sync.context import SyncContext
 from application.sync.inbound import sync_inbound
-from application.sync.waiting import sleep_unless_stopped
-from domain.customer import CustomerData
+from application.sync.waiting import backoff, sleep_unless_stopped
 from domain.drift import (
     Finding,
     FindingKind,
@@ -106,7 +104,7 @@ async def request_run(
             created_at=clock.now(),
         ))
         await uow.commit()
-    if not created and (run.dry_run, run.match_by) != (dry_run, match_by):
+    if not created and not run.has_options(dry_run, match_by):
         raise OtherRunActive(run)
     return run, created
 
@@ -127,7 +125,7 @@ async def start_here(
             stale = True
         if not stale:
             raise RunInProgress(active)
-        if (active.dry_run, active.match_by) == (dry_run, match_by):
+        if active.has_options(dry_run, match_by):
             claimed = await _claim(ctx, active.id, owner, stale_before=ctx.clock.now() + timedelta(seconds=1))
             if claimed is not None:
                 return claimed, active.status is RunStatus.RUNNING
@@ -482,9 +480,7 @@ class Reconciler:
         elif finding.kind is FindingKind.DIFFERS and not resumed:
             record = self._records.get(finding.external_id)
         if record is None:
-            # Nothing read to go by: a record that only *says* deleted is always re-fetched
-            # (domain.safety), so the current state decides -- a deletion there, or a 404.
-            record = ExternalCustomer(external_id=finding.external_id, data=CustomerData(), deleted=True)
+            record = ExternalCustomer.unread(finding.external_id)  # nothing read to go by: re-fetched
         change = ExternalChange(
             event_id=f"reconcile-{self.run.id}-{finding.external_id}", system=system,
             kind=ChangeKind.CREATED if finding.fix is Fix.IMPORT else ChangeKind.UPDATED,
@@ -630,7 +626,7 @@ class Reconciler:
                 if isinstance(exc, AccountChanged):
                     raise
                 failures += 1
-                delay = exc.retry_after or random.uniform(0.5, min(self._max_delay, 2 ** min(failures, 8)))
+                delay = backoff(failures, self._max_delay, exc.retry_after)
                 log.warning("reconcile %s waits %.1fs (attempt %d): %s", self.run.id, delay, failures, exc)
                 if not await sleep_unless_stopped(self._ctx.clock, delay, self._stopping) or self._lost:
                     raise _Stopped() from exc  # asked to stop, or the run was taken over meanwhile

@@ -15,7 +15,6 @@ from enum import StrEnum
 from application.customers.changes import existing_customer, record_change
 from application.errors import NotLinked, UnknownSystem
 from application.ports import Clock, Envelope, Integrations, MessagePublisher, UnitOfWorkFactory
-from domain.customer import CustomerData
 from domain.messages import INBOUND_TOPIC, ChangeKind, ExternalChange, ExternalCustomer, encode, new_event_id
 
 
@@ -44,9 +43,7 @@ async def resync(
         raise NotLinked(customer_id, system)
     change = ExternalChange(
         event_id=f"resync-{new_event_id()}", system=system, kind=ChangeKind.UPDATED, external_id=mapping.external_id,
-        occurred_at=clock.now(),
-        # Says nothing of the record: one that only says "deleted" is always re-fetched (domain.safety).
-        customer=ExternalCustomer(external_id=mapping.external_id, data=CustomerData(), deleted=True),
+        occurred_at=clock.now(), customer=ExternalCustomer.unread(mapping.external_id),
         observed=True, forced=True,
     )
     await publisher.publish([Envelope(INBOUND_TOPIC, f"{system}:{mapping.external_id}", change.event_id, encode(change))])

@@ -55,10 +55,6 @@ async def catalog(system):
         return [c for c in (await uow.customers.page(after_id=None, limit=10_000))]
 
 
-def live_stripe(system):
-    return {cid: c for cid, c in system.stripe.customers.items()}
-
-
 async def assert_converged(system):
     """Every catalog customer linked to one live Stripe customer holding the same data, and back."""
     customers = await catalog(system)
