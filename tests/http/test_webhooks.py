@@ -24,7 +24,7 @@ def in_stripe(system, customer_id: str, name: str | None, email: str | None) -> 
     """A customer that exists on the Stripe side, added without emitting an event: its webhook is
     delivered by the test, through HTTP, and nowhere else."""
     customer = {"id": customer_id, "object": "customer", "created": 1767225600, "name": name, "email": email, "metadata": {}}
-    system.stripe.customers[customer_id] = customer
+    system.stripe.put(customer)
     return customer
 
 
