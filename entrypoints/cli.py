@@ -15,7 +15,7 @@ import msgspec
 
 from application.sync.dead_letters import DEFAULT_LIMIT, MAX_LIMIT
 from domain.dead_letters import DeadLetter
-from domain.drift import Finding, MatchBy, ReconcileRun, RunStatus
+from domain.drift import Finding, FindingKind, MatchBy, ReconcileRun, RunStatus
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings, SettingsError, load_settings
 
@@ -407,7 +407,7 @@ class _ProgressBar:
 
 def _report(run: ReconcileRun, findings: list[Finding]) -> str:
     counts = run.counts
-    kinds = ["in_sync", "differs", "missing_there", "only_there", "only_here", "ambiguous"]
+    kinds = [kind.value for kind in FindingKind]
     mode = "dry run: nothing was changed" if run.dry_run else "fixes applied through the sync paths"
     lines = [
         f"reconcile run {run.id} of {run.system}: {run.status.value} ({mode}; "

@@ -17,7 +17,6 @@ from domain.messages import ExternalCustomer
 
 if TYPE_CHECKING:
     from adapters.memory.database import Tables
-    from application.ports import SeenExternal
 
 
 class InMemoryReconcileRepository:

@@ -15,7 +15,7 @@ from sqlalchemy import Row, and_, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.postgres.repositories import _customer, _mapping
+from adapters.postgres.repositories import _customer, _mapping, _row_limit
 from adapters.postgres.tables import (
     create_intents,
     customers,
@@ -26,7 +26,7 @@ from adapters.postgres.tables import (
 )
 from application.ports import CREATE_IN_FLIGHT, SeenExternal
 from domain.customer import Customer
-from domain.drift import Finding, FindingKind, Fix, FixStatus, ReconcileRun, RunStatus
+from domain.drift import Finding, FindingKind, Fix, FixStatus, ReconcileRun, RunStatus, email_key
 from domain.mapping import ExternalMapping
 from domain.messages import ExternalCustomer
 
@@ -77,7 +77,7 @@ class SqlAlchemyReconcileRepository:
         return None if row is None else _run(row)
 
     async def runs(self, system: str | None, limit: int, *, dry_run: bool | None = None) -> list[ReconcileRun]:
-        query = select(reconcile_runs).order_by(reconcile_runs.c.id.desc()).limit(max(0, limit))
+        query = select(reconcile_runs).order_by(reconcile_runs.c.id.desc()).limit(_row_limit(limit))
         if system is not None:
             query = query.where(reconcile_runs.c.system == system)
         if dry_run is not None:
@@ -91,13 +91,13 @@ class SqlAlchemyReconcileRepository:
 
     async def claim_run(self, run_id: int | None, owner: str, now: datetime, stale_before: datetime) -> ReconcileRun | None:
         r = reconcile_runs.c
-        claimable = or_(r.status == "queued", and_(r.status == "running", or_(r.heartbeat_at.is_(None), r.heartbeat_at < stale_before)))
+        claimable = or_(r.status == RunStatus.QUEUED.value, and_(r.status == RunStatus.RUNNING.value, or_(r.heartbeat_at.is_(None), r.heartbeat_at < stale_before)))
         candidate = select(r.id).where(claimable).order_by(r.id).limit(1).with_for_update(skip_locked=True)
         if run_id is not None:
             candidate = candidate.where(r.id == run_id)
         statement = (
             update(reconcile_runs).where(r.id == candidate.scalar_subquery(), claimable)
-            .values(status="running", owner=owner, heartbeat_at=now, started_at=func.coalesce(r.started_at, now))
+            .values(status=RunStatus.RUNNING.value, owner=owner, heartbeat_at=now, started_at=func.coalesce(r.started_at, now))
             .returning(reconcile_runs)
         )
         row = (await self._c.execute(statement)).first()
@@ -106,12 +106,12 @@ class SqlAlchemyReconcileRepository:
     async def save_run(self, run: ReconcileRun) -> bool:
         r = reconcile_runs.c
         values = _run_values(run)
-        statement = update(reconcile_runs).where(r.id == run.id, r.owner == run.owner, r.status == "running").values(values)
+        statement = update(reconcile_runs).where(r.id == run.id, r.owner == run.owner, r.status == RunStatus.RUNNING.value).values(values)
         return (await self._c.execute(statement)).rowcount == 1
 
     async def heartbeat(self, run_id: int, owner: str, at: datetime) -> bool:
         r = reconcile_runs.c
-        statement = update(reconcile_runs).where(r.id == run_id, r.owner == owner, r.status == "running").values(heartbeat_at=at)
+        statement = update(reconcile_runs).where(r.id == run_id, r.owner == owner, r.status == RunStatus.RUNNING.value).values(heartbeat_at=at)
         return (await self._c.execute(statement)).rowcount == 1
 
     # -- findings -------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ class SqlAlchemyReconcileRepository:
 
     async def findings(self, run_id: int, *, after: int | None, limit: int, kinds: Sequence[str] | None = None) -> list[Finding]:
         f = reconcile_findings.c
-        query = select(reconcile_findings).where(f.run_id == run_id).order_by(f.id).limit(max(0, limit))
+        query = select(reconcile_findings).where(f.run_id == run_id).order_by(f.id).limit(_row_limit(limit))
         if after is not None:
             query = query.where(f.id > after)
         if kinds is not None:
@@ -148,7 +148,7 @@ class SqlAlchemyReconcileRepository:
 
     async def planned(self, run_id: int, limit: int) -> list[Finding]:
         f = reconcile_findings.c
-        query = select(reconcile_findings).where(f.run_id == run_id, f.fix_status == "planned").order_by(f.id).limit(max(0, limit))
+        query = select(reconcile_findings).where(f.run_id == run_id, f.fix_status == "planned").order_by(f.id).limit(_row_limit(limit))
         return [_finding(row) for row in await self._c.execute(query)]
 
     async def set_fix_status(self, run_id: int, subject: str, status: str, detail: str | None = None) -> None:
@@ -175,7 +175,7 @@ class SqlAlchemyReconcileRepository:
         rows = [
             {
                 "run_id": run_id, "external_id": s.external_id, "unlinked": s.record is not None,
-                "email_key": s.record.data.email.lower() if s.record is not None and s.record.data.email else None,
+                "email_key": email_key(s.record.data.email) if s.record is not None else None,
                 "record": msgspec.to_builtins(s.record) if s.record is not None else None,
             }
             for s in {s.external_id: s for s in seen}.values()
@@ -202,7 +202,7 @@ class SqlAlchemyReconcileRepository:
         seen = exists().where(s.run_id == run_id, s.external_id == m.external_id)
         query = (
             select(external_mappings).where(m.system == system, m.synced_at < linked_before, ~seen)
-            .order_by(m.customer_id).limit(max(0, limit))
+            .order_by(m.customer_id).limit(_row_limit(limit))
         )
         if after_customer_id is not None:
             query = query.where(m.customer_id > after_customer_id)
@@ -213,7 +213,7 @@ class SqlAlchemyReconcileRepository:
         linked = exists().where(m.customer_id == c.id, m.system == system)
         query = (
             select(customers).where(c.deleted.is_(False), c.created_at < created_before, ~linked)
-            .order_by(c.id).limit(max(0, limit))
+            .order_by(c.id).limit(_row_limit(limit))
         )
         if after_id is not None:
             query = query.where(c.id > after_id)
@@ -287,7 +287,7 @@ class SqlAlchemyReconcileRepository:
         s = reconcile_seen.c
         query = (
             select(s.record).where(s.run_id == run_id, s.unlinked, s.decided.is_(False))
-            .order_by(s.external_id.collate("C")).limit(max(0, limit))
+            .order_by(s.external_id.collate("C")).limit(_row_limit(limit))
         )
         if after_external_id is not None:
             query = query.where(s.external_id.collate("C") > after_external_id)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, post
-from litestar.exceptions import ValidationException
+from entrypoints.http.params import invalid_body
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -51,7 +51,7 @@ async def _strictly(request: Request) -> DeadLetterReplay:
     try:
         return msgspec.convert(await request.json(), DeadLetterReplay, strict=True)
     except msgspec.ValidationError as exc:
-        raise ValidationException(extra=[{"key": "data", "message": str(exc), "source": "body"}]) from None
+        raise invalid_body("data", str(exc)) from None
 
 
 def _selection(data: DeadLetterReplay) -> list[int] | None:
@@ -67,4 +67,4 @@ def _selection(data: DeadLetterReplay) -> list[int] | None:
 
 
 def _invalid(field: str, reason: str) -> None:
-    raise ValidationException(extra=[{"key": field, "message": reason, "source": "body"}])
+    raise invalid_body(field, reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import PathParameter
 
 BIGINT_MAX = 2**63 - 1  # ids are PostgreSQL bigints
@@ -20,6 +20,11 @@ CustomerIdPath = Annotated[str, PathParameter(
     "any other spelling names no customer (404).",
     schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX},
 )]
+
+
+def invalid_body(field: str, reason: str) -> ValidationException:
+    """The 422 problem for a body ``field`` (``data``: the body as a whole) and why."""
+    return ValidationException(extra=[{"key": field, "message": reason, "source": "body"}])
 
 
 def catalog_id(segment: str) -> int:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, post
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
@@ -19,7 +19,7 @@ from entrypoints.http.deps import ClockDep, IntegrationsDep, PublisherDep, UowDe
 from entrypoints.http.guards import json_body, requires_api_token
 from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
-from entrypoints.http.params import BIGINT_MAX, PRINTABLE, CustomerIdPath, catalog_id
+from entrypoints.http.params import BIGINT_MAX, PRINTABLE, CustomerIdPath, catalog_id, invalid_body
 from entrypoints.http.schemas import FindingOut, ReconcileRequest, ReconcileRunOut, ResyncOut, ResyncRequest
 
 MAX_FINDINGS_PAGE = 1000
@@ -122,7 +122,7 @@ class ResyncController(Controller):
 def _known(system: str, integrations: Integrations) -> None:
     if system not in integrations:
         names = ", ".join(sorted(integrations))
-        raise ValidationException(extra=[{"key": "system", "message": f"is not a configured integration ({names})", "source": "body"}])
+        raise invalid_body("system", f"is not a configured integration ({names})")
 
 
 def _run_id(segment: str) -> int:
@@ -138,4 +138,4 @@ async def _strictly(request: Request, kind: type) -> object:
     try:
         return msgspec.json.decode(raw or b"{}", type=kind, strict=True)
     except msgspec.ValidationError as exc:
-        raise ValidationException(extra=[{"key": "data", "message": str(exc), "source": "body"}]) from None
+        raise invalid_body("data", str(exc)) from None
