@@ -52,6 +52,23 @@ class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
     # run, so never held as ambiguous (application.sync.outbound).
     forced: bool = False
 
+    def stands_for(self, earlier: CustomerChanged) -> bool:
+        """Whether handling this event does everything handling ``earlier`` (of the same customer,
+        published before it) would. Pushes are state-based (the customer's current state, not the
+        event's snapshot), so of two events that ask the same thing -- the same origin, neither an
+        operator's push nor the tag of a record created over there -- only the later one needs
+        handling. An event from elsewhere asks for other sides, so it never stands for one from
+        the catalog, nor the other way round."""
+        return (
+            self.customer_id == earlier.customer_id and self.origin == earlier.origin
+            and not (self.forced or earlier.forced) and not (self.tags or earlier.tags)
+        )
+
+    @property
+    def tags(self) -> bool:
+        """A customer created over there and imported: its push tags that record as ours."""
+        return self.kind is ChangeKind.CREATED and self.origin is not None
+
 
 class ExternalCustomer(msgspec.Struct, frozen=True, kw_only=True):
     """A customer as an external system holds it."""

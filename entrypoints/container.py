@@ -14,7 +14,9 @@ from adapters.postgres.engine import create_engine
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from adapters.postgres.wakeup import PostgresOutboxWakeup
 from adapters.stripe.integration import StripeIntegration, key_mode
-from adapters.stripe.limiter import RateLimited, TokenBucket
+from adapters.budget import InMemoryLedger, RateBudget
+from adapters.postgres.budget import PostgresLedger
+from adapters.stripe.limiter import RateLimited
 from adapters.stripe.sdk import stripe_client
 from application.accounts import AccountGuard, InstallationIdentity
 from application.sync.consumer import RetryPolicy, SyncConsumer
@@ -73,7 +75,14 @@ class Container(containers.DeclarativeContainer):
         stripe_client, settings.provided.stripe_secret_key, api_base=settings.provided.stripe_api_base,
         timeout=settings.provided.stripe_timeout,
     )
-    stripe_bucket = providers.Singleton(TokenBucket, rate=settings.provided.stripe_max_rps, clock=clock)
+    # One request budget for the whole Stripe account: its ledger of time slots is shared through
+    # PostgreSQL by every worker, CLI and API process (in memory: this process alone).
+    stripe_ledger = providers.Selector(
+        settings.provided.storage_backend,
+        memory=providers.Singleton(InMemoryLedger, settings.provided.stripe_max_rps, clock),
+        postgres=providers.Singleton(PostgresLedger, engine, "stripe", settings.provided.stripe_max_rps),
+    )
+    stripe_bucket = providers.Singleton(RateBudget, settings.provided.stripe_max_rps, clock, stripe_ledger)
     stripe_customers = providers.Selector(
         settings.provided.stripe_backend,
         memory=providers.Singleton(InMemoryStripe, clock),
@@ -131,6 +140,7 @@ class Container(containers.DeclarativeContainer):
         handlers=providers.Dict({OUTBOUND_TOPIC: outbound_handler, INBOUND_TOPIC: inbound_handler}),
         clock=clock,
         retry=retry_policy,
+        concurrency=settings.provided.worker_concurrency,
     )
 
 

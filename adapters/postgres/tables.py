@@ -111,10 +111,8 @@ outbox = Table(
     Column("payload", JSONB, nullable=False),
     Column("created_at", TIMESTAMP, nullable=False, server_default=func.now()),
     Column("published_at", TIMESTAMP),
-    # Published rows pile up; these partial indexes keep the relay's work proportional to what is
-    # pending: its oldest-first scan, and its "no earlier pending event of this customer" probe.
+    # Published rows pile up; this partial index keeps the relay's claim proportional to its batch.
     Index("ix_outbox_pending", "position", postgresql_where=text("published_at IS NULL")),
-    Index("ix_outbox_pending_by_customer", "customer_id", "position", postgresql_where=text("published_at IS NULL")),
 )
 
 inbox = Table(
@@ -189,6 +187,15 @@ sync_cursors = Table(
     PrimaryKeyConstraint("system", "name"),
 )
 
+# One account-wide request budget per external system, shared by every process that calls it
+# (adapters.postgres.budget): the time of its next free slot (adapters.budget).
+rate_budgets = Table(
+    "rate_budgets",
+    metadata,
+    Column("name", Text, primary_key=True),  # e.g. "stripe"
+    Column("next_free_at", TIMESTAMP, nullable=False),  # the next slot nobody has reserved yet
+)
+
 reconcile_runs = Table(
     "reconcile_runs",
     metadata,
@@ -246,7 +253,7 @@ reconcile_seen = Table(
 
 # Every table the service owns, children first (the order TRUNCATE and DROP want).
 ALL_TABLES = (
-    reconcile_seen, reconcile_findings, reconcile_runs, sync_cursors,
+    reconcile_seen, reconcile_findings, reconcile_runs, sync_cursors, rate_budgets,
     external_mappings, create_intents, sync_records, outbox, inbox, dead_letters, account_bindings, installation, customers,
 )
 

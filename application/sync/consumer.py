@@ -10,11 +10,12 @@ Every failure falls in one of three kinds, and only one of them ever dead-letter
 * **unexpected** -- anything else (a bug, not an outage): retried ``max_attempts`` times, then
   dead-lettered, so that one poison message cannot stop its partition for good.
 
-Deliveries wait in *lanes*: one per partition today, handled strictly in offset order; lanes run
-concurrently, so a partition that waits (its delivery in backoff) holds up only itself. A waiting
-lane's partition is paused at the source, and the loop goes on fetching (which keeps this member
-in its consumer group) instead of sleeping. Offsets are committed only after the work is durable,
-up to the last delivery a lane has finished.
+Deliveries wait in *lanes*, one per key (a customer, an external record), each handled strictly
+in offset order; lanes run concurrently (``concurrency`` deliveries at most, across partitions),
+so a key that waits (its delivery in backoff) holds up only itself. Offsets are committed only
+after the work is durable, per partition up to the lowest delivery not finished yet. A partition
+holding ``max_buffered`` uncommitted deliveries is paused at the source, and the loop goes on
+fetching (which keeps this member in its consumer group) instead of sleeping.
 
 A dead letter is kept in the database (for ``custsync dlq list``/``replay``) and published to
 ``<topic>.dlq`` (for whoever watches the broker), both before its offset is committed.
@@ -85,33 +86,65 @@ class _Stopped(Exception):
     """Asked to stop while waiting: the delivery stays uncommitted and is delivered again."""
 
 
-class _Lane:
-    """One partition's deliveries, handled one at a time in offset order."""
+class Coalescing(Protocol):
+    """A handler whose work is state-based may let a later message stand for an earlier one of
+    the same key (``sync.outbound``: a burst of edits to one customer costs one push)."""
+
+    def supersedes(self, later: bytes, earlier: bytes) -> bool: ...
+
+
+class _Partition:
+    """The offsets of one partition accepted here and not yet committed, in offset order.
+
+    Deliveries of one partition finish out of order (different keys run concurrently); the commit
+    point only ever moves up to the lowest offset not finished yet, so a crash redelivers every
+    delivery whose work may not be durable. After a rebalance the source starts again from the
+    last committed offset: an offset accepted here already is not taken twice.
+    """
 
     def __init__(self, partition: Partition) -> None:
         self.partition = partition
-        self.queue: deque[Delivery] = deque()
-        self.task: asyncio.Task[None] | None = None
-        self.in_flight: Delivery | None = None
-        self.done_upto = -1  # the highest offset finished here (committed or not)
-        self.finished: Delivery | None = None  # the last one finished and not yet committed
-        self.uncommitted = 0  # how many were finished since the last commit
-        self.waiting: str | None = None  # the error it is waiting out, while it waits
+        self.order: deque[Delivery] = deque()  # accepted, not committed, by offset
+        self.finished: set[int] = set()  # of those, the offsets finished
+        self.highest = -1  # the highest offset ever accepted here
+        self.committable: Delivery | None = None  # everything up to it is finished: commit it
+        self.uncommitted = 0  # how many finished deliveries the commit of ``committable`` covers
 
     def accept(self, delivery: Delivery) -> bool:
-        """Queue a delivery, unless it was seen already: after a rebalance the source starts again
-        from the last committed offset, so an offset finished or in hand here may come back."""
-        if delivery.offset <= self.done_upto or (self.in_flight is not None and delivery.offset == self.in_flight.offset):
+        if delivery.offset <= self.highest:
             return False
-        while self.queue and self.queue[-1].offset >= delivery.offset:
-            self.queue.pop()  # a rewind: the source sends these again, in order
-        self.queue.append(delivery)
+        self.highest = delivery.offset
+        self.order.append(delivery)
         return True
 
-    def revoke(self) -> None:
-        """The partition went to another member: what is queued is theirs now. (What was finished
-        may still be committed: the source commits only the partitions this member owns.)"""
-        self.queue.clear()
+    def finish(self, delivery: Delivery) -> None:
+        self.finished.add(delivery.offset)
+        while self.order and self.order[0].offset in self.finished:
+            done = self.order.popleft()
+            self.finished.discard(done.offset)
+            self.committable, self.uncommitted = done, self.uncommitted + 1
+
+    def committed(self, delivery: Delivery) -> int:
+        """The commit of ``delivery`` went through: how many finished deliveries it covered."""
+        if self.committable is not delivery:  # overtaken by a newer one meanwhile: commit that next
+            return 0
+        covered, self.committable, self.uncommitted = self.uncommitted, None, 0
+        return covered
+
+
+class _Lane:
+    """One key's deliveries (one customer, one external record), handled one at a time in order."""
+
+    def __init__(self, topic: str, key: str) -> None:
+        self.topic, self.key = topic, key
+        self.queue: deque[tuple[Delivery, _Partition]] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.in_flight: Delivery | None = None
+        self.waiting: str | None = None  # the error it is waiting out, while it waits
+
+    @property
+    def partition(self) -> Partition:
+        return (self.topic, self.in_flight.partition if self.in_flight is not None else -1)
 
     @property
     def busy(self) -> bool:
@@ -122,20 +155,28 @@ class SyncConsumer:
     """``uow_factory`` is where dead letters are kept for a replay. Without one (a test of the loop
     alone) they only go to the ``.dlq`` topic; the container always gives one.
 
-    ``max_buffered`` deliveries per partition wait in memory at most; beyond that (or while its
-    lane waits out a failure) a partition is paused at the source.
+    Deliveries of different keys run concurrently, ``concurrency`` at most (within a partition
+    and across partitions); one key's deliveries run strictly in offset order. A delivery waiting
+    out a failure keeps its place: one key's outage holds up that key only (and, once its
+    partition's uncommitted deliveries reach ``max_buffered``, that partition is paused at the
+    source, so that memory and redelivery after a crash stay bounded).
     """
 
     def __init__(
         self, source: MessageSource, publisher: MessagePublisher, handlers: Mapping[str, TopicHandler],
         clock: Clock, retry: RetryPolicy = RetryPolicy(), batch_size: int = 100, *,
-        uow_factory: UnitOfWorkFactory | None = None, max_buffered: int = 200,
+        uow_factory: UnitOfWorkFactory | None = None, max_buffered: int = 200, concurrency: int = 32,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._source, self._publisher, self._handlers, self._uow_factory = source, publisher, handlers, uow_factory
         self._clock, self._retry, self._batch_size, self._max_buffered = clock, retry, batch_size, max_buffered
-        self._lanes: dict[Partition, _Lane] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._partitions: dict[Partition, _Partition] = {}
+        self._lanes: dict[tuple[str, str], _Lane] = {}
         self._paused: set[Partition] = set()
         self._fetch_failures = 0
+        self.coalesced = 0  # deliveries a later one of the same key stood for (not handled on their own)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -144,7 +185,7 @@ class SyncConsumer:
         lane finish the delivery in hand and commit once more."""
         while not stopping.is_set():
             self._dispatch(await self._fetch(stopping, timeout=0.5), stopping)
-            self._pause_waiting_lanes()
+            self._pause_full_partitions()
             await self._commit()
         await self._settle_lanes()
         await self._commit()
@@ -157,8 +198,8 @@ class SyncConsumer:
         return await self._commit()
 
     def waiting(self) -> dict[Partition, str]:
-        """The partitions waiting out a failure, with the error (for status and tests)."""
-        return {p: lane.waiting for p, lane in self._lanes.items() if lane.waiting is not None}
+        """The partitions with a delivery waiting out a failure, with the error (for status and tests)."""
+        return {lane.partition: lane.waiting for lane in self._lanes.values() if lane.waiting is not None}
 
     async def _fetch(self, stopping: asyncio.Event, timeout: float) -> list[Delivery]:
         try:
@@ -176,29 +217,38 @@ class SyncConsumer:
         self._forget_revoked()
         for delivery in deliveries:
             partition = (delivery.envelope.topic, delivery.partition)
-            lane = self._lanes.get(partition)
+            log_ = self._partitions.get(partition)
+            if log_ is None:
+                log_ = self._partitions[partition] = _Partition(partition)
+            if not log_.accept(delivery):
+                continue
+            key = (delivery.envelope.topic, delivery.envelope.key)
+            lane = self._lanes.get(key)
             if lane is None:
-                lane = self._lanes[partition] = _Lane(partition)
-            lane.accept(delivery)
-        for lane in self._lanes.values():
-            if lane.queue and not lane.busy:
-                lane.task = asyncio.create_task(self._drain(lane, stopping), name=f"lane {lane.partition}")
+                lane = self._lanes[key] = _Lane(*key)
+            lane.queue.append((delivery, log_))
+            if not lane.busy:
+                lane.task = asyncio.create_task(self._drain(lane, stopping), name=f"lane {key}")
 
     def _forget_revoked(self) -> None:
+        """A partition that went to another member: what is queued of it is theirs now (what is in
+        hand finishes; its new owner, or this member if it gets it back, starts again from the
+        last committed offset)."""
         assigned = self._source.assignment()
-        for partition, lane in list(self._lanes.items()):
-            if partition not in assigned:
-                lane.revoke()
-                if not lane.busy:
-                    del self._lanes[partition]
+        revoked = {p: log_ for p, log_ in self._partitions.items() if p not in assigned}
+        for partition in revoked:
+            del self._partitions[partition]
+        if revoked:
+            gone = set(map(id, revoked.values()))
+            for lane in self._lanes.values():
+                lane.queue = deque(item for item in lane.queue if id(item[1]) not in gone)
         self._paused &= assigned  # a partition assigned again starts unpaused
 
-    def _pause_waiting_lanes(self) -> None:
-        """Pause the partitions whose lane waits out a failure or holds enough; resume the rest.
+    def _pause_full_partitions(self) -> None:
+        """Pause the partitions holding ``max_buffered`` uncommitted deliveries; resume the rest.
         Told every turn, not only on changes: a rebalance gives a partition back unpaused."""
         assigned = self._source.assignment()
-        full = {p for p, lane in self._lanes.items() if lane.waiting is not None or len(lane.queue) >= self._max_buffered}
-        full &= assigned
+        full = {p for p, log_ in self._partitions.items() if len(log_.order) >= self._max_buffered} & assigned
         self._source.pause(full)
         self._source.resume(assigned - full)
         if pause := full - self._paused:
@@ -213,35 +263,51 @@ class SyncConsumer:
             await asyncio.gather(*busy)
 
     async def _commit(self) -> int:
-        """Commit up to the last delivery each lane finished; returns how many were committed."""
-        lanes = [lane for lane in self._lanes.values() if lane.finished is not None]
-        if not lanes:
+        """Commit each partition up to its lowest unfinished delivery; returns how many finished
+        deliveries the commit covered."""
+        logs = [log_ for log_ in self._partitions.values() if log_.committable is not None]
+        if not logs:
             return 0
-        done = [lane.finished for lane in lanes if lane.finished is not None]
+        done = [log_.committable for log_ in logs if log_.committable is not None]
         try:
             await self._source.commit(done)
         except Exception as exc:  # noqa: BLE001 - kept, and committed with the next ones
             log.warning("cannot commit offsets now (%s); they will be committed later", describe(exc))
             return 0
-        committed = 0
-        for lane, delivery in zip(lanes, done):
-            if lane.finished is delivery:  # not overtaken by a newer one meanwhile
-                committed, lane.finished, lane.uncommitted = committed + lane.uncommitted, None, 0
-        return committed
+        return sum(log_.committed(delivery) for log_, delivery in zip(logs, done))
 
     # -- one lane ---------------------------------------------------------------------------------
 
     async def _drain(self, lane: _Lane, stopping: asyncio.Event) -> None:
-        while lane.queue and not stopping.is_set():
-            delivery = lane.in_flight = lane.queue.popleft()
-            try:
-                await self._process(delivery, lane, stopping)
-            except _Stopped:
-                return  # uncommitted: delivered again to whoever takes the partition
-            finally:
-                lane.in_flight, lane.waiting = None, None
-            lane.done_upto = max(lane.done_upto, delivery.offset)
-            lane.finished, lane.uncommitted = delivery, lane.uncommitted + 1
+        try:
+            while lane.queue and not stopping.is_set():
+                async with self._slots:
+                    if stopping.is_set() or not lane.queue:
+                        return
+                    delivery, log_ = self._next(lane)
+                    lane.in_flight = delivery
+                    try:
+                        await self._process(delivery, lane, stopping)
+                    except _Stopped:
+                        return  # uncommitted: delivered again to whoever takes the partition
+                    finally:
+                        lane.in_flight, lane.waiting = None, None
+                log_.finish(delivery)
+        finally:
+            if not lane.queue and self._lanes.get((lane.topic, lane.key)) is lane:
+                del self._lanes[(lane.topic, lane.key)]
+
+    def _next(self, lane: _Lane) -> tuple[Delivery, _Partition]:
+        """The lane's next delivery; with a coalescing handler, the last of a run that each later
+        one supersedes (the ones it stands for are finished, not handled)."""
+        delivery, log_ = lane.queue.popleft()
+        handler = self._handlers.get(lane.topic)
+        supersedes = getattr(handler, "supersedes", None)
+        while supersedes is not None and lane.queue and supersedes(lane.queue[0][0].envelope.payload, delivery.envelope.payload):
+            log_.finish(delivery)
+            self.coalesced += 1
+            delivery, log_ = lane.queue.popleft()
+        return delivery, log_
 
     async def _process(self, delivery: Delivery, lane: _Lane, stopping: asyncio.Event) -> None:
         envelope = delivery.envelope

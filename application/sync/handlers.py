@@ -30,6 +30,14 @@ class OutboundHandler(_Handler):
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_outbound(decode(payload, CustomerChanged), error, self._uow_factory, self._integrations, self._clock)
 
+    def supersedes(self, later: bytes, earlier: bytes) -> bool:
+        """The consumer's coalescing: an undecodable message stands for nothing and is stood for
+        by nothing (it dies on its own)."""
+        try:
+            return decode(later, CustomerChanged).stands_for(decode(earlier, CustomerChanged))
+        except Exception:  # noqa: BLE001 - any bytes may arrive on the topic
+            return False
+
 
 class InboundHandler(_Handler):
     async def handle(self, payload: bytes) -> None:

@@ -119,7 +119,7 @@ async def _call(
     intent: CreateIntent | None, ctx: Context,
 ) -> _Outcome | None:
     if event.origin == integration.system:
-        if event.kind is ChangeKind.CREATED and mapping is not None and not customer.deleted:
+        if event.tags and mapping is not None and not customer.deleted:
             return await _tag(integration, customer, mapping, ctx)  # created over there: tag it as ours
         return None  # the change came from there: nothing to send back
     if customer.deleted:

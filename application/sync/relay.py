@@ -10,7 +10,7 @@ from typing import Protocol
 from application.errors import BackendUnavailable
 from application.sync.waiting import sleep_unless_stopped
 from application.ports import Clock, Envelope, MessagePublisher, UnitOfWorkFactory
-from domain.messages import OUTBOUND_TOPIC, encode
+from domain.messages import OUTBOUND_TOPIC, CustomerChanged, encode
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,27 @@ async def relay_once(uow_factory: UnitOfWorkFactory, publisher: MessagePublisher
         if not pending:
             return 0
         await publisher.publish(
-            [Envelope(OUTBOUND_TOPIC, str(p.event.customer_id), p.event.event_id, encode(p.event)) for p in pending]
+            [Envelope(OUTBOUND_TOPIC, str(e.customer_id), e.event_id, encode(e)) for e in coalesce([p.event for p in pending])]
         )
         await uow.relay.mark_published([p.position for p in pending], clock.now())
         await uow.commit()
     return len(pending)
+
+
+def coalesce(events: list[CustomerChanged]) -> list[CustomerChanged]:
+    """The batch less every event that a later one of the same customer in it stands for
+    (``CustomerChanged.stands_for``): a burst of edits goes out as one message. Those left out are
+    marked published with the rest; the one that stands for them is pushed in their place."""
+    latest: dict[int, CustomerChanged] = {}
+    kept: list[CustomerChanged | None] = []
+    where: dict[int, int] = {}
+    for event in events:
+        before = latest.get(event.customer_id)
+        if before is not None and event.stands_for(before):
+            kept[where[event.customer_id]] = None
+        latest[event.customer_id], where[event.customer_id] = event, len(kept)
+        kept.append(event)
+    return [e for e in kept if e is not None]
 
 
 async def run_relay(

@@ -27,7 +27,7 @@ from adapters.postgres.wakeup import PostgresOutboxWakeup, asyncpg_dsn
 from application.sync.relay import relay_once
 from domain.customer import CustomerData
 from domain.errors import ConcurrentUpdate
-from domain.messages import CustomerChanged, decode
+from domain.messages import CustomerChanged, decode, encode
 from tests.contract.test_storage_contract import T0, event, mapping
 
 BEYOND_BIGINT = 2**63
@@ -45,29 +45,53 @@ async def add_events(uow_factory, events: list[CustomerChanged]) -> None:
         await uow.commit()
 
 
-async def test_a_second_relay_skips_customers_whose_earlier_event_the_first_holds(pg_uow_factory):
+async def test_one_relay_claims_at_a_time_the_oldest_pending_events(pg_uow_factory):
     await add_events(pg_uow_factory, [event(1, 0), event(2, 0), event(1, 1), event(3, 0), event(2, 1), event(3, 1)])
-    async with pg_uow_factory() as first, pg_uow_factory() as second:
-        held = [p.event.event_id for p in await first.relay.claim(2)]
-        taken = [p.event.event_id for p in await second.relay.claim(10)]
-        assert held == ["e-1-0", "e-2-0"]
-        # Customers 1 and 2 are out of bounds while the first relay holds their earlier events;
-        # customer 3 is free, and all of its events go together.
-        assert taken == ["e-3-0", "e-3-1"]
-    async with pg_uow_factory() as uow:
-        assert [p.event.event_id for p in await uow.relay.claim(10)] == ["e-1-0", "e-2-0", "e-1-1", "e-3-0", "e-2-1", "e-3-1"]
-
-
-async def test_a_published_head_frees_the_customer_for_the_next_relay(pg_uow_factory):
-    await add_events(pg_uow_factory, [event(1, 0), event(1, 1), event(1, 2)])
     async with pg_uow_factory() as first:
-        batch = await first.relay.claim(1)
+        held = [p.event.event_id for p in await first.relay.claim(2)]
+        assert held == ["e-1-0", "e-2-0"]
         async with pg_uow_factory() as second:
-            assert await second.relay.claim(10) == []
-        await first.relay.mark_published([p.position for p in batch], T0)
+            assert await second.relay.claim(10) == []  # the first holds a batch: wait for its commit
+        await first.relay.mark_published([1, 2], T0)
         await first.commit()
-        async with pg_uow_factory() as second:
-            assert [p.event.event_id for p in await second.relay.claim(10)] == ["e-1-1", "e-1-2"]
+    async with pg_uow_factory() as uow:
+        assert [p.event.event_id for p in await uow.relay.claim(10)] == ["e-1-1", "e-3-0", "e-2-1", "e-3-1"]
+
+
+async def test_a_claim_reads_its_batch_not_the_backlog_of_a_busy_customer(pg_uow_factory, pg_engine):
+    from sqlalchemy import text
+
+    async with pg_engine.connect() as connection:  # 20,000 pending events of one customer, then one of another
+        await connection.execute(text("""
+            INSERT INTO outbox (event_id, customer_id, payload)
+            SELECT 'bulk-' || i, 1, CAST(:payload AS jsonb) FROM generate_series(1, 20000) AS i
+        """), {"payload": encode(event(1, 0)).decode()})
+        await connection.commit()
+    await add_events(pg_uow_factory, [event(2, 0)])
+    async with pg_engine.connect() as connection:
+        await connection.execute(text("ANALYZE outbox"))
+        await connection.commit()
+        plan = "\n".join(row[0] for row in await connection.execute(text(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) SELECT position, payload FROM outbox WHERE published_at IS NULL "
+            "ORDER BY position LIMIT 200"
+        )))
+    assert "ix_outbox_pending" in plan and "rows=200 " in plan  # an index range of the batch, no scan of the rest
+    async with pg_uow_factory() as uow:
+        assert len(await uow.relay.claim(200)) == 200
+
+
+async def test_the_ledger_hands_out_disjoint_slots_to_every_process_on_the_database_clock(pg_engine):
+    from adapters.budget import slot_step
+    from adapters.postgres.budget import PostgresLedger
+
+    ledgers = [PostgresLedger(pg_engine, "test-budget", 100.0) for _ in range(4)]
+    leases = await asyncio.gather(*(ledger(5) for ledger in ledgers for _ in range(5)))
+    step = slot_step(100.0)
+    slots = sorted(lease.first + i * step for lease in leases for i in range(lease.count))
+    assert len(slots) == 100 and all(b - a >= step for a, b in zip(slots, slots[1:]))  # no slot shared
+    first = min(lease.first for lease in leases)
+    assert max(slots) - first == 99 * step  # and none wasted between reservations made back to back
+    assert all(abs((lease.now - lease.first).total_seconds()) < 5 for lease in leases[:1])
 
 
 class RecordingPublisher:
@@ -89,20 +113,27 @@ async def test_concurrent_relays_publish_every_event_once_and_each_customers_in_
         interleaved.append(queues[rng.choice([c for c, q in queues.items() if q])].pop(0))
     await add_events(pg_uow_factory, interleaved)
     sent: list[tuple[int, CustomerChanged]] = []
+    moved = [0]
 
     async def relay(n: int) -> None:
         publisher = RecordingPublisher(sent, n, rng)
-        while len(sent) < len(interleaved):
-            if await relay_once(pg_uow_factory, publisher, FakeClock(), batch_size=4) == 0:
+        while moved[0] < len(interleaved):
+            done = await relay_once(pg_uow_factory, publisher, FakeClock(), batch_size=4)
+            moved[0] += done
+            if done == 0:
                 await asyncio.sleep(0.002)
 
     await asyncio.wait_for(asyncio.gather(*(relay(n) for n in range(4))), timeout=30)
-    assert sorted(e.event_id for _, e in sent) == sorted(e.event_id for e in interleaved)  # each exactly once
+    assert moved[0] == len(interleaved)  # every event claimed and marked once
+    assert len({e.event_id for _, e in sent}) == len(sent)  # none published twice
     per_customer = defaultdict(list)
     for _, e in sent:
         per_customer[e.customer_id].append(e.version)
-    assert all(versions == [1, 2, 3, 4, 5] for versions in per_customer.values()), per_customer
-    assert len({relay for relay, _ in sent}) > 1, "the relays did not actually run side by side"
+    # In order, each customer's last change sent; earlier ones only left out where a later one
+    # (batched with it) stands for them.
+    assert all(v == sorted(set(v)) and v[-1] == 5 for v in per_customer.values()), per_customer
+    assert len(per_customer) == 12 and len(sent) < len(interleaved)
+    assert len({relay for relay, _ in sent}) > 1, "the relays took no turns"
 
 
 @pytest.fixture

@@ -266,50 +266,52 @@ class Gate(RecordingHandler):
         self.handled.append(payload)
 
 
-async def test_a_waiting_partition_is_paused_while_the_others_go_on():
+async def test_a_waiting_key_holds_up_only_itself_and_the_commit_point_waits_for_it():
     from adapters.clock import SystemClock
 
     clock = SystemClock()  # real (short) waits: a lane in backoff must not spin the loop
-    broker = InMemoryBroker(partitions=2)
-    keys = {broker.partition_for(k): k for k in (f"k{i}" for i in range(20))}
-    slow, fast = keys[0], keys[1]
-    await broker.append([Envelope(TOPIC, slow, "s0", b"wait-1"), Envelope(TOPIC, slow, "s1", b"after-wait")])
-    await broker.append([Envelope(TOPIC, fast, f"f{i}", f"fast-{i}".encode()) for i in range(5)])
+    broker = InMemoryBroker(partitions=1)  # one partition: the keys share it
+    await broker.append([Envelope(TOPIC, "slow", "s0", b"wait-1"), Envelope(TOPIC, "slow", "s1", b"after-wait")])
+    await broker.append([Envelope(TOPIC, "fast", f"f{i}", f"fast-{i}".encode()) for i in range(5)])
     source = InMemorySubscription(broker, [TOPIC])
     handler = Gate()
     consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, clock, RetryPolicy(base_delay=0.02, max_delay=0.02))
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:
-        for _ in range(200):  # bounded: until the fast partition is done and committed
+        for _ in range(200):  # bounded: until the fast key is done
             await asyncio.sleep(0.01)
-            if broker.committed[("custsync-worker", TOPIC, 1)] == 5 and (TOPIC, 0) in source.paused:
+            if len(handler.handled) == 5 and handler.attempts > 2:
                 break
-        assert handler.handled == [f"fast-{i}".encode() for i in range(5)]  # not held up by the slow one
-        assert (TOPIC, 0) in source.paused and (TOPIC, 1) not in source.paused
+        assert handler.handled == [f"fast-{i}".encode() for i in range(5)]  # not held up by the slow key
         assert consumer.waiting() == {(TOPIC, 0): "RetryableIntegrationError: 503 Service Unavailable"}
-        assert broker.committed[("custsync-worker", TOPIC, 0)] == 0
+        assert broker.committed[("custsync-worker", TOPIC, 0)] == 0  # offsets 2..6 are done, 0 is not
+        assert not source.paused  # 7 uncommitted: far from max_buffered
         handler.open.set()
         for _ in range(200):
             await asyncio.sleep(0.01)
-            if broker.committed[("custsync-worker", TOPIC, 0)] == 2 and not source.paused:
+            if broker.committed[("custsync-worker", TOPIC, 0)] == 7:
                 break
-        assert handler.handled[-2:] == [b"wait-1", b"after-wait"]  # in order within the partition
-        assert not source.paused and consumer.waiting() == {}
+        assert handler.handled[-2:] == [b"wait-1", b"after-wait"]  # in order within the key
+        assert broker.committed[("custsync-worker", TOPIC, 0)] == 7 and consumer.waiting() == {}
         assert broker.messages(f"{TOPIC}.dlq") == []
     finally:
         stopping.set()
         await asyncio.wait_for(running, 5)
 
 
-async def test_a_partition_given_back_unpaused_by_a_rebalance_is_paused_again_while_its_lane_waits():
+async def test_a_partition_holding_max_buffered_uncommitted_is_paused_and_paused_again_after_a_rebalance():
     from adapters.clock import SystemClock
 
     broker = InMemoryBroker(partitions=1)
     await broker.append([Envelope(TOPIC, "k", "s0", b"wait-1")])
+    await broker.append([Envelope(TOPIC, f"other{i}", f"o{i}", f"o{i}".encode()) for i in range(5)])
     source = InMemorySubscription(broker, [TOPIC])
     handler = Gate()
-    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(), RetryPolicy(base_delay=0.02, max_delay=0.02))
+    consumer = SyncConsumer(
+        source, InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(), RetryPolicy(base_delay=0.02, max_delay=0.02),
+        max_buffered=4,
+    )
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:
@@ -324,10 +326,102 @@ async def test_a_partition_given_back_unpaused_by_a_rebalance_is_paused_again_wh
             if (TOPIC, 0) in source.paused:
                 break
         assert (TOPIC, 0) in source.paused
+        handler.open.set()
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if broker.committed[("custsync-worker", TOPIC, 0)] == 6 and not source.paused:
+                break
+        assert broker.committed[("custsync-worker", TOPIC, 0)] == 6 and not source.paused
     finally:
         handler.open.set()
         stopping.set()
         await asyncio.wait_for(running, 5)
+
+
+class Overlap(RecordingHandler):
+    """Sleeps in every delivery; records how many ran at once, overall and per key."""
+
+    def __init__(self, hold=0.01):
+        super().__init__()
+        self.hold, self.now, self.peak, self.running_keys, self.same_key_overlap = hold, 0, 0, set(), 0
+
+    async def handle(self, payload):
+        key = payload.split(b":")[0]
+        if key in self.running_keys:
+            self.same_key_overlap += 1
+        self.running_keys.add(key)
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(self.hold)
+        finally:
+            self.now -= 1
+            self.running_keys.discard(key)
+        self.handled.append(payload)
+
+
+async def test_different_keys_run_concurrently_up_to_the_bound_and_one_key_strictly_in_order(clock):
+    broker = InMemoryBroker(partitions=2)
+    await broker.append([Envelope(TOPIC, f"k{k}", f"e{k}-{i}", f"k{k}:{i}".encode()) for i in range(4) for k in range(12)])
+    handler = Overlap()
+    consumer = SyncConsumer(
+        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock, concurrency=5,
+    )
+    assert await consumer.run_once(asyncio.Event()) == 48
+    assert handler.peak == 5  # bounded, and used
+    assert handler.same_key_overlap == 0
+    for k in range(12):
+        assert [p for p in handler.handled if p.startswith(f"k{k}:".encode())] == [f"k{k}:{i}".encode() for i in range(4)]
+    assert sum(broker.committed[("custsync-worker", TOPIC, p)] for p in range(2)) == 48
+
+
+async def test_offsets_are_committed_only_up_to_the_lowest_unfinished_delivery(clock):
+    class Slow(RecordingHandler):
+        def __init__(self):
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def handle(self, payload):
+            if payload == b"slow":
+                await self.release.wait()
+            self.handled.append(payload)
+
+    broker = InMemoryBroker(partitions=1)
+    await broker.append([Envelope(TOPIC, "a", "e0", b"x"), Envelope(TOPIC, "b", "e1", b"slow")])
+    await broker.append([Envelope(TOPIC, f"c{i}", f"e{i + 2}", b"y") for i in range(3)])
+    handler = Slow()
+    consumer = SyncConsumer(InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock)
+    consumer._dispatch(await consumer._fetch(asyncio.Event(), 0), asyncio.Event())
+    for _ in range(100):  # bounded: until everything but the slow one is done
+        await asyncio.sleep(0)
+        if len(handler.handled) == 4:
+            break
+    assert await consumer._commit() == 1  # offset 0 only: offset 1 is still in hand, 2..4 wait behind it
+    assert broker.committed[("custsync-worker", TOPIC, 0)] == 1
+    handler.release.set()
+    await consumer._settle_lanes()
+    assert await consumer._commit() == 4
+    assert broker.committed[("custsync-worker", TOPIC, 0)] == 5
+
+
+class Coalescer(RecordingHandler):
+    """State-based: a later ``push`` stands for an earlier one; a ``keep`` is never stood for."""
+
+    def supersedes(self, later, earlier):
+        return later.startswith(b"push") and earlier.startswith(b"push")
+
+
+async def test_a_run_of_superseded_deliveries_of_one_key_costs_one_handling(clock):
+    broker = InMemoryBroker(partitions=1)
+    payloads = [b"push-1", b"push-2", b"keep-3", b"push-4", b"push-5", b"push-6"]
+    await broker.append([Envelope(TOPIC, "k", f"e{i}", p) for i, p in enumerate(payloads)])
+    await broker.append([Envelope(TOPIC, "other", "o1", b"push-other")])
+    handler = Coalescer()
+    consumer = SyncConsumer(InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock)
+    assert await consumer.run_once(asyncio.Event()) == 7  # every offset committed
+    assert sorted(handler.handled) == sorted([b"push-2", b"keep-3", b"push-6", b"push-other"])
+    assert [p for p in handler.handled if p != b"push-other"] == [b"push-2", b"keep-3", b"push-6"]
+    assert consumer.coalesced == 3
 
 
 async def test_a_foreign_record_with_nul_in_its_key_and_id_is_dead_lettered_with_storable_text(clock, db):

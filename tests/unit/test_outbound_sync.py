@@ -117,6 +117,70 @@ async def test_events_are_applied_from_current_state_so_a_burst_converges(system
     assert [m for m, _ in system.stripe.calls if m in ("create", "update")] == ["create"]
 
 
+async def test_a_burst_of_edits_to_a_linked_customer_costs_one_push(system):
+    customer = await create(system)
+    await system.settle()
+    before, published = len(system.stripe.calls), len(system.messages(OUTBOUND_TOPIC))
+    for i in range(20):
+        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock)
+    await system.settle()
+    twin = system.stripe.customers[(await system.mapping(customer.id)).external_id]
+    assert twin["name"] == "Ada 19"
+    assert [m for m, _ in system.stripe.calls[before:]] == ["retrieve", "update"]  # one push, not twenty
+    assert len(system.messages(OUTBOUND_TOPIC)) - published == 1  # the relay sent the last edit for all twenty
+    assert (await system.mapping(customer.id)).in_sync_with(await system.customer(customer.id))
+
+
+async def test_a_burst_already_on_the_topic_is_coalesced_by_the_worker(system):
+    customer = await create(system)
+    await system.settle()
+    before = len(system.stripe.calls)
+    for i in range(5):  # relayed one by one (as several relay turns would), consumed together
+        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock)
+        await system.relay()
+    await system.settle()
+    assert [m for m, _ in system.stripe.calls[before:]] == ["retrieve", "update"]
+    assert system.consumer.coalesced == 4
+
+
+def test_the_relay_leaves_out_only_events_a_later_one_of_the_same_customer_stands_for():
+    from datetime import UTC, datetime
+
+    from application.sync.relay import coalesce
+    from domain.messages import ChangeKind
+
+    def event(n, customer_id=1, origin=None):
+        return CustomerChanged(
+            event_id=f"e{n}", customer_id=customer_id, kind=ChangeKind.UPDATED, version=n, data=None,
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC), origin=origin,
+        )
+
+    batch = [event(1), event(2, customer_id=2), event(3), event(4, origin="stripe"), event(5), event(6), event(7, customer_id=2)]
+    assert [e.event_id for e in coalesce(batch)] == ["e3", "e4", "e6", "e7"]
+
+
+def test_only_an_event_asking_the_same_thing_stands_for_an_earlier_one():
+    from datetime import UTC, datetime
+
+    from domain.messages import ChangeKind
+
+    def event(kind=ChangeKind.UPDATED, origin=None, forced=False, customer_id=1):
+        return CustomerChanged(
+            event_id="e", customer_id=customer_id, kind=kind, version=1, data=None,
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC), origin=origin, forced=forced,
+        )
+
+    assert event().stands_for(event(ChangeKind.CREATED))  # a create not yet pushed: the push creates
+    assert event(ChangeKind.DELETED).stands_for(event())
+    assert event(origin="stripe").stands_for(event(origin="stripe"))
+    assert not event(customer_id=2).stands_for(event())
+    assert not event(origin="stripe").stands_for(event())  # the catalog's change must still reach Stripe
+    assert not event().stands_for(event(origin="stripe"))
+    assert not event().stands_for(event(forced=True))  # an operator's push is done as asked
+    assert not event(forced=True).stands_for(event())
+    assert not event(origin="stripe").stands_for(event(ChangeKind.CREATED, origin="stripe"))  # the tag
+
+
 async def test_an_update_for_a_customer_deleted_in_stripe_deletes_it_here(system):
     customer = await create(system)
     await system.settle()
