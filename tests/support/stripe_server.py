@@ -6,7 +6,10 @@ Faithful where Stripe is unkind: each API key belongs to one account and an unkn
 a customer of another account is a 404; a 500 is saved under its Idempotency-Key and replayed.
 Faults are injectable: a fraction of calls answered 429 (before anything happens) or 500 (saved
 under the key, the change made or not), and a gate that holds a response after the change was
-applied (to kill a worker mid-call).
+applied (to kill a worker mid-call). For benchmarks: ``latency`` added to every API call (real
+Stripe answers in 100-300 ms), and Stripe's request rate limit (``rate_limit`` per second per
+account, a token bucket of that many requests refilled at that rate -- the algorithm Stripe
+describes for its limiter: 429 ``rate_limit`` beyond it, nothing done).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class StripeServer:
     """``stripe`` is the default account: every ``sk_test_...`` key not given to another account
     (``add_account``) belongs to it."""
 
-    def __init__(self, *, fault_rate: float = 0.0, seed: int = 0) -> None:
+    def __init__(self, *, fault_rate: float = 0.0, seed: int = 0, latency: float = 0.0, rate_limit: float | None = None) -> None:
         self.stripe = InMemoryStripe(account_id="acct_default")
         self.accounts: dict[str, InMemoryStripe] = {}  # api key -> account, besides the default
         self.port = free_port()
@@ -64,6 +67,10 @@ class StripeServer:
         self.outage_answers = 0
         self.hold: Callable[[str, str], bool] | None = None  # (method, path) -> hold the response?
         self.held = threading.Event()
+        self.latency, self.rate_limit = latency, rate_limit
+        self.rate_limited = 0  # calls refused with 429 for going over ``rate_limit``
+        self.timed: list[tuple[float, str, str, dict[str, Any]]] = []  # (monotonic time, method, path, params)
+        self._buckets: dict[int, tuple[float, float]] = {}  # per account: (tokens, when counted)
         self._random = random.Random(seed)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -121,6 +128,16 @@ class StripeServer:
         call = _METHODS.get((method, len(parts))) if parts[:2] == ["v1", "customers"] else None
         if (method, parts) == ("GET", ["v1", "events"]):
             call = "events"  # catch-up and create look-ups get 429s and 500s like every other call
+        if not dashboard:
+            arrived = time.monotonic()
+            self.timed.append((arrived, method, path, _params(body)))
+            if self.rate_limit is not None and self._over_the_limit(account, arrived):
+                self.rate_limited += 1
+                error = {"error": {"type": "invalid_request_error", "code": "rate_limit",
+                                   "message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."}}
+                return await self._send(send, 429, error)
+            if self.latency:
+                await asyncio.sleep(self.latency)
         if call and not dashboard and self.fault_rate and self._random.random() < self.fault_rate:
             self.faults += 1
             # 429: refused before anything happened. 500: execution started -- Stripe saves it
@@ -133,6 +150,16 @@ class StripeServer:
             while self.hold is not None:  # the test kills the caller meanwhile
                 await asyncio.sleep(0.01)
         await self._send(send, status, payload, extra)
+
+    def _over_the_limit(self, account: InMemoryStripe, now: float) -> bool:
+        rate = self.rate_limit or 0.0
+        tokens, then = self._buckets.get(id(account), (rate, now))
+        tokens = min(rate, tokens + (now - then) * rate)
+        if tokens < 1:
+            self._buckets[id(account)] = (tokens, now)
+            return True
+        self._buckets[id(account)] = (tokens - 1, now)
+        return False
 
     def _account(self, authorization: str) -> InMemoryStripe | None:
         scheme, _, api_key = authorization.partition(" ")

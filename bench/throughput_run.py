@@ -1,0 +1,256 @@
+"""The worker's throughput and end-to-end latency (run it through bench/throughput, which provisions
+the services first): real `custsync worker` processes on PostgreSQL and Kafka, pushing to the
+Stripe-compatible HTTP test server, which adds ``--latency`` to every call and refuses calls over
+Stripe's rate limit with 429 like Stripe does.
+
+1. **Zero latency, events/s per worker**: a backlog of ``--changes`` updates (one per customer, so
+   nothing coalesces) drained by one worker handling one delivery at a time (WORKER_CONCURRENCY=1:
+   the old serial worker, the same-run baseline A) and by one worker at the default concurrency (B),
+   interleaved A B A B.
+2. **Budget-bound**: the same backlog at ``--latency`` (150 ms) per Stripe call, STRIPE_MAX_RPS and the
+   server's rate limit both ``--max-rps`` (100): sustained Stripe calls/s against the budget, 429s
+   (self-inflicted: over the budget) counted; one worker, then two (sharing the budget).
+3. **End to end**: updates committed at a steady ``--e2e-rates`` (50/s, 200/s) with budget to spare;
+   the time from each commit to the Stripe request that carries it (p50/p99).
+
+Each backlog is written while the relay is held back (the bench holds the relays' advisory lock), the
+workers join their group, then the lock is released: the clock starts with every change in the
+outbox, and a group's rebalance is not part of the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from adapters.clock import SystemClock
+from adapters.postgres.engine import create_engine
+from adapters.postgres.repositories import RELAY_LOCK
+from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
+from application.commands import CreateCustomer, PatchCustomer
+from application.customers.create import create_customer
+from application.customers.update import patch_customer
+from tests.support.infra import migrate, recreate_database, reset_topics
+from tests.support.processes import Processes, base_env
+from tests.support.stripe_server import StripeServer
+
+MAX_DRAIN_SECONDS = 900  # any one drain
+PARTITIONS = 6
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--changes", type=int, default=5000, help="customers, and changes per backlog")
+    parser.add_argument("--latency", type=float, default=0.150, help="seconds added to every Stripe call (part 2)")
+    parser.add_argument("--max-rps", type=float, default=100.0, help="STRIPE_MAX_RPS and the server's rate limit (part 2)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of part 1")
+    parser.add_argument("--e2e-rates", default="50,200", help="updates/s of part 3")
+    parser.add_argument("--e2e-seconds", type=float, default=15.0)
+    parser.add_argument("--parts", default="1,2,3")
+    return parser.parse_args()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, database_url: str, server: StripeServer, processes: Processes) -> None:
+        self.args, self.server, self.processes = args, server, processes
+        self.engine = create_engine(database_url, pool_size=20)
+        self.uow = SqlAlchemyUnitOfWorkFactory(self.engine)
+        self.clock = SystemClock()
+        self.ids: list[int] = []
+        self.external: dict[int, str] = {}
+        self.generation = 0
+
+    async def gathered(self, work, count: int, width: int = 16) -> None:
+        for start in range(0, count, width):
+            await asyncio.gather(*(work(i) for i in range(start, min(count, start + width))))
+
+    async def seed(self) -> float:
+        """``--changes`` customers, created by one worker with a budget nobody reaches: creates/s."""
+        async def create(i: int) -> None:
+            self.ids.append((await create_customer(CreateCustomer(f"c{i}", None), self.uow, self.clock)).id)
+
+        async with self.relays_held():
+            await self.gathered(create, self.args.changes)
+            workers = await self.start_workers(1, STRIPE_MAX_RPS="10000")
+        began = time.monotonic()
+        await self.until(lambda: self.count("SELECT count(*) FROM external_mappings") , self.args.changes, "the seed")
+        took = time.monotonic() - began
+        self.stop(workers)
+        async with self.engine.connect() as c:
+            self.external = dict((await c.execute(text("SELECT customer_id, external_id FROM external_mappings"))).all())
+        return self.args.changes / took
+
+    async def count(self, sql: str) -> int:
+        async with self.engine.connect() as c:
+            return int(await c.scalar(text(sql)))
+
+    async def until(self, progress, goal: int, what: str) -> None:
+        deadline = time.monotonic() + MAX_DRAIN_SECONDS
+        while time.monotonic() < deadline:
+            if await progress() >= goal:
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"{what} did not finish within {MAX_DRAIN_SECONDS}s")
+
+    def relays_held(self):
+        bench = self
+
+        class Held:
+            async def __aenter__(self):
+                self.connection = await bench.engine.connect()
+                await self.connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": RELAY_LOCK})
+                return self
+
+            async def __aexit__(self, *exc):
+                await self.connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RELAY_LOCK})
+                await self.connection.close()
+
+        return Held()
+
+    async def start_workers(self, count: int, **env: str) -> list:
+        workers = [self.processes.start("worker", name="worker", **env) for _ in range(count)]
+        # Joined and settled: every member has its partitions (2 topics x PARTITIONS between them).
+        def assigned() -> bool:
+            return all("partitions assigned" in Processes.log(w) for w in workers)
+
+        deadline = time.monotonic() + 60
+        while not assigned():
+            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                raise RuntimeError("the workers did not join their group:\n" + "\n".join(Processes.log(w)[-2000:] for w in workers))
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(4 if count > 1 else 1)  # a second member's rebalance settles
+        return workers
+
+    def stop(self, workers: list) -> None:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(30)
+
+    async def backlog(self) -> str:
+        """One update per customer, committed while the relays are held back; returns its tag."""
+        self.generation += 1
+        tag = f"g{self.generation}"
+
+        async def update(i: int) -> None:
+            await patch_customer(PatchCustomer(customer_id=self.ids[i], changes={"name": f"{tag}-{i}"}), self.uow, self.clock)
+
+        await self.gathered(update, len(self.ids))
+        return tag
+
+    def pushed(self, tag: str) -> int:
+        customers = self.server.stripe.customers
+        return sum(1 for ext in self.external.values() if str(customers[ext].get("name", "")).startswith(tag + "-"))
+
+    async def drain(self, workers: int, **env: str) -> dict[str, float]:
+        async with self.relays_held():
+            tag = await self.backlog()
+            running = await self.start_workers(workers, **env)
+            calls, limited = len(self.server.timed), self.server.rate_limited
+            began = time.monotonic()
+
+        async def progress() -> int:
+            return self.pushed(tag)
+
+        await self.until(progress, len(self.ids), f"the drain of {tag}")
+        took = time.monotonic() - began
+        self.stop(running)
+        stamps = [t for t, *_ in self.server.timed[calls:] if t <= began + took]
+        return {
+            "events/s": len(self.ids) / took, "seconds": took, "calls": len(stamps), "calls/s": len(stamps) / took,
+            "calls/event": len(stamps) / len(self.ids), "429s": self.server.rate_limited - limited,
+        }
+
+    async def e2e(self, rate: float) -> dict[str, float]:
+        """Updates at ``rate``/s for ``--e2e-seconds``, each to another customer; commit -> Stripe request."""
+        running = await self.start_workers(1, STRIPE_MAX_RPS="10000")
+        self.generation += 1
+        tag = f"e{self.generation}"
+        committed: dict[str, float] = {}
+        count = int(rate * self.args.e2e_seconds)
+        calls = len(self.server.timed)
+        began = time.monotonic()
+
+        async def update(n: int) -> None:
+            name = f"{tag}-{n}"
+            customer = self.ids[n % len(self.ids)]
+            await patch_customer(PatchCustomer(customer_id=customer, changes={"name": name}), self.uow, self.clock)
+            committed[name] = time.monotonic()
+
+        tasks = []
+        for n in range(count):  # paced by the schedule, not by how long each commit takes
+            delay = began + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(update(n)))
+        await asyncio.gather(*tasks)
+        sent_for = lambda: {p.get("name"): t for t, m, path, p in self.server.timed[calls:] if m == "POST" and p.get("name", "").startswith(tag)}  # noqa: E731
+
+        async def progress() -> int:
+            return len(sent_for())
+
+        await self.until(progress, count, f"the e2e run at {rate}/s")
+        self.stop(running)
+        arrived = sent_for()
+        latencies = sorted((arrived[name] - at) * 1000 for name, at in committed.items())
+        offered = count / (max(committed.values()) - began)
+        return {"offered/s": offered, "p50": statistics.median(latencies), "p99": latencies[int(0.99 * (len(latencies) - 1))]}
+
+
+async def main(args: argparse.Namespace) -> None:
+    kafka = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    database_url = await recreate_database(os.environ["TEST_DATABASE_URL"], "custsync_bench_throughput")
+    migrate(database_url, kafka)
+    await reset_topics(kafka, partitions=PARTITIONS)
+    work = Path(tempfile.mkdtemp(prefix="custsync-bench-throughput-"))
+    parts = {int(p) for p in args.parts.split(",")}
+    with StripeServer() as server:
+        env = {**base_env(), "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "STRIPE_SECRET_KEY": "sk_test_bench",
+               "STRIPE_API_BASE": server.url, "STRIPE_WEBHOOK_SECRET": "whsec_bench", "CATCHUP_INTERVAL": "0", "LOG_LEVEL": "INFO",
+               "KAFKA_PARTITIONS": str(PARTITIONS)}
+        processes = Processes(env, work)
+        bench = Bench(args, database_url, server, processes)
+        try:
+            print(f"custsync worker throughput: {args.changes} customers on PostgreSQL + Kafka ({PARTITIONS} partitions), "
+                  f"Stripe-compatible HTTP server, {os.cpu_count()} cores (shared); logs in {work}")
+            creates = await bench.seed()
+            print(f"  seed: {args.changes} creates by one worker at zero latency: {creates:,.0f}/s")
+            if 1 in parts:
+                print("1. zero latency, one worker: A = WORKER_CONCURRENCY=1 (serial), B = default; interleaved A B A B")
+                rows: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+                for r in range(1, args.rounds + 1):
+                    for side, env_ in (("A", {"WORKER_CONCURRENCY": "1"}), ("B", {})):
+                        row = await bench.drain(1, STRIPE_MAX_RPS="10000", **env_)
+                        rows[side].append(row)
+                        print(f"  round {r} {side}: {row['events/s']:8,.0f} events/s  {row['calls/event']:.2f} Stripe calls/event  ({row['seconds']:.1f} s)")
+                a = statistics.median(r["events/s"] for r in rows["A"])
+                b = statistics.median(r["events/s"] for r in rows["B"])
+                print(f"  B/A: x{b / a:.2f}  (median of rounds: {b:,.0f} vs {a:,.0f} events/s)")
+            if 2 in parts:
+                server.latency, server.rate_limit = args.latency, args.max_rps
+                print(f"2. {args.latency * 1000:.0f} ms per Stripe call, STRIPE_MAX_RPS={args.max_rps:g}, "
+                      f"server rate limit {args.max_rps:g}/s: sustained calls/s against the budget")
+                for workers in (1, 2):
+                    row = await bench.drain(workers, STRIPE_MAX_RPS=f"{args.max_rps:g}")
+                    print(f"  {workers} worker(s): {row['calls/s']:6.1f} calls/s = x{row['calls/s'] / args.max_rps:.2f} of the budget, "
+                          f"{row['events/s']:6.1f} events/s, {row['calls/event']:.2f} calls/event, 429s {row['429s']}  ({row['seconds']:.1f} s)")
+                server.latency, server.rate_limit = 0.0, None
+            if 3 in parts:
+                print("3. end to end, one worker, zero latency, budget to spare: commit -> Stripe request")
+                for rate in (float(r) for r in args.e2e_rates.split(",")):
+                    row = await bench.e2e(rate)
+                    print(f"  {rate:5.0f}/s (offered {row['offered/s']:5.0f}/s): p50 {row['p50']:7.1f} ms   p99 {row['p99']:7.1f} ms")
+        finally:
+            processes.stop_all()
+            await bench.engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(arguments()))
