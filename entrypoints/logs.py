@@ -13,6 +13,9 @@ import sys
 import time
 
 CHATTY = ("aiokafka",)  # loggers whose identical messages are held back
+# Libraries that log every HTTP request at INFO (three lines per Stripe call between them): at
+# WARNING unless LOG_LEVEL=DEBUG. Our own lines say what was synced; their failures still show.
+PER_REQUEST = ("httpx", "httpcore", "stripe")
 REPEAT_INTERVAL = 30.0
 
 
@@ -44,3 +47,6 @@ def configure(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.addFilter(HoldBackRepeats())
+    if logging.getLevelName(level.upper()) != logging.DEBUG:
+        for name in PER_REQUEST:
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -26,3 +26,20 @@ def test_a_repeated_aiokafka_error_goes_through_once_per_interval_saying_how_man
 def test_our_own_lines_are_never_held_back():
     hold = HoldBackRepeats(interval=30)
     assert all(hold.filter(record("custsync", "waits %s", i)) for i in range(100))
+
+
+def test_libraries_that_log_every_http_request_are_quiet_unless_debugging():
+    import logging
+
+    from entrypoints.logs import PER_REQUEST, configure
+
+    root = logging.getLogger()
+    saved = root.level, {name: logging.getLogger(name).level for name in PER_REQUEST}
+    try:
+        configure("INFO")
+        assert all(not logging.getLogger(name).isEnabledFor(logging.INFO) for name in PER_REQUEST)
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+    finally:
+        root.setLevel(saved[0])
+        for name, level in saved[1].items():
+            logging.getLogger(name).setLevel(level)
