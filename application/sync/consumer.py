@@ -140,6 +140,7 @@ class _Lane:
         self.queue: deque[tuple[Delivery, _Partition]] = deque()
         self.task: asyncio.Task[None] | None = None
         self.in_flight: Delivery | None = None
+        self.in_flight_log: _Partition | None = None
         self.waiting: str | None = None  # the error it is waiting out, while it waits
 
     @property
@@ -155,9 +156,10 @@ class SyncConsumer:
     """``uow_factory`` is where dead letters are kept for a replay. Without one (a test of the loop
     alone) they only go to the ``.dlq`` topic; the container always gives one.
 
-    Deliveries of different keys run concurrently, ``concurrency`` at most (within a partition
-    and across partitions); one key's deliveries run strictly in offset order. A delivery waiting
-    out a failure keeps its place: one key's outage holds up that key only (and, once its
+    Deliveries of different keys run concurrently, ``concurrency`` attempts at most (within a
+    partition and across partitions); one key's deliveries run strictly in offset order. A
+    delivery waiting out a failure keeps its key's place but not a slot: one key's outage holds
+    up that key only (and, once its
     partition's uncommitted deliveries reach ``max_buffered``, that partition is paused at the
     source, so that memory and redelivery after a crash stay bounded).
     """
@@ -281,17 +283,14 @@ class SyncConsumer:
     async def _drain(self, lane: _Lane, stopping: asyncio.Event) -> None:
         try:
             while lane.queue and not stopping.is_set():
-                async with self._slots:
-                    if stopping.is_set() or not lane.queue:
-                        return
-                    delivery, log_ = self._next(lane)
-                    lane.in_flight = delivery
-                    try:
-                        await self._process(delivery, lane, stopping)
-                    except _Stopped:
-                        return  # uncommitted: delivered again to whoever takes the partition
-                    finally:
-                        lane.in_flight, lane.waiting = None, None
+                delivery, log_ = self._next(lane)
+                lane.in_flight, lane.in_flight_log = delivery, log_
+                try:
+                    await self._process(delivery, lane, stopping)
+                except _Stopped:
+                    return  # uncommitted: delivered again to whoever takes the partition
+                finally:
+                    lane.in_flight, lane.in_flight_log, lane.waiting = None, None, None
                 log_.finish(delivery)
         finally:
             if not lane.queue and self._lanes.get((lane.topic, lane.key)) is lane:
@@ -331,7 +330,10 @@ class SyncConsumer:
         while True:
             attempt += 1
             try:
-                await work()
+                # A slot per attempt, not per delivery: a key waiting out a failure holds up
+                # only itself, never the other keys' share of the concurrency.
+                async with self._slots:
+                    await work()
                 return None
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
                 kind, error = classify(exc), describe(exc)
@@ -353,7 +355,7 @@ class SyncConsumer:
                     if kind is Failure.TRANSIENT:
                         log.warning("%s waits %.1fs (attempt %d): %s", where, delay, attempt, error)
                 lane.waiting = error
-            if not await self._pause(delay, stopping):
+            if not await self._pause(delay, stopping) or not self._still_ours(lane):
                 raise _Stopped
 
     async def _bury(
@@ -374,6 +376,14 @@ class SyncConsumer:
         # A letter that cannot be stored for a reason other than an outage is a bug here; it keeps
         # its partition waiting (loudly) rather than losing the message.
         await self._until_done(lambda: self._dead_letter(envelope, error), envelope, lane, stopping, retry_unexpected=False)
+
+    def _still_ours(self, lane: _Lane) -> bool:
+        """Whether the partition of the delivery in hand is still this member's (as it was when
+        the delivery came): once it went to another member, that member handles the key, and this
+        one stops retrying it (uncommitted here, it is theirs to redeliver)."""
+        if lane.in_flight is None or lane.in_flight_log is None:
+            return True
+        return self._partitions.get(lane.in_flight_log.partition) is lane.in_flight_log
 
     async def _pause(self, seconds: float, stopping: asyncio.Event) -> bool:
         return await sleep_unless_stopped(self._clock, seconds, stopping)

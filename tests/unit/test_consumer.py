@@ -434,3 +434,65 @@ async def test_a_foreign_record_with_nul_in_its_key_and_id_is_dead_lettered_with
     async with db.unit_of_work() as uow:
         [letter] = await uow.dead_letters.list(10)
     assert (letter.key, letter.event_id) == ("k\\x00", "e\\x00vil")
+
+
+async def test_keys_waiting_out_failures_do_not_take_every_slot_from_the_others():
+    from adapters.clock import SystemClock
+
+    broker = InMemoryBroker(partitions=1)
+    await broker.append([Envelope(TOPIC, "a", "a0", b"wait-a"), Envelope(TOPIC, "b", "b0", b"wait-b")])
+    await broker.append([Envelope(TOPIC, "c", "c0", b"healthy")])
+    handler = Gate()
+    consumer = SyncConsumer(
+        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(),
+        RetryPolicy(base_delay=0.05, max_delay=0.05), concurrency=2,
+    )
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        for _ in range(300):  # bounded
+            await asyncio.sleep(0.01)
+            if handler.handled:
+                break
+        assert handler.handled == [b"healthy"]  # not starved by the two keys in backoff
+        assert handler.attempts >= 2
+    finally:
+        handler.open.set()
+        stopping.set()
+        await asyncio.wait_for(running, 5)
+
+
+async def test_a_delivery_in_backoff_stops_retrying_once_its_partition_went_to_another_member():
+    from adapters.clock import SystemClock
+
+    class Revocable(InMemorySubscription):
+        revoked = False
+
+        def assignment(self):
+            return set() if self.revoked else super().assignment()
+
+    broker = InMemoryBroker(partitions=1)
+    await broker.append([Envelope(TOPIC, "a", "a0", b"wait-a")])
+    source = Revocable(broker, [TOPIC])
+    handler = Gate()
+    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(), RetryPolicy(base_delay=0.02, max_delay=0.02))
+    stopping = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stopping))
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if handler.attempts >= 2:
+                break
+        source.revoked = True  # a rebalance gave the partition to another member
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if not consumer.waiting():
+                break
+        attempts = handler.attempts
+        await asyncio.sleep(0.2)
+        assert handler.attempts == attempts and consumer.waiting() == {}  # theirs now: no more retries here
+        assert broker.committed[("custsync-worker", TOPIC, 0)] == 0 and handler.handled == []
+    finally:
+        handler.open.set()
+        stopping.set()
+        await asyncio.wait_for(running, 5)
