@@ -76,7 +76,6 @@ class RateBudget:
         self._slots: deque[datetime] = deque()
         self._waiting = 0
         self._lock = asyncio.Lock()
-        self.waited = 0.0  # seconds spent waiting for slots, in total (for metrics and benchmarks)
 
     async def acquire(self) -> None:
         self._waiting += 1
@@ -85,7 +84,6 @@ class RateBudget:
                 slot = await self._next_slot()
                 delay = (slot - self._clock.now()).total_seconds()
                 if delay > 0:
-                    self.waited += delay
                     await self._clock.sleep(delay)
         finally:
             self._waiting -= 1

@@ -116,9 +116,8 @@ class OutboxRelayPort(Protocol):
     """The relay's side of the outbox: claim unpublished events in order, then mark them."""
 
     async def claim(self, limit: int) -> list[PendingEvent]:
-        """Unpublished events, oldest first, locked against other relays until commit. Never an
-        event of a customer whose earlier unpublished event is not in the same batch, so that
-        concurrent relays cannot reorder one customer's events."""
+        """The oldest unpublished events; while one relay holds a claim (until its commit), other
+        relays' claims find nothing, so that concurrent relays cannot reorder one customer's events."""
 
     async def mark_published(self, positions: Sequence[int], at: datetime) -> None: ...
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy import text
@@ -55,6 +57,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--e2e-seconds", type=float, default=15.0)
     parser.add_argument("--parts", default="1,2,3")
     return parser.parse_args()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process so far (/proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
@@ -99,20 +107,15 @@ class Bench:
             await asyncio.sleep(0.05)
         raise RuntimeError(f"{what} did not finish within {MAX_DRAIN_SECONDS}s")
 
-    def relays_held(self):
-        bench = self
-
-        class Held:
-            async def __aenter__(self):
-                self.connection = await bench.engine.connect()
-                await self.connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": RELAY_LOCK})
-                return self
-
-            async def __aexit__(self, *exc):
-                await self.connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RELAY_LOCK})
-                await self.connection.close()
-
-        return Held()
+    @contextlib.asynccontextmanager
+    async def relays_held(self) -> AsyncIterator[None]:
+        """Hold the lock the relays take turns on (``RELAY_LOCK``): changes stay in the outbox."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": RELAY_LOCK})
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RELAY_LOCK})
 
     async def start_workers(self, count: int, **env: str) -> list:
         workers = [self.processes.start("worker", name="worker", **env) for _ in range(count)]
@@ -128,11 +131,14 @@ class Bench:
         await asyncio.sleep(4 if count > 1 else 1)  # a second member's rebalance settles
         return workers
 
-    def stop(self, workers: list) -> None:
+    def stop(self, workers: list) -> float:
+        """Stop them; returns the CPU seconds they used (their whole life, start-up included)."""
+        cpu = sum(cpu_seconds(w.pid) for w in workers)
         for w in workers:
             w.terminate()
         for w in workers:
             w.wait(30)
+        return cpu
 
     async def backlog(self) -> str:
         """One update per customer, committed while the relays are held back; returns its tag."""
@@ -161,10 +167,10 @@ class Bench:
 
         await self.until(progress, len(self.ids), f"the drain of {tag}")
         took = time.monotonic() - began
-        self.stop(running)
+        cpu = self.stop(running)
         stamps = [t for t, *_ in self.server.timed[calls:] if t <= began + took]
         return {
-            "events/s": len(self.ids) / took, "seconds": took, "calls": len(stamps), "calls/s": len(stamps) / took,
+            "cpu ms/event": 1000 * cpu / len(self.ids), "events/s": len(self.ids) / took, "seconds": took, "calls": len(stamps), "calls/s": len(stamps) / took,
             "calls/event": len(stamps) / len(self.ids), "429s": self.server.rate_limited - limited,
         }
 
@@ -235,7 +241,8 @@ async def main(args: argparse.Namespace) -> None:
                     for side, env_ in (("A", {"WORKER_CONCURRENCY": "1"}), ("B", {})):
                         row = await bench.drain(1, STRIPE_MAX_RPS="10000", **env_)
                         rows[side].append(row)
-                        print(f"  round {r} {side}: {row['events/s']:8,.0f} events/s  {row['calls/event']:.2f} Stripe calls/event  ({row['seconds']:.1f} s)")
+                        print(f"  round {r} {side}: {row['events/s']:8,.0f} events/s  {row['calls/event']:.2f} Stripe calls/event  "
+                              f"worker CPU {row['cpu ms/event']:.1f} ms/event, start-up included  ({row['seconds']:.1f} s)")
                 a = statistics.median(r["events/s"] for r in rows["A"])
                 b = statistics.median(r["events/s"] for r in rows["B"])
                 print(f"  B/A: x{b / a:.2f}  (median of rounds: {b:,.0f} vs {a:,.0f} events/s)")

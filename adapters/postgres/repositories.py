@@ -263,6 +263,16 @@ class SqlAlchemyInbox:
 RELAY_LOCK = int.from_bytes(b"custsync", "big") >> 1
 
 
+def oldest_pending(limit: int) -> Select:
+    """The relay's read: a range of the pending index, as long as the batch."""
+    return (
+        select(outbox.c.position, cast(outbox.c.payload, Text).label("payload"))
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.position)
+        .limit(limit)
+    )
+
+
 class SqlAlchemyOutbox:
     """Both sides of the outbox: the writers' ``add`` and the relay's ``claim``/``mark_published``."""
 
@@ -286,18 +296,11 @@ class SqlAlchemyOutbox:
         Position order is commit order per customer because every event is written in the same
         transaction as its customer's row, whose update serializes writers of one customer.
         """
-        limit = _row_limit(limit)
         if not await self._c.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK))):
             return []
-        events = (
-            select(outbox.c.position, cast(outbox.c.payload, Text).label("payload"))
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.position)
-            .limit(limit)
-        )
         return [
             PendingEvent(row.position, decode(row.payload.encode(), CustomerChanged))
-            for row in await self._c.execute(events)
+            for row in await self._c.execute(oldest_pending(_row_limit(limit)))
         ]
 
     async def mark_published(self, positions: Sequence[int], at: datetime) -> None:

@@ -23,10 +23,10 @@ class OutboxWakeup(Protocol):
 
 
 async def relay_once(uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock, batch_size: int = 200) -> int:
-    """Publish one batch; returns how many events went out.
+    """Publish one batch (coalesced); returns how many events it settled.
 
-    The batch stays locked until the mark commits, so concurrent relays never publish the same
-    event twice or out of order. A crash after publishing and before the commit publishes the
+    No other relay claims until this one's mark commits, so concurrent relays never publish the
+    same event twice or out of order. A crash after publishing and before the commit publishes the
     batch again: at-least-once, and consumers dedupe by event id.
     """
     async with uow_factory() as uow:
@@ -45,14 +45,13 @@ def coalesce(events: list[CustomerChanged]) -> list[CustomerChanged]:
     """The batch less every event that a later one of the same customer in it stands for
     (``CustomerChanged.stands_for``): a burst of edits goes out as one message. Those left out are
     marked published with the rest; the one that stands for them is pushed in their place."""
-    latest: dict[int, CustomerChanged] = {}
     kept: list[CustomerChanged | None] = []
-    where: dict[int, int] = {}
+    last: dict[int, int] = {}  # customer -> where its latest event so far is in ``kept``
     for event in events:
-        before = latest.get(event.customer_id)
-        if before is not None and event.stands_for(before):
-            kept[where[event.customer_id]] = None
-        latest[event.customer_id], where[event.customer_id] = event, len(kept)
+        before = last.get(event.customer_id)
+        if before is not None and event.stands_for(kept[before]):  # type: ignore[arg-type]
+            kept[before] = None
+        last[event.customer_id] = len(kept)
         kept.append(event)
     return [e for e in kept if e is not None]
 

@@ -22,6 +22,7 @@ from adapters.memory.clock import FakeClock
 from adapters.postgres.engine import create_engine
 from adapters.postgres.migrations import SchemaNotMigrated, ensure_migrated, upgrade
 from adapters.postgres.tables import metadata
+from adapters.postgres.repositories import oldest_pending
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from adapters.postgres.wakeup import PostgresOutboxWakeup, asyncpg_dsn
 from application.sync.relay import relay_once
@@ -71,10 +72,8 @@ async def test_a_claim_reads_its_batch_not_the_backlog_of_a_busy_customer(pg_uow
     async with pg_engine.connect() as connection:
         await connection.execute(text("ANALYZE outbox"))
         await connection.commit()
-        plan = "\n".join(row[0] for row in await connection.execute(text(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) SELECT position, payload FROM outbox WHERE published_at IS NULL "
-            "ORDER BY position LIMIT 200"
-        )))
+        claim = oldest_pending(200).compile(dialect=pg_engine.dialect, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(row[0] for row in await connection.execute(text(f"EXPLAIN (ANALYZE, FORMAT TEXT) {claim}")))
     assert "ix_outbox_pending" in plan and "rows=200 " in plan  # an index range of the batch, no scan of the rest
     async with pg_uow_factory() as uow:
         assert len(await uow.relay.claim(200)) == 200

@@ -128,9 +128,10 @@ class StripeServer:
         call = _METHODS.get((method, len(parts))) if parts[:2] == ["v1", "customers"] else None
         if (method, parts) == ("GET", ["v1", "events"]):
             call = "events"  # catch-up and create look-ups get 429s and 500s like every other call
+        params = _params(body)
         if not dashboard:
             arrived = time.monotonic()
-            self.timed.append((arrived, method, path, _params(body)))
+            self.timed.append((arrived, method, path, params))
             if self.rate_limit is not None and self._over_the_limit(account, arrived):
                 self.rate_limited += 1
                 error = {"error": {"type": "invalid_request_error", "code": "rate_limit",
@@ -144,7 +145,7 @@ class StripeServer:
             # under the idempotency key, and the change may or may not have been made.
             status = self._random.choice([429, 500])
             account.fail_next(call, status, executed=status == 500 and self._random.random() < 0.5)
-        status, payload, extra = await self._route(account, method, parts, _params(body), key, scope.get("query_string", b""))
+        status, payload, extra = await self._route(account, method, parts, params, key, scope.get("query_string", b""))
         if self.hold is not None and self.hold(method, path):
             self.held.set()
             while self.hold is not None:  # the test kills the caller meanwhile
