@@ -29,7 +29,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -86,6 +86,7 @@ class _Stopped(Exception):
     """Asked to stop while waiting: the delivery stays uncommitted and is delivered again."""
 
 
+@runtime_checkable
 class Coalescing(Protocol):
     """A handler whose work is state-based may let a later message stand for an earlier one of
     the same key (``sync.outbound``: a burst of edits to one customer costs one push)."""
@@ -139,13 +140,12 @@ class _Lane:
         self.topic, self.key = topic, key
         self.queue: deque[tuple[Delivery, _Partition]] = deque()
         self.task: asyncio.Task[None] | None = None
-        self.in_flight: Delivery | None = None
-        self.in_flight_log: _Partition | None = None
+        self.in_hand: tuple[Delivery, _Partition] | None = None  # the delivery being handled, and its partition's log
         self.waiting: str | None = None  # the error it is waiting out, while it waits
 
     @property
     def partition(self) -> Partition:
-        return (self.topic, self.in_flight.partition if self.in_flight is not None else -1)
+        return self.in_hand[1].partition if self.in_hand is not None else (self.topic, -1)
 
     @property
     def busy(self) -> bool:
@@ -283,14 +283,13 @@ class SyncConsumer:
     async def _drain(self, lane: _Lane, stopping: asyncio.Event) -> None:
         try:
             while lane.queue and not stopping.is_set():
-                delivery, log_ = self._next(lane)
-                lane.in_flight, lane.in_flight_log = delivery, log_
+                delivery, log_ = lane.in_hand = self._next(lane)
                 try:
                     await self._process(delivery, lane, stopping)
                 except _Stopped:
                     return  # uncommitted: delivered again to whoever takes the partition
                 finally:
-                    lane.in_flight, lane.in_flight_log, lane.waiting = None, None, None
+                    lane.in_hand, lane.waiting = None, None
                 log_.finish(delivery)
         finally:
             if not lane.queue and self._lanes.get((lane.topic, lane.key)) is lane:
@@ -301,7 +300,7 @@ class SyncConsumer:
         one supersedes (the ones it stands for are finished, not handled)."""
         delivery, log_ = lane.queue.popleft()
         handler = self._handlers.get(lane.topic)
-        supersedes = getattr(handler, "supersedes", None)
+        supersedes = handler.supersedes if isinstance(handler, Coalescing) else None
         while supersedes is not None and lane.queue and supersedes(lane.queue[0][0].envelope.payload, delivery.envelope.payload):
             log_.finish(delivery)
             self.coalesced += 1
@@ -381,9 +380,10 @@ class SyncConsumer:
         """Whether the partition of the delivery in hand is still this member's (as it was when
         the delivery came): once it went to another member, that member handles the key, and this
         one stops retrying it (uncommitted here, it is theirs to redeliver)."""
-        if lane.in_flight is None or lane.in_flight_log is None:
+        if lane.in_hand is None:
             return True
-        return self._partitions.get(lane.in_flight_log.partition) is lane.in_flight_log
+        log_ = lane.in_hand[1]
+        return self._partitions.get(log_.partition) is log_
 
     async def _pause(self, seconds: float, stopping: asyncio.Event) -> bool:
         return await sleep_unless_stopped(self._clock, seconds, stopping)
