@@ -137,6 +137,29 @@ def _verdict(policy: ConflictPolicy, customer: Customer, mapping: ExternalMappin
     return latest_verdict(customer, mapping, field, current)
 
 
+def reads_before_writing(policy: ConflictPolicy, mapping: ExternalMapping) -> bool:
+    """Whether an outbound update must read the external record before writing.
+
+    Under ``internal_wins`` a conflict always ends with the catalog's value written, so the read
+    changes nothing that is sent: the fields the catalog changed since the baseline are written as
+    they are (no other field is touched), a customer deleted there answers the write with a 404 that
+    a re-fetch then proves (domain.safety), and a change made there meanwhile reaches us as its own
+    event, which re-fetches and finds the catalog's value (or, for another field, its own). The read
+    is still needed when an earlier push's outcome is unknown (``mapping.sent``: it may have landed,
+    and only the external state tells), when the link is broken, and under the other policies,
+    which may take the external value or weigh its time."""
+    return policy is not ConflictPolicy.INTERNAL_WINS or bool(mapping.sent) or mapping.broken is not None
+
+
+def blind_plan(customer: Customer, mapping: ExternalMapping) -> OutboundPlan:
+    """An update written without a read (``reads_before_writing`` is false): the catalog's changes
+    since the baseline are sent, and become the baseline once written."""
+    changes = outbound_changes(customer, mapping)
+    return OutboundPlan(
+        send=changes, baseline=dict(changes), adopt={}, adopt_times={}, deferred=frozenset(), conflicts=frozenset()
+    )
+
+
 class OutboundPlan(msgspec.Struct, frozen=True):
     """What to send for an update, given what the external system holds now."""
 

@@ -57,6 +57,7 @@ class InMemoryDatabase:
         self.tables = Tables()
         self.lock = asyncio.Lock()
         self.outbox_written = asyncio.Event()
+        self.transactions = 0  # units of work entered, as PostgreSQL's pg_stat_database counts them
 
     def unit_of_work(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self)
@@ -69,6 +70,7 @@ class InMemoryUnitOfWork:
 
     async def __aenter__(self) -> Self:
         await self._db.lock.acquire()
+        self._db.transactions += 1
         self._tables = self._db.tables.copy()
         self.customers = InMemoryCustomerRepository(self._tables)
         self.mappings = InMemoryMappingRepository(self._tables)

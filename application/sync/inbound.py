@@ -112,7 +112,8 @@ async def _apply(
     if customer is None or customer.deleted:
         return mapping.customer_id, "customer is deleted here: ignored"
     known = mapping
-    mapping = mapping.with_external_writes(_writes(change, mapping, ctx.installation))
+    writes = _writes(change, mapping, ctx.installation)
+    mapping = mapping.with_external_writes(writes)
     if external.deleted:
         tombstone = customer.tombstone(now)
         await record_change(uow, tombstone, ChangeKind.DELETED, origin=change.system)
@@ -120,7 +121,12 @@ async def _apply(
         return customer.id, None
     if change.forced:
         return customer.id, await _pulled(uow, customer, mapping, change, external, now)
-    return customer.id, await _update(uow, customer, mapping, change, external, now, ctx, learned=mapping is not known)
+    # Fields this event changed that the system no longer holds as it says (a later write there, or
+    # ours over it: under internal_wins an update is written without a read, domain.reconcile).
+    gone_by = frozenset(f for f, w in writes.items() if getattr(external.data, f) != w.value)
+    return customer.id, await _update(
+        uow, customer, mapping, change, external, now, ctx, learned=mapping is not known, superseded=gone_by
+    )
 
 
 async def _pulled(
@@ -217,7 +223,7 @@ async def _import(
 
 async def _update(
     uow: UnitOfWork, customer: Customer, mapping: ExternalMapping, change: ExternalChange, external: ExternalCustomer,
-    now: datetime, ctx: SyncContext, *, learned: bool,
+    now: datetime, ctx: SyncContext, *, learned: bool, superseded: frozenset[str] = frozenset(),
 ) -> str | None:
     # The earliest a re-fetched state can date from: the newest event seen of that customer.
     state_at = max([change.occurred_at, *(w.at for w in mapping.external_writes.values())])
@@ -232,6 +238,8 @@ async def _update(
             return "no change there; our pending change is sent again"
         if merge.deferred:
             return f"conflict on {', '.join(sorted(merge.deferred))}: {ctx.policy.value} -> waiting for the {change.system} event's time"
+        if superseded:
+            return f"superseded: {change.system} no longer holds this event's {', '.join(sorted(superseded))}; nothing to apply"
         return "no change (echo of a synced state)"
     revised = customer.revised(merge.data, now, merge.times)
     if revised is not customer or merge.kept_internal:

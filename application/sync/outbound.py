@@ -30,7 +30,14 @@ from domain.drift import email_key
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
 from domain.ownership import OwnershipTag, claimed_by_another_installation, write_key
-from domain.reconcile import OutboundPlan, newer_external_writes, outbound_changes, plan_update
+from domain.reconcile import (
+    OutboundPlan,
+    blind_plan,
+    newer_external_writes,
+    outbound_changes,
+    plan_update,
+    reads_before_writing,
+)
 from domain.safety import proves_deletion
 from domain.sync import Direction, Operation, SyncRecord
 
@@ -207,18 +214,22 @@ async def _update(integration: Integration, customer: Customer, mapping: Externa
     nothing_pending = not outbound_changes(customer, mapping) and not mapping.sent and mapping.broken is None
     if nothing_pending and not (latest and newer_external_writes(customer, mapping)):
         return _Outcome(Operation.UPDATE, note="no change")
-    # Read before writing: a field changed over there too is a conflict the policy must settle
-    # (and record), and a field already equal needs no write.
-    found = await _retrieve(integration, mapping, ctx)
     gone = _Outcome(Operation.UPDATE, note=f"deleted in {integration.system}: deleted here too", gone=True)
-    if proves_deletion(found):
-        return gone
-    plan = plan_update(customer, mapping, found.data, ctx.policy, ctx.clock.now())
-    note = _conflict_note(plan, ctx.policy, integration.system)
+    if reads_before_writing(ctx.policy, mapping):
+        # Read before writing: a field changed over there too is a conflict the policy must settle
+        # (and record), and a field already equal needs no write.
+        found = await _retrieve(integration, mapping, ctx)
+        if proves_deletion(found):
+            return gone
+        held: CustomerData | None = found.data
+        plan = plan_update(customer, mapping, held, ctx.policy, ctx.clock.now())
+        note = _conflict_note(plan, ctx.policy, integration.system)
+    else:  # internal_wins, nothing in doubt: one call (domain.reconcile.reads_before_writing)
+        held, plan, note = None, blind_plan(customer, mapping), None
     if plan.send:
         # Saved before the call, like a create intent: if the write lands and its answer is lost,
         # what the external side then holds is known to be ours, not someone's change.
-        mapping = await _sending(ctx, mapping, plan.send, found.data)
+        mapping = await _sending(ctx, mapping, plan.send, held)
         try:
             await integration.update_customer(mapping.external_id, plan.send, idempotency_key=write_key(ctx.installation, "update"))
         except ExternalCustomerMissing:
@@ -230,7 +241,9 @@ async def _update(integration: Integration, customer: Customer, mapping: Externa
     return _Outcome(Operation.UPDATE, plan=plan, note=note, planned_on=mapping.version)
 
 
-async def _sending(ctx: Context, mapping: ExternalMapping, values: dict[str, str | None], held: CustomerData) -> ExternalMapping:
+async def _sending(
+    ctx: Context, mapping: ExternalMapping, values: dict[str, str | None], held: CustomerData | None
+) -> ExternalMapping:
     try:
         async with ctx.uow_factory() as uow:
             saved = await uow.mappings.save(mapping.sending(values, ctx.clock.now(), held))

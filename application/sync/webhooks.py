@@ -11,7 +11,6 @@ from domain.messages import INBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC, ExternalChang
 
 class Receipt(msgspec.Struct, frozen=True):
     change: ExternalChange | None  # None: an event type the integration ignores, or one refused
-    duplicate: bool = False
     rejected: str | None = None  # why a genuine event was refused (it is kept with the dead letters)
 
 
@@ -19,11 +18,12 @@ async def receive_webhook(
     system: str, payload: bytes, headers: Mapping[str, str], integrations: Integrations, publisher: MessagePublisher,
     uow_factory: UnitOfWorkFactory, clock: Clock,
 ) -> Receipt:
-    """Verify a webhook and hand its change to ``sync.inbound``; no external call and no catalog
-    write on the request path. Raises InvalidWebhook, in which case nothing was published.
+    """Verify a webhook and hand its change to ``sync.inbound``: no external call and no database
+    round trip on the request path. Raises InvalidWebhook, in which case nothing was published.
 
-    An event already applied is not published again (Stripe redelivers); one received twice
-    before it was applied is published twice and the worker's inbox drops the second.
+    An event Stripe delivers twice is published twice, and the worker's inbox (one indexed lookup
+    in the transaction that applies it) drops the second. A check here would cost every webhook a
+    database transaction to save the rare redelivery one Kafka message.
     """
     integration = integrations.get(system)
     if integration is None:
@@ -40,9 +40,6 @@ async def receive_webhook(
         return Receipt(None, rejected=exc.reason)
     if change is None:
         return Receipt(None)
-    async with uow_factory() as uow:
-        if await uow.inbox.seen(system, change.event_id):
-            return Receipt(change, duplicate=True)
     await publisher.publish([inbound_envelope(change)])
     return Receipt(change)
 

@@ -1,4 +1,7 @@
-"""Request guards: the API token, the JSON media type, and printable parameters."""
+"""Request guards: the API token, the JSON media type, and printable parameters.
+
+All `async def`: Litestar runs a plain `def` guard in a thread pool, a thread hop per guard per
+request for checks that take microseconds."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def requires_api_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def requires_api_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """With API_TOKEN set, every catalog and dead-letter call needs ``Authorization: Bearer <token>``."""
     expected: str = connection.app.state.api_token
     if not expected:
@@ -23,7 +26,7 @@ def requires_api_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise NotAuthorizedException("a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 
-def json_body(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def json_body(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if connection.scope["method"] not in _BODY_METHODS:
         return
     media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -34,7 +37,7 @@ def json_body(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         )
 
 
-def printable_parameters(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def printable_parameters(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """No query or path value may hold a control character: PostgreSQL text refuses NUL (an error,
     not a miss), and no value this API stores or compares holds one. (Lone surrogates cannot
     arrive: percent-decoding replaces invalid UTF-8 and msgspec refuses them in JSON.)"""

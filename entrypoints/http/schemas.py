@@ -114,7 +114,6 @@ class WebhookAck(msgspec.Struct):
     received: bool
     event_id: str | None = None
     ignored: bool = False  # an event type we do not sync
-    duplicate: bool = False  # already applied: not published again
     rejected: str | None = None  # a genuine event whose object was refused: kept with the dead letters, never applied
 
 

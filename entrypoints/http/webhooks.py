@@ -29,4 +29,4 @@ async def webhook(
         return WebhookAck(received=True, rejected=receipt.rejected)
     if receipt.change is None:
         return WebhookAck(received=True, ignored=True)
-    return WebhookAck(received=True, event_id=receipt.change.event_id, duplicate=receipt.duplicate)
+    return WebhookAck(received=True, event_id=receipt.change.event_id)

@@ -300,3 +300,31 @@ async def test_two_concurrent_transactions_cannot_both_write_one_mapping(pg_uow_
             await racing
     async with pg_uow_factory() as uow:
         assert (await uow.mappings.get(customer.id, "stripe")).synced == CustomerData("inbound baseline")
+
+
+async def test_pooled_connections_the_server_closed_are_replaced_without_a_failed_unit_of_work(postgres_url):
+    """No pre-ping round trip per checkout: a connection closed by the server (a restart, a
+    failover, pg_terminate_backend) is noticed at checkout and replaced."""
+    engine = create_engine(postgres_url, pool_size=3)
+    try:
+        factory = SqlAlchemyUnitOfWorkFactory(engine)
+
+        async def one(n: int) -> None:
+            async with factory() as uow:
+                await uow.outbox.add(event(n, 0))
+                await uow.commit()
+
+        await asyncio.gather(*(one(n) for n in range(1, 4)))  # three pooled connections
+        admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'custsync' "
+                "AND pid <> pg_backend_pid() AND datname = current_database()"
+            )
+        finally:
+            await admin.close()
+        assert killed >= 3
+        await asyncio.sleep(0.2)  # the closes reach the client
+        await asyncio.gather(*(one(n) for n in range(4, 7)))  # no StorageUnavailable
+    finally:
+        await engine.dispose()

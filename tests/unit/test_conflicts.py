@@ -49,7 +49,12 @@ async def test_a_conflict_ends_with_the_policys_winner_on_both_sides(clock, poli
     assert system.stripe.customers[external_id]["name"] == winner
     assert system.stripe.customers[external_id]["email"] == "ada@example.com"
     notes = [r.note or "" for r in await system.history(customer.id)]
-    assert any(n.startswith(f"conflict on name: {policy.value}") for n in notes), notes
+    if policy is ConflictPolicy.INTERNAL_WINS and not stripes_event_first:
+        # Under internal_wins an update is written without a read (domain.reconcile.reads_before_writing):
+        # our push writes over Stripe's change before its event arrives, and that event finds it gone.
+        assert any(n.startswith("superseded: stripe no longer holds this event's name") for n in notes), notes
+    else:
+        assert any(n.startswith(f"conflict on name: {policy.value}") for n in notes), notes
 
 
 async def test_changes_to_different_fields_on_each_side_are_both_kept(clock):

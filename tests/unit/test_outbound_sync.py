@@ -14,6 +14,7 @@ from application.customers.create import create_customer
 from application.customers.delete import delete_customer
 from application.customers.update import patch_customer
 from application.sync.outbound import sync_outbound
+from domain.conflicts import ConflictPolicy
 from domain.mapping import CreateIntent
 from domain.messages import OUTBOUND_TOPIC, CustomerChanged, decode
 from domain.sync import Direction, SyncStatus
@@ -230,3 +231,67 @@ async def test_a_create_whose_answers_were_lost_is_retried_into_the_customer_it_
     [(external_id, twin)] = system.stripe.customers.items()
     assert (await system.mapping(customer.id)).external_id == external_id
     assert (twin["name"], twin["metadata"]["internal_id"]) == ("Ada L.", str(customer.id))
+
+
+def _internal_wins(clock):
+    return EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy.INTERNAL_WINS), clock=clock)
+
+
+async def test_under_internal_wins_an_update_is_one_call_and_other_policies_read_first(clock):
+    from domain.conflicts import ConflictPolicy
+
+    for policy, calls in ((ConflictPolicy.INTERNAL_WINS, ["update"]), (ConflictPolicy.LATEST_WINS, ["retrieve", "update"]),
+                          (ConflictPolicy.EXTERNAL_WINS, ["retrieve", "update"])):
+        system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=policy), clock=clock)
+        customer = await create(system)
+        await system.settle()
+        before = len(system.stripe.calls)
+        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Grace"}), system.uow_factory(), system.clock)
+        await system.settle()
+        assert [m for m, _ in system.stripe.calls[before:]] == calls, policy
+        external_id = (await system.mapping(customer.id)).external_id
+        assert system.stripe.customers[external_id]["name"] == "Grace"
+        assert (await system.mapping(customer.id)).in_sync_with(await system.customer(customer.id))
+
+
+async def test_a_change_made_in_stripe_to_another_field_survives_a_write_without_a_read(clock):
+    system = _internal_wins(clock)
+    customer = await create(system)
+    await system.settle()
+    external_id = (await system.mapping(customer.id)).external_id
+    await system.stripe.update_async(external_id, params={"email": "grace@stripe.example"})  # its event not yet delivered
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Grace"}), system.uow_factory(), system.clock)
+    await system.relay()
+    await system.consume()  # our write goes first: the name alone
+    assert system.stripe.customers[external_id]["email"] == "grace@stripe.example"
+    await system.settle()  # then Stripe's event: taken
+    current = await system.customer(customer.id)
+    assert (current.name, current.email) == ("Grace", "grace@stripe.example")
+    assert (system.stripe.customers[external_id]["name"], system.stripe.customers[external_id]["email"]) == ("Grace", "grace@stripe.example")
+
+
+async def test_a_write_without_a_read_to_a_customer_deleted_in_stripe_deletes_it_here_only_on_proof(clock):
+    system = _internal_wins(clock)
+    customer = await create(system)
+    await system.settle()
+    external_id = (await system.mapping(customer.id)).external_id
+    await system.stripe.delete_async(external_id)
+    system.delivered = len(system.stripe.events)  # its webhook is lost: only the write's 404 and a re-fetch tell
+    before = len(system.stripe.calls)
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "B"}), system.uow_factory(), system.clock)
+    await system.settle()
+    assert [m for m, _ in system.stripe.calls[before:]][:2] == ["update", "retrieve"]
+    assert (await system.customer(customer.id)).deleted
+
+
+async def test_an_update_after_a_push_whose_outcome_is_unknown_reads_first_even_under_internal_wins(clock):
+    system = _internal_wins(clock)
+    customer = await create(system)
+    await system.settle()
+    system.stripe.fail_next("update", 500, executed=True)  # the write lands, its answer is a 500
+    await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Grace"}), system.uow_factory(), system.clock)
+    before = len(system.stripe.calls)
+    await system.settle()
+    # The retry reads (the 500 may have landed, and did): Stripe holds our value, so nothing is written again.
+    assert [m for m, _ in system.stripe.calls[before:]] == ["update", "retrieve"]
+    assert (await system.mapping(customer.id)).in_sync_with(await system.customer(customer.id))
