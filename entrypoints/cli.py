@@ -111,19 +111,31 @@ def _run(container_tasks: Callable[[], Awaitable[T]]) -> T:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+    help="Processes serving the port (uvicorn's supervisor restarts one that dies); about one per core.",
+)
 @NO_WAIT
-def api(host: str, port: int, no_wait: bool) -> None:
+def api(host: str, port: int, workers: int, no_wait: bool) -> None:
     """Serve the REST API (catalog CRUD, Stripe webhooks, /health, /docs).
 
     Needs API_TOKEN (or API_AUTH=none). Waits for PostgreSQL and Kafka if they cannot be reached yet.
     """
-    from entrypoints.http.app import create_app
-    from entrypoints.runtime import http_task, run_process
-
     settings = _settings()
     _warn_if_memory(settings, "custsync api")
     _require_stripe_key(settings, "custsync api")
     _require_api_auth(settings, "custsync api", host)
+    if workers > 1:
+        if settings.uses_memory or settings.broker_backend == "memory":
+            raise click.ClickException("--workers needs PostgreSQL and Kafka: each process would have its own in-memory catalog")
+        from entrypoints.runtime import serve_api_processes
+
+        if not serve_api_processes(host, port, workers, wait=not no_wait):
+            raise click.ClickException("an API worker process could not start (see the log above)")
+        return
+    from entrypoints.http.app import create_app
+    from entrypoints.runtime import http_task, run_process
+
     container = build_container(settings)
     _run(lambda: run_process(container, http_task(create_app(container), host, port), bind="try", wait=not no_wait))
 

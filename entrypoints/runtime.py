@@ -166,6 +166,25 @@ def http_task(app: Litestar, host: str, port: int) -> Task:
     return serve
 
 
+def serve_api_processes(host: str, port: int, workers: int, *, wait: bool = True) -> bool:
+    """``custsync api --workers N``: uvicorn's supervisor binds the port once and runs ``workers``
+    processes on it (``entrypoints.http.asgi``), replaces one that dies, and passes SIGTERM/SIGINT
+    on (each finishes its requests in flight). False: a process failed to start (the log says why)."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    from entrypoints.http.asgi import WAIT_ENV
+
+    os.environ[WAIT_ENV] = "1" if wait else "0"  # the worker processes inherit it
+    config = uvicorn.Config(
+        "entrypoints.http.asgi:create", factory=True, host=host, port=port, workers=workers, log_config=None,
+        access_log=False, **uvicorn_options(),
+    )
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    return not any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the process-wide ``stopping`` event rules."""
 

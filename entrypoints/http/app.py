@@ -14,8 +14,8 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from entrypoints.container import Container
 from entrypoints.http.customers import CustomerController
 from entrypoints.http.dead_letters import DeadLetterController
+from entrypoints.http.deps import Services
 from entrypoints.http.dev import FakeStripeController
-from entrypoints.http.guards import printable_parameters
 from entrypoints.http.methods import correct_allow, get
 from entrypoints.http.openapi import COMPONENTS, document
 from entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -44,13 +44,10 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
     def provide(factory: Any) -> Provide:
         return Provide(factory, sync_to_thread=False)
 
+    services = Services(container)
     dependencies = {
         "uow": provide(lambda: container.uow_factory()()),
-        "uow_factory": provide(lambda: container.uow_factory()),
-        "clock": provide(lambda: container.clock()),
-        "systems": provide(lambda: list(container.integrations())),
-        "integrations": provide(lambda: container.integrations()),
-        "publisher": provide(lambda: container.publisher()),
+        "services": provide(lambda: services),
     }
     handlers: list[Any] = [CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, docs]
     if dev_routes:
@@ -60,7 +57,6 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         route_handlers=handlers,
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
-        guards=[printable_parameters],
         # Our handlers log what deserves it (a 500's trace, a 503's cause); Litestar's own exception
         # logging would add a trace for every 4xx under debug.
         logging_config=LoggingConfig(log_exceptions="never"),

@@ -7,9 +7,8 @@ import binascii
 from typing import Annotated
 
 from litestar import Controller, Request, Response, delete, patch, post, put
-from litestar.di import Provide
 from litestar.exceptions import ValidationException
-from litestar.params import HeaderParameter, JSONBody, QueryParameter, SkipValidation
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from application.commands import CreateCustomer, DeleteCustomer, ListCustomers, PatchCustomer, ReplaceCustomer
@@ -18,8 +17,8 @@ from application.customers.delete import delete_customer
 from application.customers.queries import MAX_PAGE_SIZE, get_customer, list_customers, sync_history
 from application.customers.update import patch_customer, replace_customer
 from domain.customer import Customer
-from entrypoints.http.deps import ClockDep, SystemsDep, UowDep
-from entrypoints.http.guards import json_body, requires_api_token
+from entrypoints.http.deps import ServicesDep, UowDep
+from entrypoints.http.guards import api_request
 from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.params import PRINTABLE, CustomerIdPath, catalog_id
@@ -31,10 +30,9 @@ IfMatch = Annotated[str, HeaderParameter(
     description='`*`, or the ETag of a GET (`"3"`), or a list of them (`"3", "4"`): the write happens only if the '
     "customer is at one of those versions (strong comparison: a weak `W/` tag never matches), else 412.",
 )]
-Versions = SkipValidation[frozenset[int] | None]
 
 
-def _versions(request: Request, if_match: IfMatch = "") -> frozenset[int] | None:
+def _versions(request: Request) -> frozenset[int] | None:
     # Every If-Match line, not only the first: several lines are one list (RFC 9110, section 5.3).
     return expected_versions(request.headers.getall("if-match", []))
 
@@ -42,8 +40,7 @@ def _versions(request: Request, if_match: IfMatch = "") -> frozenset[int] | None
 class CustomerController(Controller):
     path = "/api/v1/customers"
     tags = ["customers"]
-    guards = [requires_api_token, json_body]
-    dependencies = {"versions": Provide(_versions, sync_to_thread=False)}
+    guards = [api_request]
     security = SECURITY
 
     @get("/", summary="List customers, oldest first", responses=problems(*GUARDED, 422))
@@ -61,35 +58,42 @@ class CustomerController(Controller):
         return CustomerPageOut([CustomerOut.of(c) for c in page.customers], limit, next_cursor)
 
     @post("/", summary="Create a customer", status_code=HTTP_201_CREATED, responses=problems(*GUARDED, *BODY))
-    async def create_customer(self, data: JSONBody[CustomerCreate], uow: UowDep, clock: ClockDep) -> Response[CustomerOut]:
-        customer = await create_customer(CreateCustomer(name=data.name, email=data.email), uow, clock)
+    async def create_customer(self, data: JSONBody[CustomerCreate], services: ServicesDep) -> Response[CustomerOut]:
+        customer = await create_customer(CreateCustomer(name=data.name, email=data.email), services.uow(), services.clock)
         return _one(customer, HTTP_201_CREATED, location=True)
 
     @get("/{customer_id:str}", summary="Get a customer with its links to external systems", responses=problems(*GUARDED, 404, 422))
-    async def get_customer(self, customer_id: CustomerIdPath, uow: UowDep, systems: SystemsDep) -> Response[CustomerOut]:
-        view = await get_customer(catalog_id(customer_id), uow, systems)
+    async def get_customer(self, customer_id: CustomerIdPath, services: ServicesDep) -> Response[CustomerOut]:
+        view = await get_customer(catalog_id(customer_id), services.uow(), services.systems)
         return Response(CustomerOut.of(view.customer, view), headers={"ETag": _etag(view.customer)})
 
     @put("/{customer_id:str}", summary="Replace a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
     async def replace_customer(
-        self, customer_id: CustomerIdPath, data: JSONBody[CustomerReplace], uow: UowDep, clock: ClockDep, versions: Versions
+        self, customer_id: CustomerIdPath, data: JSONBody[CustomerReplace], services: ServicesDep, request: Request,
+        if_match: IfMatch = "",
     ) -> Response[CustomerOut]:
-        cmd = ReplaceCustomer(customer_id=catalog_id(customer_id), name=data.name, email=data.email, expected_versions=versions)
-        return _one(await replace_customer(cmd, uow, clock))
+        cmd = ReplaceCustomer(
+            customer_id=catalog_id(customer_id), name=data.name, email=data.email, expected_versions=_versions(request)
+        )
+        return _one(await replace_customer(cmd, services.uow(), services.clock))
 
     @patch("/{customer_id:str}", summary="Change some of a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
     async def patch_customer(
-        self, customer_id: CustomerIdPath, data: JSONBody[CustomerPatch], uow: UowDep, clock: ClockDep, versions: Versions
+        self, customer_id: CustomerIdPath, data: JSONBody[CustomerPatch], services: ServicesDep, request: Request,
+        if_match: IfMatch = "",
     ) -> Response[CustomerOut]:
-        cmd = PatchCustomer(customer_id=catalog_id(customer_id), changes=data.changes(), expected_versions=versions)
-        return _one(await patch_customer(cmd, uow, clock))
+        cmd = PatchCustomer(customer_id=catalog_id(customer_id), changes=data.changes(), expected_versions=_versions(request))
+        return _one(await patch_customer(cmd, services.uow(), services.clock))
 
     @delete(
         "/{customer_id:str}", summary="Delete a customer (here and in every integration)", status_code=HTTP_204_NO_CONTENT,
         responses=problems(*GUARDED, 404, 409, 412, 422),
     )
-    async def delete_customer(self, customer_id: CustomerIdPath, uow: UowDep, clock: ClockDep, versions: Versions) -> None:
-        await delete_customer(DeleteCustomer(customer_id=catalog_id(customer_id), expected_versions=versions), uow, clock)
+    async def delete_customer(
+        self, customer_id: CustomerIdPath, services: ServicesDep, request: Request, if_match: IfMatch = ""
+    ) -> None:
+        cmd = DeleteCustomer(customer_id=catalog_id(customer_id), expected_versions=_versions(request))
+        await delete_customer(cmd, services.uow(), services.clock)
 
     @get(
         "/{customer_id:str}/sync-events", summary="A customer's sync history, newest first (a deleted customer's too)",

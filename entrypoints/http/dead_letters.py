@@ -11,8 +11,8 @@ from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from application.sync.dead_letters import DEFAULT_LIMIT, MAX_LIMIT, list_dead_letters, replay_dead_letters
-from entrypoints.http.deps import ClockDep, PublisherDep, UowDep, UowFactoryDep
-from entrypoints.http.guards import json_body, requires_api_token
+from entrypoints.http.deps import ServicesDep, UowDep
+from entrypoints.http.guards import api_request
 from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.schemas import DeadLetterOut, DeadLetterReplay, ReplayOut
@@ -21,7 +21,7 @@ from entrypoints.http.schemas import DeadLetterOut, DeadLetterReplay, ReplayOut
 class DeadLetterController(Controller):
     path = "/api/v1/dead-letters"
     tags = ["dead letters"]
-    guards = [requires_api_token, json_body]
+    guards = [api_request]
     security = SECURITY
 
     @get("/", summary="Dead letters, newest first", responses=problems(*GUARDED, 422))
@@ -40,9 +40,10 @@ class DeadLetterController(Controller):
         responses=problems(*GUARDED, *BODY, 404),
     )
     async def replay(
-        self, data: JSONBody[DeadLetterReplay], request: Request, uow_factory: UowFactoryDep, publisher: PublisherDep, clock: ClockDep
+        self, data: JSONBody[DeadLetterReplay], request: Request, services: ServicesDep
     ) -> ReplayOut:
-        return ReplayOut(await replay_dead_letters(_selection(await _strictly(request)), uow_factory, publisher, clock))
+        selection = _selection(await _strictly(request))
+        return ReplayOut(await replay_dead_letters(selection, services.uow_factory, services.publisher, services.clock))
 
 
 async def _strictly(request: Request) -> DeadLetterReplay:

@@ -12,7 +12,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_404_NOT_FOUND, HTTP_422_UNPROCESSABLE_ENTITY
 
 from entrypoints.http.deps import FakeStripeDep
-from entrypoints.http.guards import json_body, requires_api_token
+from entrypoints.http.guards import api_request
 from entrypoints.http.problems import problem
 
 
@@ -37,7 +37,7 @@ class FakeStripeController(Controller):
     path = "/dev/stripe/customers"
     tags = ["dev: the fake Stripe side"]
     # Changes made here reach the catalog through sync, so they need the catalog's token too.
-    guards = [requires_api_token, json_body]
+    guards = [api_request]
     exception_handlers = {stripe.InvalidRequestError: _refused_by_stripe}
 
     @get("/", summary="Customers as the in-memory Stripe holds them, newest first")

@@ -1,7 +1,8 @@
 """Request guards: the API token, the JSON media type, and printable parameters.
 
 All `async def`: Litestar runs a plain `def` guard in a thread pool, a thread hop per guard per
-request for checks that take microseconds."""
+request for checks that take microseconds. And one guard per route (``api_request``): Litestar
+copies the route handler for every guard it calls (py-spy: three guards were 7% of a create's CPU)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,11 @@ async def printable_parameters(connection: ASGIConnection, _: BaseRouteHandler) 
         raise ValidationException(
             extra=[{"key": name, "message": "must not contain control characters", "source": source} for source, name in bad]
         )
+
+
+async def api_request(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """The catalog's, dead letters' and reconcile's routes: printable parameters, the API token,
+    a JSON body -- in that order, as three guards ran before."""
+    await printable_parameters(connection, handler)
+    await requires_api_token(connection, handler)
+    await json_body(connection, handler)

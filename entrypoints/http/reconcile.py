@@ -15,8 +15,8 @@ from application.ports import Integrations
 from application.sync.reconcile import request_run
 from application.sync.resync import Direction, resync
 from domain.drift import FindingKind, MatchBy
-from entrypoints.http.deps import ClockDep, IntegrationsDep, PublisherDep, UowDep, UowFactoryDep
-from entrypoints.http.guards import json_body, requires_api_token
+from entrypoints.http.deps import ServicesDep, UowDep
+from entrypoints.http.guards import api_request
 from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.params import BIGINT_MAX, PRINTABLE, CustomerIdPath, catalog_id, invalid_body
@@ -33,7 +33,7 @@ RunIdPath = Annotated[str, PathParameter(
 class ReconcileController(Controller):
     path = "/api/v1/reconcile"
     tags = ["reconcile"]
-    guards = [requires_api_token, json_body]
+    guards = [api_request]
     security = SECURITY
 
     @post(
@@ -44,13 +44,14 @@ class ReconcileController(Controller):
         responses=problems(*GUARDED, *BODY, 404, 409),
     )
     async def start(
-        self, data: JSONBody[ReconcileRequest], request: Request, uow_factory: UowFactoryDep, clock: ClockDep,
-        integrations: IntegrationsDep,
+        self, data: JSONBody[ReconcileRequest], request: Request, services: ServicesDep,
     ) -> Response[ReconcileRunOut]:
         body = await _strictly(request, ReconcileRequest)
-        _known(body.system, integrations)
+        _known(body.system, services.integrations)
         match_by = MatchBy(body.match_by) if body.match_by else None
-        run, _ = await request_run(uow_factory, clock, body.system, dry_run=body.dry_run, match_by=match_by, trigger="api")
+        run, _ = await request_run(
+            services.uow_factory, services.clock, body.system, dry_run=body.dry_run, match_by=match_by, trigger="api"
+        )
         return Response(
             ReconcileRunOut.of(run), status_code=HTTP_202_ACCEPTED, headers={"Location": f"{self.path}/runs/{run.id}"},
         )
@@ -99,7 +100,7 @@ class ReconcileController(Controller):
 class ResyncController(Controller):
     path = "/api/v1/customers/{customer_id:str}/resync"
     tags = ["customers"]
-    guards = [requires_api_token, json_body]
+    guards = [api_request]
     security = SECURITY
 
     @post(
@@ -109,13 +110,15 @@ class ResyncController(Controller):
         responses=problems(*GUARDED, *BODY, 404, 409),
     )
     async def resync(
-        self, customer_id: CustomerIdPath, data: JSONBody[ResyncRequest], request: Request, integrations: IntegrationsDep,
-        uow_factory: UowFactoryDep, publisher: PublisherDep, clock: ClockDep,
+        self, customer_id: CustomerIdPath, data: JSONBody[ResyncRequest], request: Request, services: ServicesDep,
     ) -> ResyncOut:
         body = await _strictly(request, ResyncRequest)
-        _known(body.system, integrations)
+        _known(body.system, services.integrations)
         cid = catalog_id(customer_id)
-        event_id = await resync(cid, body.system, Direction(body.direction), integrations, uow_factory, publisher, clock)
+        event_id = await resync(
+            cid, body.system, Direction(body.direction), services.integrations, services.uow_factory, services.publisher,
+            services.clock,
+        )
         return ResyncOut(cid, body.system, body.direction, event_id)
 
 

@@ -8,7 +8,8 @@ from litestar.status_codes import HTTP_200_OK
 
 from application.sync.webhooks import receive_webhook
 from entrypoints.http.openapi import problems
-from entrypoints.http.deps import ClockDep, IntegrationsDep, PublisherDep, UowFactoryDep
+from entrypoints.http.deps import ServicesDep
+from entrypoints.http.guards import printable_parameters
 from entrypoints.http.schemas import WebhookAck
 
 WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata caps it well below this
@@ -17,14 +18,16 @@ WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata c
 @post(
     "/api/v1/webhooks/{system:str}", status_code=HTTP_200_OK, tags=["webhooks"], request_max_body_size=WEBHOOK_MAX_BODY_BYTES,
     summary="Receive an external system's event (Stripe: signed with Stripe-Signature)",
-    responses=problems(400, 404, 413, 422, 503),
+    responses=problems(400, 404, 413, 422, 503), guards=[printable_parameters],
 )
 async def webhook(
-    system: FromPath[str], request: Request, integrations: IntegrationsDep, publisher: PublisherDep, uow_factory: UowFactoryDep,
-    clock: ClockDep,
+    system: FromPath[str], request: Request, services: ServicesDep,
 ) -> WebhookAck:
     # The signature covers the raw bytes, so the body is read as bytes, never parsed first.
-    receipt = await receive_webhook(system, await request.body(), request.headers, integrations, publisher, uow_factory, clock)
+    receipt = await receive_webhook(
+        system, await request.body(), request.headers, services.integrations, services.publisher, services.uow_factory,
+        services.clock,
+    )
     if receipt.rejected is not None:
         return WebhookAck(received=True, rejected=receipt.rejected)
     if receipt.change is None:

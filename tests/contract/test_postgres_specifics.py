@@ -119,8 +119,9 @@ async def test_concurrent_relays_publish_every_event_once_and_each_customers_in_
         while moved[0] < len(interleaved):
             done = await relay_once(pg_uow_factory, publisher, FakeClock(), batch_size=4)
             moved[0] += done
-            if done == 0:
-                await asyncio.sleep(0.002)
+            # Between turns, as a relay waits for its wakeup: without it the relay that just
+            # committed claims again before the others' retry sleeps end, and takes every turn.
+            await asyncio.sleep(0.002 if done == 0 else rng.uniform(0, 0.004))
 
     await asyncio.wait_for(asyncio.gather(*(relay(n) for n in range(4))), timeout=30)
     assert moved[0] == len(interleaved)  # every event claimed and marked once

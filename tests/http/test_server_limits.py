@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from entrypoints.http.app import create_app
-from entrypoints.http.server import MAX_REQUEST_HEAD_BYTES, uvicorn_options
+from entrypoints.http.server import MAX_REQUEST_HEAD_BYTES, BoundedHttpTools, uvicorn_options
 from tests.support.system import EmbeddedSystem
 
 BOUND = 15.0  # seconds: the most any one wait may take before the test fails
@@ -68,10 +68,10 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
     return await asyncio.wait_for(reader.read(), BOUND) == b""
 
 
-def test_production_options_name_h11_and_its_limits():
+def test_production_options_name_the_bounded_httptools_parser_and_its_limits():
     options = uvicorn_options()
 
-    assert options["http"] == "h11" and options["timeout_keep_alive"] > 0 and options["limit_concurrency"] > 0
+    assert options["http"] is BoundedHttpTools and options["timeout_keep_alive"] > 0 and options["limit_concurrency"] > 0
     uvicorn.Config(create_app(EmbeddedSystem().container), **options).load()  # every option is one uvicorn knows
 
 
@@ -85,14 +85,44 @@ async def test_an_idle_keep_alive_connection_is_closed_by_the_server(server):
 
 
 async def test_an_unfinished_request_head_over_the_limit_is_400_and_the_connection_closed(server):
-    """h11 bounds what it buffers of an *unfinished* head (a head that arrives whole in one read
-    is parsed, whatever its size): a client cannot make the server hold an endless head."""
+    """What is buffered of an *unfinished* head is bounded (a head that arrives whole in one read
+    is parsed, whatever its size): a client cannot make the server hold an endless head, sent at
+    once or dripped (httptools alone would buffer it all: BoundedHttpTools)."""
     reader, writer = await server.connect()
     writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\nX-Padding: " + b"a" * (MAX_REQUEST_HEAD_BYTES + 1024))
 
     answer = await asyncio.wait_for(reader.read(), BOUND)  # to the end: the server closes the connection
 
     assert answer.startswith(b"HTTP/1.1 400 ")
+    writer.close()
+
+
+async def test_a_head_dripped_in_small_pieces_is_refused_once_over_the_limit_and_a_next_request_is_not(server):
+    reader, writer = await server.connect()
+    writer.write(HEALTH)  # a first request on the connection: its bytes do not count for the next
+    assert (await read_response(reader))[0] == 200
+    writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n")
+    for _ in range(MAX_REQUEST_HEAD_BYTES // 512 + 4):  # bounded: just past the limit
+        if writer.is_closing() or reader.at_eof():
+            break
+        writer.write(b"X-Pad: " + b"a" * 503 + b"\r\n")
+        try:
+            await writer.drain()
+        except ConnectionError:
+            break
+        await asyncio.sleep(0)
+
+    answer = await asyncio.wait_for(reader.read(), BOUND)
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    writer.close()
+
+
+async def test_a_large_head_within_the_limit_and_a_large_body_are_served(server):
+    reader, writer = await server.connect()
+    padding = b"".join(b"X-Pad-%d: %s\r\n" % (n, b"a" * 400) for n in range(30))  # ~12 KiB of head
+    writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n" + padding + b"\r\n")
+    assert (await read_response(reader))[0] == 200
     writer.close()
 
 
