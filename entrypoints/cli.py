@@ -130,7 +130,11 @@ def api(host: str, port: int, workers: int, no_wait: bool) -> None:
             raise click.ClickException("--workers needs PostgreSQL and Kafka: each process would have its own in-memory catalog")
         from entrypoints.runtime import serve_api_processes
 
-        if not serve_api_processes(host, port, workers, wait=not no_wait):
+        try:
+            started = serve_api_processes(host, port, workers, wait=not no_wait)
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve HTTP on {host}:{port}: {exc}") from None
+        if not started:
             raise click.ClickException("an API worker process could not start (see the log above)")
         return
     from entrypoints.http.app import create_app

@@ -180,9 +180,29 @@ def serve_api_processes(host: str, port: int, workers: int, *, wait: bool = True
         "entrypoints.http.asgi:create", factory=True, host=host, port=port, workers=workers, log_config=None,
         access_log=False, **uvicorn_options(),
     )
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor = Multiprocess(config, sockets=[_listening_socket(host, port)])
     supervisor.run()
     return not any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The port the API's processes share. Not ``uvicorn.Config.bind_socket``: its socket has no
+    protocol number (0), which the worker processes inherit, and asyncio sets TCP_NODELAY on an
+    accepted socket only if it says IPPROTO_TCP -- without it Nagle's algorithm and delayed ACKs
+    halved the throughput of every process (bench/api). TCP_NODELAY on the listening socket is
+    inherited by every accepted one as well."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    log.info("serving HTTP on %s:%d", host, port)
+    return sock
 
 
 class _Server(uvicorn.Server):
