@@ -44,6 +44,11 @@ async def printable_parameters(connection: ASGIConnection, _: BaseRouteHandler) 
     arrive: percent-decoding replaces invalid UTF-8 and msgspec refuses them in JSON.)"""
     params = [("query", name, value) for name, value in connection.query_params.multi_items()]
     params += [("path", name, value) for name, value in connection.path_params.items() if isinstance(value, str)]
+    refuse_control_characters(params)
+
+
+def refuse_control_characters(params: list[tuple[str, str, str]]) -> None:
+    """422 naming each (source, name, value) whose value holds a control character."""
     bad = [(source, name) for source, name, value in params if any(unicodedata.category(c) == "Cc" for c in value)]
     if bad:
         raise ValidationException(
