@@ -5,8 +5,9 @@ Stripe's rate limit with 429 like Stripe does.
 
 1. **Zero latency, events/s per worker**: a backlog of ``--changes`` updates (one per customer, so
    nothing coalesces) drained by one worker handling one delivery at a time (WORKER_CONCURRENCY=1:
-   the old serial worker, the same-run baseline A) and by one worker at the default concurrency (B),
-   interleaved A B A B.
+   the old serial worker, the same-run baseline A), by one worker at the default concurrency (B), and
+   by one at the default concurrency under CONFLICT_POLICY=internal_wins (C: one Stripe call per
+   update instead of two), interleaved A B C A B C.
 2. **Budget-bound**: the same backlog at ``--latency`` (150 ms) per Stripe call, STRIPE_MAX_RPS and the
    server's rate limit both ``--max-rps`` (100): sustained Stripe calls/s against the budget, 429s
    (self-inflicted: over the budget) counted; one worker, then two (sharing the budget).
@@ -235,17 +236,20 @@ async def main(args: argparse.Namespace) -> None:
             creates = await bench.seed()
             print(f"  seed: {args.changes} creates by one worker at zero latency: {creates:,.0f}/s")
             if 1 in parts:
-                print("1. zero latency, one worker: A = WORKER_CONCURRENCY=1 (serial), B = default; interleaved A B A B")
-                rows: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+                print("1. zero latency, one worker: A = WORKER_CONCURRENCY=1 (serial), B = default, C = default and "
+                      "CONFLICT_POLICY=internal_wins (an update written without a read); interleaved A B C A B C")
+                rows: dict[str, list[dict[str, float]]] = {"A": [], "B": [], "C": []}
                 for r in range(1, args.rounds + 1):
-                    for side, env_ in (("A", {"WORKER_CONCURRENCY": "1"}), ("B", {})):
+                    for side, env_ in (("A", {"WORKER_CONCURRENCY": "1"}), ("B", {}), ("C", {"CONFLICT_POLICY": "internal_wins"})):
                         row = await bench.drain(1, STRIPE_MAX_RPS="10000", **env_)
                         rows[side].append(row)
                         print(f"  round {r} {side}: {row['events/s']:8,.0f} events/s  {row['calls/event']:.2f} Stripe calls/event  "
                               f"worker CPU {row['cpu ms/event']:.1f} ms/event, start-up included  ({row['seconds']:.1f} s)")
                 a = statistics.median(r["events/s"] for r in rows["A"])
                 b = statistics.median(r["events/s"] for r in rows["B"])
+                c = statistics.median(r["events/s"] for r in rows["C"])
                 print(f"  B/A: x{b / a:.2f}  (median of rounds: {b:,.0f} vs {a:,.0f} events/s)")
+                print(f"  C/A: x{c / a:.2f}  (median of rounds: {c:,.0f} vs {a:,.0f} events/s)")
             if 2 in parts:
                 server.latency, server.rate_limit = args.latency, args.max_rps
                 print(f"2. {args.latency * 1000:.0f} ms per Stripe call, STRIPE_MAX_RPS={args.max_rps:g}, "

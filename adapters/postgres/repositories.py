@@ -46,6 +46,34 @@ _INSERT_OUTBOX = outbox.insert().values(
     event_id=bindparam("event_id"), customer_id=bindparam("customer_id"), payload=cast(bindparam("payload", type_=Text), JSONB)
 )
 
+_MAPPING = select(external_mappings).where(
+    external_mappings.c.customer_id == bindparam("customer_id"), external_mappings.c.system == bindparam("system")
+)
+_MAPPING_VALUES = ("external_id", "synced_name", "synced_email", "synced_version", "synced_at", "broken", "version")
+_MAPPING_JSON = ("external_writes", "sent")
+# Version-guarded: see SqlAlchemyMappingRepository.save.
+_UPDATE_MAPPING = update(external_mappings).where(
+    external_mappings.c.customer_id == bindparam("key_customer_id"), external_mappings.c.system == bindparam("key_system"),
+    external_mappings.c.version == bindparam("key_version"),
+).values(
+    **{name: bindparam(name) for name in _MAPPING_VALUES},
+    **{name: cast(bindparam(name, type_=Text), JSONB) for name in _MAPPING_JSON},
+)
+_SYNC_RECORD = select(sync_records).where(
+    sync_records.c.event_id == bindparam("event_id"), sync_records.c.system == bindparam("system"),
+    sync_records.c.direction == bindparam("direction"),
+)
+
+_RECORD_FIELDS = ("event_id", "system", "direction", "customer_id", "operation", "status", "attempts", "last_error", "note",
+                  "created_at", "updated_at")
+_RECORD_KEY = ("event_id", "system", "direction")
+_insert_record = insert(sync_records).values({name: bindparam(name) for name in _RECORD_FIELDS})
+# The id is not in the SET list: a replaced record keeps its place in the history.
+_SAVE_SYNC_RECORD = _insert_record.on_conflict_do_update(
+    index_elements=[sync_records.c[name] for name in _RECORD_KEY],
+    set_={name: _insert_record.excluded[name] for name in _RECORD_FIELDS if name not in _RECORD_KEY},
+)
+
 
 class SqlAlchemyCustomerRepository:
     def __init__(self, connection: AsyncConnection) -> None:
@@ -123,8 +151,8 @@ class SqlAlchemyMappingRepository:
     async def get(self, customer_id: int, system: str) -> ExternalMapping | None:
         if not _is_bigint(customer_id):
             return None
-        m = external_mappings.c
-        return await self._one(select(external_mappings).where(m.customer_id == customer_id, m.system == system))
+        row = (await self._c.execute(_MAPPING, {"customer_id": customer_id, "system": system})).first()
+        return None if row is None else _mapping(row)
 
     async def by_external_id(self, system: str, external_id: str) -> ExternalMapping | None:
         m = external_mappings.c
@@ -156,23 +184,27 @@ class SqlAlchemyMappingRepository:
         one read -- under READ COMMITTED the WHERE is re-checked against a concurrent committed
         write, so a stale baseline can never overwrite a fresh one. Linking an external id that
         another customer holds is refused the same way (ConcurrentUpdate): someone linked it since."""
-        m = external_mappings.c
         values = {
             "external_id": mapping.external_id, "synced_name": mapping.synced.name, "synced_email": mapping.synced.email,
-            "synced_version": mapping.synced_version, "synced_at": mapping.synced_at,
-            "external_writes": _json(mapping.external_writes), "broken": mapping.broken, "sent": _json(mapping.sent),
+            "synced_version": mapping.synced_version, "synced_at": mapping.synced_at, "broken": mapping.broken,
             "version": mapping.version + 1,
         }
         if mapping.version == 0:
             statement = (
-                insert(external_mappings).values(customer_id=mapping.customer_id, system=mapping.system, **values)
+                insert(external_mappings).values(
+                    customer_id=mapping.customer_id, system=mapping.system, external_writes=_json(mapping.external_writes),
+                    sent=_json(mapping.sent), **values,
+                )
                 .on_conflict_do_nothing()  # either key: (customer_id, system) or (system, external_id)
             )
+            result = await self._c.execute(statement)
         else:
-            statement = update(external_mappings).where(
-                m.customer_id == mapping.customer_id, m.system == mapping.system, m.version == mapping.version
-            ).values(**values)
-        if (await self._c.execute(statement)).rowcount != 1:
+            result = await self._c.execute(_UPDATE_MAPPING, {
+                **values, "external_writes": msgspec.json.encode(mapping.external_writes).decode(),
+                "sent": msgspec.json.encode(mapping.sent).decode(),
+                "key_customer_id": mapping.customer_id, "key_system": mapping.system, "key_version": mapping.version,
+            })
+        if result.rowcount != 1:
             raise ConcurrentUpdate(mapping.customer_id)
         return msgspec.structs.replace(mapping, version=mapping.version + 1)
 
@@ -205,9 +237,7 @@ class SqlAlchemySyncRecordRepository:
         self._c = connection
 
     async def get(self, event_id: str, system: str, direction: Direction) -> SyncRecord | None:
-        s = sync_records.c
-        query = select(sync_records).where(s.event_id == event_id, s.system == system, s.direction == direction.value)
-        row = (await self._c.execute(query)).first()
+        row = (await self._c.execute(_SYNC_RECORD, {"event_id": event_id, "system": system, "direction": direction.value})).first()
         return None if row is None else _sync_record(row)
 
     async def save(self, record: SyncRecord) -> None:
@@ -217,15 +247,7 @@ class SqlAlchemySyncRecordRepository:
             "attempts": record.attempts, "last_error": record.last_error, "note": record.note,
             "created_at": record.created_at, "updated_at": record.updated_at,
         }
-        statement = insert(sync_records).values(values)
-        key = ("event_id", "system", "direction")
-        # The id is not in the SET list: a replaced record keeps its place in the history.
-        await self._c.execute(
-            statement.on_conflict_do_update(
-                index_elements=[sync_records.c[name] for name in key],
-                set_={name: statement.excluded[name] for name in values if name not in key},
-            )
-        )
+        await self._c.execute(_SAVE_SYNC_RECORD, values)
 
     async def for_customer(self, customer_id: int, limit: int) -> list[SyncRecord]:
         if not _is_bigint(customer_id):
