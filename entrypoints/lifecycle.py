@@ -69,18 +69,19 @@ async def until_reachable(
 
 
 @asynccontextmanager
-async def running(container: Container, *, wait: bool = True) -> AsyncIterator[None]:
-    """The database checked and its pool closed at the end; the Kafka producer started and flushed."""
+async def running(container: Container, *, wait: bool = True, stopping: asyncio.Event | None = None) -> AsyncIterator[None]:
+    """The database checked and its pool closed at the end; the Kafka producer started and flushed.
+    ``stopping`` set while a backend is waited for raises Stopped."""
     settings = container.settings()
     async with AsyncExitStack() as stack:
         if settings.storage_backend == "postgres":
             engine = container.engine()
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(container.outbox_wakeup().close)
-            await until_reachable(lambda: ensure_migrated(engine), wait=wait)
+            await until_reachable(lambda: ensure_migrated(engine), wait=wait, stopping=stopping)
         if settings.broker_backend == "kafka":
             publisher = container.publisher()
-            await until_reachable(publisher.start, wait=wait)
+            await until_reachable(publisher.start, wait=wait, stopping=stopping)
             stack.push_async_callback(publisher.stop)
         yield
 

@@ -191,12 +191,18 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     accepted socket only if it says IPPROTO_TCP -- without it Nagle's algorithm and delayed ACKs
     halved the throughput of every process (bench/api). TCP_NODELAY on the listening socket is
     inherited by every accepted one as well."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    # The first address the host resolves to, as getaddrinfo orders them (the single process binds
+    # every one; one is enough for the loopback and wildcard hosts a deployment uses).
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # "::" is IPv6 only, as asyncio binds it
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        sock.bind((host, port))
+        sock.bind(address)
     except OSError:
         sock.close()
         raise

@@ -45,9 +45,9 @@ async def get_customer(customer_id: int, uow: UnitOfWork, systems: Sequence[str]
         mappings = {m.system: m for m in await uow.mappings.for_customer(customer_id)}
         # The history only tells a link that is neither synced nor broken whether it is failing:
         # a customer in sync everywhere (the usual case) costs no history read.
-        settled = all(m is not None and (m.broken is not None or m.in_sync_with(customer)) for m in map(mappings.get, systems))
-        history = [] if settled else await uow.sync_records.for_customer(customer_id, limit=50)
-    names = list(systems) + sorted(set(mappings) - set(systems))
+        names = list(systems) + sorted(set(mappings) - set(systems))
+        settled = all(m is not None and (m.broken is not None or m.in_sync_with(customer)) for m in map(mappings.get, names))
+        history = [] if settled and names else await uow.sync_records.for_customer(customer_id, limit=50)
     return CustomerView(customer, [_link(customer, system, mappings.get(system), history) for system in names])
 
 

@@ -23,7 +23,7 @@ from domain.drift import email_key
 from domain.mapping import ExternalMapping, FieldWrite
 from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
 from domain.ownership import Claim, is_own_write, proves_own_create
-from domain.reconcile import merge_inbound
+from domain.reconcile import InboundMerge, merge_inbound
 from domain.safety import must_refetch
 from domain.sync import Direction, Operation, SyncRecord
 
@@ -231,16 +231,11 @@ async def _update(
     if merge.is_echo:
         if learned:
             await uow.mappings.save(mapping)  # what the event told of its changes is kept even so
-        if customer.data.changed_fields(mapping.synced) - merge.deferred or merge.stale_ours:
-            # Our own change is still waiting, perhaps held back as a conflict that this event
-            # turns out not to be (the external side is back at the baseline): send it again.
-            await record_change(uow, customer, ChangeKind.UPDATED)
-            return "no change there; our pending change is sent again"
-        if merge.deferred:
-            return f"conflict on {', '.join(sorted(merge.deferred))}: {ctx.policy.value} -> waiting for the {change.system} event's time"
-        if superseded:
-            return f"superseded: {change.system} no longer holds this event's {', '.join(sorted(superseded))}; nothing to apply"
-        return "no change (echo of a synced state)"
+        note = await _echo(uow, customer, mapping, merge, change, ctx)
+        if superseded:  # kept whatever else happened: under internal_wins it may be our write over it
+            gone = f"superseded: {change.system} no longer holds this event's {', '.join(sorted(superseded))}"
+            return f"{gone}; {note}"
+        return note
     revised = customer.revised(merge.data, now, merge.times)
     if revised is not customer or merge.kept_internal:
         # Re-broadcast to the origin too when the catalog kept a value of its own, or took a
@@ -262,6 +257,19 @@ async def _update(
             parts.append(f"conflict on {', '.join(sorted(waiting))}: {ctx.policy.value} -> waiting for the {change.system} event's time")
         return "; ".join(parts)
     return None
+
+
+async def _echo(
+    uow: UnitOfWork, customer: Customer, mapping: ExternalMapping, merge: InboundMerge, change: ExternalChange, ctx: SyncContext
+) -> str:
+    if customer.data.changed_fields(mapping.synced) - merge.deferred or merge.stale_ours:
+        # Our own change is still waiting, perhaps held back as a conflict that this event
+        # turns out not to be (the external side is back at the baseline): send it again.
+        await record_change(uow, customer, ChangeKind.UPDATED)
+        return "no change there; our pending change is sent again"
+    if merge.deferred:
+        return f"conflict on {', '.join(sorted(merge.deferred))}: {ctx.policy.value} -> waiting for the {change.system} event's time"
+    return "no change (echo of a synced state)"
 
 
 async def give_up_inbound(change: ExternalChange, error: str, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:

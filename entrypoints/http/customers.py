@@ -72,9 +72,8 @@ class CustomerController(Controller):
         self, customer_id: CustomerIdPath, data: JSONBody[CustomerReplace], services: ServicesDep, request: Request,
         if_match: IfMatch = "",
     ) -> Response[CustomerOut]:
-        cmd = ReplaceCustomer(
-            customer_id=catalog_id(customer_id), name=data.name, email=data.email, expected_versions=_versions(request)
-        )
+        versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
+        cmd = ReplaceCustomer(customer_id=catalog_id(customer_id), name=data.name, email=data.email, expected_versions=versions)
         return _one(await replace_customer(cmd, services.uow(), services.clock))
 
     @patch("/{customer_id:str}", summary="Change some of a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
@@ -82,7 +81,8 @@ class CustomerController(Controller):
         self, customer_id: CustomerIdPath, data: JSONBody[CustomerPatch], services: ServicesDep, request: Request,
         if_match: IfMatch = "",
     ) -> Response[CustomerOut]:
-        cmd = PatchCustomer(customer_id=catalog_id(customer_id), changes=data.changes(), expected_versions=_versions(request))
+        versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
+        cmd = PatchCustomer(customer_id=catalog_id(customer_id), changes=data.changes(), expected_versions=versions)
         return _one(await patch_customer(cmd, services.uow(), services.clock))
 
     @delete(
@@ -92,7 +92,8 @@ class CustomerController(Controller):
     async def delete_customer(
         self, customer_id: CustomerIdPath, services: ServicesDep, request: Request, if_match: IfMatch = ""
     ) -> None:
-        cmd = DeleteCustomer(customer_id=catalog_id(customer_id), expected_versions=_versions(request))
+        versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
+        cmd = DeleteCustomer(customer_id=catalog_id(customer_id), expected_versions=versions)
         await delete_customer(cmd, services.uow(), services.clock)
 
     @get(

@@ -36,14 +36,18 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._head_bytes = 0
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
+        counted = self._in_head
+        if counted:
             self._head_bytes += len(data)
         super().data_received(data)
+        if self._in_head and not counted:
+            # This read ended a message and began the next head: counted whole (what belonged to
+            # the previous body too -- erring towards the bound).
+            self._head_bytes += len(data)
         if self._in_head and self._head_bytes > MAX_REQUEST_HEAD_BYTES and not self.transport.is_closing():
             self.send_400_response("Request head too large")
 
-    # Counted: every read while a head is unfinished, from the end of the previous head on (a read
-    # that ends one message's body and begins the next head is not; at most one read uncounted).
+    # Counted: every read while a head is unfinished, from the end of the previous head on.
     def on_message_begin(self) -> None:
         self._in_head = True
         super().on_message_begin()

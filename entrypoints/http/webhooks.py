@@ -23,7 +23,8 @@ WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata c
 async def webhook(
     system: FromPath[str], request: Request, services: ServicesDep,
 ) -> WebhookAck:
-    refuse_control_characters([("path", "system", system)])  # as the other routes' guard does, without a guard's cost
+    # As the other routes' guard does, without a guard's cost (Litestar copies the handler per guard).
+    refuse_control_characters([("path", "system", system), *(("query", n, v) for n, v in request.query_params.multi_items())])
     # The signature covers the raw bytes, so the body is read as bytes, never parsed first.
     receipt = await receive_webhook(
         system, await request.body(), request.headers, services.integrations, services.publisher, services.uow_factory,

@@ -97,7 +97,7 @@ async def test_an_unfinished_request_head_over_the_limit_is_400_and_the_connecti
     writer.close()
 
 
-async def test_a_head_dripped_in_small_pieces_is_refused_once_over_the_limit_and_a_next_request_is_not(server):
+async def test_a_head_dripped_in_small_pieces_after_an_earlier_request_is_refused_once_over_the_limit(server):
     reader, writer = await server.connect()
     writer.write(HEALTH)  # a first request on the connection: its bytes do not count for the next
     assert (await read_response(reader))[0] == 200
@@ -112,16 +112,34 @@ async def test_a_head_dripped_in_small_pieces_is_refused_once_over_the_limit_and
             break
         await asyncio.sleep(0)
 
-    answer = await asyncio.wait_for(reader.read(), BOUND)
+    try:
+        answer = await asyncio.wait_for(reader.read(), BOUND)
+    except ConnectionResetError:
+        # The server answered 400 and closed while the client was still sending: the kernel then
+        # resets the connection and drops the answer unread. Refused either way; what must not
+        # happen is the server buffering on and never answering (wait_for's TimeoutError).
+        answer = b"HTTP/1.1 400 (reset)"
 
     assert answer.startswith(b"HTTP/1.1 400 ")
     writer.close()
 
 
-async def test_a_large_head_within_the_limit_and_a_large_body_are_served(server):
+async def test_a_large_head_within_the_limit_and_a_large_body_are_served_then_a_next_request(server):
+    """Only heads count: a 12 KiB head, then a 200 KiB body sent in pieces, then a next request on
+    the same connection whose head starts in the read that ends the body."""
     reader, writer = await server.connect()
     padding = b"".join(b"X-Pad-%d: %s\r\n" % (n, b"a" * 400) for n in range(30))  # ~12 KiB of head
-    writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n" + padding + b"\r\n")
+    body = b'{"name": "' + b"a" * (200 * 1024) + b'"}'
+    writer.write(
+        b"POST /api/v1/customers HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + b"Content-Length: %d\r\n" % len(body) + padding + b"\r\n"
+    )
+    for start in range(0, len(body) - 100, 16 * 1024):  # bounded: 13 pieces
+        writer.write(body[start:min(start + 16 * 1024, len(body) - 100)])
+        await writer.drain()
+    writer.write(body[-100:] + HEALTH)
+    status, _ = await read_response(reader)
+    assert status in (201, 413, 422)  # the API's answer to the body: not the server's 400 for a head
     assert (await read_response(reader))[0] == 200
     writer.close()
 

@@ -67,3 +67,14 @@ def test_workers_need_real_backends():
         env={"PATH": os.environ["PATH"], "API_AUTH": "none"},
     )
     assert done.returncode != 0 and "--workers needs PostgreSQL and Kafka" in done.stderr
+
+
+async def test_api_processes_waiting_for_the_database_stop_on_sigterm(pipeline):
+    proc = pipeline.processes.start(
+        "api", "--port", str(pipeline.api_port), "--workers", "2",
+        DATABASE_URL="postgresql+asyncpg://custsync:custsync@127.0.0.1:1/nowhere",  # refused: waited for
+    )
+    wait_until(lambda: Path(proc.log_path).read_text().count("retrying in") >= 2, 30, 0.1, "both processes waiting")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    assert "stopped before the backends could be reached" in Path(proc.log_path).read_text()
