@@ -7,9 +7,10 @@ a customer of another account is a 404; a 500 is saved under its Idempotency-Key
 Faults are injectable: a fraction of calls answered 429 (before anything happens) or 500 (saved
 under the key, the change made or not), and a gate that holds a response after the change was
 applied (to kill a worker mid-call). For benchmarks: ``latency`` added to every API call (real
-Stripe answers in 100-300 ms), and Stripe's request rate limit (``rate_limit`` per second per
-account, a token bucket of that many requests refilled at that rate -- the algorithm Stripe
-describes for its limiter: 429 ``rate_limit`` beyond it, nothing done).
+Stripe answers in 100-300 ms), and Stripe's request rate limits (``rate_limit`` per second per
+account for reads and as many for writes, as Stripe counts them: a token bucket each, of that many
+requests refilled at that rate -- the algorithm Stripe describes for its limiter: 429 ``rate_limit``
+beyond it, nothing done).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class StripeServer:
         self.latency, self.rate_limit = latency, rate_limit
         self.rate_limited = 0  # calls refused with 429 for going over ``rate_limit``
         self.timed: list[tuple[float, str, str, dict[str, Any]]] = []  # (monotonic time, method, path, params)
-        self._buckets: dict[int, tuple[float, float]] = {}  # per account: (tokens, when counted)
+        self._buckets: dict[tuple[int, bool], tuple[float, float]] = {}  # per account, reads and writes: (tokens, when counted)
         self._random = random.Random(seed)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -132,7 +133,7 @@ class StripeServer:
         if not dashboard:
             arrived = time.monotonic()
             self.timed.append((arrived, method, path, params))
-            if self.rate_limit is not None and self._over_the_limit(account, arrived):
+            if self.rate_limit is not None and self._over_the_limit(account, method == "GET", arrived):
                 self.rate_limited += 1
                 error = {"error": {"type": "invalid_request_error", "code": "rate_limit",
                                    "message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."}}
@@ -152,14 +153,15 @@ class StripeServer:
                 await asyncio.sleep(0.01)
         await self._send(send, status, payload, extra)
 
-    def _over_the_limit(self, account: InMemoryStripe, now: float) -> bool:
+    def _over_the_limit(self, account: InMemoryStripe, read: bool, now: float) -> bool:
         rate = self.rate_limit or 0.0
-        tokens, then = self._buckets.get(id(account), (rate, now))
+        bucket = (id(account), read)
+        tokens, then = self._buckets.get(bucket, (rate, now))
         tokens = min(rate, tokens + (now - then) * rate)
         if tokens < 1:
-            self._buckets[id(account)] = (tokens, now)
+            self._buckets[bucket] = (tokens, now)
             return True
-        self._buckets[id(account)] = (tokens - 1, now)
+        self._buckets[bucket] = (tokens - 1, now)
         return False
 
     def _account(self, authorization: str) -> InMemoryStripe | None:

@@ -39,3 +39,20 @@ async def test_the_server_refuses_what_goes_over_its_limit_and_the_budget_keeps_
         before = server.rate_limited
         refused = await asyncio.gather(*(burst(w, RATE) for w in workers))  # two processes, one account
         assert sum(refused) == 0 and server.rate_limited == before
+
+
+async def test_the_server_counts_reads_and_writes_apart_as_stripe_does():
+    with StripeServer(rate_limit=RATE) as server:
+        client = stripe_client("sk_test_budget", api_base=server.url, timeout=10)
+        customers = client.v1.customers
+        refused_reads = 0
+
+        async def read() -> None:
+            nonlocal refused_reads
+            try:
+                await customers.list_async(params={"limit": 1})
+            except stripe.RateLimitError:
+                refused_reads += 1
+
+        writes, _ = await asyncio.gather(burst(customers, RATE - 2), asyncio.gather(*(read() for _ in range(RATE - 2))))
+        assert writes == 0 and refused_reads == 0 and server.rate_limited == 0  # 2 x RATE - 4 in a moment, each kind under RATE
