@@ -65,6 +65,21 @@ class KafkaPublisher:
             raise
         self._producer = producer
 
+    async def check(self, topics: Sequence[str], timeout: float) -> None:
+        """Readiness: the cluster answers a metadata request within ``timeout`` and has ``topics``;
+        BrokerUnavailable (saying which) otherwise."""
+        if self._producer is None:
+            raise BrokerUnavailable("the producer is not started")
+        try:
+            metadata = await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerUnavailable(
+                f"the broker at {self._config['bootstrap_servers']} did not answer: {type(exc).__name__} {exc}".rstrip()
+            ) from exc
+        missing = sorted(set(topics) - metadata.topics())
+        if missing:
+            raise BrokerUnavailable(f"topics missing: {', '.join(missing)} (run `custsync topics`)")
+
     async def stop(self) -> None:
         """Flush what is pending, then close; safe to call twice or without start()."""
         producer, self._producer = self._producer, None

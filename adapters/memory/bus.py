@@ -47,6 +47,9 @@ class InMemoryPublisher:
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         await self._broker.append(envelopes)
 
+    async def check(self, topics: Sequence[str], timeout: float) -> None:
+        """Readiness: the in-memory broker is always there."""
+
 
 class InMemorySubscription:
     """One consumer of a group; a new one starts from the group's committed offsets (a restart)."""

@@ -19,6 +19,7 @@ from entrypoints.http.dev import FakeStripeController
 from entrypoints.http.methods import correct_allow, get
 from entrypoints.http.openapi import COMPONENTS, document
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.ready import ready_route
 from entrypoints.http.reconcile import ReconcileController, ResyncController
 from entrypoints.http.schemas import Health
 from entrypoints.http.webhooks import webhook
@@ -49,7 +50,9 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         "uow": provide(lambda: container.uow_factory()()),
         "services": provide(lambda: services),
     }
-    handlers: list[Any] = [CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, docs]
+    handlers: list[Any] = [
+        CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, ready_route(container), docs,
+    ]
     if dev_routes:
         dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())
         handlers.append(FakeStripeController)
