@@ -143,11 +143,17 @@ def catchup_task(container: Container) -> Task:
 
 
 def worker_tasks(container: Container, *, wait: bool = True) -> list[Task]:
-    """The worker process: the outbox relay, the sync consumer, the reconcile runner and, unless
-    CATCHUP_INTERVAL=0, catch-up."""
+    """The worker process: the outbox relay, the sync consumer, the reconcile runner, unless
+    CATCHUP_INTERVAL=0 catch-up, and with METRICS_PORT its operations listener (/health, /ready,
+    /metrics)."""
+    settings = container.settings()
     tasks = [relay_task(container), consumer_task(container, wait=wait), reconcile_task(container)]
-    if container.settings().catchup_interval > 0:
+    if settings.catchup_interval > 0:
         tasks.append(catchup_task(container))
+    if settings.metrics_port:
+        from entrypoints.http.app import create_worker_app
+
+        tasks.append(http_task(create_worker_app(container), settings.metrics_host, settings.metrics_port))
     return tasks
 
 

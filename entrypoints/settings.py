@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_interval: float = 0.0  # seconds between scheduled reconcile runs (drift checks); 0: none
     catchup_interval: float = 60.0  # seconds between polls of each system's change log (0: no catch-up)
     catchup_overlap: float = 120.0  # seconds each poll reads back before the newest change it saw
+    # The worker's operations listener (/health, /ready, /metrics): 0 is off.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -88,6 +91,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("DB_POOL_SIZE and DB_POOL_TIMEOUT must be positive")
     if settings.worker_max_attempts < 1 or settings.worker_retry_max_delay <= 0:
         raise SettingsError("WORKER_MAX_ATTEMPTS and WORKER_RETRY_MAX_DELAY must be positive")
+    if not 0 <= settings.metrics_port <= 65535:
+        raise SettingsError("METRICS_PORT must be 0 (off) or a TCP port")
     if not 1 <= settings.worker_concurrency <= 1000:
         raise SettingsError("WORKER_CONCURRENCY must be between 1 and 1000")
     if not 0 < settings.kafka_heartbeat_interval_ms < settings.kafka_session_timeout_ms <= settings.kafka_max_poll_interval_ms:

@@ -78,3 +78,13 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
     correct_allow(app)
     document(app, systems=list(container.integrations()))
     return app
+
+
+def create_worker_app(container: Container) -> Litestar:
+    """The worker's operations listener (METRICS_PORT): liveness, readiness and metrics only."""
+    from entrypoints.http.metrics import metrics
+
+    return Litestar(
+        route_handlers=[health, ready_route(container), metrics], logging_config=LoggingConfig(log_exceptions="never"),
+        openapi_config=None,
+    )

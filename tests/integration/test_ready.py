@@ -54,3 +54,28 @@ async def test_not_ready_names_missing_topics(pipeline):
         publisher = container.publisher()
         with pytest.raises(Exception, match="topics missing: no.such.topic"):
             await publisher.check(["sync.outbound", "no.such.topic"], 2.0)
+
+
+def test_the_workers_operations_listener_answers_health_ready_and_metrics(pipeline):
+    import httpx
+
+    from tests.support.processes import wait_until
+    from tests.support.stripe_server import free_port
+
+    port = free_port()
+    pipeline.processes.start("worker", METRICS_PORT=str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str):
+        try:
+            return httpx.get(base + path, timeout=3)
+        except httpx.TransportError:
+            return None
+
+    wait_until(lambda: get("/health") is not None, 30, 0.1, "the worker's listener up")
+    assert get("/health").json() == {"status": "healthy"}
+    ready = wait_until(lambda: (r := get("/ready")) is not None and r.status_code == 200 and r, 30, 0.2, "the worker ready")
+    assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "kafka": "ok"}}
+    metrics = get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert "process_cpu_seconds_total" in metrics.text
