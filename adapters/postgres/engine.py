@@ -26,9 +26,10 @@ def create_engine(url: str, pool_size: int = 10, pool_timeout: float = DEFAULT_P
         # Fail a request quickly when the pool is exhausted instead of queueing behind a stuck one.
         pool_timeout=pool_timeout,
         # No pre-ping (a round trip on every checkout): a connection the server closed is
-        # replaced at checkout for free (``_closed_at_checkout``); one dropped silently fails its
-        # unit of work (StorageUnavailable: the API's 503 with Retry-After, the worker's retry), and
-        # SQLAlchemy then invalidates every connection of the pool older than it.
+        # replaced at checkout for free (``_closed_at_checkout``); one reset on use fails its unit
+        # of work (StorageUnavailable: the API's 503 with Retry-After, the worker's retry), and
+        # SQLAlchemy then invalidates every connection of the pool older than it. One dropped
+        # without a FIN or RST hangs until the kernel gives up on it, as a pre-ping would.
         pool_pre_ping=False,
         pool_recycle=30 * 60,
         connect_args={

@@ -3,6 +3,7 @@ this package, so ``custsync migrate`` works from an installed wheel as well as f
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -37,6 +38,7 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
+@functools.cache  # the scripts ship with the code: read once, not on every readiness probe
 def head_revisions() -> tuple[str, ...]:
     return tuple(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))
 

@@ -151,8 +151,7 @@ class SqlAlchemyMappingRepository:
     async def get(self, customer_id: int, system: str) -> ExternalMapping | None:
         if not _is_bigint(customer_id):
             return None
-        row = (await self._c.execute(_MAPPING, {"customer_id": customer_id, "system": system})).first()
-        return None if row is None else _mapping(row)
+        return await self._one(_MAPPING, {"customer_id": customer_id, "system": system})
 
     async def by_external_id(self, system: str, external_id: str) -> ExternalMapping | None:
         m = external_mappings.c
@@ -213,8 +212,8 @@ class SqlAlchemyMappingRepository:
             m = external_mappings.c
             await self._c.execute(external_mappings.delete().where(m.customer_id == customer_id, m.system == system))
 
-    async def _one(self, query: Select) -> ExternalMapping | None:
-        row = (await self._c.execute(query)).first()
+    async def _one(self, query: Select, params: dict[str, object] | None = None) -> ExternalMapping | None:
+        row = (await self._c.execute(query, params)).first()
         return None if row is None else _mapping(row)
 
 

@@ -159,9 +159,9 @@ class SyncConsumer:
     Deliveries of different keys run concurrently, ``concurrency`` attempts at most (within a
     partition and across partitions); one key's deliveries run strictly in offset order. A
     delivery waiting out a failure keeps its key's place but not a slot: one key's outage holds
-    up that key only (and, once its
-    partition's uncommitted deliveries reach ``max_buffered``, that partition is paused at the
-    source, so that memory and redelivery after a crash stay bounded).
+    up that key only (and, once its partition's uncommitted deliveries reach ``max_buffered``,
+    that partition is paused at the source, so that memory and redelivery after a crash stay
+    bounded).
     """
 
     def __init__(

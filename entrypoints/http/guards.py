@@ -42,13 +42,13 @@ async def printable_parameters(connection: ASGIConnection, _: BaseRouteHandler) 
     """No query or path value may hold a control character: PostgreSQL text refuses NUL (an error,
     not a miss), and no value this API stores or compares holds one. (Lone surrogates cannot
     arrive: percent-decoding replaces invalid UTF-8 and msgspec refuses them in JSON.)"""
+    refuse_control_characters(connection)
+
+
+def refuse_control_characters(connection: ASGIConnection) -> None:
+    """``printable_parameters`` as a plain call, for a route that runs it without a guard's cost."""
     params = [("query", name, value) for name, value in connection.query_params.multi_items()]
     params += [("path", name, value) for name, value in connection.path_params.items() if isinstance(value, str)]
-    refuse_control_characters(params)
-
-
-def refuse_control_characters(params: list[tuple[str, str, str]]) -> None:
-    """422 naming each (source, name, value) whose value holds a control character."""
     bad = [(source, name) for source, name, value in params if any(unicodedata.category(c) == "Cc" for c in value)]
     if bad:
         raise ValidationException(

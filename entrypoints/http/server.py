@@ -1,7 +1,7 @@
 """How the API's HTTP server (uvicorn) treats connections: pass ``**uvicorn_options()`` to
 ``uvicorn.Config``.
 
-The parser is httptools (C; ``GET /health`` 1.6-1.7x h11's on this machine), through
+The parser is httptools (C, in place of h11's pure Python), through
 ``BoundedHttpTools``, which adds the one bound h11 had and httptools lacks: an unfinished request
 head beyond a size is refused (400) and the connection closed (a head that arrives whole in one
 read is parsed whatever its size, as with h11). Idle keep-alive connections are closed, and
@@ -61,8 +61,8 @@ def uvicorn_options() -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.Config`` (besides the app, host, port and logging)."""
     return {
         "http": BoundedHttpTools,
-        # The standard event loop: uvloop measured no faster here (the API waits on PostgreSQL,
-        # Kafka and its own Python), and the worker and tests run on this one.
+        # The standard event loop: the API waits on PostgreSQL, Kafka and its own Python, not on
+        # its loop; and the worker and the tests run on this one.
         "loop": "asyncio",
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "limit_concurrency": MAX_CONCURRENCY,

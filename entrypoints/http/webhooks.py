@@ -24,7 +24,7 @@ async def webhook(
     system: FromPath[str], request: Request, services: ServicesDep,
 ) -> WebhookAck:
     # As the other routes' guard does, without a guard's cost (Litestar copies the handler per guard).
-    refuse_control_characters([("path", "system", system), *(("query", n, v) for n, v in request.query_params.multi_items())])
+    refuse_control_characters(request)
     # The signature covers the raw bytes, so the body is read as bytes, never parsed first.
     receipt = await receive_webhook(
         system, await request.body(), request.headers, services.integrations, services.publisher, services.uow_factory,
