@@ -77,8 +77,10 @@ class RateBudget:
         self._waiting = 0
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
+        """Wait for this call's slot; returns how long that took (seconds, on the clock)."""
         self._waiting += 1
+        start = self._clock.now()
         try:
             async with self._lock:  # slots are handed out in order: one waiter at a time
                 slot = await self._next_slot()
@@ -87,6 +89,7 @@ class RateBudget:
                     await self._clock.sleep(delay)
         finally:
             self._waiting -= 1
+        return (self._clock.now() - start).total_seconds()
 
     async def _next_slot(self) -> datetime:
         late = self._clock.now() - LATE

@@ -93,7 +93,12 @@ class AmbiguousExport(PermanentIntegrationError):
 
 
 class InvalidWebhook(DomainError):
-    """A webhook's signature is missing, forged or expired, or its body is not an event."""
+    """A webhook's signature is missing, forged or expired (``reason`` "signature"), or its body
+    is not an event ("malformed")."""
+
+    def __init__(self, message: str, *, reason: str = "malformed") -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class RefusedWebhook(DomainError):

@@ -20,7 +20,7 @@ from domain.drift import Finding, ReconcileRun
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import CustomerChanged, ExternalChange, ExternalCustomer
 from domain.ownership import OwnershipTag
-from domain.sync import Direction, SyncRecord
+from domain.sync import Direction, Handled, SyncRecord
 
 
 class Clock(Protocol):
@@ -434,3 +434,27 @@ class DeadLetterRepository(Protocol):
     async def mark_replayed(self, letter: DeadLetter, at: datetime) -> None:
         """Record that ``letter`` was replayed at ``at`` -- unless it died again since it was read
         (its ``created_at`` moved): a replay that failed again belongs back in the list."""
+
+
+class SyncMetrics(Protocol):
+    """What the worker's loops count and time that their callers never see (Prometheus in the
+    processes: ``adapters.prometheus``; ``adapters.memory.metrics`` in tests). Label values are
+    bounded -- topics, systems, outcomes -- never a customer or an event."""
+
+    def handled(self, topic: str, handled: Handled) -> None:
+        """One delivery settled at one system (its outcome, and how long the change took)."""
+
+    def retried(self, topic: str, failure: str) -> None:
+        """An attempt failed and waits to be tried again (``failure``: transient, unexpected)."""
+
+    def dead_lettered(self, topic: str) -> None:
+        """A message was stored as a dead letter."""
+
+    def replayed(self, topic: str) -> None:
+        """A dead letter was published again."""
+
+    def caught_up(self, system: str, *, listed: int, published: int, failed: bool) -> None:
+        """One catch-up poll: the changes it listed, those it published (missed by webhooks)."""
+
+    def reconciled(self, system: str, status: str, counts: Mapping[str, int]) -> None:
+        """A reconcile run ended (``status``: done, failed) with what it found and fixed."""

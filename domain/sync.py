@@ -30,6 +30,51 @@ class SyncStatus(StrEnum):
         return self in (SyncStatus.SUCCEEDED, SyncStatus.DEAD)
 
 
+class Outcome(StrEnum):
+    """What handling one change at one system came to, for counting (``custsync_deliveries_total``)."""
+
+    SYNCED = "synced"  # a change was carried across (written there, or applied here)
+    UNCHANGED = "unchanged"  # nothing to carry: already equal, already deleted, never synced, ignored
+    ECHO = "echo"  # our own write coming back, or a change not sent back to where it came from
+    CONFLICT = "conflict"  # both sides changed a field: settled (or held) by the conflict policy
+    DUPLICATE = "duplicate"  # delivered again: already handled (the inbox, or a settled record)
+
+
+# The notes the use cases write (application.sync.outbound/inbound), by what they mean. A note is
+# history for a person; these prefixes are the part of it that is stable.
+_UNCHANGED = (
+    "no change", "already", "never synced", "ignored", "unknown customer",
+    "customer is deleted here", "tagged by another installation", "carries internal_id",
+)
+
+
+def outcome_of(note: str | None) -> Outcome:
+    """The outcome a settled record's note tells (no note: the change was carried as it was)."""
+    if note is None:
+        return Outcome.SYNCED
+    if "conflict on" in note or note.startswith("superseded"):
+        return Outcome.CONFLICT
+    if "echo" in note or note.startswith("no change there"):
+        return Outcome.ECHO
+    if note.startswith(_UNCHANGED):
+        return Outcome.UNCHANGED
+    return Outcome.SYNCED
+
+
+class Handled(msgspec.Struct, frozen=True):
+    """What one delivery did at one system: what the worker counts and times."""
+
+    system: str
+    direction: Direction
+    outcome: Outcome
+    latency: float | None = None  # seconds from the change (catalog commit, or the event there) to its settling
+
+    @classmethod
+    def settled(cls, record: SyncRecord, since: datetime) -> Handled:
+        latency = max(0.0, (record.updated_at - since).total_seconds())
+        return cls(record.system, record.direction, outcome_of(record.note), latency)
+
+
 class SyncRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One change travelling in one direction to or from one system, keyed by (event, system, direction)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
+from adapters.prometheus import PrometheusMetrics, new_registry
 from adapters.memory.bus import InMemoryBroker, InMemoryOutboxWakeup, InMemoryPublisher, InMemorySubscription
 from adapters.memory.database import InMemoryDatabase
 from adapters.memory.stripe import InMemoryStripe
@@ -30,6 +31,9 @@ SYNC_TOPICS = [OUTBOUND_TOPIC, INBOUND_TOPIC]
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     clock = providers.Singleton(SystemClock)
+    # This process's figures (GET /metrics); every container its own registry.
+    metrics_registry = providers.Singleton(new_registry)
+    metrics = providers.Singleton(PrometheusMetrics, metrics_registry)
 
     # Storage: PostgreSQL, or in memory for `custsync dev` and unit tests.
     database = providers.Singleton(InMemoryDatabase)
@@ -86,22 +90,22 @@ class Container(containers.DeclarativeContainer):
     stripe_customers = providers.Selector(
         settings.provided.stripe_backend,
         memory=providers.Singleton(InMemoryStripe, clock),
-        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.customers, stripe_bucket),
+        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.customers, stripe_bucket, metrics, "customers"),
     )
     stripe_accounts = providers.Selector(
         settings.provided.stripe_backend,
         memory=stripe_customers,  # the stand-in is one account: it answers GET /v1/account too
-        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.accounts, stripe_bucket),
+        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.accounts, stripe_bucket, metrics, "accounts"),
     )
     stripe_events = providers.Selector(
         settings.provided.stripe_backend,
         memory=stripe_customers.provided.event_api,
-        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.events, stripe_bucket),
+        sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.events, stripe_bucket, metrics, "events"),
     )
     stripe_raw = providers.Selector(
         settings.provided.stripe_backend,
         memory=providers.Object(None),
-        sdk=providers.Singleton(RateLimited, stripe_sdk, stripe_bucket),
+        sdk=providers.Singleton(RateLimited, stripe_sdk, stripe_bucket, metrics),
     )
     stripe_mode = providers.Selector(
         settings.provided.stripe_backend,
@@ -141,6 +145,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         retry=retry_policy,
         concurrency=settings.provided.worker_concurrency,
+        metrics=metrics,
     )
 
 

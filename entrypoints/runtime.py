@@ -100,7 +100,7 @@ def reconcile_task(container: Container) -> Task:
 
         await run_reconciler(
             container.integrations(), context, container.clock(), runner_name("worker"), stopping,
-            interval=settings.reconcile_interval,
+            interval=settings.reconcile_interval, metrics=container.metrics(),
         )
 
     return reconcile
@@ -137,6 +137,7 @@ def catchup_task(container: Container) -> Task:
         await run_catch_up(
             integrations, container.uow_factory(), container.publisher(), container.clock(), stopping, owner=owner,
             interval=settings.catchup_interval, overlap=settings.catchup_overlap, max_delay=settings.worker_retry_max_delay,
+            metrics=container.metrics(),
         )
 
     return catch_up

@@ -197,7 +197,7 @@ class StripeIntegration:
 
     def _verify(self, payload: bytes, header: str | None) -> None:
         if not header:
-            raise InvalidWebhook("missing Stripe-Signature header")
+            raise InvalidWebhook("missing Stripe-Signature header", reason="signature")
         if not self._secrets:
             raise WebhookNotConfigured("no webhook secret is configured (STRIPE_WEBHOOK_SECRET)")
         reason = "signature does not match"
@@ -209,7 +209,7 @@ class StripeIntegration:
                 reason = str(exc.user_message or exc)
             except UnicodeDecodeError:
                 raise InvalidWebhook("body is not UTF-8") from None
-        raise InvalidWebhook(reason)
+        raise InvalidWebhook(reason, reason="signature")
 
 
 def _options(idempotency_key: str | None) -> dict[str, str] | None:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from application.errors import BackendUnavailable, IntegrationError
-from application.ports import Clock, Cursor, Integration, Integrations, MessagePublisher, UnitOfWorkFactory
+from application.ports import Clock, Cursor, Integration, Integrations, MessagePublisher, SyncMetrics, UnitOfWorkFactory
 from application.sync.waiting import backoff, sleep_unless_stopped
 from application.sync.webhooks import inbound_envelope
 from domain.messages import ExternalChange
@@ -135,6 +135,7 @@ async def start_from(uow_factory: UnitOfWorkFactory, system: str, at: datetime, 
 async def run_catch_up(
     integrations: Integrations, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock,
     stopping: asyncio.Event, *, owner: str, interval: float, overlap: float, max_delay: float = 30.0,
+    metrics: SyncMetrics | None = None,
 ) -> None:
     """Poll every integration every ``interval`` seconds until ``stopping`` is set, then give the
     leases up so that another worker takes over at once."""
@@ -142,14 +143,14 @@ async def run_catch_up(
         await stopping.wait()  # nothing to poll; ending early would stop the whole worker
         return
     await asyncio.gather(*(
-        _poll(integration, uow_factory, publisher, clock, stopping, owner, interval, overlap, max_delay)
+        _poll(integration, uow_factory, publisher, clock, stopping, owner, interval, overlap, max_delay, metrics)
         for integration in integrations.values()
     ))
 
 
 async def _poll(
     integration: Integration, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock,
-    stopping: asyncio.Event, owner: str, interval: float, overlap: float, max_delay: float,
+    stopping: asyncio.Event, owner: str, interval: float, overlap: float, max_delay: float, metrics: SyncMetrics | None,
 ) -> None:
     """An outage (the database, the broker, the system itself) is waited out, one line per attempt,
     with jittered backoff never longer than the interval: the missed changes wait in the log."""
@@ -162,6 +163,8 @@ async def _poll(
                     stopping=stopping, recently=recently,
                 )
             except Exception as exc:  # noqa: BLE001 - catch-up must outlive any outage
+                if metrics is not None:
+                    metrics.caught_up(system, listed=0, published=0, failed=True)
                 failures += 1
                 delay = backoff(failures, min(interval, max_delay), getattr(exc, "retry_after", None), honour_up_to=max_delay)
                 if isinstance(exc, BackendUnavailable | IntegrationError):
@@ -170,6 +173,8 @@ async def _poll(
                     log.exception("%s catch-up failed (attempt %d); retrying in %.1fs", system, failures, delay)
                 await sleep_unless_stopped(clock, delay, stopping)
                 continue
+            if metrics is not None and done is not None:
+                metrics.caught_up(system, listed=done.listed, published=done.published, failed=False)
             if failures:
                 log.info("%s catch-up resumed after %d failed attempt(s)", system, failures)
                 failures = 0

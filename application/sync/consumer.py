@@ -34,15 +34,26 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from application.errors import BackendUnavailable, IntegrationAuthError, IntegrationError
-from application.ports import Clock, Delivery, Envelope, MessagePublisher, MessageSource, Partition, UnitOfWorkFactory
+from application.ports import (
+    Clock,
+    Delivery,
+    Envelope,
+    MessagePublisher,
+    MessageSource,
+    Partition,
+    SyncMetrics,
+    UnitOfWorkFactory,
+)
 from application.sync.waiting import sleep_unless_stopped
 from domain.messages import UndecodableMessage, dead_letter_topic
+from domain.sync import Handled
 
 log = logging.getLogger(__name__)
 
 
 class TopicHandler(Protocol):
-    async def handle(self, payload: bytes) -> None: ...
+    async def handle(self, payload: bytes) -> Sequence[Handled]:
+        """What the delivery came to at each system it concerned (counted, never acted on)."""
 
     async def give_up(self, payload: bytes, error: str) -> None:
         """Record that this message is going to the dead-letter topic."""
@@ -168,9 +179,11 @@ class SyncConsumer:
         self, source: MessageSource, publisher: MessagePublisher, handlers: Mapping[str, TopicHandler],
         clock: Clock, retry: RetryPolicy = RetryPolicy(), batch_size: int = 100, *,
         uow_factory: UnitOfWorkFactory | None = None, max_buffered: int = 200, concurrency: int = 32,
+        metrics: SyncMetrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        self._metrics = metrics or _Uncounted()
         self._source, self._publisher, self._handlers, self._uow_factory = source, publisher, handlers, uow_factory
         self._clock, self._retry, self._batch_size, self._max_buffered = clock, retry, batch_size, max_buffered
         self._slots = asyncio.Semaphore(concurrency)
@@ -313,7 +326,14 @@ class SyncConsumer:
         if handler is None:
             await self._bury(None, envelope, f"no handler for topic {envelope.topic}", lane, stopping)
             return
-        failed = await self._until_done(lambda: handler.handle(envelope.payload), envelope, lane, stopping, retry_unexpected=True)
+        handled: list[Handled] = []
+
+        async def work() -> None:
+            handled[:] = await handler.handle(envelope.payload) or ()
+
+        failed = await self._until_done(work, envelope, lane, stopping, retry_unexpected=True)
+        for one in handled:
+            self._metrics.handled(envelope.topic, one)
         if failed is not None:
             error, readable = failed
             await self._bury(handler if readable else None, envelope, error, lane, stopping)
@@ -354,6 +374,7 @@ class SyncConsumer:
                     if kind is Failure.TRANSIENT:
                         log.warning("%s waits %.1fs (attempt %d): %s", where, delay, attempt, error)
                 lane.waiting = error
+                self._metrics.retried(envelope.topic, kind.value)
             if not await self._pause(delay, stopping) or not self._still_ours(lane):
                 raise _Stopped
 
@@ -402,6 +423,15 @@ class SyncConsumer:
                 await uow.dead_letters.add(dead, self._clock.now())
                 await uow.commit()
         await self._publisher.publish([msgspec.structs.replace(dead, topic=dead_letter_topic(envelope.topic))])
+        self._metrics.dead_lettered(envelope.topic)
+
+
+class _Uncounted:
+    """No metrics (a test of the loop alone); the container always gives some."""
+
+    def handled(self, topic: str, handled: Handled) -> None: ...
+    def retried(self, topic: str, failure: str) -> None: ...
+    def dead_lettered(self, topic: str) -> None: ...
 
 
 def _storable(text: str, limit: int) -> str:

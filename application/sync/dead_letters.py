@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from application.ports import Clock, Envelope, MessagePublisher, UnitOfWork, UnitOfWorkFactory
+from application.ports import Clock, Envelope, MessagePublisher, SyncMetrics, UnitOfWork, UnitOfWorkFactory
 from domain.dead_letters import DeadLetter
 from domain.errors import DeadLetterNotFound
 from domain.messages import SYNC_TOPICS
@@ -22,7 +22,8 @@ async def list_dead_letters(uow: UnitOfWork, limit: int = DEFAULT_LIMIT, include
 
 
 async def replay_dead_letters(
-    ids: Sequence[int] | None, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock
+    ids: Sequence[int] | None, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock,
+    metrics: SyncMetrics | None = None,
 ) -> list[int]:
     """Send dead letters back to the topics they came from, in the order they first died; returns
     their ids. ``None`` replays every letter not yet replayed (none: nothing happens).
@@ -51,6 +52,9 @@ async def replay_dead_letters(
         for letter in letters:
             await uow.dead_letters.mark_replayed(letter, now)
         await uow.commit()
+    if metrics is not None:
+        for letter in letters:
+            metrics.replayed(letter.topic)
     return [d.id for d in letters]
 
 

@@ -9,6 +9,7 @@ from application.sync.inbound import give_up_inbound, sync_inbound
 from application.sync.outbound import give_up_outbound, sync_outbound
 from domain.conflicts import ConflictPolicy
 from domain.messages import CustomerChanged, ExternalChange, decode
+from domain.sync import Handled
 
 
 class _Handler:
@@ -24,8 +25,8 @@ class _Handler:
 
 
 class OutboundHandler(_Handler):
-    async def handle(self, payload: bytes) -> None:
-        await sync_outbound(decode(payload, CustomerChanged), self._integrations, await self._context())
+    async def handle(self, payload: bytes) -> list[Handled]:
+        return await sync_outbound(decode(payload, CustomerChanged), self._integrations, await self._context())
 
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_outbound(decode(payload, CustomerChanged), error, self._uow_factory, self._integrations, self._clock)
@@ -40,8 +41,8 @@ class OutboundHandler(_Handler):
 
 
 class InboundHandler(_Handler):
-    async def handle(self, payload: bytes) -> None:
-        await sync_inbound(decode(payload, ExternalChange), self._integrations, await self._context())
+    async def handle(self, payload: bytes) -> list[Handled]:
+        return [await sync_inbound(decode(payload, ExternalChange), self._integrations, await self._context())]
 
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_inbound(decode(payload, ExternalChange), error, self._uow_factory, self._clock)

@@ -25,19 +25,20 @@ from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
 from domain.ownership import Claim, is_own_write, proves_own_create
 from domain.reconcile import InboundMerge, merge_inbound
 from domain.safety import must_refetch
-from domain.sync import Direction, Operation, SyncRecord
+from domain.sync import Direction, Handled, Operation, Outcome, SyncRecord
 
 log = logging.getLogger(__name__)
 _OPERATIONS = {ChangeKind.CREATED: Operation.CREATE, ChangeKind.UPDATED: Operation.UPDATE, ChangeKind.DELETED: Operation.DELETE}
 
 
-async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: SyncContext) -> None:
+async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: SyncContext) -> Handled:
     """The catalog write, the inbox entry and the sync record commit together, so a redelivered
     event is a no-op. A change applied here is re-broadcast with ``origin`` set: it reaches
-    every *other* integration but is never pushed back to where it came from."""
+    every *other* integration but is never pushed back to where it came from. Returns what it
+    came to (a redelivery: ``duplicate``)."""
     async with ctx.uow_factory() as uow:
         if await uow.inbox.seen(change.system, change.event_id):
-            return
+            return Handled(change.system, Direction.INBOUND, Outcome.DUPLICATE)
         mapping = await uow.mappings.by_external_id(change.system, change.external_id)
     external, fetched = change.customer, False
     if must_refetch(change, mapping.synced if mapping is not None else None):
@@ -46,31 +47,34 @@ async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: 
             external = await integrations[change.system].retrieve_customer(change.external_id)
         except ExternalCustomerMissing:
             await ctx.accounts.verify(integrations[change.system], now=True)  # the customer, or the account?
-            await retried_on_concurrent_update(lambda: _unknown_there(ctx, change), STORE_ATTEMPTS)
-            return
+            return await retried_on_concurrent_update(lambda: _unknown_there(ctx, change), STORE_ATTEMPTS)
         fetched = True
-    await retried_on_concurrent_update(lambda: _apply_once(ctx, change, external, fetched), STORE_ATTEMPTS)
+    return await retried_on_concurrent_update(lambda: _apply_once(ctx, change, external, fetched), STORE_ATTEMPTS)
 
 
-async def _apply_once(ctx: SyncContext, change: ExternalChange, external: ExternalCustomer, fetched: bool) -> None:
+async def _apply_once(ctx: SyncContext, change: ExternalChange, external: ExternalCustomer, fetched: bool) -> Handled:
     async with ctx.uow_factory() as uow:
         if await uow.inbox.seen(change.system, change.event_id):
-            return  # another worker applied it meanwhile
+            return Handled(change.system, Direction.INBOUND, Outcome.DUPLICATE)  # another worker applied it meanwhile
         now = ctx.clock.now()
         customer_id, note = await _apply(uow, change, external, now, ctx)
         if fetched:
             note = f"{note}; re-fetched" if note else "re-fetched"
-        await _settle(uow, change, customer_id, note, now)
+        record = await _settle(uow, change, customer_id, note, now)
         await uow.commit()
+    return Handled.settled(record, change.occurred_at)
 
 
-async def _settle(uow: UnitOfWork, change: ExternalChange, customer_id: int | None, note: str | None, now: datetime) -> None:
+async def _settle(
+    uow: UnitOfWork, change: ExternalChange, customer_id: int | None, note: str | None, now: datetime
+) -> SyncRecord:
     record = SyncRecord.pending(change.event_id, customer_id, Direction.INBOUND, change.system, _OPERATIONS[change.kind], now)
-    await uow.sync_records.save(record.succeeded(now, note))
+    await uow.sync_records.save(done := record.succeeded(now, note))
     await uow.inbox.add(change.system, change.event_id, now)
+    return done
 
 
-async def _unknown_there(ctx: SyncContext, change: ExternalChange) -> None:
+async def _unknown_there(ctx: SyncContext, change: ExternalChange) -> Handled:
     """The re-fetch answered 404: another account or mode (domain.safety). A mapped customer's
     link breaks and the message waits in the dead-letter store; nothing in the catalog changes."""
     async with ctx.uow_factory() as uow:
@@ -78,9 +82,9 @@ async def _unknown_there(ctx: SyncContext, change: ExternalChange) -> None:
         reason = (f"{change.system} does not know {change.external_id} (404): another account or mode, or a restored "
                   "database; nothing was changed in the catalog")
         if mapping is None:
-            await _settle(uow, change, None, f"ignored: {reason}", ctx.clock.now())
+            record = await _settle(uow, change, None, f"ignored: {reason}", ctx.clock.now())
             await uow.commit()
-            return
+            return Handled.settled(record, change.occurred_at)
         await uow.mappings.save(mapping.marked_broken(reason))
         await uow.commit()
     raise MappingBroken(f"{reason}; the link of customer {mapping.customer_id} is marked broken")

@@ -39,7 +39,7 @@ from domain.reconcile import (
     reads_before_writing,
 )
 from domain.safety import proves_deletion
-from domain.sync import Direction, Operation, SyncRecord
+from domain.sync import Direction, Handled, Operation, Outcome, SyncRecord
 
 
 class _Outcome(msgspec.Struct, frozen=True):
@@ -53,20 +53,20 @@ class _Outcome(msgspec.Struct, frozen=True):
     planned_on: int | None = None  # an update: the version of the link its plan was made on
 
 
-async def sync_outbound(event: CustomerChanged, integrations: Integrations, ctx: Context) -> None:
+async def sync_outbound(event: CustomerChanged, integrations: Integrations, ctx: Context) -> list[Handled]:
     """Push the customer's *current* state (not the event's snapshot), so that replays and
     reordering converge. A system whose record for this event is settled is skipped, so a
-    redelivered event never repeats a call that already succeeded."""
-    for integration in integrations.values():
-        await _sync_one(event, integration, ctx)
+    redelivered event never repeats a call that already succeeded. Returns what it came to at
+    each system."""
+    return [await _sync_one(event, integration, ctx) for integration in integrations.values()]
 
 
-async def _sync_one(event: CustomerChanged, integration: Integration, ctx: Context) -> None:
+async def _sync_one(event: CustomerChanged, integration: Integration, ctx: Context) -> Handled:
     system = integration.system
     async with ctx.uow_factory() as uow:
         record = await uow.sync_records.get(event.event_id, system, Direction.OUTBOUND)
         if record is not None and record.status.settled:
-            return
+            return Handled(system, Direction.OUTBOUND, Outcome.DUPLICATE)
         customer = await uow.customers.get(event.customer_id)
         mapping = await uow.mappings.get(event.customer_id, system)
         intent = None
@@ -78,15 +78,19 @@ async def _sync_one(event: CustomerChanged, integration: Integration, ctx: Conte
                     await _hold_ambiguous(uow, customer, system)
                 intent = await create_intent(uow, customer, system, ctx)
     if customer is None:
-        return
+        return Handled(system, Direction.OUTBOUND, Outcome.UNCHANGED)
     # No transaction is open while the external system is called.
     try:
         outcome = await _call(integration, event, customer, mapping, intent, ctx)
     except IntegrationError as exc:
         await _record_failure(ctx, event, system, record, intent, exc)
         raise
-    if outcome is not None:
-        await retried_on_concurrent_update(lambda: _store_outcome(ctx, event, system, record, customer, outcome), STORE_ATTEMPTS)
+    if outcome is None:  # it came from there: nothing is sent back
+        return Handled(system, Direction.OUTBOUND, Outcome.ECHO)
+    done = await retried_on_concurrent_update(
+        lambda: _store_outcome(ctx, event, system, record, customer, outcome), STORE_ATTEMPTS
+    )
+    return Handled.settled(done, event.occurred_at)
 
 
 async def _hold_ambiguous(uow: UnitOfWork, customer: Customer, system: str) -> None:
@@ -290,7 +294,7 @@ def _conflict_note(plan: OutboundPlan, policy: ConflictPolicy, system: str) -> s
 
 async def _store_outcome(
     ctx: Context, event: CustomerChanged, system: str, record: SyncRecord | None, customer: Customer, outcome: _Outcome
-) -> None:
+) -> SyncRecord:
     async with ctx.uow_factory() as uow:
         await _store(uow, outcome, customer, system, ctx)
         record = record or _pending(event, system, outcome.operation, ctx.clock)
@@ -300,6 +304,7 @@ async def _store_outcome(
         done = msgspec.structs.replace(record, operation=outcome.operation).succeeded(ctx.clock.now(), note)
         await uow.sync_records.save(done)
         await uow.commit()
+    return done
 
 
 async def _store(uow: UnitOfWork, outcome: _Outcome, customer: Customer, system: str, ctx: Context) -> None:

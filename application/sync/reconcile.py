@@ -37,7 +37,7 @@ from application.errors import (
     IntegrationError,
     RetryableIntegrationError,
 )
-from application.ports import CREATE_IN_FLIGHT, Clock, Integration, Integrations, Page, SeenExternal, UnitOfWork, UnitOfWorkFactory
+from application.ports import CREATE_IN_FLIGHT, Clock, Integration, Integrations, Page, SeenExternal, SyncMetrics, UnitOfWork, UnitOfWorkFactory
 from application.sync.catchup import start_from
 from application.sync.context import SyncContext
 from application.sync.inbound import sync_inbound
@@ -657,7 +657,7 @@ def _summary(run: ReconcileRun) -> str:
 
 async def run_reconciler(
     integrations: Integrations, context: Callable[[], Awaitable[SyncContext]], clock: Clock, owner: str,
-    stopping: asyncio.Event, *, interval: float = 0.0, poll: float = 5.0,
+    stopping: asyncio.Event, *, interval: float = 0.0, poll: float = 5.0, metrics: SyncMetrics | None = None,
 ) -> None:
     """The worker's runner: executes the queued runs (asked for through the API, or by the
     schedule) one at a time, and takes over runs whose runner died. With ``interval`` > 0 it
@@ -675,7 +675,9 @@ async def run_reconciler(
                     await _refuse(ctx, run, f"{run.system} is not a configured integration")
                 else:
                     log.info("reconcile %s of %s started (%s)", run.id, run.system, run.trigger)
-                    await Reconciler(run, integration, integrations, ctx, stopping=stopping).execute()
+                    ended = await Reconciler(run, integration, integrations, ctx, stopping=stopping).execute()
+                    if metrics is not None and ended.status in (RunStatus.DONE, RunStatus.FAILED):
+                        metrics.reconciled(run.system, ended.status.value, ended.counts)
                 continue
         except BackendUnavailable as exc:
             log.warning("reconcile runner waits: %s", exc)

@@ -17,6 +17,7 @@ from entrypoints.http.dead_letters import DeadLetterController
 from entrypoints.http.deps import Services
 from entrypoints.http.dev import FakeStripeController
 from entrypoints.http.methods import correct_allow, get
+from entrypoints.http.metrics import metrics_route
 from entrypoints.http.openapi import COMPONENTS, document
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.ready import ready_route
@@ -51,7 +52,8 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         "services": provide(lambda: services),
     }
     handlers: list[Any] = [
-        CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, ready_route(container), docs,
+        CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, ready_route(container),
+        metrics_route(container), docs,
     ]
     if dev_routes:
         dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())
@@ -82,9 +84,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
 
 def create_worker_app(container: Container) -> Litestar:
     """The worker's operations listener (METRICS_PORT): liveness, readiness and metrics only."""
-    from entrypoints.http.metrics import metrics
-
     return Litestar(
-        route_handlers=[health, ready_route(container), metrics], logging_config=LoggingConfig(log_exceptions="never"),
+        route_handlers=[health, ready_route(container), metrics_route(container)], logging_config=LoggingConfig(log_exceptions="never"),
         openapi_config=None,
     )

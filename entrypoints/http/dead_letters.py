@@ -43,7 +43,7 @@ class DeadLetterController(Controller):
         self, data: JSONBody[DeadLetterReplay], request: Request, services: ServicesDep
     ) -> ReplayOut:
         selection = _selection(await _strictly(request))
-        return ReplayOut(await replay_dead_letters(selection, services.uow_factory, services.publisher, services.clock))
+        return ReplayOut(await replay_dead_letters(selection, services.uow_factory, services.publisher, services.clock, services.metrics))
 
 
 async def _strictly(request: Request) -> DeadLetterReplay:

@@ -16,6 +16,7 @@ from litestar.di import Dependency
 from litestar.params import SkipValidationMarker
 
 from adapters.memory.stripe import InMemoryStripe
+from adapters.prometheus import PrometheusMetrics
 from application.ports import Clock, Integrations, MessagePublisher, UnitOfWork, UnitOfWorkFactory
 from entrypoints.container import Container
 
@@ -51,6 +52,10 @@ class Services:
     @property
     def publisher(self) -> MessagePublisher:
         return self._container.publisher()
+
+    @property
+    def metrics(self) -> PrometheusMetrics:
+        return self._container.metrics()
 
 
 UowDep = Annotated[UnitOfWork, Dependency(), SkipValidationMarker()]

@@ -1,14 +1,21 @@
-"""``GET /metrics``: Prometheus's text exposition of this process's registry (prometheus-client's
-process and platform collectors for now; custsync's own metrics join it in the operability issue)."""
+"""``GET /metrics``: Prometheus's text exposition of this process's figures (``adapters.prometheus``):
+custsync's own and prometheus-client's process collectors; with ``custsync api --workers N``,
+every API process's figures merged."""
 
 from __future__ import annotations
 
 from litestar import Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from litestar.handlers import HTTPRouteHandler
 
+from adapters.prometheus import exposition
+from entrypoints.container import Container
 from entrypoints.http.methods import get
 
 
-@get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
-async def metrics() -> Response[bytes]:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+def metrics_route(container: Container) -> HTTPRouteHandler:
+    @get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response[bytes]:
+        body, content_type = exposition(container.metrics_registry())
+        return Response(body, media_type=content_type)
+
+    return metrics

@@ -6,6 +6,7 @@ from litestar import Request, post
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
+from application.errors import InvalidWebhook, WebhookNotConfigured
 from application.sync.webhooks import receive_webhook
 from entrypoints.http.openapi import problems
 from entrypoints.http.deps import ServicesDep
@@ -25,13 +26,25 @@ async def webhook(
 ) -> WebhookAck:
     # As the other routes' guard does, without a guard's cost (Litestar copies the handler per guard).
     refuse_control_characters(request)
+    metrics = services.metrics
+    label = system if system in services.integrations else "unknown"  # a label is never what a caller made up
     # The signature covers the raw bytes, so the body is read as bytes, never parsed first.
-    receipt = await receive_webhook(
-        system, await request.body(), request.headers, services.integrations, services.publisher, services.uow_factory,
-        services.clock,
-    )
+    try:
+        receipt = await receive_webhook(
+            system, await request.body(), request.headers, services.integrations, services.publisher,
+            services.uow_factory, services.clock,
+        )
+    except InvalidWebhook as exc:
+        metrics.webhook(label, "rejected", exc.reason)
+        raise
+    except WebhookNotConfigured:
+        metrics.webhook(label, "rejected", "not_configured")
+        raise
     if receipt.rejected is not None:
+        metrics.webhook(label, "rejected", "refused")
         return WebhookAck(received=True, rejected=receipt.rejected)
     if receipt.change is None:
+        metrics.webhook(label, "ignored")
         return WebhookAck(received=True, ignored=True)
+    metrics.webhook(label, "accepted")
     return WebhookAck(received=True, event_id=receipt.change.event_id)
