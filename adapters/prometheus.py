@@ -24,6 +24,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from application.status import StatusReport
+from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC
 from domain.sync import Handled
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -180,3 +182,23 @@ class PrometheusMetrics:
         self.webhooks.labels(system, result).inc()
         if reason is not None:
             self.webhook_rejections.labels(system, reason).inc()
+
+    # -- sampled: the worker reads application.status every METRICS_INTERVAL ---------------------
+
+    def observe_status(self, report: StatusReport) -> None:
+        self.backlog.set(report.outbox_backlog)
+        self.oldest.set(report.outbox_oldest_age_seconds)
+        if report.lag is not None:  # unknown (the broker did not answer): the last figures stand
+            self.lag.clear()  # partitions come and go (a topic repartitioned): no stale series
+            for where, n in report.lag.items():
+                topic, _, partition = where.rpartition(":")
+                self.lag.labels(topic, partition).set(n)
+        for topic in {INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC, *report.dead_letters_waiting}:
+            self.waiting_letters.labels(topic).set(report.dead_letters_waiting.get(topic, 0))
+        for system in report.integrations:
+            for status, n in system.out_of_sync.items():
+                self.out_of_sync.labels(system.system, status).set(n)
+            for direction, at in (("outbound", system.activity.last_outbound), ("inbound", system.activity.last_inbound)):
+                if at is not None:
+                    self.last_success.labels(system.system, direction).set(at.timestamp())
+        self.sampled.set(report.at.timestamp())

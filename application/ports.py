@@ -274,6 +274,35 @@ class ReconcileRepository(Protocol):
         """A finished run's working set is dropped; its findings stay."""
 
 
+class SyncActivity(msgspec.Struct, frozen=True, kw_only=True):
+    """One system's sync history as an on-call engineer reads it (``StatusRepository.activity``)."""
+
+    last_outbound: datetime | None  # when a change last settled there (outbound) ...
+    last_inbound: datetime | None  # ... and from there (inbound)
+    settled: int  # records settled (succeeded) since the window's start
+    failing: int  # records retrying or dead, last touched since the window's start
+    last_error: str | None
+    last_error_at: datetime | None
+    oldest_unsettled: datetime | None  # the oldest change still pending or retrying there
+
+
+class StatusRepository(Protocol):
+    """Aggregates for ``custsync status`` and the sampled metrics: each one query, none per customer."""
+
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """Unpublished outbox events, and when the oldest of them was committed."""
+
+    async def dead_letters_waiting(self) -> dict[str, int]:
+        """Dead letters not replayed, by original topic."""
+
+    async def activity(self, system: str, since: datetime) -> SyncActivity: ...
+
+    async def out_of_sync(self, system: str) -> dict[str, int]:
+        """Live catalog customers not in sync with ``system``, by status: ``unlinked`` (never
+        linked there), ``behind`` (a change not carried yet), ``broken`` (the link cannot be used),
+        ``retrying`` and ``dead`` (customers whose latest sync there is failing or was given up)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. Leaving the block without ``commit()`` rolls back."""
 
@@ -289,6 +318,7 @@ class UnitOfWork(Protocol):
     bindings: BindingRepository
     cursors: CursorRepository
     reconcile: ReconcileRepository
+    status: StatusRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -458,3 +488,8 @@ class SyncMetrics(Protocol):
 
     def reconciled(self, system: str, status: str, counts: Mapping[str, int]) -> None:
         """A reconcile run ended (``status``: done, failed) with what it found and fixed."""
+
+
+class ConsumerLag(Protocol):
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Per (topic, partition) of the sync topics: messages the worker group has not committed."""

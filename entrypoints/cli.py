@@ -314,6 +314,20 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON, as GET /api/v1/status returns it.")
+def status(as_json: bool) -> None:
+    """One screen for on-call: backlog, lag, dead letters, and per integration the last success,
+    error rate and last error, customers not in sync, the last catch-up and reconcile."""
+    from application.status import read_status
+    from entrypoints.status_screen import render
+
+    report = _with_backends(
+        lambda c: read_status(c.uow_factory(), c.integrations(), c.consumer_lag(), c.clock()), "status figures"
+    )
+    click.echo(msgspec.json.encode(report) if as_json else render(report))
+
+
+@main.command()
 @click.option("--system", default="stripe", show_default=True, help="The integration to compare the catalog with.")
 @click.option("--dry-run", is_flag=True, help="Report only: change nothing on either side.")
 @click.option("--match-by", type=click.Choice(["email"]), help="Link each unlinked catalog customer to the one unlinked record with its email (first sync).")

@@ -6,10 +6,11 @@ from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
 from adapters.prometheus import PrometheusMetrics, new_registry
-from adapters.memory.bus import InMemoryBroker, InMemoryOutboxWakeup, InMemoryPublisher, InMemorySubscription
+from adapters.memory.bus import InMemoryBroker, InMemoryLag, InMemoryOutboxWakeup, InMemoryPublisher, InMemorySubscription
 from adapters.memory.database import InMemoryDatabase
 from adapters.memory.stripe import InMemoryStripe
 from adapters.kafka.publisher import KafkaPublisher
+from adapters.kafka.lag import KafkaLag
 from adapters.kafka.subscription import KafkaSubscription
 from adapters.postgres.engine import create_engine
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
@@ -69,6 +70,14 @@ class Container(containers.DeclarativeContainer):
             max_poll_interval_ms=settings.provided.kafka_max_poll_interval_ms,
             session_timeout_ms=settings.provided.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.provided.kafka_heartbeat_interval_ms,
+        ),
+    )
+
+    consumer_lag = providers.Selector(
+        settings.provided.broker_backend,
+        memory=providers.Singleton(InMemoryLag, broker, settings.provided.kafka_group_id, SYNC_TOPICS),
+        kafka=providers.Singleton(
+            KafkaLag, settings.provided.kafka_bootstrap_servers, settings.provided.kafka_group_id, SYNC_TOPICS
         ),
     )
 

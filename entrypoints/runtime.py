@@ -18,10 +18,13 @@ from collections.abc import Awaitable, Callable, Iterator
 import uvicorn
 from litestar import Litestar
 
+from application.errors import BackendUnavailable
+from application.status import read_status
 from application.sync.catchup import run_catch_up
 from application.sync.context import SyncContext
 from application.sync.reconcile import run_reconciler
 from application.sync.relay import run_relay
+from application.sync.waiting import sleep_unless_stopped
 from entrypoints.container import Container
 from entrypoints.http.server import uvicorn_options
 from entrypoints.lifecycle import Stopped, bind_accounts, running, subscribed
@@ -154,8 +157,36 @@ def worker_tasks(container: Container, *, wait: bool = True) -> list[Task]:
     if settings.metrics_port:
         from entrypoints.http.app import create_worker_app
 
+        tasks.append(sampler_task(container))
         tasks.append(http_task(create_worker_app(container), settings.metrics_host, settings.metrics_port))
     return tasks
+
+
+def sampler_task(container: Container) -> Task:
+    """Every METRICS_INTERVAL, the status (backlog, lag, drift, dead letters) into the gauges. One
+    worker's figures are every worker's (they read the same database and group), so a dashboard
+    takes ``max`` across workers, not the sum."""
+
+    async def sample(stopping: asyncio.Event) -> None:
+        clock, metrics, interval = container.clock(), container.metrics(), container.settings().metrics_interval
+        failures = 0
+        while not stopping.is_set():
+            try:
+                report = await read_status(container.uow_factory(), container.integrations(), container.consumer_lag(), clock)
+            except BackendUnavailable as exc:
+                failures += 1
+                if failures == 1:  # the gauges stand still; custsync_status_sampled_timestamp_seconds shows since when
+                    log.warning("cannot sample the status for metrics: %s", exc)
+            except Exception:  # noqa: BLE001 - a bug here must not stop the worker's sync
+                log.exception("sampling the status for metrics failed")
+            else:
+                if failures:
+                    log.info("status sampled again after %d failed attempt(s)", failures)
+                failures = 0
+                metrics.observe_status(report)
+            await sleep_unless_stopped(clock, interval, stopping)
+
+    return sample
 
 
 def http_task(app: Litestar, host: str, port: int) -> Task:

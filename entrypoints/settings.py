@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The worker's operations listener (/health, /ready, /metrics): 0 is off.
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    metrics_interval: float = 15.0  # seconds between the worker's samples of backlog, lag, drift (its status)
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -93,6 +94,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("WORKER_MAX_ATTEMPTS and WORKER_RETRY_MAX_DELAY must be positive")
     if not 0 <= settings.metrics_port <= 65535:
         raise SettingsError("METRICS_PORT must be 0 (off) or a TCP port")
+    if not 1 <= settings.metrics_interval <= 3600:
+        raise SettingsError("METRICS_INTERVAL must be between 1 and 3600 seconds")
     if not 1 <= settings.worker_concurrency <= 1000:
         raise SettingsError("WORKER_CONCURRENCY must be between 1 and 1000")
     if not 0 < settings.kafka_heartbeat_interval_ms < settings.kafka_session_timeout_ms <= settings.kafka_max_poll_interval_ms:

@@ -97,6 +97,19 @@ class InMemorySubscription:
             self._broker.committed[key] = max(self._broker.committed[key], d.offset + 1)
 
 
+class InMemoryLag:
+    """The group's lag on the in-memory broker: each partition's length less its committed offset."""
+
+    def __init__(self, broker: InMemoryBroker, group: str, topics: Sequence[str]) -> None:
+        self._broker, self._group, self._topics = broker, group, list(topics)
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        return {
+            (t, p): len(self._broker.logs.get((t, p), [])) - self._broker.committed[(self._group, t, p)]
+            for t in self._topics for p in range(self._broker.partitions)
+        }
+
+
 class InMemoryOutboxWakeup:
     def __init__(self, db: InMemoryDatabase) -> None:
         self._event = db.outbox_written

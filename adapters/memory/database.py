@@ -13,6 +13,7 @@ from typing import Self
 import msgspec
 
 from adapters.memory.reconcile import InMemoryReconcileRepository
+from adapters.memory.status import InMemoryStatusRepository
 from application.ports import Cursor, Envelope, PendingEvent
 from domain.binding import AccountBinding
 from domain.customer import Customer, CustomerData, FieldTimes
@@ -84,6 +85,7 @@ class InMemoryUnitOfWork:
         self.bindings = InMemoryBindingRepository(self._tables)
         self.reconcile = InMemoryReconcileRepository(self._tables)
         self.cursors = InMemoryCursorRepository(self._tables)
+        self.status = InMemoryStatusRepository(self._tables)
         return self
 
     async def __aexit__(

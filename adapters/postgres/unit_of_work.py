@@ -16,6 +16,7 @@ from adapters.postgres.cursors import SqlAlchemyCursorRepository
 from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
 from adapters.postgres.errors import is_unavailable, unavailable
 from adapters.postgres.reconcile import SqlAlchemyReconcileRepository
+from adapters.postgres.status import SqlAlchemyStatusRepository
 from adapters.postgres.repositories import (
     SqlAlchemyCustomerRepository,
     SqlAlchemyInbox,
@@ -69,6 +70,7 @@ class SqlAlchemyUnitOfWork:
         self.bindings = SqlAlchemyBindingRepository(connection)
         self.reconcile = SqlAlchemyReconcileRepository(connection)
         self.cursors = SqlAlchemyCursorRepository(connection)
+        self.status = SqlAlchemyStatusRepository(connection)
         return self
 
     async def __aexit__(

@@ -23,6 +23,7 @@ from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.ready import ready_route
 from entrypoints.http.reconcile import ReconcileController, ResyncController
 from entrypoints.http.schemas import Health
+from entrypoints.http.status import status
 from entrypoints.http.webhooks import webhook
 
 SCHEMA_PATH = "/schema"  # the OpenAPI document: /schema/openapi.json (and .yaml)
@@ -53,7 +54,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
     }
     handlers: list[Any] = [
         CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, ready_route(container),
-        metrics_route(container), docs,
+        metrics_route(container), status, docs,
     ]
     if dev_routes:
         dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())

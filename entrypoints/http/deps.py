@@ -17,7 +17,7 @@ from litestar.params import SkipValidationMarker
 
 from adapters.memory.stripe import InMemoryStripe
 from adapters.prometheus import PrometheusMetrics
-from application.ports import Clock, Integrations, MessagePublisher, UnitOfWork, UnitOfWorkFactory
+from application.ports import Clock, ConsumerLag, Integrations, MessagePublisher, UnitOfWork, UnitOfWorkFactory
 from entrypoints.container import Container
 
 
@@ -52,6 +52,10 @@ class Services:
     @property
     def publisher(self) -> MessagePublisher:
         return self._container.publisher()
+
+    @property
+    def consumer_lag(self) -> ConsumerLag:
+        return self._container.consumer_lag()
 
     @property
     def metrics(self) -> PrometheusMetrics:

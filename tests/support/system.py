@@ -44,7 +44,7 @@ class EmbeddedSystem:
         source = InMemorySubscription(c.broker(), topics, group)
         handlers = {OUTBOUND_TOPIC: c.outbound_handler(), INBOUND_TOPIC: c.inbound_handler()}
         retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=0.01)
-        return SyncConsumer(source, c.publisher(), handlers, self.clock, retry, uow_factory=c.uow_factory())
+        return SyncConsumer(source, c.publisher(), handlers, self.clock, retry, uow_factory=c.uow_factory(), metrics=c.metrics())
 
     def use_stripe(self, stripe: InMemoryStripe) -> None:
         """Swap in another Stripe account (as a changed STRIPE_SECRET_KEY would), for the worker too."""

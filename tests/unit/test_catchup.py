@@ -305,3 +305,24 @@ async def test_a_cursor_stored_before_floors_were_kept_still_reads_its_overlap_b
     assert (await system.catch_up()).published == 1
     await system.settle()
     assert [name for name, _ in (await catalog(system)).values()] == ["Listed late"]
+
+
+async def test_each_poll_is_counted_with_what_it_found_and_failed_polls_apart():
+    from adapters.memory.metrics import InMemoryMetrics
+
+    db, broker, clock = InMemoryDatabase(), InMemoryBroker(), SystemClock()
+    fake = InMemoryStripe(clock)
+    await fake.create_async(params={"name": "Ada"})
+    await fake.create_async(params={"name": "Bob"})
+    metrics = InMemoryMetrics()
+    stopping = asyncio.Event()
+    loop = asyncio.create_task(run_catch_up(
+        {"stripe": StripeIntegration(fake, [WEBHOOK_SECRET])}, db.unit_of_work, FlakyPublisher(broker, failures=1), clock,
+        stopping, owner="w1", interval=0.02, overlap=120.0, metrics=metrics,
+    ))
+    await wait_for(lambda: metrics.counts["catch-up", "stripe", "ok"] >= 2)
+    stopping.set()
+    await asyncio.wait_for(loop, 5)
+    assert metrics.counts["catch-up", "stripe", "failed"] == 1  # the publish that failed
+    assert metrics.counts["catch-up published", "stripe"] == 2  # each missed change once
+    assert metrics.counts["catch-up listed", "stripe"] >= 2

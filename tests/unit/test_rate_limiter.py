@@ -132,3 +132,30 @@ async def test_slots_a_process_fell_behind_on_are_dropped_not_spent_at_once(cloc
         await b.acquire()
         stamps.append(clock.now().timestamp())
     assert busiest_second(stamps) <= 10 and stamps[-1] - stamps[0] == pytest.approx(0.4)
+
+
+async def test_every_call_is_counted_by_method_and_status_class_with_its_wait(clock, fake_stripe):
+    import stripe
+
+    from adapters.prometheus import PrometheusMetrics, new_registry
+
+    metrics = PrometheusMetrics(new_registry())
+    limited = RateLimited(fake_stripe, budget(clock, 2), metrics, "customers")
+    created = await limited.create_async(params={"name": "A"})
+    fake_stripe.fail_next("update", 429)
+    with pytest.raises(stripe.RateLimitError):
+        await limited.update_async(created["id"], params={"name": "B"})
+    fake_stripe.fail_next("update", 503)
+    with pytest.raises(stripe.StripeError):
+        await limited.update_async(created["id"], params={"name": "B"})
+    await limited.update_async(created["id"], params={"name": "B"})
+
+    def calls(method, status_class):
+        labels = {"system": "stripe", "method": method, "status_class": status_class}
+        return metrics.registry.get_sample_value("custsync_external_requests_total", labels) or 0
+
+    assert (calls("customers.create", "2xx"), calls("customers.update", "2xx")) == (1, 1)
+    assert (calls("customers.update", "429"), calls("customers.update", "5xx")) == (1, 1)
+    waits = metrics.registry.get_sample_value("custsync_rate_limit_wait_seconds_count", {"system": "stripe"})
+    waited = metrics.registry.get_sample_value("custsync_rate_limit_wait_seconds_sum", {"system": "stripe"})
+    assert waits == 4 and waited == pytest.approx(1.5)  # four calls at 2/s: 0, 0.5, 0.5, 0.5 s for their slots

@@ -4,6 +4,8 @@ email, a second run finding nothing, and a run interrupted and resumed applying 
 from __future__ import annotations
 
 import asyncio
+
+from adapters.memory.metrics import InMemoryMetrics
 from collections import Counter
 
 import pytest
@@ -344,13 +346,18 @@ async def test_the_worker_schedules_a_drift_check_every_interval_and_runs_it(sys
             await asyncio.sleep(0)
         stopping.set()
 
+    metrics = InMemoryMetrics()
     await asyncio.gather(
-        run_reconciler(system.container.integrations(), context, system.clock, "worker", stopping, interval=3600, poll=60),
+        run_reconciler(
+            system.container.integrations(), context, system.clock, "worker", stopping, interval=3600, poll=60, metrics=metrics
+        ),
         stop_after_two_and_a_half_hours(),
     )
     async with system.uow_factory() as uow:
         runs = await uow.reconcile.runs("stripe", 10)
     assert len(runs) == 3  # at 0, after 1 h and after 2 h
+    assert metrics.counts["reconcile", "stripe", "done"] == 3  # each run counted once it ended
+    assert metrics.counts["reconcile found", "stripe", "only_there"] == 1
     assert {(r.status, r.trigger, r.dry_run, r.match_by) for r in runs} == {(RunStatus.DONE, "schedule", False, None)}
     assert [r.counts.get("only_there", 0) for r in reversed(runs)] == [1, 0, 0]  # imported once, then in sync
     assert [c.name for c in await catalog(system)] == ["Only there"]
