@@ -1,0 +1,101 @@
+"""Issue 12 on the real stack: `custsync api` and `worker` processes on PostgreSQL and Kafka, against
+the HTTP Stripe test server. The metrics move as changes travel (scraped from both processes),
+`custsync status` reads the same picture, and `/ready` flips to 503 -- naming the backend -- when
+PostgreSQL or the Kafka broker is really stopped, and back to 200 once it returns.
+
+The services stopped here are the project's own (scripts/postgres.sh, scripts/kafka.sh), restarted
+before each test returns, even on failure (as in test_outages)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.integration.test_sync_pipeline import api_ready, stripe_link
+from tests.support.processes import wait_until
+from tests.support.scrape import Scrape
+from tests.support.soak import kafka_outage, postgres_outage
+from tests.support.stripe_server import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def get(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=3)
+    except httpx.TransportError:
+        return None
+
+
+def scrape(url: str) -> Scrape:
+    response = httpx.get(f"{url}/metrics", timeout=3)
+    assert response.status_code == 200
+    return Scrape(response.text)
+
+
+def start(pipeline) -> str:
+    """The API and a worker with its operations listener; the worker's base URL."""
+    port = free_port()
+    pipeline.start_api()
+    pipeline.processes.start("worker", METRICS_PORT=str(port), METRICS_INTERVAL="1")
+    worker = f"http://127.0.0.1:{port}"
+    wait_until(lambda: api_ready(pipeline), what="the API")
+    wait_until(lambda: (r := get(f"{worker}/ready")) is not None and r.status_code == 200, timeout=60, what="the worker ready")
+    return worker
+
+
+async def test_metrics_move_on_both_processes_and_the_status_reads_the_same_picture(pipeline):
+    worker = start(pipeline)
+    before = scrape(worker)
+    created = pipeline.http.post("/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"})
+    customer_id = created.json()["id"]
+    wait_until(lambda: stripe_link(pipeline, customer_id), timeout=60, what="the Stripe link")
+
+    def synced() -> Scrape | None:
+        now = scrape(worker)
+        moved = now.value("custsync_deliveries_total", topic="sync.outbound", outcome="synced") > before.value(
+            "custsync_deliveries_total", topic="sync.outbound", outcome="synced")
+        sampled = now.value("custsync_status_sampled_timestamp_seconds") > 0
+        return now if moved and sampled and now.value("custsync_consumer_lag_messages") == 0 else None
+
+    after = wait_until(synced, timeout=30, step=0.5, what="the worker's figures")
+    assert after.value("custsync_sync_latency_seconds_count", direction="outbound", system="stripe") >= 1
+    assert after.value("custsync_external_requests_total", system="stripe", method="customers.create", status_class="2xx") >= 1
+    assert after.value("custsync_rate_limit_wait_seconds_count", system="stripe") >= 1
+    assert after.value("custsync_outbox_backlog_events") == 0
+    assert "custsync_consumer_lag_messages" in after.text  # one series per partition of the group
+
+    api = scrape(pipeline.api_url)  # the API's own: process figures, and its webhooks once any arrive
+    assert "process_cpu_seconds_total" in api.text and "custsync_webhooks_received_total" in api.text
+
+    report = json.loads(pipeline.processes.run("status", "--json").stdout)
+    [stripe] = report["integrations"]
+    assert report["outbox_backlog"] == 0 and report["lag_error"] is None and sum(report["lag"].values()) == 0
+    assert stripe["activity"]["last_outbound"] is not None and stripe["out_of_sync"]["unlinked"] == 0
+    screen = pipeline.processes.run("status").stdout
+    assert "outbox        0 change(s) not yet published" in screen and "\nstripe\n" in screen
+
+
+@pytest.mark.parametrize(("outage", "backend"), [(postgres_outage, "postgres"), (kafka_outage, "kafka")])
+async def test_ready_flips_to_503_naming_the_backend_that_stopped_and_back(pipeline, outage, backend):
+    worker = start(pipeline)
+    stop = outage(0)
+    await stop.begin()
+    try:
+        def not_ready(url: str) -> dict | None:
+            response = get(f"{url}/ready")
+            if response is None or response.status_code != 503:
+                return None
+            return response.json()
+
+        for url in (pipeline.api_url, worker):
+            body = wait_until(lambda: not_ready(url), timeout=30, step=0.5, what=f"{url}/ready to say 503")
+            assert body["status"] == "not ready" and body["checks"][backend] != "ok", body
+            assert (get(f"{url}/health")).status_code == 200  # liveness stays: nothing to restart for
+    finally:
+        await stop.end()
+    for url in (pipeline.api_url, worker):
+        wait_until(lambda: (r := get(f"{url}/ready")) is not None and r.status_code == 200, timeout=90, step=0.5,
+                   what=f"{url}/ready back to 200")
