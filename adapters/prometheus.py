@@ -25,6 +25,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from application.status import StatusReport
+from application.sync.retention import RetentionPass
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC
 from domain.sync import Handled
 
@@ -98,6 +99,13 @@ class PrometheusMetrics:
         self.reconcile_found = counter(
             "custsync_reconcile_findings_total", "What reconcile runs found and fixed, by kind", ("system", "kind")
         )
+        self.retention_rows = counter(
+            "custsync_retention_rows_deleted_total", "Rows retention passes deleted, by table", ("table",)
+        )
+        self.retention_scrubbed = Counter(
+            "custsync_retention_customers_scrubbed_total", "Deleted customers whose personal data retention scrubbed",
+            registry=registry,
+        )
         # External systems (in every process that calls one).
         self.requests = counter(
             "custsync_external_requests_total",
@@ -168,6 +176,11 @@ class PrometheusMetrics:
         self.reconcile_runs.labels(system, status).inc()
         for kind, n in counts.items():
             self.reconcile_found.labels(system, kind).inc(n)
+
+    def retained(self, done: RetentionPass) -> None:
+        for table in ("outbox", "inbox", "sync_records", "dead_letters"):
+            self.retention_rows.labels(table).inc(getattr(done, table))
+        self.retention_scrubbed.inc(done.customers_scrubbed)
 
     # -- the adapters' and the API's own --------------------------------------------------------
 

@@ -122,6 +122,53 @@ class OutboxRelayPort(Protocol):
     async def mark_published(self, positions: Sequence[int], at: datetime) -> None: ...
 
 
+class ScrubCandidate(msgspec.Struct, frozen=True):
+    """A deleted customer whose personal data is not scrubbed yet, with what decides whether it may
+    be now (``domain.retention.deletion_settled``)."""
+
+    customer: Customer
+    mappings: list[ExternalMapping]
+    unpublished: bool  # an event of it waits in the outbox
+
+
+class EventsScrubbed(msgspec.Struct, frozen=True):
+    rows: int
+    emails: frozenset[str]  # the emails those events named
+
+
+class RetentionRepository(Protocol):
+    """What a retention pass deletes and scrubs (``application.sync.retention``; the rules are in
+    ``domain.retention``). Each prune deletes at most ``limit`` rows, oldest first, passing over
+    rows another transaction holds (so several workers prune side by side), and returns how many."""
+
+    async def prune_outbox(self, published_before: datetime, limit: int) -> int:
+        """Events published before ``published_before``; never one still waiting to be published."""
+
+    async def prune_inbox(self, processed_before: datetime, limit: int) -> int:
+        """Entries of events applied before ``processed_before``."""
+
+    async def prune_sync_records(self, settled_before: datetime, limit: int) -> int:
+        """Records that succeeded before ``settled_before``: never a pending, retrying or dead one,
+        nor the newest record of its customer, system and direction when a retrying or dead one
+        precedes it (a link's newest record is what its ``sync_status`` is read from)."""
+
+    async def prune_dead_letters(self, replayed_before: datetime, limit: int) -> int:
+        """Letters replayed (or dismissed) before ``replayed_before``; never one waiting."""
+
+    async def unscrubbed(self, after_id: int | None, limit: int) -> list[ScrubCandidate]:
+        """Deleted customers whose personal data was not scrubbed yet, by id after ``after_id``."""
+
+    async def scrub_events(self, customer_id: int, limit: int) -> EventsScrubbed:
+        """Clear what up to ``limit`` of a deleted customer's published events say of it
+        (``domain.retention.scrubbed_event``). A customer not deleted is left alone."""
+
+    async def scrub_customer(self, customer_id: int, emails: frozenset[str], at: datetime) -> int:
+        """Scrub the rest of a deleted customer and mark it scrubbed at ``at``: its links, its create
+        intent, its dead letters, the mentions of ``emails`` (and of those found on the way) in its
+        history and in those letters' errors, its tombstone. Returns how many rows changed; a
+        customer not deleted is left alone (0)."""
+
+
 class InstallationRepository(Protocol):
     """The id of this installation of custsync, made once (``custsync init``, or the first start)."""
 
@@ -318,6 +365,7 @@ class UnitOfWork(Protocol):
     bindings: BindingRepository
     cursors: CursorRepository
     reconcile: ReconcileRepository
+    retention: RetentionRepository
     status: StatusRepository
 
     async def __aenter__(self) -> Self: ...

@@ -13,6 +13,11 @@ Stripe's rate limit with 429 like Stripe does.
    (self-inflicted: over the budget) counted; one worker, then two (sharing the budget).
 3. **End to end**: updates committed at a steady ``--e2e-rates`` (50/s, 200/s) with budget to spare;
    the time from each commit to the Stripe request that carries it (p50/p99).
+4. **Metrics on** (the operability issue): part 1's B as it ships (every delivery and Stripe call
+   counted and logged, no listener) against M: the same with its operations listener
+   (METRICS_PORT, the status sampled every second) scraped every second by the bench and
+   LOG_FORMAT=json, interleaved B M B M; and what the per-event instrumentation (its counters,
+   histograms and three JSON log lines) costs, timed in this process, as a share of B's CPU per event.
 
 Each backlog is written while the relay is held back (the bench holds the relays' advisory lock), the
 workers join their group, then the lock is released: the clock starts with every change in the
@@ -31,6 +36,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 from sqlalchemy import text
 
 from adapters.clock import SystemClock
@@ -42,7 +48,7 @@ from application.customers.create import create_customer
 from application.customers.update import patch_customer
 from tests.support.infra import migrate, recreate_database, reset_topics
 from tests.support.processes import Processes, base_env
-from tests.support.stripe_server import StripeServer
+from tests.support.stripe_server import StripeServer, free_port
 
 MAX_DRAIN_SECONDS = 900  # any one drain
 PARTITIONS = 6
@@ -56,7 +62,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of part 1")
     parser.add_argument("--e2e-rates", default="50,200", help="updates/s of part 3")
     parser.add_argument("--e2e-seconds", type=float, default=15.0)
-    parser.add_argument("--parts", default="1,2,3")
+    parser.add_argument("--parts", default="1,2,3,4")
     return parser.parse_args()
 
 
@@ -156,7 +162,7 @@ class Bench:
         customers = self.server.stripe.customers
         return sum(1 for ext in self.external.values() if str(customers[ext].get("name", "")).startswith(tag + "-"))
 
-    async def drain(self, workers: int, **env: str) -> dict[str, float]:
+    async def drain(self, workers: int, scrape: str | None = None, **env: str) -> dict[str, float]:
         async with self.relays_held():
             tag = await self.backlog()
             running = await self.start_workers(workers, **env)
@@ -166,8 +172,13 @@ class Bench:
         async def progress() -> int:
             return self.pushed(tag)
 
+        scraping = asyncio.create_task(scraped_every_second(scrape)) if scrape else None
         await self.until(progress, len(self.ids), f"the drain of {tag}")
         took = time.monotonic() - began
+        if scraping is not None:
+            scraping.cancel()
+            scrapes = await asyncio.gather(scraping, return_exceptions=True)
+            del scrapes
         cpu = self.stop(running)
         stamps = [t for t, *_ in self.server.timed[calls:] if t <= began + took]
         return {
@@ -217,6 +228,54 @@ class Bench:
         return {"offered/s": offered, "p50": statistics.median(latencies), "p99": latencies[int(0.99 * (len(latencies) - 1))]}
 
 
+async def scraped_every_second(url: str) -> None:
+    """Prometheus's part: GET /metrics every second (bounded: a drain lasts MAX_DRAIN_SECONDS at most)."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        for _ in range(MAX_DRAIN_SECONDS):
+            with contextlib.suppress(httpx.HTTPError):
+                (await http.get(url)).raise_for_status()
+            await asyncio.sleep(1.0)
+
+
+def instrumentation_us_per_event(events: int = 20_000) -> float:
+    """What one update costs in counting and logging, as the worker does it under latest_wins: a
+    delivery counted (with its latency), two Stripe calls counted (method, status class, duration,
+    the budget's wait) and three JSON log lines (two calls, one delivery) with their bound fields,
+    formatted and written to a null stream. Microseconds per event, in this process."""
+    import io
+    import logging
+
+    from adapters.prometheus import PrometheusMetrics, new_registry
+    from application.correlation import bound
+    from domain.sync import Direction, Handled, Outcome
+    from entrypoints.logs import WithContext, formatter
+
+    metrics = PrometheusMetrics(new_registry())
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(formatter("json"))
+    handler.addFilter(WithContext())
+    logger = logging.getLogger("bench.instrumentation")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handled = Handled("stripe", Direction.OUTBOUND, Outcome.SYNCED, 0.02)
+    began = time.perf_counter()
+    for n in range(events):
+        with bound(correlation_id="5f0c3b0e9d2a4c1f8e7b6a5d4c3b2a19", event_id="9b1e8f2a-0c3d-4e5f-8a9b-0c1d2e3f4a5b", customer_id=n,
+                   topic="sync.outbound", partition=3, offset=n):
+            for method in ("customers.retrieve", "customers.update"):
+                metrics.rate_limit_waited("stripe", 0.0)
+                metrics.external_request("stripe", method, 200, 0.004)
+                logger.info("stripe %s %s -> %s in %.0f ms (Request-Id %s)", method, "cus_Q1", 200, 4.0, "req_8Hk2",
+                            extra={"stripe_request_id": "req_8Hk2", "external_id": "cus_Q1", "status": 200})
+            metrics.handled("sync.outbound", handled)
+            logger.info("%s %s %s%s", "outbound", "stripe", "synced", " (20 ms after the change)",
+                        extra={"system": "stripe", "outcome": "synced"})
+        if n % 1000 == 0:
+            handler.stream = io.StringIO()  # bounded memory
+    return (time.perf_counter() - began) * 1e6 / events
+
+
 async def main(args: argparse.Namespace) -> None:
     kafka = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     database_url = await recreate_database(os.environ["TEST_DATABASE_URL"], "custsync_bench_throughput")
@@ -264,6 +323,31 @@ async def main(args: argparse.Namespace) -> None:
                 for rate in (float(r) for r in args.e2e_rates.split(",")):
                     row = await bench.e2e(rate)
                     print(f"  {rate:5.0f}/s (offered {row['offered/s']:5.0f}/s): p50 {row['p50']:7.1f} ms   p99 {row['p99']:7.1f} ms")
+            if 4 in parts:
+                print("4. metrics on: B = as shipped (counted and logged, no listener), M = B with its operations listener "
+                      "(status sampled every 1 s) scraped every 1 s and LOG_FORMAT=json; zero latency, one worker, "
+                      "interleaved B M B M")
+                sides: dict[str, list[dict[str, float]]] = {"B": [], "M": []}
+                port = free_port()
+                for r in range(1, args.rounds + 1):
+                    for side in ("B", "M"):
+                        if side == "B":
+                            row = await bench.drain(1, STRIPE_MAX_RPS="10000")
+                        else:
+                            row = await bench.drain(1, scrape=f"http://127.0.0.1:{port}/metrics", STRIPE_MAX_RPS="10000",
+                                                    METRICS_PORT=str(port), METRICS_INTERVAL="1", LOG_FORMAT="json")
+                        sides[side].append(row)
+                        print(f"  round {r} {side}: {row['events/s']:8,.0f} events/s  worker CPU {row['cpu ms/event']:.2f} ms/event  "
+                              f"({row['seconds']:.1f} s)")
+                b = statistics.median(r["events/s"] for r in sides["B"])
+                m = statistics.median(r["events/s"] for r in sides["M"])
+                b_cpu = statistics.median(r["cpu ms/event"] for r in sides["B"])
+                m_cpu = statistics.median(r["cpu ms/event"] for r in sides["M"])
+                print(f"  M/B: x{m / b:.3f} events/s ({m:,.0f} vs {b:,.0f}), x{m_cpu / b_cpu:.3f} CPU per event "
+                      f"({m_cpu:.2f} vs {b_cpu:.2f} ms)")
+                cost = statistics.median(instrumentation_us_per_event() for _ in range(3))
+                print(f"  instrumentation per event (counters, histograms, 3 JSON log lines): {cost:.1f} us "
+                      f"= {cost / (b_cpu * 10):.2f}% of B's {b_cpu:.2f} ms of CPU per event")
         finally:
             processes.stop_all()
             await bench.engine.dispose()

@@ -47,6 +47,8 @@ class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
     data: CustomerData | None
     occurred_at: datetime
     origin: str | None = None
+    # Follows the change from the request (or webhook) that made it, for the logs only.
+    correlation_id: str | None = None
     # An operator's push (``custsync resync``): the catalog's state is written there whatever the
     # baseline and the conflict policy say. On a create (a reconcile's export): decided by the
     # run, so never held as ambiguous (application.sync.outbound).
@@ -113,6 +115,7 @@ class ExternalChange(msgspec.Struct, frozen=True, kw_only=True):
     # An operator's pull (``custsync resync --pull``): the external state replaces the catalog's,
     # whatever the baselines and the conflict policy say.
     forced: bool = False
+    correlation_id: str | None = None  # the webhook request that brought it, for the logs only
 
 
 class UndecodableMessage(ValueError):

@@ -30,7 +30,7 @@ def _settings(**overrides: object) -> Settings:
         raise click.ClickException(str(exc)) from exc
     from entrypoints.logs import configure
 
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     return settings
 
 

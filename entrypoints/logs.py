@@ -1,5 +1,7 @@
-"""Logging for the processes: one readable line per record on stderr, and a chatty library's
-repeated complaints held back.
+"""Logging for the processes: one line per record on stderr -- readable (the default, for a
+terminal) or one JSON object (LOG_FORMAT=json, for a log pipeline) -- carrying the fields of the
+work in hand (application.correlation: correlation id, event, customer, external id, topic,
+partition, offset); and a chatty library's repeated complaints held back.
 
 While a broker is down aiokafka logs the same error for every reconnect attempt (several a
 second, per connection); an operator needs to see it once, and how long it lasted, not 20,000
@@ -12,11 +14,17 @@ import logging
 import sys
 import time
 
+from pythonjsonlogger.json import JsonFormatter
+
+from application.correlation import log_fields
+
 CHATTY = ("aiokafka",)  # loggers whose identical messages are held back
 # Libraries that log every HTTP request at INFO (three lines per Stripe call between them): at
 # WARNING unless LOG_LEVEL=DEBUG. Our own lines say what was synced; their failures still show.
 PER_REQUEST = ("httpx", "httpcore", "stripe")
 REPEAT_INTERVAL = 30.0
+# A LogRecord's own attributes: not repeated as JSON keys (the message, level, logger and time are).
+RESERVED = [*vars(logging.LogRecord("", 0, "", 0, "", None, None)), "message", "asctime", "taskName"]
 
 
 class HoldBackRepeats(logging.Filter):
@@ -43,10 +51,38 @@ class HoldBackRepeats(logging.Filter):
         return True
 
 
-def configure(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+class WithContext(logging.Filter):
+    """Puts the fields of the work in hand on each record (as attributes: JSON keys), and a short
+    ``[...]`` of them for the readable format."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = log_fields()
+        for key, value in fields.items():
+            if not hasattr(record, key):  # what a line says itself (extra=) wins
+                setattr(record, key, value)
+        record.context = f" [{' '.join(f'{k}={v}' for k, v in fields.items())}]" if fields else ""
+        return True
+
+
+TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
+FORMATS = ("text", "json")
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    if fmt == "json":
+        return JsonFormatter(
+            "%(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level", "name": "logger"},
+            reserved_attrs=[*RESERVED, "context"], timestamp="time",  # ISO 8601, UTC
+        )
+    return logging.Formatter(TEXT)
+
+
+def configure(level: str, fmt: str = "text") -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr)
     for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter(fmt))
         handler.addFilter(HoldBackRepeats())
+        handler.addFilter(WithContext())
     if logging.getLevelName(level.upper()) != logging.DEBUG:
         for name in PER_REQUEST:
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -11,9 +11,12 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import uvicorn
 from litestar import Litestar
@@ -24,6 +27,7 @@ from application.sync.catchup import run_catch_up
 from application.sync.context import SyncContext
 from application.sync.reconcile import run_reconciler
 from application.sync.relay import run_relay
+from application.sync.retention import run_retention
 from application.sync.waiting import sleep_unless_stopped
 from entrypoints.container import Container
 from entrypoints.http.server import uvicorn_options
@@ -146,14 +150,30 @@ def catchup_task(container: Container) -> Task:
     return catch_up
 
 
+def retention_task(container: Container) -> Task:
+    """Every hour, prune what sync no longer needs and scrub settled deletions (application.sync.retention)."""
+    settings = container.settings()
+
+    async def retain(stopping: asyncio.Event) -> None:
+        log.info("retention: keeping %d days, a pass every hour", settings.retention_days)
+        await run_retention(
+            container.uow_factory(), container.clock(), stopping, days=settings.retention_days,
+            max_delay=settings.worker_retry_max_delay, on_pass=container.metrics().retained,
+        )
+
+    return retain
+
+
 def worker_tasks(container: Container, *, wait: bool = True) -> list[Task]:
     """The worker process: the outbox relay, the sync consumer, the reconcile runner, unless
-    CATCHUP_INTERVAL=0 catch-up, and with METRICS_PORT its operations listener (/health, /ready,
-    /metrics)."""
+    CATCHUP_INTERVAL=0 catch-up, unless RETENTION_DAYS=0 retention, and with METRICS_PORT its
+    operations listener (/health, /ready, /metrics)."""
     settings = container.settings()
     tasks = [relay_task(container), consumer_task(container, wait=wait), reconcile_task(container)]
     if settings.catchup_interval > 0:
         tasks.append(catchup_task(container))
+    if settings.retention_days > 0:
+        tasks.append(retention_task(container))
     if settings.metrics_port:
         from entrypoints.http.app import create_worker_app
 
@@ -208,12 +228,17 @@ def serve_api_processes(host: str, port: int, workers: int, *, wait: bool = True
     """``custsync api --workers N``: uvicorn's supervisor binds the port once and runs ``workers``
     processes on it (``entrypoints.http.asgi``), replaces one that dies, and passes SIGTERM/SIGINT
     on (each finishes its requests in flight). False: a process failed to start (the log says why)."""
-    from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
-
     from entrypoints.http.asgi import WAIT_ENV
 
     os.environ[WAIT_ENV] = "1" if wait else "0"  # the worker processes inherit it
+    with _shared_metrics_directory():
+        return _supervise(host, port, workers)
+
+
+def _supervise(host: str, port: int, workers: int) -> bool:
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
     config = uvicorn.Config(
         "entrypoints.http.asgi:create", factory=True, host=host, port=port, workers=workers, log_config=None,
         access_log=False, **uvicorn_options(),
@@ -221,6 +246,27 @@ def serve_api_processes(host: str, port: int, workers: int, *, wait: bool = True
     supervisor = Multiprocess(config, sockets=[_listening_socket(host, port)])
     supervisor.run()
     return not any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+
+
+@contextlib.contextmanager
+def _shared_metrics_directory() -> Iterator[None]:
+    """Where the API's processes keep their figures for one another's ``/metrics``
+    (prometheus-client's multiprocess mode): PROMETHEUS_MULTIPROC_DIR if set (emptied first, as
+    its documentation asks between runs), else a directory of our own, removed at the end. Set
+    before the processes start: prometheus-client reads it when it is imported."""
+    from adapters.prometheus import MULTIPROCESS_ENV
+
+    given = os.environ.get(MULTIPROCESS_ENV)
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="custsync-metrics-"))
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_ENV] = str(directory)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
+            del os.environ[MULTIPROCESS_ENV]
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import msgspec
 
 from domain.conflicts import ConflictPolicy
+from domain.retention import MIN_RETENTION_DAYS
 
 
 class SettingsError(ValueError):
@@ -30,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_auth: str = "token"  # "token": API_TOKEN required on real storage; "none": no auth (said at start-up)
     conflict_policy: ConflictPolicy = ConflictPolicy.LATEST_WINS
     log_level: str = "INFO"
+    log_format: str = "text"  # "text": one readable line per record; "json": one JSON object per line
     max_body_bytes: int = 64 * 1024
     db_pool_size: int = 10
     db_pool_timeout: float = 3.0  # no free connection within this: 503 with Retry-After, not a queue
@@ -46,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_interval: float = 0.0  # seconds between scheduled reconcile runs (drift checks); 0: none
     catchup_interval: float = 60.0  # seconds between polls of each system's change log (0: no catch-up)
     catchup_overlap: float = 120.0  # seconds each poll reads back before the newest change it saw
+    # Days the worker keeps published outbox events, inbox entries, succeeded sync records and replayed
+    # dead letters (0: forever, and deleted customers are not scrubbed); at least MIN_RETENTION_DAYS.
+    retention_days: int = 30
     # The worker's operations listener (/health, /ready, /metrics): 0 is off.
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
@@ -108,6 +113,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("RECONCILE_INTERVAL must be at least 60 seconds (each run lists every external record)")
     if not 0 <= settings.catchup_interval < math.inf or not 0 <= settings.catchup_overlap < math.inf:
         raise SettingsError("CATCHUP_INTERVAL and CATCHUP_OVERLAP must be 0 or more (CATCHUP_INTERVAL=0 turns catch-up off)")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError("LOG_FORMAT must be `text` (the default) or `json`")
+    if settings.retention_days != 0 and not MIN_RETENTION_DAYS <= settings.retention_days <= 36_500:
+        raise SettingsError(
+            f"RETENTION_DAYS must be 0 (keep everything) or from {MIN_RETENTION_DAYS} (the inbox must outlive the "
+            f"{MIN_RETENTION_DAYS} days in which Stripe may deliver an event again) to 36500"
+        )
     if settings.api_auth not in ("token", "none"):
         raise SettingsError("API_AUTH must be `token` (the default: API_TOKEN required) or `none`")
     if settings.api_auth == "none" and settings.api_token:

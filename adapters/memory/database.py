@@ -13,6 +13,7 @@ from typing import Self
 import msgspec
 
 from adapters.memory.reconcile import InMemoryReconcileRepository
+from adapters.memory.retention import InMemoryRetention
 from adapters.memory.status import InMemoryStatusRepository
 from application.ports import Cursor, Envelope, PendingEvent
 from domain.binding import AccountBinding
@@ -47,6 +48,8 @@ class Tables(msgspec.Struct):
     # (run id, external id) -> (the record, or None once linked or set aside; decided)
     reconcile_seen: dict[tuple[int, str], tuple[ExternalCustomer | None, bool]] = msgspec.field(default_factory=dict)
     cursors: dict[tuple[str, str], Cursor] = msgspec.field(default_factory=dict)
+    # Deleted customers whose personal data was scrubbed, and when (adapters.memory.retention).
+    scrubbed: dict[int, datetime] = msgspec.field(default_factory=dict)
 
     def copy(self) -> Tables:
         # Values are immutable structs, so copying the dicts is a full snapshot.
@@ -84,6 +87,7 @@ class InMemoryUnitOfWork:
         self.installation = InMemoryInstallationRepository(self._tables)
         self.bindings = InMemoryBindingRepository(self._tables)
         self.reconcile = InMemoryReconcileRepository(self._tables)
+        self.retention = InMemoryRetention(self._tables)
         self.cursors = InMemoryCursorRepository(self._tables)
         self.status = InMemoryStatusRepository(self._tables)
         return self

@@ -53,8 +53,12 @@ customers = Table(
     # When each synced field got its value (latest_wins); NULL: before 0004, read as updated_at.
     Column("name_changed_at", TIMESTAMP),
     Column("email_changed_at", TIMESTAMP),
+    # When a deleted customer's personal data was scrubbed everywhere (adapters.postgres.retention).
+    Column("scrubbed_at", TIMESTAMP),
     # The email filter compares lower(email) = lower(:email); this index is what keeps it cheap.
     Index("ix_customers_lower_email", func.lower(text("email"))),
+    # The retention pass's list of deleted customers still to scrub: never the whole catalog.
+    Index("ix_customers_unscrubbed", "id", postgresql_where=text("deleted AND scrubbed_at IS NULL")),
 )
 
 external_mappings = Table(
@@ -99,6 +103,8 @@ sync_records = Table(
     CheckConstraint("operation IN ('create', 'update', 'delete')", name="operation"),
     CheckConstraint("status IN ('pending', 'succeeded', 'retrying', 'dead')", name="status"),
     Index("ix_sync_records_customer_id_id", "customer_id", text("id DESC")),
+    # Retention deletes succeeded records oldest first; a record is mostly inserted as succeeded.
+    Index("ix_sync_records_succeeded_updated_at", "updated_at", postgresql_where=text("status = 'succeeded'")),
 )
 
 outbox = Table(
@@ -113,6 +119,10 @@ outbox = Table(
     Column("published_at", TIMESTAMP),
     # Published rows pile up; this partial index keeps the relay's claim proportional to its batch.
     Index("ix_outbox_pending", "position", postgresql_where=text("published_at IS NULL")),
+    # Retention: published events oldest first, and a deleted customer's events to scrub. Both
+    # partial, so an insert (the API's write path) maintains neither; the relay's mark does.
+    Index("ix_outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+    Index("ix_outbox_published_customer_id", "customer_id", postgresql_where=text("published_at IS NOT NULL")),
 )
 
 inbox = Table(
@@ -122,6 +132,7 @@ inbox = Table(
     Column("event_id", Text, nullable=False),
     Column("processed_at", TIMESTAMP, nullable=False),
     PrimaryKeyConstraint("system", "event_id"),
+    Index("ix_inbox_processed_at", "processed_at"),  # retention deletes the oldest entries first
 )
 
 dead_letters = Table(
@@ -140,6 +151,7 @@ dead_letters = Table(
     # One letter per event: dying again after a replay updates it instead of adding another.
     UniqueConstraint("topic", "event_id"),
     Index("ix_dead_letters_created_at_id", "created_at", "id"),
+    Index("ix_dead_letters_replayed_at", "replayed_at", postgresql_where=text("replayed_at IS NOT NULL")),  # retention
 )
 
 create_intents = Table(

@@ -16,6 +16,7 @@ from adapters.postgres.cursors import SqlAlchemyCursorRepository
 from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
 from adapters.postgres.errors import is_unavailable, unavailable
 from adapters.postgres.reconcile import SqlAlchemyReconcileRepository
+from adapters.postgres.retention import SqlAlchemyRetention
 from adapters.postgres.status import SqlAlchemyStatusRepository
 from adapters.postgres.repositories import (
     SqlAlchemyCustomerRepository,
@@ -69,6 +70,7 @@ class SqlAlchemyUnitOfWork:
         self.installation = SqlAlchemyInstallationRepository(connection)
         self.bindings = SqlAlchemyBindingRepository(connection)
         self.reconcile = SqlAlchemyReconcileRepository(connection)
+        self.retention = SqlAlchemyRetention(connection)
         self.cursors = SqlAlchemyCursorRepository(connection)
         self.status = SqlAlchemyStatusRepository(connection)
         return self

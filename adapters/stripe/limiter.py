@@ -3,12 +3,15 @@ counted: calls by method and status class, their time, and the wait for a slot."
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Protocol
 
 import stripe
 
 from adapters.budget import RateBudget
+
+log = logging.getLogger(__name__)
 
 
 class CallMetrics(Protocol):
@@ -35,18 +38,33 @@ class RateLimited:
 
         async def paced(*args: Any, **kwargs: Any) -> Any:
             waited = await self._budget.acquire()
-            if metrics is None:
-                return await method(*args, **kwargs)
-            metrics.rate_limit_waited("stripe", waited)
-            start, status = time.perf_counter(), None
+            if metrics is not None:
+                metrics.rate_limit_waited("stripe", waited)
+            start, status, request_id = time.perf_counter(), None, None
             try:
                 result = await method(*args, **kwargs)
-                status = 200
+                status, request_id = 200, _request_id(result)
                 return result
             except stripe.StripeError as exc:
-                status = exc.http_status  # None: no answer (a timeout, a connection refused)
+                # No status: no answer (a timeout, a connection refused).
+                status, request_id = exc.http_status, exc.request_id
                 raise
             finally:
-                metrics.external_request("stripe", label, status, time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                if metrics is not None:
+                    metrics.external_request("stripe", label, status, seconds)
+                # The line that ties our correlation id (on the record) to Stripe's Request-Id.
+                target = args[0] if args and isinstance(args[0], str) else None
+                log.info(
+                    "stripe %s%s -> %s in %.0f ms (Request-Id %s)", label, f" {target}" if target else "",
+                    status or "no answer", seconds * 1000, request_id or "-",
+                    extra={"stripe_request_id": request_id, "external_id": target, "status": status},
+                )
 
         return paced
+
+
+def _request_id(result: Any) -> str | None:
+    """Stripe's ``Request-Id`` of the answer (stripe-python keeps it on the object it returns)."""
+    response = getattr(result, "last_response", None)
+    return getattr(response, "request_id", None)

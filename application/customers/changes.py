@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from application.correlation import current_correlation
 from application.ports import UnitOfWork
 from domain.customer import Customer
 from domain.errors import ConcurrentUpdate, CustomerNotFound, StaleVersion
@@ -31,6 +32,7 @@ async def record_change(
             occurred_at=customer.updated_at,
             origin=origin,
             forced=forced,
+            correlation_id=current_correlation(),
         )
     )
     return event_id

@@ -33,6 +33,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from application.correlation import bound
 from application.errors import BackendUnavailable, IntegrationAuthError, IntegrationError
 from application.ports import (
     Clock,
@@ -331,9 +332,10 @@ class SyncConsumer:
         async def work() -> None:
             handled[:] = await handler.handle(envelope.payload) or ()
 
-        failed = await self._until_done(work, envelope, lane, stopping, retry_unexpected=True)
-        for one in handled:
-            self._metrics.handled(envelope.topic, one)
+        with bound(topic=envelope.topic, partition=delivery.partition, offset=delivery.offset):
+            failed = await self._until_done(work, envelope, lane, stopping, retry_unexpected=True)
+            for one in handled:
+                self._metrics.handled(envelope.topic, one)
         if failed is not None:
             error, readable = failed
             await self._bury(handler if readable else None, envelope, error, lane, stopping)

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
 from application.accounts import AccountGuard, InstallationIdentity
+from application.correlation import bound
 from application.ports import Clock, Integrations, UnitOfWorkFactory
 from application.sync.context import SyncContext
 from application.sync.inbound import give_up_inbound, sync_inbound
 from application.sync.outbound import give_up_outbound, sync_outbound
 from domain.conflicts import ConflictPolicy
 from domain.messages import CustomerChanged, ExternalChange, decode
-from domain.sync import Handled
+from domain.sync import Handled, Outcome
+
+
+log = logging.getLogger("application.sync")
+
+
+def _logged(handled: list[Handled]) -> list[Handled]:
+    """One line per change carried (or found in conflict), the rest (echoes, duplicates, nothing to
+    do) at DEBUG; the correlation id and the event's fields come with it (``bound``)."""
+    for one in handled:
+        took = "" if one.latency is None else f" ({one.latency * 1000:.0f} ms after the change)"
+        level = logging.INFO if one.outcome in (Outcome.SYNCED, Outcome.CONFLICT) else logging.DEBUG
+        log.log(level, "%s %s %s%s", one.direction.value, one.system, one.outcome.value, took,
+                extra={"system": one.system, "outcome": one.outcome.value})
+    return handled
 
 
 class _Handler:
@@ -26,7 +43,9 @@ class _Handler:
 
 class OutboundHandler(_Handler):
     async def handle(self, payload: bytes) -> list[Handled]:
-        return await sync_outbound(decode(payload, CustomerChanged), self._integrations, await self._context())
+        event = decode(payload, CustomerChanged)
+        with bound(correlation_id=event.correlation_id or event.event_id, event_id=event.event_id, customer_id=event.customer_id):
+            return _logged(await sync_outbound(event, self._integrations, await self._context()))
 
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_outbound(decode(payload, CustomerChanged), error, self._uow_factory, self._integrations, self._clock)
@@ -42,7 +61,9 @@ class OutboundHandler(_Handler):
 
 class InboundHandler(_Handler):
     async def handle(self, payload: bytes) -> list[Handled]:
-        return [await sync_inbound(decode(payload, ExternalChange), self._integrations, await self._context())]
+        change = decode(payload, ExternalChange)
+        with bound(correlation_id=change.correlation_id or change.event_id, event_id=change.event_id, external_id=change.external_id):
+            return _logged([await sync_inbound(change, self._integrations, await self._context())])
 
     async def give_up(self, payload: bytes, error: str) -> None:
         await give_up_inbound(decode(payload, ExternalChange), error, self._uow_factory, self._clock)

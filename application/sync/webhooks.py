@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from application.correlation import current_correlation
 from application.errors import RefusedWebhook, UnknownSystem
 from application.ports import Clock, Envelope, Integrations, MessagePublisher, UnitOfWorkFactory
 from domain.messages import INBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC, ExternalChange, encode
@@ -40,6 +41,8 @@ async def receive_webhook(
         return Receipt(None, rejected=exc.reason)
     if change is None:
         return Receipt(None)
+    if (correlation := current_correlation()) is not None:
+        change = msgspec.structs.replace(change, correlation_id=correlation)
     await publisher.publish([inbound_envelope(change)])
     return Receipt(change)
 

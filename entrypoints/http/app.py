@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from entrypoints.container import Container
+from entrypoints.http.correlation import correlation_middleware
 from entrypoints.http.customers import CustomerController
 from entrypoints.http.dead_letters import DeadLetterController
 from entrypoints.http.deps import Services
@@ -63,6 +64,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         route_handlers=handlers,
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[correlation_middleware],
         # Our handlers log what deserves it (a 500's trace, a 503's cause); Litestar's own exception
         # logging would add a trace for every 4xx under debug.
         logging_config=LoggingConfig(log_exceptions="never"),

@@ -29,7 +29,7 @@ log = logging.getLogger("custsync")
 
 def create() -> Litestar:
     settings = load_settings()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     container = build_container(settings)
     wait = os.environ.get(WAIT_ENV, "1") != "0"
 

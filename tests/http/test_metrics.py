@@ -146,3 +146,37 @@ async def test_metrics_are_not_in_the_api_document(client):
     document = (await client.get("/schema/openapi.json")).json()
     assert "/metrics" not in document["paths"] and "/api/v1/status" in document["paths"]
     assert (await client.get(CUSTOMERS)).status_code == 200
+
+
+async def test_a_request_id_follows_the_change_into_its_outbox_event_and_a_webhook_into_sync_inbound(client, system):
+    from domain.messages import CustomerChanged, ExternalChange, decode
+
+    created = await client.post(CUSTOMERS, json={"name": "Ada"}, headers={"x-request-id": "req-from-caller.1"})
+    assert created.headers["x-request-id"] == "req-from-caller.1"
+    hostile = await client.post(CUSTOMERS, json={"name": "Bob"}, headers={"x-request-id": "evil\x7f" + "x" * 200})
+    made_up = hostile.headers["x-request-id"]
+    assert len(made_up) == 32 and made_up.isalnum()  # not echoed: a fresh id instead
+
+    await system.relay()
+    events = {e.customer_id: e for e in (decode(m.payload, CustomerChanged) for m in system.messages("sync.outbound"))}
+    assert [events[c.json()["id"]].correlation_id for c in (created, hostile)] == ["req-from-caller.1", made_up]
+
+    ada = in_stripe(system, "cus_ada", "Ada", "ada@example.com")
+    payload, signature = system.stripe.signed_event(customer_event("evt_c", "customer.created", ada), "whsec_test_secret")
+    hook = await client.post(STRIPE_WEBHOOK, content=payload, headers={"stripe-signature": signature, "x-request-id": "hook-7"})
+    assert hook.status_code == 200
+    [change] = [decode(m.payload, ExternalChange) for m in system.messages("sync.inbound")]
+    assert change.correlation_id == "hook-7"
+
+
+async def test_a_retention_pass_counts_what_it_deleted_and_scrubbed(client, system):
+    from application.sync.retention import RetentionPass
+
+    before = await scrape(client)
+    system.container.metrics().retained(RetentionPass(outbox=3, inbox=2, sync_records=5, customers_scrubbed=1, rows_scrubbed=4))
+    after = await scrape(client)
+    for table, n in (("outbox", 3), ("inbox", 2), ("sync_records", 5), ("dead_letters", 0)):
+        moved = after.value("custsync_retention_rows_deleted_total", table=table) - before.value(
+            "custsync_retention_rows_deleted_total", table=table)
+        assert moved == n, table
+    assert after.value("custsync_retention_customers_scrubbed_total") - before.value("custsync_retention_customers_scrubbed_total") == 1

@@ -13,6 +13,7 @@ import httpx
 
 from tests.support.infra import recreate_database
 from tests.support.processes import wait_until
+from tests.support.scrape import Scrape
 
 
 def children(pid: int) -> list[str]:
@@ -43,7 +44,16 @@ async def test_two_api_processes_serve_one_port_and_stop_cleanly_on_sigterm(pipe
         ))
         assert [a.status_code for a in answers] == [201] * 40
         page = (await http.get("/api/v1/customers", params={"limit": 100})).json()
-    assert sorted(c["name"] for c in page["data"]) == sorted(f"W {n}" for n in range(40))  # one catalog
+        assert sorted(c["name"] for c in page["data"]) == sorted(f"W {n}" for n in range(40))  # one catalog
+
+        # Either process answers /metrics with both processes' figures (PROMETHEUS_MULTIPROC_DIR).
+        forged = await asyncio.gather(*(
+            http.post("/api/v1/webhooks/stripe", content=b"{}", headers={"stripe-signature": "t=1,v1=00"}) for _ in range(30)
+        ))
+        assert {f.status_code for f in forged} == {400}
+        for _ in range(6):
+            scraped = Scrape((await http.get("/metrics")).text)
+            assert scraped.value("custsync_webhooks_rejected_total", system="stripe", reason="signature") == 30
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0

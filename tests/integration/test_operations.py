@@ -99,3 +99,33 @@ async def test_ready_flips_to_503_naming_the_backend_that_stopped_and_back(pipel
     for url in (pipeline.api_url, worker):
         wait_until(lambda: (r := get(f"{url}/ready")) is not None and r.status_code == 200, timeout=90, step=0.5,
                    what=f"{url}/ready back to 200")
+
+
+async def test_json_logs_follow_a_change_from_the_request_to_the_stripe_call_and_its_request_id(pipeline):
+    port = free_port()
+    pipeline.processes.start("api", "--port", str(port), LOG_FORMAT="json")
+    worker = pipeline.processes.start("worker", LOG_FORMAT="json")
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {pipeline.api_token}"}, timeout=5)
+    try:
+        wait_until(lambda: (r := get(f"http://127.0.0.1:{port}/ready")) is not None and r.status_code == 200, timeout=60,
+                   what="the API ready")
+        created = api.post("/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"},
+                           headers={"X-Request-Id": "it-change-1"})
+        assert created.headers["x-request-id"] == "it-change-1"
+        customer_id = created.json()["id"]
+
+        def traced() -> list[dict] | None:
+            lines = [json.loads(line) for line in pipeline.processes.log(worker).splitlines() if line.strip()]
+            mine = [line for line in lines if line.get("correlation_id") == "it-change-1"]
+            calls = [line for line in mine if line["message"].startswith("stripe customers.create")]
+            return mine if calls and any(line.get("outcome") == "synced" for line in mine) else None
+
+        mine = wait_until(traced, timeout=60, step=0.5, what="the change's lines in the worker's JSON log")
+    finally:
+        api.close()
+    [call] = [line for line in mine if line["message"].startswith("stripe customers.create")]
+    assert call["stripe_request_id"].startswith("req_") and call["status"] == 200
+    assert call["level"] == "INFO" and call["time"].endswith("+00:00")
+    [delivered] = [line for line in mine if line.get("outcome") == "synced"]
+    assert delivered["topic"] == "sync.outbound" and delivered["customer_id"] == customer_id
+    assert {"partition", "offset", "event_id"} <= set(delivered) and delivered["outcome"] == "synced"

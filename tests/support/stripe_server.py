@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import random
 import socket
 import threading
@@ -201,7 +202,10 @@ class StripeServer:
     @staticmethod
     async def _send(send: Callable, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
-        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        # Stripe names every answer, errors included, with a Request-Id (support quotes it back).
+        request_id = f"req_{secrets.token_hex(7)}"
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"request-id", request_id.encode())]
         raw += [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})

@@ -283,7 +283,7 @@ def test_the_lease_outlives_three_intervals_and_at_least_thirty_seconds():
 
 @pytest.mark.parametrize(("interval", "tasks"), [(60.0, 4), (0.0, 3)])
 def test_the_worker_runs_catch_up_beside_the_relay_and_the_consumer_unless_it_is_off(interval, tasks):
-    container = build_container(Settings(catchup_interval=interval))
+    container = build_container(Settings(catchup_interval=interval, retention_days=0))
     assert [t.__name__ for t in worker_tasks(container)] == ["relay", "consume", "reconcile", "catch_up"][:tasks]
 
 

@@ -37,8 +37,16 @@ def test_a_broken_file_would_be_caught_by_the_schema(compose):
         jsonschema.Draft201909Validator(SCHEMA).validate(broken)
 
 
+MONITORING = {"prometheus", "grafana"}  # the `monitoring` profile (deploy/, tests/unit/test_monitoring_kit.py)
+
+
 def test_the_expected_services_run(compose):
-    assert set(compose["services"]) == {"postgres", "kafka", "init", "api", "worker"}
+    assert set(compose["services"]) == {"postgres", "kafka", "init", "api", "worker"} | MONITORING
+    # A plain `docker compose up` starts no monitoring; `--profile monitoring` adds it to the rest.
+    profiled = {name for name, svc in compose["services"].items() if "profiles" in svc}
+    assert profiled == MONITORING
+    for name in MONITORING:
+        assert compose["services"][name]["profiles"] == ["monitoring"]
     assert set(custsync_services(compose)) == {"init", "api", "worker"}
     assert compose["services"]["postgres"]["image"].startswith("postgres:")
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:")
