@@ -127,7 +127,8 @@ class PrometheusMetrics:
         )
         self.webhook_rejections = counter(
             "custsync_webhooks_rejected_total",
-            "Webhooks rejected, by reason (signature, malformed, refused, not_configured)", ("system", "reason"),
+            "Webhooks rejected, by reason (signature, malformed, refused, not_configured, unknown_system)",
+            ("system", "reason"),
         )
         # Sampled from the database and the broker (the worker, every METRICS_INTERVAL).
         self.backlog = gauge("custsync_outbox_backlog_events", "Catalog changes in the outbox not yet published")
@@ -201,8 +202,10 @@ class PrometheusMetrics:
     def observe_status(self, report: StatusReport) -> None:
         self.backlog.set(report.outbox_backlog)
         self.oldest.set(report.outbox_oldest_age_seconds)
-        if report.lag is not None:  # unknown (the broker did not answer): the last figures stand
-            self.lag.clear()  # partitions come and go (a topic repartitioned): no stale series
+        # Partitions come and go (a topic repartitioned), and a lag the broker could not tell is
+        # unknown, not the last figure: no stale series either way.
+        self.lag.clear()
+        if report.lag is not None:
             for where, n in report.lag.items():
                 topic, _, partition = where.rpartition(":")
                 self.lag.labels(topic, partition).set(n)

@@ -129,6 +129,7 @@ class ScrubCandidate(msgspec.Struct, frozen=True):
     customer: Customer
     mappings: list[ExternalMapping]
     unpublished: bool  # an event of it waits in the outbox
+    in_flight: bool = False  # a create of it waits for its answer (an intent, no link), or a record is pending or retrying
 
 
 class EventsScrubbed(msgspec.Struct, frozen=True):
@@ -162,11 +163,13 @@ class RetentionRepository(Protocol):
         """Clear what up to ``limit`` of a deleted customer's published events say of it
         (``domain.retention.scrubbed_event``). A customer not deleted is left alone."""
 
-    async def scrub_customer(self, customer_id: int, emails: frozenset[str], at: datetime) -> int:
+    async def scrub_customer(self, customer_id: int, emails: frozenset[str], at: datetime) -> int | None:
         """Scrub the rest of a deleted customer and mark it scrubbed at ``at``: its links, its create
         intent, its dead letters, the mentions of ``emails`` (and of those found on the way) in its
         history and in those letters' errors, its tombstone. Returns how many rows changed; a
-        customer not deleted is left alone (0)."""
+        customer not deleted is left alone (0). The rule (``domain.retention.deletion_settled``) is
+        checked again under the customer's lock: no longer settled (a create of it went out
+        meanwhile), or scrubbed already (by another worker), nothing changes and it returns ``None``."""
 
 
 class InstallationRepository(Protocol):

@@ -270,6 +270,41 @@ async def main(args: argparse.Namespace) -> None:
     summary(args, {key: max(rate for rate, _, _ in results) for key, results in rows.items()})
 
 
+def instrumentation_us_per_request(requests: int = 50_000) -> tuple[float, float]:
+    """What the operability issue added to every request, timed in this process: the correlation
+    middleware (an id read or made, bound, sent back) around an ASGI app that does nothing, less
+    the app alone; and a webhook's counter. Microseconds per request: (middleware, webhook counter)."""
+    from adapters.prometheus import PrometheusMetrics, new_registry
+    from entrypoints.http.correlation import correlation_middleware
+
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def sent(message) -> None:
+        return None
+
+    scope = {"type": "http", "headers": [(b"host", b"127.0.0.1"), (b"x-request-id", b"5f0c3b0e9d2a4c1f")]}
+
+    def timed(handler) -> float:
+        # Neither coroutine ever suspends: each is run to its end by one send(), no event loop.
+        began = time.perf_counter()
+        for _ in range(requests):
+            try:
+                handler(scope, None, sent).send(None)
+            except StopIteration:
+                pass
+        return time.perf_counter() - began
+
+    bare = min(timed(app) for _ in range(3))
+    wrapped = min(timed(correlation_middleware(app)) for _ in range(3))
+    metrics = PrometheusMetrics(new_registry())
+    began = time.perf_counter()
+    for _ in range(requests):
+        metrics.webhook("stripe", "accepted")
+    counter = time.perf_counter() - began
+    return (wrapped - bare) * 1e6 / requests, counter * 1e6 / requests
+
+
 def summary(args: argparse.Namespace, best: dict[tuple[str, str], float]) -> None:
     print("summary (best round of each)")
 
@@ -292,6 +327,14 @@ def summary(args: argparse.Namespace, best: dict[tuple[str, str], float]) -> Non
         creates = best["create", "custsync"]
         goal = f"goal >= 1,000/s in one process: {'met' if creates >= 1000 else 'MISSED'}" if args.workers == 1 else ""
         print(f"  {'creates custsync':36s} {creates:9,.0f}/s   {goal}")
+    middleware, counter = instrumentation_us_per_request()
+    print(f"  instrumentation per request (operability issue): correlation middleware {middleware:.1f} us, a webhook's "
+          f"counter {counter:.1f} us")
+    for path in ("create", "webhooks"):
+        if (path, "custsync") in best:
+            spent = 1e6 / best[path, "custsync"]  # us per request of one process at its best rate
+            extra = middleware + (counter if path == "webhooks" else 0.0)
+            print(f"    {path}: {extra:.1f} us of {spent:.0f} us per request = {100 * extra / spent:.1f}%")
 
 
 if __name__ == "__main__":

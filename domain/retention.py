@@ -35,15 +35,23 @@ MIN_RETENTION_DAYS = 30
 SCRUBBED = "[scrubbed]"  # what an email mentioned in a note or an error becomes
 
 
-def deletion_settled(customer: Customer, mappings: Iterable[ExternalMapping], unpublished: bool) -> bool:
+def deletion_settled(
+    customer: Customer, mappings: Iterable[ExternalMapping], unpublished: bool, in_flight: bool = False
+) -> bool:
     """Rule "scrub only a settled deletion": a deleted customer's personal data is scrubbed once no
-    event of it waits in the outbox (``unpublished``) and every link has carried the deletion over
-    (its baseline is at the tombstone's version). Nothing the outbound delete needs is personal
+    event of it waits in the outbox (``unpublished``), no call of ours about it may still land
+    (``in_flight``: a create intent waits for its answer with no link made yet, or a sync record of
+    it is pending or retrying -- a create that lands after a scrub would link it with the values
+    it sent), and
+    every link has carried the deletion over (its baseline is at the tombstone's version). Nothing the outbound delete needs is personal
     (the external id, the create intent's key), but until then its events are still on their way:
     the baselines kept meanwhile let the inbound side tell the echoes of our own writes without a
     re-fetch. A deletion still retried, dead-lettered or behind a broken link keeps its data until
     it settles (a replay carries it; the next pass scrubs)."""
-    return customer.deleted and not unpublished and all(m.synced_version >= customer.version for m in mappings)
+    return (
+        customer.deleted and not unpublished and not in_flight
+        and all(m.synced_version >= customer.version for m in mappings)
+    )
 
 
 def scrubbed_event(event: CustomerChanged) -> CustomerChanged | None:

@@ -198,7 +198,9 @@ def sampler_task(container: Container) -> Task:
                 if failures == 1:  # the gauges stand still; custsync_status_sampled_timestamp_seconds shows since when
                     log.warning("cannot sample the status for metrics: %s", exc)
             except Exception:  # noqa: BLE001 - a bug here must not stop the worker's sync
-                log.exception("sampling the status for metrics failed")
+                failures += 1
+                if failures == 1:  # once, with its trace; the gauges stand still meanwhile
+                    log.exception("sampling the status for metrics failed")
             else:
                 if failures:
                     log.info("status sampled again after %d failed attempt(s)", failures)
@@ -258,6 +260,7 @@ def _shared_metrics_directory() -> Iterator[None]:
 
     given = os.environ.get(MULTIPROCESS_ENV)
     directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="custsync-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
     os.environ[MULTIPROCESS_ENV] = str(directory)

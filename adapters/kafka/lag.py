@@ -10,7 +10,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from application.errors import BrokerUnavailable
 
@@ -25,7 +24,7 @@ class KafkaLag:
     async def lag(self) -> dict[tuple[str, int], int]:
         try:
             return await asyncio.wait_for(self._read(), self._timeout)
-        except (KafkaError, TimeoutError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of the broker's clients: the lag is unknown, nothing more
             raise BrokerUnavailable(
                 f"cannot read the consumer lag from {self._config['bootstrap_servers']}: {type(exc).__name__} {exc}".rstrip()
             ) from exc
@@ -47,8 +46,11 @@ class KafkaLag:
             ends = await offsets.end_offsets(partitions)
             starts = await offsets.beginning_offsets(partitions)
         finally:
-            await offsets.stop()
-            await admin.close()
+            # Bounded too: closing waits for in-flight requests to a broker that may not answer.
+            await asyncio.gather(
+                asyncio.wait_for(offsets.stop(), self._timeout), asyncio.wait_for(admin.close(), self._timeout),
+                return_exceptions=True,
+            )
         lag = {}
         for tp in partitions:
             done = committed.get(tp)

@@ -12,6 +12,7 @@ from domain.customer import CustomerData
 from domain.dead_letters import DeadLetter
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC
 from domain.retention import (
+    deletion_settled,
     emails_of,
     mapping_emails,
     redacted,
@@ -77,14 +78,25 @@ class InMemoryRetention:
     async def unscrubbed(self, after_id: int | None, limit: int) -> list[ScrubCandidate]:
         ids = sorted(cid for cid, c in self._t.customers.items()
                      if c.deleted and cid not in self._t.scrubbed and (after_id is None or cid > after_id))[: max(0, limit)]
-        waiting = {event.customer_id for event, published in self._t.outbox.values() if published is None}
+        waiting = self._unpublished()
+        in_flight = self._in_flight()
         return [
             ScrubCandidate(
                 self._t.customers[cid], sorted((m for (c, _), m in self._t.mappings.items() if c == cid), key=lambda m: m.system),
-                cid in waiting,
+                cid in waiting, cid in in_flight,
             )
             for cid in ids
         ]
+
+    def _unpublished(self) -> set[int]:
+        return {event.customer_id for event, published in self._t.outbox.values() if published is None}
+
+    def _in_flight(self) -> set[int]:
+        """Customers with a create waiting for its answer (an intent, no link yet in its system), or a
+        sync record pending or retrying."""
+        unsettled = {r.customer_id for r in self._t.sync_records.values() if r.status in (SyncStatus.PENDING, SyncStatus.RETRYING)}
+        waiting = {cid for cid, system in self._t.create_intents if (cid, system) not in self._t.mappings}
+        return waiting | {cid for cid in unsettled if cid is not None}
 
     async def scrub_events(self, customer_id: int, limit: int) -> EventsScrubbed:
         customer = self._t.customers.get(customer_id)
@@ -99,12 +111,16 @@ class InMemoryRetention:
             self._t.outbox[pos] = (scrubbed_event(event) or event, published)
         return EventsScrubbed(min(len(mine), max(0, limit)), frozenset(emails))
 
-    async def scrub_customer(self, customer_id: int, emails: frozenset[str], at: datetime) -> int:
+    async def scrub_customer(self, customer_id: int, emails: frozenset[str], at: datetime) -> int | None:
         customer = self._t.customers.get(customer_id)
         if customer is None or not customer.deleted:
             return 0
+        if customer_id in self._t.scrubbed:
+            return None  # another pass scrubbed it meanwhile: not counted twice
         found, rows = set(emails), 0
         mappings = [m for (cid, _), m in self._t.mappings.items() if cid == customer_id]
+        if not deletion_settled(customer, mappings, customer_id in self._unpublished(), customer_id in self._in_flight()):
+            return None
         for mapping in mappings:
             found |= mapping_emails(mapping)
             if (scrubbed := scrubbed_mapping(mapping)) is not None:

@@ -55,9 +55,17 @@ class InMemoryStatusRepository:
                 counts["broken"] += 1
             elif mapping.synced_version < customer.version:
                 counts["behind"] += 1
+        # Live customers whose newest record there (per direction) is failing.
+        newest: dict[tuple[int, str], tuple[int, SyncStatus]] = {}
+        for key, rec in self._t.sync_records.items():
+            if rec.system != system or rec.customer_id is None:
+                continue
+            seq, where = self._t.record_seq[key], (rec.customer_id, rec.direction.value)
+            if where not in newest or newest[where][0] < seq:
+                newest[where] = (seq, rec.status)
         for status in FAILING:
             counts[status.value] = len({
-                rec.customer_id for rec in self._t.sync_records.values()
-                if rec.system == system and rec.status is status and rec.customer_id is not None
+                cid for (cid, _), (_, latest) in newest.items()
+                if latest is status and (c := self._t.customers.get(cid)) is not None and not c.deleted
             })
         return dict(counts)

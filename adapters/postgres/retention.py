@@ -23,7 +23,7 @@ from application.ports import EventsScrubbed, ScrubCandidate
 from domain.mapping import ExternalMapping
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC
 from domain.customer import CustomerData
-from domain.retention import mapping_emails, redacted, scrubbed_letter, scrubbed_mapping
+from domain.retention import deletion_settled, mapping_emails, redacted, scrubbed_letter, scrubbed_mapping
 
 o, i, s, d, c = outbox.c, inbox.c, sync_records.c, dead_letters.c, customers.c
 # Spelled as the partial indexes' predicates are (a bound parameter would not prove them).
@@ -93,7 +93,26 @@ class SqlAlchemyRetention:
         waiting = set((await self._c.scalars(
             select(o.customer_id).where(o.published_at.is_(None), o.customer_id.in_(ids)).distinct()
         )).all())
-        return [ScrubCandidate(customer, mappings.get(customer.id, []), customer.id in waiting) for customer in found]
+        in_flight = await self._in_flight(ids)
+        return [
+            ScrubCandidate(customer, mappings.get(customer.id, []), customer.id in waiting, customer.id in in_flight)
+            for customer in found
+        ]
+
+    async def _in_flight(self, ids: list[int]) -> set[int]:
+        """Of ``ids``, the customers with a create waiting for its answer (an intent, no link yet in
+        its system), or a sync record pending or retrying."""
+        ci, r, m = create_intents.c, sync_records.c, external_mappings.c
+        linked = exists().where(m.customer_id == ci.customer_id, m.system == ci.system)
+        intents = select(ci.customer_id).where(ci.customer_id.in_(ids), ~linked)
+        records = select(r.customer_id).where(r.customer_id.in_(ids), r.status.in_(("pending", "retrying")))
+        return set((await self._c.scalars(intents.union(records))).all())
+
+    async def _waiting(self, customer_id: int) -> tuple[bool, bool]:
+        unpublished = await self._c.scalar(
+            select(exists().where(o.customer_id == customer_id, o.published_at.is_(None)))
+        )
+        return bool(unpublished), customer_id in await self._in_flight([customer_id])
 
     async def scrub_events(self, customer_id: int, limit: int) -> EventsScrubbed:
         if not _is_bigint(customer_id):
@@ -113,16 +132,21 @@ class SqlAlchemyRetention:
         emails = list((await self._c.scalars(statement)).all())
         return EventsScrubbed(len(emails), frozenset(e for e in emails if e))
 
-    async def scrub_customer(self, customer_id: int, emails: frozenset[str], at: datetime) -> int:
+    async def scrub_customer(self, customer_id: int, emails: frozenset[str], at: datetime) -> int | None:
         if not _is_bigint(customer_id):
             return 0
         row = (await self._c.execute(select(customers).where(c.id == customer_id).with_for_update())).first()
         if row is None or not row.deleted:
             return 0
+        if row.scrubbed_at is not None:
+            return None  # another worker's pass scrubbed it meanwhile: not counted twice
         found = set(emails)
         mappings = [_mapping(r) for r in await self._c.execute(
             select(external_mappings).where(external_mappings.c.customer_id == customer_id).with_for_update()
         )]
+        unpublished, in_flight = await self._waiting(customer_id)
+        if not deletion_settled(_customer(row), mappings, unpublished, in_flight):
+            return None
         rows = await self._scrub_mappings(mappings, found)
         rows += await self._scrub_intents(customer_id, found)
         rows += await self._scrub_letters(customer_id, mappings, found)

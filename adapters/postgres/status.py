@@ -1,17 +1,22 @@
-"""The status screen's aggregates on PostgreSQL: one statement each (``application.status``)."""
+"""The status screen's aggregates on PostgreSQL (``application.status``), each through an index:
+succeeded records by time (``ix_sync_records_succeeded_updated_at``), the unsettled ones by system
+and status (``ix_sync_records_unsettled``), the unpublished outbox (``ix_outbox_pending``). The
+one walk over the catalog is ``out_of_sync``'s join of live customers with their links."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from adapters.postgres.tables import customers, dead_letters, external_mappings, outbox, sync_records
 from application.ports import SyncActivity
 
 r = sync_records.c
 FAILING = ("retrying", "dead")
+UNSETTLED = ("pending", "retrying")
 
 
 class SqlAlchemyStatusRepository:
@@ -20,7 +25,6 @@ class SqlAlchemyStatusRepository:
 
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         o = outbox.c
-        # Both from the partial index of unpublished events (ix_outbox_pending).
         row = (await self._c.execute(
             select(func.count(), func.min(o.created_at)).where(o.published_at.is_(None))
         )).one()
@@ -32,17 +36,20 @@ class SqlAlchemyStatusRepository:
         return {topic: int(n) for topic, n in rows}
 
     async def activity(self, system: str, since: datetime) -> SyncActivity:
-        mine = r.system == system
-        succeeded = r.status == "succeeded"
+        def last(direction: str):  # the newest succeeded record, read backwards along its index
+            return (
+                select(r.updated_at).where(r.status == "succeeded", r.system == system, r.direction == direction)
+                .order_by(r.updated_at.desc()).limit(1).scalar_subquery()
+            )
+
         row = (await self._c.execute(select(
-            func.max(r.updated_at).filter(succeeded, r.direction == "outbound"),
-            func.max(r.updated_at).filter(succeeded, r.direction == "inbound"),
-            func.count().filter(succeeded, r.updated_at >= since),
-            func.count().filter(r.status.in_(FAILING), r.updated_at >= since),
-            func.min(r.created_at).filter(r.status.in_(("pending", "retrying"))),
-        ).where(mine))).one()
+            last("outbound"), last("inbound"),
+            select(func.count()).where(r.status == "succeeded", r.updated_at >= since, r.system == system).scalar_subquery(),
+            select(func.count()).where(r.status.in_(FAILING), r.system == system, r.updated_at >= since).scalar_subquery(),
+            select(func.min(r.created_at)).where(r.status.in_(UNSETTLED), r.system == system).scalar_subquery(),
+        ))).one()
         error = (await self._c.execute(
-            select(r.last_error, r.updated_at).where(mine, r.status.in_(FAILING), r.last_error.is_not(None))
+            select(r.last_error, r.updated_at).where(r.system == system, r.status.in_(FAILING), r.last_error.is_not(None))
             .order_by(r.updated_at.desc()).limit(1)
         )).first()
         return SyncActivity(
@@ -61,9 +68,17 @@ class SqlAlchemyStatusRepository:
             .select_from(customers.outerjoin(external_mappings, and_(m.customer_id == c.id, m.system == system)))
             .where(c.deleted.is_(False))
         )).one()
+        # Live customers whose newest record there (per direction) is failing: a failure a later
+        # change has since carried past no longer counts.
+        newer = aliased(sync_records)
+        superseded = exists().where(
+            newer.c.customer_id == r.customer_id, newer.c.system == r.system, newer.c.direction == r.direction,
+            newer.c.id > r.id,
+        )
+        live = exists().where(c.id == r.customer_id, c.deleted.is_(False))
         failing = await self._c.execute(
             select(r.status, func.count(r.customer_id.distinct()))
-            .where(r.system == system, r.status.in_(FAILING), r.customer_id.is_not(None))
+            .where(r.system == system, r.status.in_(FAILING), live, ~superseded)
             .group_by(r.status)
         )
         counts = {"unlinked": int(linked[0]), "broken": int(linked[1]), "behind": int(linked[2]), "retrying": 0, "dead": 0}

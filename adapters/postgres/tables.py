@@ -105,6 +105,11 @@ sync_records = Table(
     Index("ix_sync_records_customer_id_id", "customer_id", text("id DESC")),
     # Retention deletes succeeded records oldest first; a record is mostly inserted as succeeded.
     Index("ix_sync_records_succeeded_updated_at", "updated_at", postgresql_where=text("status = 'succeeded'")),
+    # The status screen's unsettled records (application.status): few, whatever the history.
+    Index(
+        "ix_sync_records_unsettled", "system", "status", "updated_at",
+        postgresql_where=text("status IN ('pending', 'retrying', 'dead')"),
+    ),
 )
 
 outbox = Table(

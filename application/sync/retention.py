@@ -98,8 +98,8 @@ class Retention:
             async with self._uow_factory() as uow:
                 candidates = await uow.retention.unscrubbed(self._scrub_after, self._scrub_batch)
             for candidate in candidates:
-                if _ready(candidate):
-                    rows += await self._scrub_one(candidate.customer.id)
+                if _ready(candidate) and (done := await self._scrub_one(candidate.customer.id)) is not None:
+                    rows += done
                     customers += 1
                 self._scrub_after = candidate.customer.id
             if len(candidates) < self._scrub_batch:
@@ -107,7 +107,7 @@ class Retention:
                 return customers, rows, False
         return customers, rows, True
 
-    async def _scrub_one(self, customer_id: int) -> int:
+    async def _scrub_one(self, customer_id: int) -> int | None:
         """Its published events first, a batch per transaction (a customer may have thousands), then
         everything else and the mark, in one transaction: a pass cut short anywhere is resumed by
         the next, which finds the customer still unmarked and the scrubbed events skipped."""
@@ -122,13 +122,13 @@ class Retention:
             if events.rows < self._batch_size:
                 break
         async with self._uow_factory() as uow:
-            rows += await uow.retention.scrub_customer(customer_id, frozenset(emails), self._clock.now())
+            done = await uow.retention.scrub_customer(customer_id, frozenset(emails), self._clock.now())
             await uow.commit()
-        return rows
+        return None if done is None else rows + done  # None: a call of it went out meanwhile (not settled)
 
 
 def _ready(candidate: ScrubCandidate) -> bool:
-    return deletion_settled(candidate.customer, candidate.mappings, candidate.unpublished)
+    return deletion_settled(candidate.customer, candidate.mappings, candidate.unpublished, candidate.in_flight)
 
 
 async def run_retention(

@@ -6,7 +6,7 @@ from litestar import Request, post
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
-from application.errors import InvalidWebhook, WebhookNotConfigured
+from application.errors import InvalidWebhook, UnknownSystem, WebhookNotConfigured
 from application.sync.webhooks import receive_webhook
 from entrypoints.http.openapi import problems
 from entrypoints.http.deps import ServicesDep
@@ -39,6 +39,9 @@ async def webhook(
         raise
     except WebhookNotConfigured:
         metrics.webhook(label, "rejected", "not_configured")
+        raise
+    except UnknownSystem:
+        metrics.webhook(label, "rejected", "unknown_system")
         raise
     if receipt.rejected is not None:
         metrics.webhook(label, "rejected", "refused")

@@ -274,4 +274,39 @@ async def test_scrubbing_a_deleted_customer_clears_its_personal_data_everywhere_
 
     async with uow_factory() as uow:  # a second scrub finds nothing left
         assert (await uow.retention.scrub_events(gone, 100)).rows == 0
-        assert await uow.retention.scrub_customer(gone, frozenset(), RECENT) == 0
+        assert await uow.retention.scrub_customer(gone, frozenset(), RECENT) is None  # scrubbed already: not counted again
+
+
+async def test_a_deleted_customer_whose_create_is_still_in_flight_is_not_scrubbed_until_it_settles(uow_factory):
+    """Found by review: deleted while its create was on its way to Stripe (no link yet). A create
+    landing after a scrub would link it with the values it sent: the data stays until it settles."""
+    data = CustomerData("Cy", "cy@example.com")
+    async with uow_factory() as uow:
+        customer = await uow.customers.add(data, T0)
+        await uow.create_intents.add(CreateIntent(customer_id=customer.id, system="stripe", idempotency_key="k-cy",
+                                                  data=data, created_at=T0))
+        await uow.customers.save(customer.tombstone(T0 + timedelta(seconds=1)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        [candidate] = await uow.retention.unscrubbed(None, 10)
+        assert candidate.in_flight and not candidate.unpublished
+        assert await uow.retention.scrub_customer(customer.id, frozenset(), RECENT) is None  # checked again under lock
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert (await uow.create_intents.get(customer.id, "stripe")).data == data  # untouched
+        retrying = SyncRecord.pending("out-cy", customer.id, Direction.OUTBOUND, "stripe", Operation.CREATE, T0)
+        await uow.sync_records.save(retrying.failed(T0, "stripe: 503", dead=False))
+        await uow.create_intents.remove(customer.id, "stripe")  # the create's answer came: nothing made
+        await uow.commit()
+    async with uow_factory() as uow:
+        [candidate] = await uow.retention.unscrubbed(None, 10)
+        assert candidate.in_flight  # a record still retrying: something may still land
+        await uow.sync_records.save(retrying.failed(T0, "stripe: 400", dead=True))
+        await uow.commit()
+    async with uow_factory() as uow:
+        [candidate] = await uow.retention.unscrubbed(None, 10)
+        assert not candidate.in_flight
+        assert await uow.retention.scrub_customer(customer.id, frozenset(), RECENT) == 0
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.retention.unscrubbed(None, 10) == []

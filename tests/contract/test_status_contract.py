@@ -31,10 +31,16 @@ async def catalog(uow_factory):
         await uow.sync_records.save(record("e-ok-out", in_sync).succeeded(T0 + timedelta(minutes=5)))
         await uow.sync_records.save(record("e-ok-in", in_sync, Direction.INBOUND).succeeded(T0 + timedelta(minutes=7)))
         await uow.sync_records.save(record("e-old", in_sync).succeeded(T0 - timedelta(hours=2)))
-        await uow.sync_records.save(record("e-retry", failing).failed(T0 + timedelta(minutes=8), "stripe: 503", dead=False))
+        await uow.sync_records.save(
+            record("e-retry", failing, Direction.INBOUND).failed(T0 + timedelta(minutes=8), "stripe: 503", dead=False)
+        )
         await uow.sync_records.save(record("e-dead", failing).failed(T0 + timedelta(minutes=9), "stripe: 400 refused", dead=True))
         await uow.sync_records.save(record("e-pending", unlinked))
         await uow.sync_records.save(record("e-other", unlinked, system="other").failed(T0, "other: 500", dead=False))
+        # Not counted as failing: a dead record a later change has carried past, and a deleted customer's.
+        await uow.sync_records.save(record("e-passed", behind).failed(T0 - timedelta(hours=3), "stripe: 400", dead=True))
+        await uow.sync_records.save(record("e-after", behind).succeeded(T0 - timedelta(hours=3)))
+        await uow.sync_records.save(record("e-gone", deleted).failed(T0 - timedelta(hours=3), "stripe: 400", dead=True))
         await uow.outbox.add(event(behind, 1))
         await uow.outbox.add(event(behind, 2))
         await uow.dead_letters.add(Envelope("sync.outbound", "k", "e-dead", b"{}", "refused"), T0)

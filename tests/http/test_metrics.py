@@ -63,6 +63,7 @@ async def test_webhooks_are_counted_by_result_and_rejections_by_reason(client, s
     assert moved("custsync_webhooks_received_total", system="stripe", result="ignored") == 1
     assert moved("custsync_webhooks_rejected_total", system="stripe", reason="signature") == 2
     # A made-up system name is never a label value: it is counted as "unknown".
+    assert moved("custsync_webhooks_rejected_total", system="unknown", reason="unknown_system") == 1
     assert "no-such-system-" + "x" * 40 not in after.label_values()
 
 

@@ -67,8 +67,11 @@ async def test_metrics_move_on_both_processes_and_the_status_reads_the_same_pict
     assert after.value("custsync_outbox_backlog_events") == 0
     assert "custsync_consumer_lag_messages" in after.text  # one series per partition of the group
 
-    api = scrape(pipeline.api_url)  # the API's own: process figures, and its webhooks once any arrive
-    assert "process_cpu_seconds_total" in api.text and "custsync_webhooks_received_total" in api.text
+    forged = pipeline.http.post("/api/v1/webhooks/stripe", content=b"{}", headers={"stripe-signature": "t=1,v1=00"})
+    assert forged.status_code == 400
+    api = scrape(pipeline.api_url)  # the API's own: its webhooks, and process figures
+    assert api.value("custsync_webhooks_rejected_total", system="stripe", reason="signature") == 1
+    assert api.value("process_cpu_seconds_total") > 0
 
     report = json.loads(pipeline.processes.run("status", "--json").stdout)
     [stripe] = report["integrations"]

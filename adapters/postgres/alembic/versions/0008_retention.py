@@ -45,9 +45,15 @@ def upgrade() -> None:
         "ix_dead_letters_replayed_at", "dead_letters", ["replayed_at"], postgresql_where=sa.text("replayed_at IS NOT NULL"),
         if_not_exists=True,
     )
+    # The status screen's (and the sampled metrics') unsettled records: few, whatever the history.
+    op.create_index(
+        "ix_sync_records_unsettled", "sync_records", ["system", "status", "updated_at"],
+        postgresql_where=sa.text("status IN ('pending', 'retrying', 'dead')"), if_not_exists=True,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sync_records_unsettled", table_name="sync_records")
     op.drop_index("ix_dead_letters_replayed_at", table_name="dead_letters")
     op.drop_index("ix_sync_records_succeeded_updated_at", table_name="sync_records")
     op.drop_index("ix_inbox_processed_at", table_name="inbox")
