@@ -14,10 +14,13 @@ Stripe's rate limit with 429 like Stripe does.
 3. **End to end**: updates committed at a steady ``--e2e-rates`` (50/s, 200/s) with budget to spare;
    the time from each commit to the Stripe request that carries it (p50/p99).
 4. **Metrics on** (the operability issue): part 1's B as it ships (every delivery and Stripe call
-   counted and logged, no listener) against M: the same with its operations listener
-   (METRICS_PORT, the status sampled every second) scraped every second by the bench and
-   LOG_FORMAT=json, interleaved B M B M; and what the per-event instrumentation (its counters,
-   histograms and three JSON log lines) costs, timed in this process, as a share of B's CPU per event.
+   counted and logged, no listener) against M: the same with its operations listener (METRICS_PORT,
+   the status sampled at the default METRICS_INTERVAL, 15 s), scraped every 5 s by the bench; S, a
+   stress: sampled and scraped every second; and J, B with LOG_FORMAT=json. Interleaved B M S J,
+   then J S M B (each drain leaves rows behind and later drains run slower: a fixed order would
+   favour the first side); and
+   what the per-event instrumentation (its counters, histograms and three JSON log lines) costs,
+   timed in this process, as a share of B's CPU per event.
 
 Each backlog is written while the relay is held back (the bench holds the relays' advisory lock), the
 workers join their group, then the lock is released: the clock starts with every change in the
@@ -162,7 +165,7 @@ class Bench:
         customers = self.server.stripe.customers
         return sum(1 for ext in self.external.values() if str(customers[ext].get("name", "")).startswith(tag + "-"))
 
-    async def drain(self, workers: int, scrape: str | None = None, **env: str) -> dict[str, float]:
+    async def drain(self, workers: int, scrape: str | None = None, every: float = 1.0, **env: str) -> dict[str, float]:
         async with self.relays_held():
             tag = await self.backlog()
             running = await self.start_workers(workers, **env)
@@ -172,7 +175,7 @@ class Bench:
         async def progress() -> int:
             return self.pushed(tag)
 
-        scraping = asyncio.create_task(scraped_every_second(scrape)) if scrape else None
+        scraping = asyncio.create_task(scraped_every(scrape, every)) if scrape else None
         await self.until(progress, len(self.ids), f"the drain of {tag}")
         took = time.monotonic() - began
         if scraping is not None:
@@ -228,13 +231,13 @@ class Bench:
         return {"offered/s": offered, "p50": statistics.median(latencies), "p99": latencies[int(0.99 * (len(latencies) - 1))]}
 
 
-async def scraped_every_second(url: str) -> None:
-    """Prometheus's part: GET /metrics every second (bounded: a drain lasts MAX_DRAIN_SECONDS at most)."""
+async def scraped_every(url: str, seconds: float) -> None:
+    """Prometheus's part: GET /metrics every ``seconds`` (bounded: a drain lasts MAX_DRAIN_SECONDS at most)."""
     async with httpx.AsyncClient(timeout=5) as http:
-        for _ in range(MAX_DRAIN_SECONDS):
+        for _ in range(int(MAX_DRAIN_SECONDS / seconds)):
             with contextlib.suppress(httpx.HTTPError):
                 (await http.get(url)).raise_for_status()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(seconds)
 
 
 def instrumentation_us_per_event(events: int = 20_000) -> float:
@@ -324,27 +327,30 @@ async def main(args: argparse.Namespace) -> None:
                     row = await bench.e2e(rate)
                     print(f"  {rate:5.0f}/s (offered {row['offered/s']:5.0f}/s): p50 {row['p50']:7.1f} ms   p99 {row['p99']:7.1f} ms")
             if 4 in parts:
-                print("4. metrics on: B = as shipped (counted and logged, no listener), M = B with its operations listener "
-                      "(status sampled every 1 s) scraped every 1 s and LOG_FORMAT=json; zero latency, one worker, "
-                      "interleaved B M B M")
-                sides: dict[str, list[dict[str, float]]] = {"B": [], "M": []}
+                print("4. metrics on: B = as shipped (counted and logged, no listener); M = B with its operations listener "
+                      "(status sampled every 15 s, the default), scraped every 5 s; S = M sampled and scraped every 1 s "
+                      "(a stress); J = B with LOG_FORMAT=json; zero latency, one worker, rounds B M S J and J S M B in turn")
+                sides: dict[str, list[dict[str, float]]] = {"B": [], "M": [], "S": [], "J": []}
                 port = free_port()
+                url = f"http://127.0.0.1:{port}/metrics"
                 for r in range(1, args.rounds + 1):
-                    for side in ("B", "M"):
-                        if side == "B":
-                            row = await bench.drain(1, STRIPE_MAX_RPS="10000")
+                    for side in ("B", "M", "S", "J") if r % 2 else ("J", "S", "M", "B"):
+                        if side in ("B", "J"):
+                            row = await bench.drain(1, STRIPE_MAX_RPS="10000", LOG_FORMAT="json" if side == "J" else "text")
                         else:
-                            row = await bench.drain(1, scrape=f"http://127.0.0.1:{port}/metrics", STRIPE_MAX_RPS="10000",
-                                                    METRICS_PORT=str(port), METRICS_INTERVAL="1", LOG_FORMAT="json")
+                            interval, every = ("15", 5.0) if side == "M" else ("1", 1.0)
+                            row = await bench.drain(1, scrape=url, every=every, STRIPE_MAX_RPS="10000",
+                                                    METRICS_PORT=str(port), METRICS_INTERVAL=interval)
                         sides[side].append(row)
                         print(f"  round {r} {side}: {row['events/s']:8,.0f} events/s  worker CPU {row['cpu ms/event']:.2f} ms/event  "
                               f"({row['seconds']:.1f} s)")
                 b = statistics.median(r["events/s"] for r in sides["B"])
-                m = statistics.median(r["events/s"] for r in sides["M"])
                 b_cpu = statistics.median(r["cpu ms/event"] for r in sides["B"])
-                m_cpu = statistics.median(r["cpu ms/event"] for r in sides["M"])
-                print(f"  M/B: x{m / b:.3f} events/s ({m:,.0f} vs {b:,.0f}), x{m_cpu / b_cpu:.3f} CPU per event "
-                      f"({m_cpu:.2f} vs {b_cpu:.2f} ms)")
+                for side in ("M", "S", "J"):
+                    m = statistics.median(r["events/s"] for r in sides[side])
+                    m_cpu = statistics.median(r["cpu ms/event"] for r in sides[side])
+                    print(f"  {side}/B: x{m / b:.3f} events/s ({m:,.0f} vs {b:,.0f}), x{m_cpu / b_cpu:.3f} worker CPU per event "
+                          f"({m_cpu:.2f} vs {b_cpu:.2f} ms)")
                 cost = statistics.median(instrumentation_us_per_event() for _ in range(3))
                 print(f"  instrumentation per event (counters, histograms, 3 JSON log lines): {cost:.1f} us "
                       f"= {cost / (b_cpu * 10):.2f}% of B's {b_cpu:.2f} ms of CPU per event")
