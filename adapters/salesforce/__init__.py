@@ -1,0 +1,1 @@
+"""Salesforce as an integration: catalog customers as Contacts (issue 13, in progress)."""

@@ -1,0 +1,67 @@
+"""The field mapping between a catalog customer and a Salesforce Contact.
+
+A Contact has no single name field that can be written (``Name`` is a read-only compound of
+``FirstName`` and ``LastName``), and ``LastName`` is required. So:
+
+* a name is split at its **last space**: ``FirstName`` is everything before it, ``LastName``
+  everything after (``"Ada King Lovelace"`` -> ``"Ada King"`` / ``"Lovelace"``); a name without
+  an inner space is all ``LastName``. Joining the two with one space gives the name back exactly,
+  so a name never drifts through a round trip;
+* a customer without a name is written with ``LastName`` = ``NO_NAME``, which reads back as no
+  name (and a Contact whose ``LastName`` is empty, which Salesforce does not allow, reads as no
+  name too);
+* ``email`` is ``Email``.
+
+Salesforce's own limits are shorter than the catalog's: ``FirstName`` 40, ``LastName`` 80,
+``Email`` 80 characters. ``limits_refusal`` says which one a customer breaks, so that the API can
+refuse it up front, as it does for Stripe's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from domain.customer import CustomerData
+
+NO_NAME = "[no name]"  # what LastName holds for a customer without a name (Salesforce requires one)
+FIRST_NAME_MAX, LAST_NAME_MAX, EMAIL_MAX = 40, 80, 80
+
+
+def split_name(name: str | None) -> tuple[str | None, str]:
+    """``(FirstName, LastName)`` for a catalog name."""
+    if not name:
+        return None, NO_NAME
+    cut = name.rfind(" ")
+    if 0 < cut < len(name) - 1:
+        return name[:cut], name[cut + 1:]
+    return None, name
+
+
+def joined_name(first: str | None, last: str | None) -> str | None:
+    """The catalog name of a Contact's ``FirstName`` and ``LastName``."""
+    if not last or (last == NO_NAME and not first):
+        return first or None
+    return f"{first} {last}" if first else last
+
+
+def contact_fields(data: CustomerData) -> dict[str, str | None]:
+    """What a Contact is written with for ``data``."""
+    first, last = split_name(data.name)
+    return {"FirstName": first, "LastName": last, "Email": data.email}
+
+
+def customer_data(contact: Mapping[str, Any]) -> CustomerData:
+    """The catalog's view of a Contact record as the REST API returns it."""
+    email = contact.get("Email")
+    return CustomerData(joined_name(contact.get("FirstName"), contact.get("LastName")), email or None)
+
+
+def limits_refusal(data: CustomerData) -> str | None:
+    """Why Salesforce would refuse ``data`` (a field longer than it takes), or None."""
+    first, last = split_name(data.name)
+    for field, value, limit in (("FirstName", first, FIRST_NAME_MAX), ("LastName", last, LAST_NAME_MAX),
+                                ("Email", data.email, EMAIL_MAX)):
+        if value is not None and len(value) > limit:
+            return f"{field} takes at most {limit} characters in Salesforce ({len(value)} given)"
+    return None
