@@ -129,7 +129,7 @@ class ScrubCandidate(msgspec.Struct, frozen=True):
     customer: Customer
     mappings: list[ExternalMapping]
     unpublished: bool  # an event of it waits in the outbox
-    in_flight: bool = False  # a create of it waits for its answer (an intent, no link), or a record is pending or retrying
+    in_flight: bool  # a create of it waits for its answer (an intent, no link), or a record is pending or retrying
 
 
 class EventsScrubbed(msgspec.Struct, frozen=True):

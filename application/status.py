@@ -1,12 +1,12 @@
 """The status screen: one read an on-call engineer starts with (``custsync status``,
 ``GET /api/v1/status``), and the figures the worker samples into its metrics.
 
-Each figure is one aggregate query (or one broker request), never a walk over customers.
+Each figure is one aggregate query (or one broker request); the one that walks the catalog is
+the count of customers not in sync (``StatusRepository.out_of_sync``).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
 import msgspec
@@ -15,8 +15,6 @@ from application.errors import BackendUnavailable
 from application.ports import Clock, ConsumerLag, Integrations, SyncActivity, UnitOfWorkFactory
 from application.sync.catchup import CURSOR
 from domain.drift import ReconcileRun
-
-log = logging.getLogger(__name__)
 
 ERROR_WINDOW = timedelta(hours=1)  # the error rate is of the changes settled or failing in the last hour
 

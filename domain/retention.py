@@ -36,7 +36,7 @@ SCRUBBED = "[scrubbed]"  # what an email mentioned in a note or an error becomes
 
 
 def deletion_settled(
-    customer: Customer, mappings: Iterable[ExternalMapping], unpublished: bool, in_flight: bool = False
+    customer: Customer, mappings: Iterable[ExternalMapping], unpublished: bool, in_flight: bool
 ) -> bool:
     """Rule "scrub only a settled deletion": a deleted customer's personal data is scrubbed once no
     event of it waits in the outbox (``unpublished``), no call of ours about it may still land

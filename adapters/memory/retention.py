@@ -10,6 +10,7 @@ import msgspec
 from application.ports import EventsScrubbed, ScrubCandidate
 from domain.customer import CustomerData
 from domain.dead_letters import DeadLetter
+from domain.mapping import ExternalMapping
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC
 from domain.retention import (
     deletion_settled,
@@ -158,12 +159,15 @@ class InMemoryRetention:
         return rows
 
 
-def _is_of(letter: DeadLetter, customer_id: int, mappings: list) -> bool:
-    """The letters a customer's data may be in: its events (keyed by its id), its external records'
-    changes (keyed ``system:external_id``), and refused webhooks of those systems (which
-    ``domain.retention.scrubbed_letter`` recognises by the external id inside)."""
+def _is_of(letter: DeadLetter, customer_id: int, mappings: list[ExternalMapping]) -> bool:
+    """The letters a customer's data may be in, as ``adapters.postgres.retention._letters_of``
+    picks them: its events (keyed by its id), its external records' changes (keyed
+    ``system:external_id``), and refused webhooks of those systems that name one of its external
+    ids (``domain.retention.scrubbed_letter`` then checks which record)."""
     if letter.topic == OUTBOUND_TOPIC:
         return letter.key == str(customer_id)
     if letter.topic == INBOUND_TOPIC:
         return letter.key in {f"{m.system}:{m.external_id}" for m in mappings}
-    return letter.topic == REJECTED_WEBHOOK_TOPIC and letter.key in {m.system for m in mappings}
+    return letter.topic == REJECTED_WEBHOOK_TOPIC and any(
+        letter.key == m.system and m.external_id.encode() in letter.payload for m in mappings
+    )

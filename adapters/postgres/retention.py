@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.postgres.dead_letters import _dead_letter
-from adapters.postgres.repositories import _customer, _is_bigint, _mapping, _row_limit
+from adapters.postgres.repositories import _customer, _is_bigint, _json, _mapping, _row_limit
 from adapters.postgres.tables import create_intents, customers, dead_letters, external_mappings, inbox, outbox, sync_records
 from application.ports import EventsScrubbed, ScrubCandidate
 from domain.mapping import ExternalMapping
@@ -89,15 +89,18 @@ class SqlAlchemyRetention:
         m = external_mappings.c
         for row in await self._c.execute(select(external_mappings).where(m.customer_id.in_(ids)).order_by(m.system.collate("C"))):
             mappings.setdefault(row.customer_id, []).append(_mapping(row))
-        # Through the pending index: as long as the backlog, not the outbox.
-        waiting = set((await self._c.scalars(
-            select(o.customer_id).where(o.published_at.is_(None), o.customer_id.in_(ids)).distinct()
-        )).all())
-        in_flight = await self._in_flight(ids)
+        waiting, in_flight = await self._unpublished(ids), await self._in_flight(ids)
         return [
             ScrubCandidate(customer, mappings.get(customer.id, []), customer.id in waiting, customer.id in in_flight)
             for customer in found
         ]
+
+    async def _unpublished(self, ids: list[int]) -> set[int]:
+        """Of ``ids``, the customers with an event waiting in the outbox (through the pending index:
+        as long as the backlog, not the outbox)."""
+        return set((await self._c.scalars(
+            select(o.customer_id).where(o.published_at.is_(None), o.customer_id.in_(ids)).distinct()
+        )).all())
 
     async def _in_flight(self, ids: list[int]) -> set[int]:
         """Of ``ids``, the customers with a create waiting for its answer (an intent, no link yet in
@@ -107,12 +110,6 @@ class SqlAlchemyRetention:
         intents = select(ci.customer_id).where(ci.customer_id.in_(ids), ~linked)
         records = select(r.customer_id).where(r.customer_id.in_(ids), r.status.in_(("pending", "retrying")))
         return set((await self._c.scalars(intents.union(records))).all())
-
-    async def _waiting(self, customer_id: int) -> tuple[bool, bool]:
-        unpublished = await self._c.scalar(
-            select(exists().where(o.customer_id == customer_id, o.published_at.is_(None)))
-        )
-        return bool(unpublished), customer_id in await self._in_flight([customer_id])
 
     async def scrub_events(self, customer_id: int, limit: int) -> EventsScrubbed:
         if not _is_bigint(customer_id):
@@ -144,14 +141,14 @@ class SqlAlchemyRetention:
         mappings = [_mapping(r) for r in await self._c.execute(
             select(external_mappings).where(external_mappings.c.customer_id == customer_id).with_for_update()
         )]
-        unpublished, in_flight = await self._waiting(customer_id)
-        if not deletion_settled(_customer(row), mappings, unpublished, in_flight):
+        tombstone = _customer(row)
+        unpublished, in_flight = await self._unpublished([customer_id]), await self._in_flight([customer_id])
+        if not deletion_settled(tombstone, mappings, bool(unpublished), bool(in_flight)):
             return None
         rows = await self._scrub_mappings(mappings, found)
         rows += await self._scrub_intents(customer_id, found)
         rows += await self._scrub_letters(customer_id, mappings, found)
         rows += await self._redact_history(customer_id, found)
-        tombstone = _customer(row)
         await self._c.execute(update(customers).where(c.id == customer_id).values(name=None, email=None, scrubbed_at=at))
         return rows + (tombstone.data != CustomerData())
 
@@ -165,7 +162,7 @@ class SqlAlchemyRetention:
             # fails (ConcurrentUpdate) and is made again from this one, never putting values back.
             await self._c.execute(
                 update(external_mappings).where(m.customer_id == mapping.customer_id, m.system == mapping.system).values(
-                    synced_name=None, synced_email=None, external_writes=cast(literal("{}"), JSONB), sent=cast(literal("{}"), JSONB),
+                    synced_name=None, synced_email=None, external_writes=_json({}), sent=_json({}),
                     version=m.version + 1,
                 )
             )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -15,8 +15,11 @@ from adapters.postgres.tables import customers, dead_letters, external_mappings,
 from application.ports import SyncActivity
 
 r = sync_records.c
-FAILING = ("retrying", "dead")
-UNSETTLED = ("pending", "retrying")
+# Spelled as the partial indexes' predicates are (a bound parameter would not prove them), as
+# adapters.postgres.retention does.
+SUCCEEDED = literal_column("'succeeded'")
+FAILING = [literal_column("'retrying'"), literal_column("'dead'")]
+UNSETTLED = [literal_column("'pending'"), literal_column("'retrying'")]
 
 
 class SqlAlchemyStatusRepository:
@@ -38,13 +41,13 @@ class SqlAlchemyStatusRepository:
     async def activity(self, system: str, since: datetime) -> SyncActivity:
         def last(direction: str):  # the newest succeeded record, read backwards along its index
             return (
-                select(r.updated_at).where(r.status == "succeeded", r.system == system, r.direction == direction)
+                select(r.updated_at).where(r.status == SUCCEEDED, r.system == system, r.direction == direction)
                 .order_by(r.updated_at.desc()).limit(1).scalar_subquery()
             )
 
         row = (await self._c.execute(select(
             last("outbound"), last("inbound"),
-            select(func.count()).where(r.status == "succeeded", r.updated_at >= since, r.system == system).scalar_subquery(),
+            select(func.count()).where(r.status == SUCCEEDED, r.updated_at >= since, r.system == system).scalar_subquery(),
             select(func.count()).where(r.status.in_(FAILING), r.system == system, r.updated_at >= since).scalar_subquery(),
             select(func.min(r.created_at)).where(r.status.in_(UNSETTLED), r.system == system).scalar_subquery(),
         ))).one()

@@ -54,7 +54,9 @@ class RateLimited:
                 if metrics is not None:
                     metrics.external_request("stripe", label, status, seconds)
                 # The line that ties our correlation id (on the record) to Stripe's Request-Id.
-                target = args[0] if args and isinstance(args[0], str) else None
+                # A named service's first argument is the record's id (``customers.update("cus_1", ...)``);
+                # the raw client's is the HTTP method.
+                target = args[0] if self._name and args and isinstance(args[0], str) else None
                 log.info(
                     "stripe %s%s -> %s in %.0f ms (Request-Id %s)", label, f" {target}" if target else "",
                     status or "no answer", seconds * 1000, request_id or "-",

@@ -63,10 +63,10 @@ def test_a_deletion_is_settled_once_nothing_of_it_waits_and_every_link_carried_i
     link = ExternalMapping(customer_id=1, system="stripe", external_id="cus_1", synced=CustomerData("Ada"), synced_version=1, synced_at=t)
     caught_up = ExternalMapping(customer_id=1, system="stripe", external_id="cus_1", synced=CustomerData("Ada"),
                                 synced_version=gone.version, synced_at=t)
-    assert not deletion_settled(live, [], unpublished=False)
-    assert not deletion_settled(gone, [], unpublished=True)
-    assert not deletion_settled(gone, [caught_up, link], unpublished=False)  # one link has not carried it yet
-    assert deletion_settled(gone, [caught_up], unpublished=False) and deletion_settled(gone, [], unpublished=False)
+    assert not deletion_settled(live, [], unpublished=False, in_flight=False)
+    assert not deletion_settled(gone, [], unpublished=True, in_flight=False)
+    assert not deletion_settled(gone, [caught_up, link], unpublished=False, in_flight=False)  # one link has not carried it yet
+    assert deletion_settled(gone, [caught_up], unpublished=False, in_flight=False) and deletion_settled(gone, [], unpublished=False, in_flight=False)
 
 
 def test_an_email_is_redacted_however_it_is_spelled_and_other_text_stays():

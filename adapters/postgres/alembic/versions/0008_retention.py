@@ -1,6 +1,7 @@
 """Retention: the indexes that keep the worker's pruning and scrubbing proportional to what they
 delete (never a scan of the whole outbox, inbox, sync history or catalog), and the mark of a
-deleted customer whose personal data was scrubbed.
+deleted customer whose personal data was scrubbed; and the index of unsettled sync records that
+the status screen and the sampled metrics read (``adapters.postgres.status``).
 
 Each index is made ``IF NOT EXISTS``: on a large database an operator may build them beforehand
 with ``CREATE INDEX CONCURRENTLY`` (same names and definitions), so that this migration does not
