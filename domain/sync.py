@@ -30,6 +30,10 @@ class SyncStatus(StrEnum):
         return self in (SyncStatus.SUCCEEDED, SyncStatus.DEAD)
 
 
+FAILING = frozenset({SyncStatus.RETRYING, SyncStatus.DEAD})  # the last attempt failed
+UNFINISHED = frozenset({SyncStatus.PENDING, SyncStatus.RETRYING})  # still to be (re)tried: a call may still land
+
+
 class Outcome(StrEnum):
     """What handling one change at one system came to, for counting (``custsync_deliveries_total``)."""
 

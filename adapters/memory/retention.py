@@ -22,12 +22,11 @@ from domain.retention import (
     scrubbed_letter,
     scrubbed_mapping,
 )
-from domain.sync import SyncStatus
+from domain.sync import FAILING, UNFINISHED, SyncStatus
 
 if TYPE_CHECKING:
     from adapters.memory.database import Tables
 
-_FAILING = (SyncStatus.RETRYING, SyncStatus.DEAD)
 
 
 class InMemoryRetention:
@@ -59,7 +58,7 @@ class InMemoryRetention:
             """The newest record of its link, with a retrying or dead one before it."""
             r = records[key]
             mine = links.get((r.customer_id, r.system, r.direction.value), []) if r.customer_id is not None else []
-            return bool(mine) and mine[-1] == key and any(records[k].status in _FAILING for k in mine[:-1])
+            return bool(mine) and mine[-1] == key and any(records[k].status in FAILING for k in mine[:-1])
 
         old = sorted(
             (r.updated_at, seq[k], k) for k, r in records.items()
@@ -95,7 +94,7 @@ class InMemoryRetention:
     def _in_flight(self) -> set[int]:
         """Customers with a create waiting for its answer (an intent, no link yet in its system), or a
         sync record pending or retrying."""
-        unsettled = {r.customer_id for r in self._t.sync_records.values() if r.status in (SyncStatus.PENDING, SyncStatus.RETRYING)}
+        unsettled = {r.customer_id for r in self._t.sync_records.values() if r.status in UNFINISHED}
         waiting = {cid for cid, system in self._t.create_intents if (cid, system) not in self._t.mappings}
         return waiting | {cid for cid in unsettled if cid is not None}
 

@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from application.ports import SyncActivity
-from domain.sync import Direction, SyncStatus
+from domain.sync import FAILING, UNFINISHED, Direction, SyncStatus
 
 if TYPE_CHECKING:
     from adapters.memory.database import Tables
 
-FAILING = (SyncStatus.RETRYING, SyncStatus.DEAD)
 
 
 class InMemoryStatusRepository:
@@ -39,7 +38,7 @@ class InMemoryStatusRepository:
             last_error=last_error.last_error if last_error else None,
             last_error_at=last_error.updated_at if last_error else None,
             oldest_unsettled=min(
-                (rec.created_at for rec in mine if rec.status in (SyncStatus.PENDING, SyncStatus.RETRYING)), default=None
+                (rec.created_at for rec in mine if rec.status in UNFINISHED), default=None
             ),
         )
 
@@ -63,7 +62,7 @@ class InMemoryStatusRepository:
             seq, where = self._t.record_seq[key], (rec.customer_id, rec.direction.value)
             if where not in newest or newest[where][0] < seq:
                 newest[where] = (seq, rec.status)
-        for status in FAILING:
+        for status in sorted(FAILING):
             counts[status.value] = len({
                 cid for (cid, _), (_, latest) in newest.items()
                 if latest is status and (c := self._t.customers.get(cid)) is not None and not c.deleted

@@ -23,6 +23,7 @@ from application.ports import EventsScrubbed, ScrubCandidate
 from domain.mapping import ExternalMapping
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC
 from domain.customer import CustomerData
+from domain.sync import FAILING, UNFINISHED
 from domain.retention import deletion_settled, mapping_emails, redacted, scrubbed_letter, scrubbed_mapping
 
 o, i, s, d, c = outbox.c, inbox.c, sync_records.c, dead_letters.c, customers.c
@@ -56,7 +57,7 @@ class SqlAlchemyRetention:
         # A link's newest record is its sync_status: deleting it must not make an older failure the
         # newest (both looked up through the customer's index).
         newer = exists().where(*_same_link(n, r), n.c.id > r.c.id)
-        failure_before = exists().where(*_same_link(f, r), f.c.id < r.c.id, f.c.status.in_(("retrying", "dead")))
+        failure_before = exists().where(*_same_link(f, r), f.c.id < r.c.id, f.c.status.in_(sorted(FAILING)))
         chosen = (
             select(r.c.id).where(r.c.status == _SUCCEEDED, r.c.updated_at < settled_before, newer | ~failure_before)
             .order_by(r.c.updated_at).limit(_row_limit(limit)).with_for_update(of=r, skip_locked=True)
@@ -108,7 +109,7 @@ class SqlAlchemyRetention:
         ci, r, m = create_intents.c, sync_records.c, external_mappings.c
         linked = exists().where(m.customer_id == ci.customer_id, m.system == ci.system)
         intents = select(ci.customer_id).where(ci.customer_id.in_(ids), ~linked)
-        records = select(r.customer_id).where(r.customer_id.in_(ids), r.status.in_(("pending", "retrying")))
+        records = select(r.customer_id).where(r.customer_id.in_(ids), r.status.in_(sorted(UNFINISHED)))
         return set((await self._c.scalars(intents.union(records))).all())
 
     async def scrub_events(self, customer_id: int, limit: int) -> EventsScrubbed:

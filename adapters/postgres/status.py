@@ -7,19 +7,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, literal_column, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from adapters.postgres.tables import customers, dead_letters, external_mappings, outbox, sync_records
 from application.ports import SyncActivity
+from domain import sync as domain_sync
+from domain.sync import SyncStatus
 
 r = sync_records.c
 # Spelled as the partial indexes' predicates are (a bound parameter would not prove them), as
 # adapters.postgres.retention does.
-SUCCEEDED = literal_column("'succeeded'")
-FAILING = [literal_column("'retrying'"), literal_column("'dead'")]
-UNSETTLED = [literal_column("'pending'"), literal_column("'retrying'")]
+def _spelled(statuses: frozenset[SyncStatus]) -> list[ColumnElement[str]]:
+    return [literal_column(f"'{s.value}'") for s in sorted(statuses)]
+
+
+SUCCEEDED = literal_column(f"'{SyncStatus.SUCCEEDED.value}'")
+FAILING = _spelled(domain_sync.FAILING)
+UNSETTLED = _spelled(domain_sync.UNFINISHED)
 
 
 class SqlAlchemyStatusRepository:

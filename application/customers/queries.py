@@ -13,7 +13,7 @@ from application.ports import UnitOfWork
 from domain.customer import Customer
 from domain.errors import CustomerNotFound
 from domain.mapping import ExternalMapping
-from domain.sync import Direction, SyncRecord, SyncStatus
+from domain.sync import FAILING, Direction, SyncRecord
 
 MAX_PAGE_SIZE = 100
 
@@ -58,7 +58,7 @@ def _link(customer: Customer, system: str, mapping: ExternalMapping | None, hist
         status = "synced"
     else:
         latest = next((r for r in history if r.system == system and r.direction is Direction.OUTBOUND), None)
-        failing = latest is not None and latest.status in (SyncStatus.RETRYING, SyncStatus.DEAD)
+        failing = latest is not None and latest.status in FAILING
         status = latest.status.value if failing else "pending"
     return Link(
         system=system,
