@@ -120,6 +120,15 @@ class PrometheusMetrics:
             "custsync_rate_limit_wait_seconds", "Time a call waited for its slot in the account's request budget",
             ["system"], buckets=WAIT_BUCKETS, registry=registry,
         )
+        # What the system itself says is left of its API allowance (Salesforce: Sforce-Limit-Info,
+        # the org's rolling 24 h); set at every answer that carries it.
+        self.api_remaining = gauge(
+            "custsync_external_api_calls_remaining", "Calls left in the system's own API allowance (Salesforce: per rolling 24 h)",
+            ("system",),
+        )
+        self.api_limit = gauge(
+            "custsync_external_api_calls_limit", "The system's own API allowance (Salesforce: calls per rolling 24 h)", ("system",)
+        )
         # The API.
         self.webhooks = counter(
             "custsync_webhooks_received_total", "Webhooks received, by result (accepted, ignored, rejected)",
@@ -191,6 +200,10 @@ class PrometheusMetrics:
 
     def rate_limit_waited(self, system: str, seconds: float) -> None:
         self.rate_wait.labels(system).observe(seconds)
+
+    def api_usage(self, system: str, used: int, limit: int) -> None:
+        self.api_remaining.labels(system).set(max(limit - used, 0))
+        self.api_limit.labels(system).set(limit)
 
     def webhook(self, system: str, result: str, reason: str | None = None) -> None:
         self.webhooks.labels(system, result).inc()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import httpx
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
 from adapters.prometheus import PrometheusMetrics, new_registry
 from adapters.memory.bus import InMemoryBroker, InMemoryLag, InMemoryOutboxWakeup, InMemoryPublisher, InMemorySubscription
 from adapters.memory.database import InMemoryDatabase
+from adapters.memory.salesforce import InMemorySalesforce
 from adapters.memory.stripe import InMemoryStripe
+from adapters.salesforce.auth import ClientCredentials
+from adapters.salesforce.integration import SalesforceIntegration
 from adapters.kafka.publisher import KafkaPublisher
 from adapters.kafka.lag import KafkaLag
 from adapters.kafka.subscription import KafkaSubscription
@@ -21,12 +27,18 @@ from adapters.postgres.budget import PostgresLedger
 from adapters.stripe.limiter import RateLimited
 from adapters.stripe.sdk import stripe_client
 from application.accounts import AccountGuard, InstallationIdentity
+from application.ports import Integration
 from application.sync.consumer import RetryPolicy, SyncConsumer
 from application.sync.handlers import InboundHandler, OutboundHandler
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
 from entrypoints.settings import Settings
 
 SYNC_TOPICS = [OUTBOUND_TOPIC, INBOUND_TOPIC]
+
+
+def enabled(names: tuple[str, ...], **builders: Callable[[], Integration]) -> dict[str, Integration]:
+    """The integrations INTEGRATIONS names, in its order; the others are never built."""
+    return {name: builders[name]() for name in names}
 
 
 class Container(containers.DeclarativeContainer):
@@ -131,7 +143,53 @@ class Container(containers.DeclarativeContainer):
         webhook_secrets=settings.provided.webhook_secrets,
         tolerance=settings.provided.stripe_webhook_tolerance,
     )
-    integrations = providers.Dict(stripe=stripe)
+
+    # Salesforce: the org at SALESFORCE_INSTANCE_URL, or the in-memory stand-in (an httpx
+    # transport: the same adapter runs over both). Its own request budget, like Stripe's.
+    salesforce_org = providers.Singleton(
+        InMemorySalesforce, clock, external_id_field=settings.provided.salesforce_external_id_field,
+        create_key_field=settings.provided.salesforce_create_key_field,
+    )
+    salesforce_transport = providers.Selector(
+        settings.provided.salesforce_backend,
+        memory=providers.Singleton(httpx.MockTransport, salesforce_org.provided.handle),
+        http=providers.Object(None),
+    )
+    salesforce_http = providers.Singleton(
+        httpx.AsyncClient, transport=salesforce_transport, timeout=settings.provided.salesforce_timeout
+    )
+    salesforce_credentials = providers.Singleton(
+        ClientCredentials, salesforce_http,
+        instance_url=providers.Selector(
+            settings.provided.salesforce_backend, memory=salesforce_org.provided.instance_url,
+            http=settings.provided.salesforce_instance_url,
+        ),
+        client_id=providers.Selector(
+            settings.provided.salesforce_backend, memory=providers.Object("custsync-dev"),
+            http=settings.provided.salesforce_client_id,
+        ),
+        client_secret=providers.Selector(
+            settings.provided.salesforce_backend, memory=providers.Object("custsync-dev"),
+            http=settings.provided.salesforce_client_secret,
+        ),
+    )
+    salesforce_ledger = providers.Selector(
+        settings.provided.storage_backend,
+        memory=providers.Singleton(InMemoryLedger, settings.provided.salesforce_max_rps, clock),
+        postgres=providers.Singleton(PostgresLedger, engine, "salesforce", settings.provided.salesforce_max_rps),
+    )
+    salesforce_bucket = providers.Singleton(RateBudget, settings.provided.salesforce_max_rps, clock, salesforce_ledger)
+    salesforce = providers.Singleton(
+        SalesforceIntegration, salesforce_http, salesforce_credentials,
+        api_version=settings.provided.salesforce_api_version,
+        external_id_field=settings.provided.salesforce_external_id_field,
+        create_key_field=settings.provided.salesforce_create_key_field,
+        budget=salesforce_bucket, metrics=metrics,
+    )
+
+    integrations = providers.Singleton(
+        enabled, settings.provided.integration_names, stripe=stripe.provider, salesforce=salesforce.provider
+    )
     identity = providers.Singleton(InstallationIdentity, uow_factory, clock)
     account_guard = providers.Singleton(AccountGuard, uow_factory, clock)
 

@@ -27,6 +27,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_base: str = ""
     stripe_max_rps: float = 25.0
     stripe_timeout: float = 20.0
+    # The systems the catalog syncs with, comma-separated: stripe, salesforce (in the order each change is sent).
+    integrations: str = "stripe"
+    salesforce_instance_url: str = ""  # https://<MyDomain>.my.salesforce.com; unset: the in-memory stand-in (custsync dev)
+    salesforce_client_id: str = ""
+    salesforce_client_secret: str = ""
+    salesforce_api_version: str = "62.0"
+    salesforce_external_id_field: str = "Custsync_Id__c"  # Text(255), External ID, Unique: <installation>-<catalog id>
+    salesforce_create_key_field: str = "Custsync_Create__c"  # Text(255): the key of the create that made the Contact
+    salesforce_max_rps: float = 10.0  # requests per second across every process (the org's own limit is per 24 h)
+    salesforce_timeout: float = 20.0
     api_token: str = ""
     api_auth: str = "token"  # "token": API_TOKEN required on real storage; "none": no auth (said at start-up)
     conflict_policy: ConflictPolicy = ConflictPolicy.LATEST_WINS
@@ -71,6 +81,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def broker_backend(self) -> str:
         return "memory" if self.kafka_bootstrap_servers.startswith("memory:") else "kafka"
+
+    @property
+    def integration_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.integrations.split(",") if name.strip())
+
+    @property
+    def salesforce_backend(self) -> str:
+        """``http`` (the org at SALESFORCE_INSTANCE_URL), else the in-memory stand-in."""
+        return "http" if self.salesforce_instance_url else "memory"
 
     @property
     def stripe_backend(self) -> str:
@@ -120,6 +139,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             f"RETENTION_DAYS must be 0 (keep everything) or from {MIN_RETENTION_DAYS} (the inbox must outlive the "
             f"{MIN_RETENTION_DAYS} days in which Stripe may deliver an event again) to 36500"
         )
+    _check_integrations(settings)
     if settings.api_auth not in ("token", "none"):
         raise SettingsError("API_AUTH must be `token` (the default: API_TOKEN required) or `none`")
     if settings.api_auth == "none" and settings.api_token:
@@ -131,3 +151,35 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     ):
         raise SettingsError("set both DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, or neither (in-memory, for custsync dev)")
     return settings
+
+
+KNOWN_INTEGRATIONS = ("stripe", "salesforce")
+_SALESFORCE_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,36}__c")
+
+
+def _check_integrations(settings: Settings) -> None:
+    names = settings.integration_names
+    unknown = [n for n in names if n not in KNOWN_INTEGRATIONS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise SettingsError(
+            f"INTEGRATIONS must name each of {', '.join(KNOWN_INTEGRATIONS)} at most once, comma-separated "
+            f"(got {settings.integrations!r})"
+        )
+    if "salesforce" not in names:
+        return
+    if settings.salesforce_instance_url:
+        url = settings.salesforce_instance_url
+        local = url.startswith(("http://127.0.0.1", "http://localhost"))  # a test server
+        if not (url.startswith("https://") or local) or any(c in url for c in "?# "):
+            raise SettingsError("SALESFORCE_INSTANCE_URL must be the org's https URL (https://<MyDomain>.my.salesforce.com)")
+        if not settings.salesforce_client_id or not settings.salesforce_client_secret:
+            raise SettingsError("SALESFORCE_INSTANCE_URL is set: SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET are needed too")
+    if not re.fullmatch(r"[1-9][0-9]\.0", settings.salesforce_api_version):
+        raise SettingsError("SALESFORCE_API_VERSION must look like 62.0")
+    fields = (settings.salesforce_external_id_field, settings.salesforce_create_key_field)
+    if not all(_SALESFORCE_FIELD.fullmatch(f) for f in fields) or fields[0] == fields[1]:
+        raise SettingsError(
+            "SALESFORCE_EXTERNAL_ID_FIELD and SALESFORCE_CREATE_KEY_FIELD must be two custom field API names (Name__c)"
+        )
+    if not 0 < settings.salesforce_max_rps < math.inf or not 0 < settings.salesforce_timeout < math.inf:
+        raise SettingsError("SALESFORCE_MAX_RPS and SALESFORCE_TIMEOUT must be positive")

@@ -16,6 +16,7 @@ class Token(msgspec.Struct, frozen=True):
     access_token: str
     instance_url: str
     token_type: str = "Bearer"
+    id: str = ""  # https://login.salesforce.com/id/<organization id>/<user id>: who the token is for
 
 
 class ClientCredentials:

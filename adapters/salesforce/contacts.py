@@ -5,8 +5,9 @@ A Contact has no single name field that can be written (``Name`` is a read-only 
 
 * a name is split at its **last space**: ``FirstName`` is everything before it, ``LastName``
   everything after (``"Ada King Lovelace"`` -> ``"Ada King"`` / ``"Lovelace"``); a name without
-  an inner space is all ``LastName``. Joining the two with one space gives the name back exactly,
-  so a name never drifts through a round trip;
+  an inner space is all ``LastName``, and so is a name whose parts would start or end with a space
+  (``"Jean-Luc  Picard"``: Salesforce trims what it stores). Joining the two with one space gives
+  the name back exactly, so a name never drifts through a round trip;
 * a customer without a name is written with ``LastName`` = ``NO_NAME``, which reads back as no
   name (and a Contact whose ``LastName`` is empty, which Salesforce does not allow, reads as no
   name too);
@@ -33,8 +34,10 @@ def split_name(name: str | None) -> tuple[str | None, str]:
     if not name:
         return None, NO_NAME
     cut = name.rfind(" ")
-    if 0 < cut < len(name) - 1:
-        return name[:cut], name[cut + 1:]
+    first, last = name[:cut], name[cut + 1:]
+    if 0 < cut and first == first.strip() and last and last == last.strip():
+        return first, last
+    # Salesforce trims what it stores: a part that would lose a space keeps the name whole in LastName.
     return None, name
 
 

@@ -13,7 +13,7 @@ from domain.customer import CustomerData
     ("Plato", None, "Plato"),
     (None, None, NO_NAME),
     ("", None, NO_NAME),
-    ("Ada  Lovelace", "Ada ", "Lovelace"),
+    ("Ada  Lovelace", None, "Ada  Lovelace"),  # Salesforce would trim "Ada ": kept whole
     (" Plato", None, " Plato"),
     ("Plato ", None, "Plato "),
     ("李 小龍", "李", "小龍"),
