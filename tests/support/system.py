@@ -52,7 +52,7 @@ class EmbeddedSystem:
 
         c = self.container
         c.stripe_customers.override(providers.Object(stripe))
-        for provider in (c.stripe, c.outbound_handler, c.inbound_handler):
+        for provider in (c.stripe, c.integrations, c.outbound_handler, c.inbound_handler):
             provider.reset()
         self.stripe = stripe
         self.delivered = 0
