@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
@@ -43,8 +44,16 @@ def _warn_if_memory(settings: Settings, command: str) -> None:
 
 
 def _require_stripe_key(settings: Settings, command: str) -> None:
-    """The in-memory Stripe stand-in would store fake ``cus_`` ids in a real catalog: only in memory."""
-    if settings.stripe_backend != "memory":
+    """The in-memory stand-ins would store fake ids in a real catalog: only in memory. (Named for
+    the first of them; it checks every enabled integration.)"""
+    if "salesforce" in settings.integration_names and settings.salesforce_backend == "memory":
+        if not settings.uses_memory:
+            raise click.ClickException(
+                f"SALESFORCE_INSTANCE_URL is not set: {command} refuses to sync a real catalog with the in-memory "
+                "Salesforce stand-in (it exists for `custsync dev` only)"
+            )
+        log.warning("%s: SALESFORCE_INSTANCE_URL is not set: using the in-memory Salesforce stand-in", command)
+    if settings.stripe_backend != "memory" or "stripe" not in settings.integration_names:
         return
     if not settings.uses_memory:
         raise click.ClickException(
@@ -217,11 +226,14 @@ def dev(host: str, port: int) -> None:
     it, the real Stripe API (or STRIPE_API_BASE) is used and webhooks must be forwarded to
     /api/v1/webhooks/stripe (e.g. `stripe listen --forward-to localhost:8000/api/v1/webhooks/stripe`).
     """
-    from entrypoints.dev import BANNER, REAL_STRIPE_BANNER, webhook_delivery_task
+    from entrypoints.dev import BANNER, DEV_CATCHUP_INTERVAL, REAL_STRIPE_BANNER, SALESFORCE_BANNER, webhook_delivery_task
     from entrypoints.http.app import create_app
     from entrypoints.runtime import http_task, run_process, worker_tasks
 
-    settings = _settings()
+    # Dev syncs with both systems unless INTEGRATIONS says otherwise, and polls every few seconds
+    # (Salesforce's changes arrive by polling) unless CATCHUP_INTERVAL says otherwise.
+    defaults = {"integrations": "stripe,salesforce", "catchup_interval": DEV_CATCHUP_INTERVAL}
+    settings = _settings(**{k: v for k, v in defaults.items() if k.upper() not in os.environ})
     fake_stripe = settings.stripe_backend == "memory"
     # Dev always runs in memory; the fake Stripe signs its webhooks with a secret of its own.
     settings = msgspec.structs.replace(
@@ -231,8 +243,12 @@ def dev(host: str, port: int) -> None:
     _require_api_auth(settings, "custsync dev", host)
     container = build_container(settings)
     click.echo(BANNER.format(host=host, port=port), err=True)
-    tasks = [http_task(create_app(container, dev_routes=fake_stripe), host, port), *worker_tasks(container)]
-    if fake_stripe:
+    if "salesforce" in settings.integration_names and settings.salesforce_backend == "memory":
+        click.echo(SALESFORCE_BANNER.format(host=host, port=port, interval=settings.catchup_interval), err=True)
+    tasks = [http_task(create_app(container, dev_routes=True), host, port), *worker_tasks(container)]
+    if "stripe" not in settings.integration_names:
+        pass
+    elif fake_stripe:
         tasks.append(webhook_delivery_task(container, container.stripe_customers(), settings.stripe_webhook_secret))
     else:
         secret = "set" if settings.stripe_webhook_secret else "NOT SET: webhooks will be refused"
@@ -492,51 +508,55 @@ def resync_command(customer_id: int, pull: bool, system: str) -> None:
                f"(its outcome: GET /api/v1/customers/{customer_id}/sync-events)")
 
 
-@main.group()
-def stripe() -> None:
-    """The Stripe account this catalog is bound to.
+def _account_commands(system: str, credentials: str, account_word: str) -> None:
+    """``custsync <system> binding`` and ``custsync <system> rebind``: the same for every integration."""
 
-    The first `custsync api` or `worker` records the account (and test/live mode) of
-    STRIPE_SECRET_KEY; a later start with a key of another account or mode refuses to run.
-    """
+    @main.group(name=system, help=(
+        f"The {system} {account_word} this catalog is bound to.\n\nThe first `custsync api` or `worker` records the "
+        f"{account_word} (and its mode) of {credentials}; a later start with credentials of another {account_word} "
+        "or mode refuses to run."
+    ))
+    def group() -> None:
+        pass
+
+    @group.command("binding", help=f"Show the {account_word} the catalog is bound to, and the one {credentials} belongs to.")
+    def binding() -> None:
+        from application.errors import IntegrationError
+
+        async def show(c: Container) -> tuple[object, object]:
+            async with c.uow_factory()() as uow:
+                bound = await uow.bindings.get(system)
+            try:
+                actual: object = await getattr(c, system)().account()
+            except IntegrationError as exc:
+                actual = f"unknown ({exc})"
+            return bound, actual
+
+        bound, actual = _with_backends(show, "bindings")
+        click.echo(f"bound to:    {bound.account if bound else 'nothing yet (the first api/worker start binds)'}")
+        click.echo(f"credentials' {account_word}: {actual}")
+
+    @group.command("rebind", help=(
+        f"Bind the catalog to the {account_word} {credentials} belongs to now.\n\nOnly after you have made sure that "
+        f"this {account_word} holds the customers the catalog is linked to: links to records another {account_word} "
+        "holds break (404), and nothing in the catalog is changed for them."
+    ))
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    def rebind_command(yes: bool) -> None:
+        from application.accounts import rebind
+
+        settings = _settings()
+        if system not in settings.integration_names:
+            raise click.ClickException(f"{system} is not in INTEGRATIONS ({settings.integrations})")
+        _require_stripe_key(settings, f"custsync {system} rebind")
+        if not yes:
+            click.confirm(f"Bind this catalog to the {account_word} of {credentials}?", abort=True)
+        old, new = _with_backends(lambda c: rebind(getattr(c, system)(), c.uow_factory(), c.clock()), "bindings")
+        click.echo(f"{system}: bound to {new.account} (was {old.account if old else 'unbound'})")
 
 
-@stripe.command("binding")
-def stripe_binding() -> None:
-    """Show the account the catalog is bound to, and the one STRIPE_SECRET_KEY belongs to."""
-    from application.errors import IntegrationError
-
-    async def show(c: Container) -> tuple[object, object]:
-        async with c.uow_factory()() as uow:
-            bound = await uow.bindings.get("stripe")
-        try:
-            actual: object = await c.stripe().account()
-        except IntegrationError as exc:
-            actual = f"unknown ({exc})"
-        return bound, actual
-
-    bound, actual = _with_backends(show, "bindings")
-    click.echo(f"bound to:    {bound.account if bound else 'nothing yet (the first api/worker start binds)'}")
-    click.echo(f"key's account: {actual}")
-
-
-@stripe.command("rebind")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def stripe_rebind(yes: bool) -> None:
-    """Bind the catalog to the account STRIPE_SECRET_KEY belongs to now.
-
-    Only after you have made sure that this account holds the customers the catalog is linked
-    to: links to customers another account holds break (404), and nothing in the catalog is
-    changed for them.
-    """
-    from application.accounts import rebind
-
-    settings = _settings()
-    _require_stripe_key(settings, "custsync stripe rebind")
-    if not yes:
-        click.confirm("Bind this catalog to the account of STRIPE_SECRET_KEY?", abort=True)
-    old, new = _with_backends(lambda c: rebind(c.stripe(), c.uow_factory(), c.clock()), "bindings")
-    click.echo(f"stripe: bound to {new.account} (was {old.account if old else 'unbound'})")
+_account_commands("stripe", "STRIPE_SECRET_KEY", "account")
+_account_commands("salesforce", "SALESFORCE_CLIENT_ID", "org")
 
 
 def _table(letters: list[DeadLetter]) -> str:

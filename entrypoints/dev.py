@@ -54,6 +54,11 @@ custsync dev: API, outbox relay and sync worker in ONE process, IN MEMORY.
   Stripe side http://{host}:{port}/dev/stripe/customers (the fake Stripe, when STRIPE_SECRET_KEY is unset)
   Stop with Ctrl-C."""
 
+DEV_CATCHUP_INTERVAL = 3.0  # seconds: the fake Salesforce's edits show in the catalog this soon
+
+SALESFORCE_BANNER = """\
+  Salesforce  http://{host}:{port}/dev/salesforce/contacts (the fake org: its Contacts are polled every {interval:g}s)"""
+
 REAL_STRIPE_BANNER = """\
   Using the real Stripe API (STRIPE_SECRET_KEY is set). Forward its webhooks here:
     stripe listen --forward-to localhost:{port}/api/v1/webhooks/stripe

@@ -126,6 +126,10 @@ class InMemorySalesforce:
         self._live(master_id)
         self._delete(loser_id, self.person, master=master_id)
 
+    def shown(self, contact: Mapping[str, Any]) -> dict[str, Any]:
+        """A Contact as the REST API shows it (every field)."""
+        return self._view(contact, "")
+
     def live(self) -> list[dict[str, Any]]:
         return [c for c in self.contacts.values() if not c["IsDeleted"]]
 
@@ -150,7 +154,7 @@ class InMemorySalesforce:
         self.calls.append((request.method, rest))
         try:
             return self._route(request, rest)
-        except _Refusal as refusal:
+        except Refused as refusal:
             return self._answer(refusal.status, [{"errorCode": refusal.code, "message": refusal.message, "fields": refusal.fields}])
 
     def _route(self, request: httpx.Request, rest: str) -> httpx.Response:
@@ -159,12 +163,12 @@ class InMemorySalesforce:
         if parts[:1] in (["query"], ["queryAll"]):
             return self._faulty("query", lambda: self._query(request, parts))
         if parts[:2] != ["sobjects", "Contact"]:
-            raise _Refusal(404, "NOT_FOUND", "The requested resource does not exist")
+            raise Refused(404, "NOT_FOUND", "The requested resource does not exist")
         if len(parts) == 4 and method == "PATCH":
             field, value = parts[2], parts[3]
             return self._faulty("create", lambda: self._upsert(field, value, _body(request)))
         if len(parts) != 3:
-            raise _Refusal(404, "NOT_FOUND", "The requested resource does not exist")
+            raise Refused(404, "NOT_FOUND", "The requested resource does not exist")
         contact_id = parts[2]
         if method == "GET":
             fields = parse_qs(request.url.query.decode()).get("fields", [""])[0]
@@ -174,7 +178,7 @@ class InMemorySalesforce:
             return self._faulty("update", lambda: (self._update(contact_id, body, self.integration_user), httpx.Response(204))[1])
         if method == "DELETE":
             return self._faulty("delete", lambda: (self._delete(contact_id, self.integration_user), httpx.Response(204))[1])
-        raise _Refusal(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
+        raise Refused(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
 
     def _token(self, request: httpx.Request) -> httpx.Response:
         self.token_requests += 1
@@ -196,9 +200,9 @@ class InMemorySalesforce:
 
     def _upsert(self, field: str, value: str, body: dict[str, Any]) -> httpx.Response:
         if field != self.external_id_field:
-            raise _Refusal(400, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field}")
+            raise Refused(400, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field}")
         if field in body and body[field] != value:
-            raise _Refusal(400, "INVALID_FIELD", f"The external ID field {field} cannot be set in the body of an upsert", [field])
+            raise Refused(400, "INVALID_FIELD", f"The external ID field {field} cannot be set in the body of an upsert", [field])
         matches = self.by_external_id(value)
         if len(matches) > 1:
             urls = [f"/services/data/v62.0/sobjects/Contact/{c['Id']}" for c in matches]
@@ -214,19 +218,19 @@ class InMemorySalesforce:
             locator, _, offset = parts[1].rpartition("-")
             rows = self._locators.get(locator)
             if rows is None or not offset.isdigit():
-                raise _Refusal(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+                raise Refused(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
             return self._page(rows, int(offset), locator, _batch(request), self._version(request))
         q = parse_qs(request.url.query.decode()).get("q", [""])[0]
         try:
             query = parse_soql(q)
         except SoqlError as exc:
-            raise _Refusal(400, "MALFORMED_QUERY", str(exc)) from None
+            raise Refused(400, "MALFORMED_QUERY", str(exc)) from None
         if query.sobject != "Contact":
-            raise _Refusal(400, "INVALID_TYPE", f"sObject type '{query.sobject}' is not supported.")
+            raise Refused(400, "INVALID_TYPE", f"sObject type '{query.sobject}' is not supported.")
         known = set(WRITABLE) | set(SYSTEM_FIELDS) | set(self.custom_fields)
         unknown = [f for f in [*query.fields, *query.where_fields(), *(f for f, _ in query.order)] if f not in known]
         if unknown:
-            raise _Refusal(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity 'Contact'.")
+            raise Refused(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity 'Contact'.")
         everything = parts[0] == "queryAll"
         rows = [c for c in self.contacts.values() if (everything or not c["IsDeleted"]) and query.matches(c)]
         for field, descending in reversed(query.order):
@@ -253,7 +257,7 @@ class InMemorySalesforce:
     # -- the records --------------------------------------------------------------------------------
     def _insert(self, fields: dict[str, Any], by: str) -> dict[str, Any]:
         if not fields.get("LastName"):
-            raise _Refusal(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"])
+            raise Refused(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"])
         self._validate(fields, None)
         now = self._now()
         contact = {
@@ -268,7 +272,7 @@ class InMemorySalesforce:
     def _update(self, contact_id: str, fields: dict[str, Any], by: str) -> dict[str, Any]:
         contact = self._live(contact_id)
         if "LastName" in fields and not fields["LastName"]:
-            raise _Refusal(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"])
+            raise Refused(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"])
         self._validate(fields, contact_id)
         now = self._now()
         contact.update(fields, LastModifiedDate=now, SystemModstamp=now, LastModifiedById=by)
@@ -283,16 +287,16 @@ class InMemorySalesforce:
         for field, limit in LIMITS.items():
             value = fields.get(field)
             if value is not None and len(value) > limit:
-                raise _Refusal(400, "STRING_TOO_LONG", f"{field}: data value too large: {value[:20]} (max length={limit})", [field])
+                raise Refused(400, "STRING_TOO_LONG", f"{field}: data value too large: {value[:20]} (max length={limit})", [field])
         email = fields.get("Email")
         if email is not None and not _EMAIL.match(email):
-            raise _Refusal(400, "INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {email}", ["Email"])
+            raise Refused(400, "INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {email}", ["Email"])
         value = fields.get(self.external_id_field)
         if value is not None and any(c["Id"] != contact_id for c in self.by_external_id(value)):
-            raise _Refusal(400, "DUPLICATE_VALUE", f"duplicate value found: {self.external_id_field} duplicates value on record with id: "
+            raise Refused(400, "DUPLICATE_VALUE", f"duplicate value found: {self.external_id_field} duplicates value on record with id: "
                            f"{self.by_external_id(value)[0]['Id']}", [self.external_id_field])
         if any(refused(fields) for refused in self.refusals):
-            raise _Refusal(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Refused by a validation rule of this org", [])
+            raise Refused(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Refused by a validation rule of this org", [])
 
     def _clean(self, body: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
         """A write's fields as Salesforce stores them: known fields only, strings trimmed, blanks null."""
@@ -300,18 +304,18 @@ class InMemorySalesforce:
         clean: dict[str, Any] = {}
         for field, value in body.items():
             if field not in allowed:
-                raise _Refusal(400, "INVALID_FIELD", f"No such column '{field}' on sobject of type Contact", [field])
+                raise Refused(400, "INVALID_FIELD", f"No such column '{field}' on sobject of type Contact", [field])
             if value is not None and not isinstance(value, str):
-                raise _Refusal(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of string from {type(value).__name__}", [field])
+                raise Refused(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of string from {type(value).__name__}", [field])
             clean[field] = (value.strip() or None) if isinstance(value, str) else None
         return clean
 
     def _live(self, contact_id: str) -> dict[str, Any]:
         contact = self.contacts.get(contact_id) if len(contact_id) in (15, 18) else None
         if contact is None:
-            raise _Refusal(404, "NOT_FOUND", "The requested resource does not exist")
+            raise Refused(404, "NOT_FOUND", "The requested resource does not exist")
         if contact["IsDeleted"]:
-            raise _Refusal(404, "ENTITY_IS_DELETED", "entity is deleted")
+            raise Refused(404, "ENTITY_IS_DELETED", "entity is deleted")
         return contact
 
     def _view(self, contact: Mapping[str, Any], fields: str) -> dict[str, Any]:
@@ -353,7 +357,7 @@ class InMemorySalesforce:
         return httpx.Response(status, headers=headers, content=json.dumps(body).encode())
 
 
-class _Refusal(Exception):
+class Refused(Exception):
     def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or []
@@ -363,9 +367,9 @@ def _body(request: httpx.Request) -> dict[str, Any]:
     try:
         body = json.loads(request.content or b"{}")
     except ValueError:
-        raise _Refusal(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
+        raise Refused(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise _Refusal(400, "JSON_PARSER_ERROR", "The request body is not a JSON object")
+        raise Refused(400, "JSON_PARSER_ERROR", "The request body is not a JSON object")
     return body
 
 

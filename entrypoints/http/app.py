@@ -16,7 +16,7 @@ from entrypoints.http.correlation import correlation_middleware
 from entrypoints.http.customers import CustomerController
 from entrypoints.http.dead_letters import DeadLetterController
 from entrypoints.http.deps import Services
-from entrypoints.http.dev import FakeStripeController
+from entrypoints.http.dev import FakeSalesforceController, FakeStripeController
 from entrypoints.http.methods import correct_allow, get
 from entrypoints.http.metrics import metrics_route
 from entrypoints.http.openapi import COMPONENTS, document
@@ -42,7 +42,8 @@ async def docs(request: Request) -> Redirect:
 
 
 def create_app(container: Container, *, dev_routes: bool = False, **litestar_options: Any) -> Litestar:
-    """The HTTP app over ``container``; ``dev_routes`` mounts the fake-Stripe controls."""
+    """The HTTP app over ``container``; ``dev_routes`` mounts the controls of each stand-in in use
+    (the fake Stripe without STRIPE_SECRET_KEY, the fake Salesforce without SALESFORCE_INSTANCE_URL)."""
     settings = container.settings()
 
     def provide(factory: Any) -> Provide:
@@ -57,9 +58,12 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, ready_route(container),
         metrics_route(container), status, docs,
     ]
-    if dev_routes:
+    if dev_routes and settings.stripe_backend == "memory" and "stripe" in settings.integration_names:
         dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())
         handlers.append(FakeStripeController)
+    if dev_routes and settings.salesforce_backend == "memory" and "salesforce" in settings.integration_names:
+        dependencies["fake_salesforce"] = provide(lambda: container.salesforce_org())
+        handlers.append(FakeSalesforceController)
     app = Litestar(
         route_handlers=handlers,
         dependencies=dependencies,

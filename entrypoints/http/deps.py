@@ -15,6 +15,7 @@ from typing import Annotated
 from litestar.di import Dependency
 from litestar.params import SkipValidationMarker
 
+from adapters.memory.salesforce import InMemorySalesforce
 from adapters.memory.stripe import InMemoryStripe
 from adapters.prometheus import PrometheusMetrics
 from application.ports import Clock, ConsumerLag, Integrations, MessagePublisher, UnitOfWork, UnitOfWorkFactory
@@ -65,3 +66,4 @@ class Services:
 UowDep = Annotated[UnitOfWork, Dependency(), SkipValidationMarker()]
 ServicesDep = Annotated[Services, Dependency(), SkipValidationMarker()]
 FakeStripeDep = Annotated[InMemoryStripe, Dependency(), SkipValidationMarker()]
+FakeSalesforceDep = Annotated[InMemorySalesforce, Dependency(), SkipValidationMarker()]
