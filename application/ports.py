@@ -17,6 +17,7 @@ from domain.binding import AccountBinding, ExternalAccount
 from domain.customer import Customer, CustomerData
 from domain.dead_letters import DeadLetter
 from domain.drift import Finding, ReconcileRun
+from domain.errors import FieldError
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import CustomerChanged, ExternalChange, ExternalCustomer
 from domain.ownership import OwnershipTag
@@ -457,11 +458,15 @@ class Integration(Protocol):
         """Create the customer, tagged as ours; the same key never creates twice. A failure the
         system saved under the key raises IdempotentReplayFailure."""
 
+    def field_errors(self, changes: Mapping[str, str | None]) -> list[FieldError]:
+        """What the system would refuse of these catalog field values (its own limits, beyond the
+        catalog's), so that the API refuses them before anything is stored."""
+
     async def update_customer(
         self, external_id: str, changes: Mapping[str, str | None], *, idempotency_key: str | None = None
-    ) -> ExternalCustomer:
+    ) -> None:
         """Send only ``changes`` (field -> new value, ``None`` clears). The key marks the write
-        as ours in the events it causes."""
+        as ours in the events it causes (a system without keys: repeating a write is harmless)."""
 
     async def link_customer(self, external_id: str, tag: OwnershipTag, *, idempotency_key: str | None = None) -> None:
         """Tag a customer created over there as ours (Stripe: metadata, merged key by key)."""

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from domain.customer import CustomerData
+from domain.errors import FieldError
 
 NO_NAME = "[no name]"  # what LastName holds for a customer without a name (Salesforce requires one)
 FIRST_NAME_MAX, LAST_NAME_MAX, EMAIL_MAX = 40, 80, 80
@@ -62,9 +63,26 @@ def customer_data(contact: Mapping[str, Any]) -> CustomerData:
 
 def limits_refusal(data: CustomerData) -> str | None:
     """Why Salesforce would refuse ``data`` (a field longer than it takes), or None."""
-    first, last = split_name(data.name)
-    for field, value, limit in (("FirstName", first, FIRST_NAME_MAX), ("LastName", last, LAST_NAME_MAX),
-                                ("Email", data.email, EMAIL_MAX)):
-        if value is not None and len(value) > limit:
-            return f"{field} takes at most {limit} characters in Salesforce ({len(value)} given)"
-    return None
+    errors = field_errors({"name": data.name, "email": data.email})
+    return "; ".join(f"{e.field}: {e.reason}" for e in errors) or None
+
+
+def field_errors(changes: Mapping[str, str | None]) -> list[FieldError]:
+    """What Salesforce would refuse of these catalog field values (trimmed as the catalog trims
+    them), named by catalog field: its lengths, and the one name that would not read back."""
+    errors = []
+    if "name" in changes and changes["name"] is not None:
+        name = changes["name"].strip()
+        first, last = split_name(name)
+        if name == NO_NAME:
+            errors.append(FieldError("name", f"{NO_NAME!r} is what custsync writes in Salesforce for a customer without a name"))
+        elif first is not None and len(first) > FIRST_NAME_MAX:
+            errors.append(FieldError("name", f"all but its last word go to Salesforce's FirstName, which takes at most "
+                                             f"{FIRST_NAME_MAX} characters ({len(first)} given)"))
+        elif len(last) > LAST_NAME_MAX:
+            errors.append(FieldError("name", f"{'its last word goes' if first else 'it goes whole'} to Salesforce's "
+                                             f"LastName, which takes at most {LAST_NAME_MAX} characters ({len(last)} given)"))
+    if "email" in changes and changes["email"] is not None and len(changes["email"].strip()) > EMAIL_MAX:
+        errors.append(FieldError("email", f"Salesforce's Email takes at most {EMAIL_MAX} characters "
+                                          f"({len(changes['email'].strip())} given)"))
+    return errors

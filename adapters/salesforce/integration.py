@@ -39,7 +39,7 @@ import httpx
 
 from adapters.budget import RateBudget
 from adapters.salesforce.auth import ClientCredentials, Token
-from adapters.salesforce.contacts import contact_fields, customer_data, split_name
+from adapters.salesforce.contacts import contact_fields, customer_data, field_errors, split_name
 from adapters.salesforce.errors import api_usage, classify
 from application.errors import (
     ExternalCustomerMissing,
@@ -51,6 +51,7 @@ from application.errors import (
 from application.ports import ChangePage, Page
 from domain.binding import ExternalAccount
 from domain.customer import CustomerData
+from domain.errors import FieldError
 from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
 from domain.ownership import Claim, OwnershipTag
 
@@ -142,6 +143,9 @@ class SalesforceIntegration:
         if not isinstance(contact_id, str) or not _ID.fullmatch(contact_id):
             raise PermanentIntegrationError("salesforce: the upsert answered without a record id")
         return ExternalCustomer(external_id=contact_id, data=data, claim=claim)
+
+    def field_errors(self, changes: Mapping[str, str | None]) -> list[FieldError]:
+        return field_errors(changes)
 
     async def update_customer(
         self, external_id: str, changes: Mapping[str, str | None], *, idempotency_key: str | None = None

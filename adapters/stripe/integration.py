@@ -30,6 +30,7 @@ from application.errors import (
 from application.ports import ChangePage, Page
 from domain.binding import ExternalAccount
 from domain.customer import CustomerData
+from domain.errors import FieldError
 from domain.messages import ExternalChange, ExternalCustomer
 from domain.ownership import OwnershipTag
 
@@ -94,6 +95,9 @@ class StripeIntegration:
         params: dict[str, Any] = {k: v for k, v in (("name", data.name), ("email", data.email)) if v is not None}
         params["metadata"] = tag_metadata(tag)
         return await self._customer(self._customers.create_async, params=params, options={"idempotency_key": idempotency_key})
+
+    def field_errors(self, changes: Mapping[str, str | None]) -> list[FieldError]:
+        return []  # the catalog's own limits are Stripe's (domain.customer)
 
     async def update_customer(
         self, external_id: str, changes: Mapping[str, str | None], *, idempotency_key: str | None = None

@@ -16,7 +16,9 @@ from application.customers.create import create_customer
 from application.customers.delete import delete_customer
 from application.customers.queries import MAX_PAGE_SIZE, get_customer, list_customers, sync_history
 from application.customers.update import patch_customer, replace_customer
-from domain.customer import Customer
+from application.ports import Integrations
+from domain.customer import Customer, CustomerData, validated_changes
+from domain.errors import FieldError, InvalidCustomer
 from entrypoints.http.deps import ServicesDep, UowDep
 from entrypoints.http.guards import api_request
 from entrypoints.http.methods import get
@@ -59,6 +61,7 @@ class CustomerController(Controller):
 
     @post("/", summary="Create a customer", status_code=HTTP_201_CREATED, responses=problems(*GUARDED, *BODY))
     async def create_customer(self, data: JSONBody[CustomerCreate], services: ServicesDep) -> Response[CustomerOut]:
+        _within_limits({"name": data.name, "email": data.email}, services.integrations)
         customer = await create_customer(CreateCustomer(name=data.name, email=data.email), services.uow(), services.clock)
         return _one(customer, HTTP_201_CREATED, location=True)
 
@@ -74,6 +77,7 @@ class CustomerController(Controller):
     ) -> Response[CustomerOut]:
         versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
         cmd = ReplaceCustomer(customer_id=catalog_id(customer_id), name=data.name, email=data.email, expected_versions=versions)
+        _within_limits({"name": data.name, "email": data.email}, services.integrations)
         return _one(await replace_customer(cmd, services.uow(), services.clock))
 
     @patch("/{customer_id:str}", summary="Change some of a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
@@ -83,6 +87,7 @@ class CustomerController(Controller):
     ) -> Response[CustomerOut]:
         versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
         cmd = PatchCustomer(customer_id=catalog_id(customer_id), changes=data.changes(), expected_versions=versions)
+        _within_limits(cmd.changes, services.integrations)
         return _one(await patch_customer(cmd, services.uow(), services.clock))
 
     @delete(
@@ -104,6 +109,23 @@ class CustomerController(Controller):
         self, customer_id: CustomerIdPath, uow: UowDep, limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100
     ) -> list[SyncEventOut]:
         return [SyncEventOut.of(r) for r in await sync_history(catalog_id(customer_id), uow, limit)]
+
+
+def _within_limits(changes: dict[str, str | None], integrations: Integrations) -> None:
+    """Refuse up front (422, nothing stored) what an enabled integration would refuse later: its
+    limits beyond the catalog's (Salesforce's are shorter than Stripe's, which the catalog's own
+    rules mirror). The catalog's own errors come first, and are reported together with these."""
+    errors: list[FieldError] = []
+    try:
+        validated_changes(CustomerData(), changes)
+    except InvalidCustomer as exc:
+        errors += exc.errors
+    wrong = {e.field for e in errors}
+    for integration in integrations.values():
+        errors += [e for e in integration.field_errors(changes) if e.field not in wrong]
+        wrong |= {e.field for e in errors}
+    if errors:
+        raise InvalidCustomer(errors)
 
 
 def _one(customer: Customer, status: int = 200, location: bool = False) -> Response[CustomerOut]:

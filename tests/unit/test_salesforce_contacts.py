@@ -41,3 +41,5 @@ def test_salesforce_limits_are_named_with_the_field_that_breaks_them():
     assert "FirstName" in limits_refusal(CustomerData("A" * 41 + " B", None))
     assert "LastName" in limits_refusal(CustomerData("B" * 81, None))
     assert "Email" in limits_refusal(CustomerData("Ada", "a" * 70 + "@example.com"))
+    assert "without a name" in limits_refusal(CustomerData(NO_NAME, None))
+    assert limits_refusal(CustomerData("  " + "B" * 80 + "  ", None)) is None  # trimmed first, as the catalog does

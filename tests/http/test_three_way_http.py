@@ -1,0 +1,100 @@
+"""The API with Salesforce enabled beside Stripe: Salesforce's shorter limits refused up front
+(problem+json naming the field, nothing stored), the dev routes of the fake org, and a change
+travelling across all three through them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from adapters.memory.clock import FakeClock
+from application.sync.catchup import catch_up_once
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
+
+
+@pytest.fixture
+def three_way(clock: FakeClock) -> EmbeddedSystem:
+    return EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, integrations="stripe,salesforce"), clock=clock)
+
+
+@pytest.fixture
+async def api(three_way: EmbeddedSystem) -> AsyncIterator[AsyncTestClient]:
+    async with AsyncTestClient(app=create_app(three_way.container, dev_routes=True)) as c:
+        yield c
+
+
+async def customers(api: AsyncTestClient) -> list[dict]:
+    return (await api.get("/api/v1/customers")).json()["data"]
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"name": "B" * 81}, "name", "LastName"),
+    ({"name": "A" * 41 + " Lovelace"}, "name", "FirstName"),
+    ({"name": "[no name]"}, "name", "without a name"),
+    ({"name": "Ada", "email": "a" * 60 + "@" + "b" * 20 + ".example.com"}, "email", "Email"),
+])
+async def test_what_salesforce_would_refuse_is_refused_up_front_and_nothing_is_stored(api, body, field, words):
+    answer = await api.post("/api/v1/customers", json=body)
+    assert answer.status_code == 422 and answer.headers["content-type"].startswith("application/problem+json")
+    [error] = answer.json()["errors"]
+    assert error["field"] == field and words in error["reason"]
+    assert await customers(api) == []
+
+
+async def test_patch_and_put_are_held_to_the_same_limits_and_both_fields_are_named(api):
+    made = (await api.post("/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"})).json()
+    answer = await api.patch(f"/api/v1/customers/{made['id']}", json={"name": "B" * 81, "email": "not an email"})
+    assert answer.status_code == 422
+    assert {e["field"] for e in answer.json()["errors"]} == {"name", "email"}
+    answer = await api.put(f"/api/v1/customers/{made['id']}", json={"name": "Ada", "email": "a" * 60 + "@" + "b" * 30 + ".io"})
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "email"
+    assert (await api.get(f"/api/v1/customers/{made['id']}")).json()["version"] == 1
+
+
+async def test_a_name_stripe_takes_is_fine_without_salesforce(client):
+    answer = await client.post("/api/v1/customers", json={"name": "B" * 200})
+    assert answer.status_code == 201  # Stripe alone: the catalog's own limit (256)
+
+
+async def test_a_change_travels_across_all_three_through_the_dev_routes(api, three_way):
+    sf = three_way.container.salesforce()
+    c = three_way.container
+
+    async def poll() -> None:
+        await catch_up_once(sf, c.uow_factory(), c.publisher(), three_way.clock, "test", 60)
+
+    await poll()  # catch-up's floor: what changes in the org from now on is listed
+    made = (await api.post("/api/v1/customers", json={"name": "Ada King Lovelace", "email": "ada@example.com"})).json()
+    await three_way.settle()
+    [contact] = (await api.get("/dev/salesforce/contacts")).json()
+    assert (contact["FirstName"], contact["LastName"], contact["Email"]) == ("Ada King", "Lovelace", "ada@example.com")
+    [stripe_customer] = (await api.get("/dev/stripe/customers")).json()["data"]
+
+    three_way.clock.advance(5)
+    edited = await api.patch(f"/dev/salesforce/contacts/{contact['Id']}", json={"FirstName": "Augusta Ada"})
+    assert edited.status_code == 200
+    await poll()
+    await three_way.settle()
+    assert (await api.get(f"/api/v1/customers/{made['id']}")).json()["name"] == "Augusta Ada Lovelace"
+    assert (await api.get("/dev/stripe/customers")).json()["data"][0]["name"] == "Augusta Ada Lovelace"
+    assert stripe_customer["id"] == (await api.get("/dev/stripe/customers")).json()["data"][0]["id"]
+
+    refused = await api.post("/dev/salesforce/contacts", json={"FirstName": "Grace"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "LastName"
+    missing = await api.delete("/dev/salesforce/contacts/003000000000000AAA")
+    assert missing.status_code == 404
+
+    three_way.clock.advance(5)
+    assert (await api.delete(f"/dev/salesforce/contacts/{contact['Id']}")).status_code == 200
+    await poll()
+    await three_way.settle()
+    assert await customers(api) == []
+    assert (await api.get("/dev/stripe/customers")).json()["data"] == []
+
+
+async def test_the_dev_routes_of_the_org_are_absent_without_salesforce(dev_client):
+    assert (await dev_client.get("/dev/salesforce/contacts")).status_code == 404
