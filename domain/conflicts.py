@@ -7,9 +7,18 @@ from enum import StrEnum
 
 
 class ConflictPolicy(StrEnum):
+    """Settled at the hub, always between the catalog and one external system (a link): with
+    several integrations, a change from one reaches the others through the catalog, so two
+    external sides never meet except through it."""
+
     INTERNAL_WINS = "internal_wins"  # the catalog is the system of record
-    EXTERNAL_WINS = "stripe_wins"  # the external system's value is kept (named for the Stripe integration)
+    EXTERNAL_WINS = "external_wins"  # the external system's value is kept (whichever system the link is to)
     LATEST_WINS = "latest_wins"  # the later change wins; on a tie the catalog does
+
+    @classmethod
+    def _missing_(cls, value: object) -> ConflictPolicy | None:
+        # Its name from the days of Stripe alone, still accepted: it always meant "the external side".
+        return cls.EXTERNAL_WINS if value == "stripe_wins" else None
 
     def external_wins(self, internal_changed_at: datetime, external_changed_at: datetime) -> bool:
         if self is ConflictPolicy.INTERNAL_WINS:

@@ -147,7 +147,7 @@ def first_link_data(catalog: CustomerData, external: CustomerData, policy: Confl
     """Two records linked for the first time share no history: no field has a baseline to tell
     who changed it. A field set on one side only takes that value (a link never clears one); a
     field set differently on both keeps the catalog's (the hub), unless the policy is
-    ``stripe_wins`` (the external side wins every conflict)."""
+    ``external_wins`` (the external side wins every conflict)."""
     merged = {}
     for f in SYNCED_FIELDS:
         here, there = getattr(catalog, f), getattr(external, f)

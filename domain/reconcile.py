@@ -176,7 +176,7 @@ def plan_update(
 ) -> OutboundPlan:
     """Field by field against the baseline. A field the external side changed too (to another
     value) is a conflict: the catalog's value is written under ``internal_wins``, the external one
-    adopted under ``stripe_wins``, and under ``latest_wins`` the later change wins -- once the
+    adopted under ``external_wins``, and under ``latest_wins`` the later change wins -- once the
     external value's time is known from its event; until then it waits for that event."""
     changes = outbound_changes(customer, mapping)
     newer = newer_external_writes(customer, mapping) if policy is ConflictPolicy.LATEST_WINS else {}

@@ -105,6 +105,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     environ = os.environ if environ is None else environ
     raw: dict[str, object] = {field: environ[env] for env, field in ENV_NAMES.items() if env in environ}
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    if raw.get("conflict_policy") == "stripe_wins":  # the name external_wins had with Stripe alone
+        raw["conflict_policy"] = ConflictPolicy.EXTERNAL_WINS.value
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -266,7 +266,7 @@ class SalesforceIntegration:
     async def _page(self, soql: str, cursor: str | None, *, everything: bool) -> tuple[list[dict[str, Any]], str | None]:
         headers = {"Sforce-Query-Options": f"batchSize={self._page_size}"}
         if cursor is not None:
-            if not cursor.startswith(f"{self._base}/query/") or "?" in cursor:
+            if not re.fullmatch(rf"{re.escape(self._base)}/query/[A-Za-z0-9]+-[0-9]+", cursor):
                 raise PermanentIntegrationError("salesforce: not a query cursor of ours")
             response = await self._send("GET", cursor.removeprefix(self._base), "query.more", headers=headers)
         else:

@@ -368,7 +368,8 @@ def test_f_a_salesforce_outage_holds_salesforce_back_while_stripe_gets_the_chang
         wait_until(lambda: p.contact(contact_id)["Email"] == "frances.allen@example.com", 8, 0.1,
                "Salesforce converged after the outage")
     finally:
-        print("DEBUG requests", p.salesforce.requests[-40:])
+        import datetime as _dt
+        for t, m, pa, st in p.salesforce.timed[-30:]: print("DEBUG", _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%H:%M:%S.%f"), m, pa, st)
         print("DEBUG contact", p.contact(contact_id))
         print("DEBUG customer", p.sql("select * from customers where id=$1", customer_id))
         for r in p.sql("select * from sync_records where customer_id=$1 order by id", customer_id): print("DEBUG", r)

@@ -40,6 +40,7 @@ class SalesforceServer:
         self.org = InMemorySalesforce(client_id=client_id, client_secret=client_secret, instance_url=self.url, **org_options)
         self.lock = threading.RLock()  # the org's data: the server's thread and the test's share it
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, outage or not
+        self.timed: list[tuple[float, str, str, int]] = []  # (time.time(), method, path, status answered)
         self.down_status: int | None = None  # an outage: every call, token requests too, gets this
         self.outage_answers = 0
         self._server: uvicorn.Server | None = None
@@ -108,6 +109,7 @@ class SalesforceServer:
         self.requests.append((method, path))
         if self.down_status is not None:
             self.outage_answers += 1
+            self.timed.append((time.time(), method, path, self.down_status))
             return await self._send(send, self._outage(path))
         raw_path = scope.get("raw_path") or path.encode()
         query = scope.get("query_string", b"")
@@ -116,6 +118,7 @@ class SalesforceServer:
         request = httpx.Request(method, url, headers=headers, content=body)
         with self.lock:
             response = self.org.handle(request)
+        self.timed.append((time.time(), method, path, response.status_code))
         await self._send(send, response)
 
     def _outage(self, path: str) -> httpx.Response:
