@@ -11,6 +11,9 @@ from litestar.testing import AsyncTestClient
 
 from adapters.memory.clock import FakeClock
 from application.sync.catchup import catch_up_once
+from application.sync.reconcile import Reconciler, start_here
+from domain.customer import CustomerData
+from domain.drift import MatchBy, RunStatus
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
@@ -98,3 +101,30 @@ async def test_a_change_travels_across_all_three_through_the_dev_routes(api, thr
 
 async def test_the_dev_routes_of_the_org_are_absent_without_salesforce(dev_client):
     assert (await dev_client.get("/dev/salesforce/contacts")).status_code == 404
+
+
+async def test_a_first_sync_with_an_existing_org_links_by_email_and_makes_nobody_twice(api, three_way):
+    """Reconcile (first sync) against Salesforce: Contacts that exist before the installation are
+    matched to catalog customers by email, the rest imported or exported, each once."""
+    org = three_way.container.salesforce_org()
+    ada = org.create(FirstName="Ada", LastName="Lovelace", Email="ada@example.com")["Id"]
+    org.create(LastName="Hopper", FirstName="Grace", Email="grace@example.com")
+    three_way.container.integrations()  # built before the catalog's customers exist
+    async with three_way.uow_factory() as uow:  # the catalog as it was before: no outbox to Salesforce
+        customer = await uow.customers.add(CustomerData("Ada Lovelace", "ada@example.com"), three_way.clock.now())
+        linus = await uow.customers.add(CustomerData("Linus", "linus@example.com"), three_way.clock.now())
+        await uow.commit()
+    three_way.clock.advance(1)
+    ctx = await three_way.context()
+    run, _ = await start_here(ctx, "salesforce", "test", dry_run=False, match_by=MatchBy.EMAIL, trigger="cli",
+                              presumed_dead=lambda other: False)
+    done = await Reconciler(run, three_way.container.salesforce(), three_way.container.integrations(), ctx).execute()
+    assert done.status is RunStatus.DONE
+    await three_way.settle()
+    live = {c["Email"]: c for c in org.live()}
+    assert set(live) == {"ada@example.com", "grace@example.com", "linus@example.com"}  # Linus exported, nobody twice
+    assert live["ada@example.com"]["Id"] == ada  # matched, not made again
+    by_email = {c["email"]: c for c in await customers(api)}
+    assert set(by_email) == {"ada@example.com", "grace@example.com", "linus@example.com"}  # Grace imported once
+    assert by_email["ada@example.com"]["id"] == customer.id and by_email["linus@example.com"]["id"] == linus.id
+    assert all(c[org.external_id_field] for c in live.values())  # every Contact tagged as ours
