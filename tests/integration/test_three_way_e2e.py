@@ -121,6 +121,15 @@ class ThreeWay:
         with self.salesforce.lock:
             return [dict(c) for c in self.salesforce.org.contacts.values() if c.get("Custsync_Id__c") == value]
 
+    def diagnosis(self, customer_id: int, contact_id: str) -> str:
+        """What a failure message needs: the Contact, the catalog's rows and the org's last requests."""
+        lines = [f"contact: {self.salesforce.contact(contact_id)}"]
+        lines += [f"customer: {dict(r)}" for r in self.sql("SELECT * FROM customers WHERE id = $1", customer_id)]
+        lines += [f"mapping: {dict(r)}" for r in self.sql("SELECT * FROM external_mappings WHERE customer_id = $1", customer_id)]
+        lines += [f"sync record: {dict(r)}" for r in self.sql("SELECT * FROM sync_records WHERE customer_id = $1 ORDER BY id", customer_id)]
+        lines += [f"salesforce request: {at:.3f} {method} {path} -> {status}" for at, method, path, status in self.salesforce.timed[-30:]]
+        return "\n".join(lines)
+
     # -- Stripe --------------------------------------------------------------------------------------
     def stripe_customers(self, **match: str) -> list[dict[str, Any]]:
         return [c for c in list(self.stripe.stripe.customers.values()) if all(c.get(k) == v for k, v in match.items())]
@@ -359,24 +368,74 @@ def test_f_a_salesforce_outage_holds_salesforce_back_while_stripe_gets_the_chang
         wait_until(lambda: p.stripe.stripe.customers[stripe_id]["email"] == "frances.allen@example.com", 15, 0.1,
                    "the change in Stripe during the Salesforce outage")
         assert p.link(customer_id, "stripe")["sync_status"] == "synced"
+        # The worker keeps trying (nothing is dead-lettered), and Salesforce waits meanwhile.
+        contact_url = f"{DATA}/sobjects/Contact/{contact_id}"
+        wait_until(lambda: sum(1 for _, _, path, status in list(p.salesforce.timed) if (path, status) == (contact_url, 503)) >= 2,
+                   10, 0.1, "a retry during the outage")
+        assert p.link(customer_id, "salesforce")["sync_status"] == "retrying"
         assert p.contact(contact_id)["Email"] == "frances@example.com"
-        assert p.salesforce.outage_answers > 0
     finally:
         p.salesforce.down_status = None
 
     try:
-        wait_until(lambda: p.contact(contact_id)["Email"] == "frances.allen@example.com", 8, 0.1,
-               "Salesforce converged after the outage")
-    finally:
-        import datetime as _dt
-        for t, m, pa, st in p.salesforce.timed[-30:]: print("DEBUG", _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%H:%M:%S.%f"), m, pa, st)
-        print("DEBUG contact", p.contact(contact_id))
-        print("DEBUG customer", p.sql("select * from customers where id=$1", customer_id))
-        for r in p.sql("select * from sync_records where customer_id=$1 order by id", customer_id): print("DEBUG", r)
-        print("DEBUG ", p.sql("select * from external_mappings where customer_id=$1", customer_id))
-        for r in p.sql("select * from outbox where customer_id=$1", customer_id): print("DEBUG", r)
+        wait_until(lambda: p.contact(contact_id)["Email"] == "frances.allen@example.com", 20, 0.1,
+                   "Salesforce converged after the outage")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{p.diagnosis(customer_id, contact_id)}") from None
     wait_until(lambda: p.synced_everywhere(customer_id), 10, 0.1, "both links synced")
     wait_until(lambda: p.quiet(customer_id), 10, 0.1, "nothing pending")
     assert p.stripe.stripe.customers[stripe_id]["email"] == "frances.allen@example.com"
     assert [c["Id"] for c in p.contacts_claiming(f"{p.installation}-{customer_id}")] == [contact_id]
     assert len(p.stripe_customers(email="frances.allen@example.com")) == 1
+
+
+class StripeHeldBack(AssertionError):
+    """A catalog change did not reach Stripe while Salesforce was down."""
+
+
+@pytest.mark.xfail(
+    strict=True, raises=StripeHeldBack,
+    reason="known limit (README, 'one system's outage holds the other's outbound changes'): one worker carries an "
+           "outbound event to every integration in turn, and a customer's events one at a time, in order; while its "
+           "event waits out the Salesforce outage, the customer's next change reaches Stripe only once Salesforce is back",
+)
+def test_f_a_second_change_made_during_a_salesforce_outage_reaches_stripe_before_salesforce_is_back(three_way: ThreeWay):
+    p = three_way
+    customer_id, stripe_id, contact_id = p.create("Margaret Hamilton", "margaret@example.com")
+    wait_until(lambda: p.quiet(customer_id), 10, 0.1, "nothing pending")
+
+    p.salesforce.down_status = 503
+    try:
+        answer = p.http.patch(f"/api/v1/customers/{customer_id}", json={"email": "margaret.hamilton@example.com"})
+        assert answer.status_code == 200, answer.text
+        wait_until(lambda: p.stripe.stripe.customers[stripe_id]["email"] == "margaret.hamilton@example.com", 15, 0.1,
+                   "the first change in Stripe during the Salesforce outage")
+        wait_until(lambda: p.link(customer_id, "salesforce")["sync_status"] == "retrying", 15, 0.1,
+                   "the Salesforce link retrying")
+        # The catalog changes again while the first change still waits for Salesforce.
+        answer = p.http.patch(f"/api/v1/customers/{customer_id}", json={"name": "Margaret H. Hamilton"})
+        assert answer.status_code == 200, answer.text
+        try:
+            wait_until(lambda: p.stripe.stripe.customers[stripe_id]["name"] == "Margaret H. Hamilton", 5, 0.1,
+                       "the second change in Stripe during the Salesforce outage")
+            reached_stripe = True
+        except AssertionError:
+            reached_stripe = False
+        assert p.contact(contact_id)["Email"] == "margaret@example.com"  # Salesforce still waits
+    finally:
+        p.salesforce.down_status = None
+
+    # Whatever happened meanwhile, both sides converge once the outage ends.
+    wait_until(lambda: p.stripe.stripe.customers[stripe_id]["name"] == "Margaret H. Hamilton", 20, 0.1,
+               "the second change in Stripe after the outage")
+    try:
+        wait_until(lambda: (p.contact(contact_id)["Email"], p.contact(contact_id)["FirstName"]) == (
+            "margaret.hamilton@example.com", "Margaret H."), 20, 0.1, "Salesforce converged after the outage")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{p.diagnosis(customer_id, contact_id)}") from None
+    wait_until(lambda: p.synced_everywhere(customer_id), 10, 0.1, "both links synced")
+    wait_until(lambda: p.quiet(customer_id), 10, 0.1, "nothing pending")
+    assert p.stripe.stripe.customers[stripe_id]["email"] == "margaret.hamilton@example.com"
+
+    if not reached_stripe:
+        raise StripeHeldBack("the change made during the Salesforce outage reached Stripe only after the outage ended")

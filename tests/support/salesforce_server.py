@@ -13,7 +13,8 @@ that a query never sees a half-made change.
 
 ``down_status``: an outage -- every call, token requests included, is answered with that status
 before the org sees it (a Salesforce error list for data calls, an OAuth error for token calls).
-``requests``: (method, path) of every request that arrived, outage or not.
+``requests``: (method, path) of every request that arrived, outage or not; ``timed`` the same with
+when it was answered and the status (for failure messages and "did it retry" questions).
 """
 
 from __future__ import annotations
