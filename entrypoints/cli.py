@@ -43,9 +43,9 @@ def _warn_if_memory(settings: Settings, command: str) -> None:
         )
 
 
-def _require_stripe_key(settings: Settings, command: str) -> None:
-    """The in-memory stand-ins would store fake ids in a real catalog: only in memory. (Named for
-    the first of them; it checks every enabled integration.)"""
+def _require_real_integrations(settings: Settings, command: str) -> None:
+    """The in-memory stand-ins would store fake ids in a real catalog: only in memory (every
+    enabled integration is checked)."""
     if "salesforce" in settings.integration_names and settings.salesforce_backend == "memory":
         if not settings.uses_memory:
             raise click.ClickException(
@@ -132,7 +132,7 @@ def api(host: str, port: int, workers: int, no_wait: bool) -> None:
     """
     settings = _settings()
     _warn_if_memory(settings, "custsync api")
-    _require_stripe_key(settings, "custsync api")
+    _require_real_integrations(settings, "custsync api")
     _require_api_auth(settings, "custsync api", host)
     if workers > 1:
         if settings.uses_memory or settings.broker_backend == "memory":
@@ -165,7 +165,7 @@ def worker(no_wait: bool) -> None:
 
     settings = _settings()
     _warn_if_memory(settings, "custsync worker")
-    _require_stripe_key(settings, "custsync worker")
+    _require_real_integrations(settings, "custsync worker")
     container = build_container(settings)
     _run(lambda: run_process(container, *worker_tasks(container, wait=not no_wait), bind="wait", wait=not no_wait))
 
@@ -360,7 +360,7 @@ def reconcile(system: str, dry_run: bool, match_by: str | None, as_json: bool, p
     from application.sync.reconcile import OtherRunActive, RunInProgress
 
     settings = _settings()
-    _require_stripe_key(settings, "custsync reconcile")
+    _require_real_integrations(settings, "custsync reconcile")
     try:
         run, findings = _with_backends(
             lambda c: _reconcile(c, system, dry_run, MatchBy(match_by) if match_by else None, progress), "reconcile runs",
@@ -548,7 +548,7 @@ def _account_commands(system: str, credentials: str, account_word: str) -> None:
         settings = _settings()
         if system not in settings.integration_names:
             raise click.ClickException(f"{system} is not in INTEGRATIONS ({settings.integrations})")
-        _require_stripe_key(settings, f"custsync {system} rebind")
+        _require_real_integrations(settings, f"custsync {system} rebind")
         if not yes:
             click.confirm(f"Bind this catalog to the {account_word} of {credentials}?", abort=True)
         old, new = _with_backends(lambda c: rebind(getattr(c, system)(), c.uow_factory(), c.clock()), "bindings")

@@ -339,7 +339,8 @@ class InMemorySalesforce:
 
     def _now(self) -> datetime:
         """The server's stamp, in milliseconds, never twice the same nor going back."""
-        now = self._clock.now().astimezone(UTC).replace(microsecond=self._clock.now().microsecond // 1000 * 1000)
+        at = self._clock.now().astimezone(UTC)
+        now = at.replace(microsecond=at.microsecond // 1000 * 1000)
         if self._last_stamp is not None and now <= self._last_stamp:
             now = self._last_stamp + timedelta(milliseconds=1)
         self._last_stamp = now

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
+import msgspec
 
 from adapters.budget import RateBudget
 from adapters.salesforce.auth import ClientCredentials, Token
@@ -43,7 +44,6 @@ from adapters.salesforce.contacts import contact_fields, customer_data, field_er
 from adapters.salesforce.errors import api_usage, classify
 from application.errors import (
     ExternalCustomerMissing,
-    IntegrationAuthError,
     InvalidWebhook,
     PermanentIntegrationError,
     RetryableIntegrationError,
@@ -242,7 +242,7 @@ class SalesforceIntegration:
         if row.get("IsDeleted") is True and row.get("MasterRecordId"):
             # Merged away: a hint that says "deleted" outside a deletion, so it is re-fetched
             # (domain.safety), which answers "merged" -- a broken link, never a deletion.
-            customer = ExternalCustomer(external_id=customer.external_id, data=customer.data, claim=customer.claim, deleted=True)
+            customer = msgspec.structs.replace(customer, deleted=True)
             kind = ChangeKind.UPDATED
         elif customer.deleted:
             kind = ChangeKind.DELETED
@@ -282,16 +282,15 @@ class SalesforceIntegration:
         headers: Mapping[str, str] | None = None, accept: set[int] | None = None,
     ) -> httpx.Response:
         """One call, with a token; a 401 asks for a new token once (the flow has no refresh token)."""
-        for attempt in (1, 2):
+        token = await self._credentials.token()
+        response = await self._once(method, token, path, label, json=json, params=params, headers=headers)
+        if response.status_code == 401:
+            self._credentials.expired(token)
             token = await self._credentials.token()
             response = await self._once(method, token, path, label, json=json, params=params, headers=headers)
-            if response.status_code == 401 and attempt == 1:
-                self._credentials.expired(token)
-                continue
-            if response.status_code < 300 or (accept is not None and response.status_code in accept):
-                return response
-            raise classify(response)
-        raise IntegrationAuthError("salesforce: a fresh token was refused too")  # pragma: no cover - the loop returns or raises
+        if response.status_code < 300 or (accept is not None and response.status_code in accept):
+            return response
+        raise classify(response)  # a second 401: IntegrationAuthError
 
     async def _once(
         self, method: str, token: Token, path: str, label: str, *, json: Any, params: Mapping[str, str] | None,

@@ -17,6 +17,7 @@ from adapters.memory.clock import FakeClock
 from adapters.memory.salesforce import InMemorySalesforce
 from adapters.memory.stripe import InMemoryStripe
 from adapters.salesforce.auth import ClientCredentials
+from adapters.salesforce.contacts import contact_fields
 from adapters.salesforce.integration import SalesforceIntegration
 from adapters.stripe.integration import StripeIntegration
 from adapters.stripe.sdk import stripe_client
@@ -81,12 +82,10 @@ class SalesforceHarness:
         self.name, self.org, self.integration, self.clock = name, org, integration, clock
 
     async def person_creates(self, data: CustomerData) -> str:
-        first, _, last = (data.name or "").rpartition(" ")
-        return self.org.create(FirstName=first or None, LastName=last or "[no name]", Email=data.email)["Id"]
+        return self.org.create(**contact_fields(data))["Id"]
 
     async def person_edits(self, external_id: str, data: CustomerData) -> None:
-        first, _, last = (data.name or "").rpartition(" ")
-        self.org.edit(external_id, FirstName=first or None, LastName=last or "[no name]", Email=data.email)
+        self.org.edit(external_id, **contact_fields(data))
 
     async def person_deletes(self, external_id: str) -> None:
         self.org.delete(external_id)

@@ -29,6 +29,7 @@ import uvicorn
 
 from adapters.memory.salesforce import InMemorySalesforce
 from tests.support.stripe_server import free_port
+from tests.support.threaded import serve, stop
 
 TOKEN_PATH = "/services/oauth2/token"
 
@@ -80,21 +81,11 @@ class SalesforceServer:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def __enter__(self) -> SalesforceServer:
-        config = uvicorn.Config(self._app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", interface="asgi3")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Salesforce test server did not start")
-            time.sleep(0.01)
+        self._server, self._thread = serve(self._app, self.port, "Salesforce test server")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.should_exit = True
-        self._thread.join(10)
+        stop(self._server, self._thread)
 
     # -- the ASGI app -------------------------------------------------------------------------------
     async def _app(self, scope: dict, receive: Callable, send: Callable) -> None:

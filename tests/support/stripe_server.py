@@ -30,6 +30,7 @@ import stripe
 import uvicorn
 
 from adapters.memory.stripe import InMemoryStripe
+from tests.support.threaded import serve, stop
 
 _METHODS = {("POST", 2): "create", ("GET", 2): "list", ("POST", 3): "update", ("GET", 3): "retrieve", ("DELETE", 3): "delete"}
 
@@ -83,22 +84,12 @@ class StripeServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> StripeServer:
-        config = uvicorn.Config(self._app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", interface="asgi3")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Stripe test server did not start")
-            time.sleep(0.01)
+        self._server, self._thread = serve(self._app, self.port, "Stripe test server")
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.hold = None
-        assert self._server is not None and self._thread is not None
-        self._server.should_exit = True
-        self._thread.join(10)
+        stop(self._server, self._thread)
 
     # -- the ASGI app ------------------------------------------------------------------------
     async def _app(self, scope: dict, receive: Callable, send: Callable) -> None:
