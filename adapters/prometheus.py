@@ -145,8 +145,9 @@ class PrometheusMetrics:
             "custsync_outbox_oldest_event_age_seconds", "Age of the oldest unpublished outbox event (0: none)"
         )
         self.lag = gauge(
-            "custsync_consumer_lag_messages", "Messages on a partition the worker group has not committed",
-            ("topic", "partition"),
+            "custsync_consumer_lag_messages",
+            "Messages on a partition a worker group has not committed (system: where its work lands, catalog for sync.inbound)",
+            ("topic", "partition", "system"),
         )
         self.waiting_letters = gauge("custsync_dead_letters_waiting", "Dead letters not replayed", ("topic",))
         self.out_of_sync = gauge(
@@ -219,9 +220,10 @@ class PrometheusMetrics:
         # unknown, not the last figure: no stale series either way.
         self.lag.clear()
         if report.lag is not None:
-            for where, n in report.lag.items():
-                topic, _, partition = where.rpartition(":")
-                self.lag.labels(topic, partition).set(n)
+            for group, lag in report.lag.items():
+                for where, n in lag.items():
+                    topic, _, partition = where.rpartition(":")
+                    self.lag.labels(topic, partition, group).set(n)
         for topic in {INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC, *report.dead_letters_waiting}:
             self.waiting_letters.labels(topic).set(report.dead_letters_waiting.get(topic, 0))
         for system in report.integrations:

@@ -547,5 +547,6 @@ class SyncMetrics(Protocol):
 
 
 class ConsumerLag(Protocol):
-    async def lag(self) -> dict[tuple[str, int], int]:
-        """Per (topic, partition) of the sync topics: messages the worker group has not committed."""
+    async def lag(self) -> dict[tuple[str, str, int], int]:
+        """Per worker group (its name: ``catalog`` or a system, application.sync.groups) and
+        partition of the topics it reads: messages the group has not committed."""

@@ -33,7 +33,9 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
     outbox_backlog: int
     outbox_oldest: datetime | None
     outbox_oldest_age_seconds: float
-    lag: dict[str, int] | None  # per "topic:partition"; None: the broker could not be asked
+    # Per worker group (``catalog``: sync.inbound; a system: its sync.outbound), per "topic:partition";
+    # None: the broker could not be asked.
+    lag: dict[str, dict[str, int]] | None
     lag_error: str | None
     dead_letters_waiting: dict[str, int]
     integrations: list[IntegrationStatus]
@@ -60,11 +62,14 @@ async def read_status(
                 last_catch_up=cursor.updated_at if cursor is not None and cursor.position is not None else None,
                 last_reconcile=runs[0] if runs else None,
             ))
-    lags: dict[str, int] | None = None
+    lags: dict[str, dict[str, int]] | None = None
     lag_error = None
     try:
-        lags = {f"{topic}:{partition}": n for (topic, partition), n in sorted((await lag.lag()).items())}
+        lags = {}
+        for (group, topic, partition), n in sorted((await lag.lag()).items()):
+            lags.setdefault(group, {})[f"{topic}:{partition}"] = n
     except BackendUnavailable as exc:
+        lags = None
         lag_error = str(exc)
     return StatusReport(
         at=now, outbox_backlog=backlog, outbox_oldest=oldest,

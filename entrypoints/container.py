@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx
 from dependency_injector import containers, providers
@@ -27,13 +27,11 @@ from adapters.postgres.budget import PostgresLedger
 from adapters.stripe.limiter import RateLimited
 from adapters.stripe.sdk import stripe_client
 from application.accounts import AccountGuard, InstallationIdentity
-from application.ports import Integration
+from application.ports import Integration, MessageSource
 from application.sync.consumer import RetryPolicy, SyncConsumer
+from application.sync.groups import CATALOG, SyncConsumers, SyncGroup, sync_groups as groups_for
 from application.sync.handlers import InboundHandler, OutboundHandler
-from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
 from entrypoints.settings import Settings
-
-SYNC_TOPICS = [OUTBOUND_TOPIC, INBOUND_TOPIC]
 
 
 def enabled(names: tuple[str, ...], **builders: Callable[[], Integration]) -> dict[str, Integration]:
@@ -64,21 +62,20 @@ class Container(containers.DeclarativeContainer):
         postgres=providers.Singleton(PostgresOutboxWakeup, settings.provided.database_url),
     )
 
-    # Messaging: Kafka, or the in-memory broker.
+    # Messaging: Kafka, or the in-memory broker. The worker reads with one consumer group per
+    # destination (application.sync.groups): sync.inbound for the catalog, sync.outbound per system.
     broker = providers.Singleton(InMemoryBroker, partitions=settings.provided.kafka_partitions)
     publisher = providers.Selector(
         settings.provided.broker_backend,
         memory=providers.Singleton(InMemoryPublisher, broker),
         kafka=providers.Singleton(KafkaPublisher, settings.provided.kafka_bootstrap_servers),
     )
-    subscription = providers.Selector(
+    sync_groups = providers.Singleton(groups_for, settings.provided.kafka_group_id, settings.provided.integration_names)
+    subscription = providers.Selector(  # called with topics= and group_id= of one SyncGroup
         settings.provided.broker_backend,
-        memory=providers.Factory(
-            InMemorySubscription, broker, topics=SYNC_TOPICS, group=settings.provided.kafka_group_id
-        ),
+        memory=providers.Factory(InMemorySubscription, broker),
         kafka=providers.Factory(
-            KafkaSubscription, settings.provided.kafka_bootstrap_servers, topics=SYNC_TOPICS,
-            group_id=settings.provided.kafka_group_id,
+            KafkaSubscription, settings.provided.kafka_bootstrap_servers,
             max_poll_interval_ms=settings.provided.kafka_max_poll_interval_ms,
             session_timeout_ms=settings.provided.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.provided.kafka_heartbeat_interval_ms,
@@ -87,10 +84,8 @@ class Container(containers.DeclarativeContainer):
 
     consumer_lag = providers.Selector(
         settings.provided.broker_backend,
-        memory=providers.Singleton(InMemoryLag, broker, settings.provided.kafka_group_id, SYNC_TOPICS),
-        kafka=providers.Singleton(
-            KafkaLag, settings.provided.kafka_bootstrap_servers, settings.provided.kafka_group_id, SYNC_TOPICS
-        ),
+        memory=providers.Singleton(InMemoryLag, broker, sync_groups),
+        kafka=providers.Singleton(KafkaLag, settings.provided.kafka_bootstrap_servers, sync_groups),
     )
 
     # Integrations, keyed by system name: a new one is one more entry here, nothing else changes.
@@ -197,18 +192,18 @@ class Container(containers.DeclarativeContainer):
     retry_policy = providers.Singleton(
         RetryPolicy, max_attempts=settings.provided.worker_max_attempts, max_delay=settings.provided.worker_retry_max_delay
     )
-    outbound_handler = providers.Singleton(
-        OutboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity, account_guard
+    # Called with integrations= of the one system its group pushes to (sync_consumers).
+    outbound_handler = providers.Factory(
+        OutboundHandler, uow_factory=uow_factory, integrations=integrations, clock=clock,
+        policy=settings.provided.conflict_policy, identity=identity, accounts=account_guard,
     )
     inbound_handler = providers.Singleton(
         InboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity, account_guard
     )
-    consumer = providers.Factory(
+    consumer = providers.Factory(  # called with source= and handlers= of one group (sync_consumers)
         SyncConsumer,
-        source=subscription,
         publisher=publisher,
         uow_factory=uow_factory,
-        handlers=providers.Dict({OUTBOUND_TOPIC: outbound_handler, INBOUND_TOPIC: inbound_handler}),
         clock=clock,
         retry=retry_policy,
         concurrency=settings.provided.worker_concurrency,
@@ -218,3 +213,26 @@ class Container(containers.DeclarativeContainer):
 
 def build_container(settings: Settings) -> Container:
     return Container(settings=settings)
+
+
+def sync_consumers(container: Container, sources: Mapping[str, MessageSource], **options: object) -> SyncConsumers:
+    """The worker's consumers: one per group of ``sources`` (keyed by SyncGroup name), the catalog's
+    handling sync.inbound, each system's pushing sync.outbound to that system alone. ``options``
+    go to every SyncConsumer (tests: retry, batch_size)."""
+    integrations = container.integrations()
+    consumers = {}
+    for group in container.sync_groups():
+        if group.name not in sources:
+            continue
+        if group.name == CATALOG:
+            handler = container.inbound_handler()
+        else:
+            handler = container.outbound_handler(integrations={group.name: integrations[group.name]})
+        handlers = {topic: handler for topic in group.topics}
+        consumers[group.name] = container.consumer(source=sources[group.name], handlers=handlers, **options)
+    return SyncConsumers(consumers)
+
+
+def subscribe(container: Container, group: SyncGroup) -> MessageSource:
+    """A subscription of ``group`` (not started)."""
+    return container.subscription(topics=list(group.topics), group_id=group.group_id)

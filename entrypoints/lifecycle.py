@@ -18,7 +18,9 @@ from adapters.kafka.subscription import KafkaSubscription
 from adapters.postgres.migrations import ensure_migrated
 from application.accounts import check_bindings
 from application.errors import BackendUnavailable, IntegrationAuthError, RetryableIntegrationError
-from entrypoints.container import Container
+from application.ports import MessageSource
+from application.sync.groups import SyncGroup
+from entrypoints.container import Container, subscribe
 
 log = logging.getLogger("custsync")
 BIND_RETRY_MAX_DELAY = 30.0
@@ -87,10 +89,12 @@ async def running(container: Container, *, wait: bool = True, stopping: asyncio.
 
 
 @asynccontextmanager
-async def subscribed(container: Container, *, wait: bool = True, stopping: asyncio.Event | None = None) -> AsyncIterator[object]:
-    """A started subscription to the sync topics, left cleanly (uncommitted work is redelivered).
+async def subscribed(
+    container: Container, group: SyncGroup, *, wait: bool = True, stopping: asyncio.Event | None = None
+) -> AsyncIterator[MessageSource]:
+    """A started subscription of one worker group, left cleanly (uncommitted work is redelivered).
     Raises Stopped if asked to stop while the broker is still out of reach."""
-    source = container.subscription()
+    source = subscribe(container, group)
     if isinstance(source, KafkaSubscription):
         await until_reachable(source.start, wait=wait, stopping=stopping)
         try:

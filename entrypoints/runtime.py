@@ -29,7 +29,7 @@ from application.sync.reconcile import run_reconciler
 from application.sync.relay import run_relay
 from application.sync.retention import run_retention
 from application.sync.waiting import sleep_unless_stopped
-from entrypoints.container import Container
+from entrypoints.container import Container, sync_consumers
 from entrypoints.http.server import uvicorn_options
 from entrypoints.lifecycle import Stopped, bind_accounts, running, subscribed
 
@@ -84,11 +84,18 @@ def relay_task(container: Container) -> Task:
 
 
 def consumer_task(container: Container, *, wait: bool = True) -> Task:
+    """The worker's consumer groups (application.sync.groups), each its own subscription."""
+
     async def consume(stopping: asyncio.Event) -> None:
         try:
-            async with subscribed(container, wait=wait, stopping=stopping) as source:
-                log.info("worker consuming sync.outbound and sync.inbound")
-                await container.consumer(source=source).run(stopping)
+            async with contextlib.AsyncExitStack() as stack:
+                sources = {}
+                for group in container.sync_groups():
+                    sources[group.name] = await stack.enter_async_context(
+                        subscribed(container, group, wait=wait, stopping=stopping)
+                    )
+                    log.info("worker consuming %s as group %s (for %s)", ", ".join(group.topics), group.group_id, group.name)
+                await sync_consumers(container, sources).run(stopping)
         except Stopped:
             log.info("stopped before the broker could be reached")
 

@@ -14,17 +14,18 @@ def render(report: StatusReport) -> str:
     if report.lag is None:
         lines.append(f"consumer lag  unknown: {report.lag_error}")
     else:
-        by_topic: dict[str, int] = {}
-        for where, n in report.lag.items():
-            topic = where.rpartition(":")[0]
-            by_topic[topic] = by_topic.get(topic, 0) + n
-        lines.append("consumer lag  " + (", ".join(f"{t} {n}" for t, n in sorted(by_topic.items())) or "no partitions"))
+        per_group = [f"{_topics(lag)} to {group} {sum(lag.values())}" for group, lag in report.lag.items()]
+        lines.append("consumer lag  " + (", ".join(per_group) or "no partitions"))
     waiting = sum(report.dead_letters_waiting.values())
     detail = ", ".join(f"{t} {n}" for t, n in sorted(report.dead_letters_waiting.items()))
     lines.append(f"dead letters  {waiting} waiting" + (f" ({detail}): `custsync dlq list`" if waiting else ""))
     for system in report.integrations:
         lines += ["", *_integration(report, system)]
     return "\n".join(lines)
+
+
+def _topics(lag: dict[str, int]) -> str:
+    return "/".join(sorted({where.rpartition(":")[0] for where in lag})) or "nothing"
 
 
 def _integration(report: StatusReport, s: IntegrationStatus) -> list[str]:
@@ -35,6 +36,7 @@ def _integration(report: StatusReport, s: IntegrationStatus) -> list[str]:
         f"{s.system}",
         f"  last success    out {_age(report, a.last_outbound)}, in {_age(report, a.last_inbound)}",
         f"  oldest pending  {_age(report, a.oldest_unsettled) if a.oldest_unsettled else 'none'}",
+        f"  outbound lag    {_lag(report, s.system)}",
         f"  error rate      {rate}",
     ]
     if a.last_error is not None:
@@ -51,6 +53,14 @@ def _integration(report: StatusReport, s: IntegrationStatus) -> list[str]:
         if run.error:
             lines.append(f"                  {run.error.splitlines()[0][:200]}")
     return lines
+
+
+def _lag(report: StatusReport, system: str) -> str:
+    if report.lag is None:
+        return "unknown"
+    if system not in report.lag:
+        return "no group"
+    return f"{sum(report.lag[system].values())} change(s) not yet taken"
 
 
 def _age(report: StatusReport, at: datetime | None) -> str:

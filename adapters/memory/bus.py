@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from application.ports import Delivery, Envelope
+from application.sync.groups import SyncGroup
 from adapters.memory.database import InMemoryDatabase
 
 
@@ -54,10 +55,10 @@ class InMemoryPublisher:
 class InMemorySubscription:
     """One consumer of a group; a new one starts from the group's committed offsets (a restart)."""
 
-    def __init__(self, broker: InMemoryBroker, topics: Sequence[str], group: str = "custsync-worker") -> None:
-        self._broker, self._topics, self._group = broker, list(topics), group
+    def __init__(self, broker: InMemoryBroker, topics: Sequence[str], group_id: str = "custsync-worker") -> None:
+        self._broker, self._topics, self._group = broker, list(topics), group_id
         self._position = {
-            (t, p): broker.committed[(group, t, p)] for t in self._topics for p in range(broker.partitions)
+            (t, p): broker.committed[(group_id, t, p)] for t in self._topics for p in range(broker.partitions)
         }
         self.paused: set[tuple[str, int]] = set()
 
@@ -98,15 +99,15 @@ class InMemorySubscription:
 
 
 class InMemoryLag:
-    """The group's lag on the in-memory broker: each partition's length less its committed offset."""
+    """The groups' lag on the in-memory broker: each partition's length less its committed offset."""
 
-    def __init__(self, broker: InMemoryBroker, group: str, topics: Sequence[str]) -> None:
-        self._broker, self._group, self._topics = broker, group, list(topics)
+    def __init__(self, broker: InMemoryBroker, groups: Sequence[SyncGroup]) -> None:
+        self._broker, self._groups = broker, list(groups)
 
-    async def lag(self) -> dict[tuple[str, int], int]:
+    async def lag(self) -> dict[tuple[str, str, int], int]:
         return {
-            (t, p): len(self._broker.logs.get((t, p), [])) - self._broker.committed[(self._group, t, p)]
-            for t in self._topics for p in range(self._broker.partitions)
+            (g.name, t, p): len(self._broker.logs.get((t, p), [])) - self._broker.committed[(g.group_id, t, p)]
+            for g in self._groups for t in g.topics for p in range(self._broker.partitions)
         }
 
 

@@ -13,10 +13,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from adapters.kafka import SYNC_TOPICS, KafkaPublisher, KafkaSubscription, TopicsMissing, ensure_topics
+from adapters.kafka.lag import KafkaLag
 from adapters.kafka.publisher import MAX_ERROR_BYTES
 from adapters.memory.clock import FakeClock
 from application.ports import Delivery, Envelope
 from application.sync.consumer import SyncConsumer
+from application.sync.groups import SyncGroup
 from domain.messages import UndecodableMessage, dead_letter_topic
 
 pytestmark = pytest.mark.integration
@@ -109,6 +111,28 @@ async def test_what_was_not_committed_is_delivered_again_and_what_was_is_not(kaf
     assert event_ids(got) == [e.event_id for e in sent]
     assert event_ids(again) == event_ids(once_more) == [e.event_id for e in sent[4:]]
     assert leftover == []
+
+
+async def test_the_lag_is_read_per_group_from_the_broker_as_kafka_consumer_groups_reads_it(kafka, kafka_topics, kafka_group):
+    inbound, outbound = await kafka_topics.create(partitions=2, count=2)
+    base = kafka_group()
+    groups = [SyncGroup("catalog", base, (inbound,)), SyncGroup("stripe", f"{base}.stripe", (outbound,)),
+              SyncGroup("salesforce", f"{base}.salesforce", (outbound,))]
+    async with KafkaPublisher(kafka) as publisher:
+        await publisher.publish(envelopes(outbound, 6, keys=3) + envelopes(inbound, 2, keys=2))
+    lag = KafkaLag(kafka, groups)
+
+    def per_group(read: dict) -> dict[str, int]:
+        return {name: sum(n for (g, _, _), n in read.items() if g == name) for name in ("catalog", "stripe", "salesforce")}
+
+    before = await lag.lag()
+    assert {(t, p) for _, t, p in before} == {(inbound, 0), (inbound, 1), (outbound, 0), (outbound, 1)}
+    assert per_group(before) == {"catalog": 2, "stripe": 6, "salesforce": 6}  # nothing committed: from the beginning
+
+    async with KafkaSubscription(kafka, [outbound], f"{base}.stripe") as stripe:  # Stripe's group takes all six
+        (got,) = await collect(stripe, expected=6)
+        await stripe.commit(got)
+    assert per_group(await lag.lag()) == {"catalog": 2, "stripe": 0, "salesforce": 6}  # Salesforce's is its own
 
 
 async def test_members_of_one_group_share_the_partitions(kafka, kafka_topics, kafka_group):

@@ -8,22 +8,22 @@ import asyncio
 import os
 import random
 
-from dependency_injector import providers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.memory.bus import InMemorySubscription
 from adapters.memory.clock import FakeClock
 from adapters.stripe.integration import StripeIntegration
 from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
 from application.customers.create import create_customer
 from application.customers.delete import delete_customer
 from application.customers.update import patch_customer
-from application.sync.consumer import RetryPolicy, SyncConsumer
+from application.sync.consumer import RetryPolicy
+from application.sync.groups import SyncConsumers
 from application.sync.relay import relay_once
 from domain.conflicts import ConflictPolicy
 from domain.errors import CustomerNotFound
-from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
+from domain.messages import INBOUND_TOPIC
+from entrypoints.container import subscribe, sync_consumers
 from entrypoints.settings import Settings
 from tests.support.faults import CrashBeforeCommit, FlakyStripe, WebhookWire, WorkerCrashed
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
@@ -40,11 +40,8 @@ class Harness:
         self.clock = FakeClock()
         self.system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=policy), clock=self.clock)
         self.system.stripe.ids = random.Random(seed)  # reproducible cus_ ids: hypothesis replays runs
-        c = self.system.container
         self.flaky = FlakyStripe(self.system.stripe, self.rng)
-        c.stripe.override(providers.Object(StripeIntegration(self.flaky, [WEBHOOK_SECRET])))
-        c.outbound_handler.reset()
-        c.inbound_handler.reset()
+        self.system.use_integration("stripe", StripeIntegration(self.flaky, [WEBHOOK_SECRET]))
         self.wire = WebhookWire(self.system, WEBHOOK_SECRET)
         self.flaky.meanwhile = self.meanwhile
         self.busy = False
@@ -52,15 +49,12 @@ class Harness:
         self.stripe_deleted: set[str] = set()
         self.crashes = 0
 
-    def consumer(self, batch: int, crash: bool = False) -> SyncConsumer:
+    def consumer(self, batch: int, crash: bool = False) -> SyncConsumers:
         c = self.system.container
-        source = InMemorySubscription(c.broker(), [OUTBOUND_TOPIC, INBOUND_TOPIC])
-        return SyncConsumer(
-            source=CrashBeforeCommit(source) if crash else source, publisher=c.publisher(),
-            handlers={OUTBOUND_TOPIC: c.outbound_handler(), INBOUND_TOPIC: c.inbound_handler()},
-            clock=self.clock, retry=RetryPolicy(max_attempts=5, base_delay=0.01), batch_size=batch,
-            uow_factory=c.uow_factory(),
-        )
+        sources = {g.name: subscribe(c, g) for g in c.sync_groups()}
+        if crash:
+            sources = {name: CrashBeforeCommit(source) for name, source in sources.items()}
+        return sync_consumers(c, sources, retry=RetryPolicy(max_attempts=5, base_delay=0.01), batch_size=batch)
 
     async def consume(self, batch: int, crash: bool = False) -> int:
         try:

@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 
-from dependency_injector import providers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -129,11 +128,7 @@ class Run:
         rng = random.Random(order_seed)
         self.before = set(self.stripe.customers) | self.stripe.deleted | self.vanished
         flaky = FlakyStripe(self.stripe, rng, rate=0.15)
-        c = self.system.container
-        c.stripe.override(providers.Object(StripeIntegration(flaky, [WEBHOOK_SECRET])))
-        c.outbound_handler.reset()
-        c.inbound_handler.reset()
-        self.system.consumer = self.system.new_consumer()
+        self.system.use_integration("stripe", StripeIntegration(flaky, [WEBHOOK_SECRET]))
         wire = WebhookWire(self.system, WEBHOOK_SECRET)
         wire.taken = self.system.delivered  # phase 1 was delivered already
         if strategy == "webhooks_first":
@@ -147,7 +142,8 @@ class Run:
             if step < 0.3:
                 await self.system.relay()
             elif step < 0.6:
-                self.system.consumer._batch_size = rng.randint(1, 4)
+                for member in self.system.consumer.members.values():
+                    member._batch_size = rng.randint(1, 4)
                 await self.system.consume()
             elif step < 0.92:
                 await wire.deliver(rng.randrange(1000), keep=rng.random() < 0.2)
@@ -156,7 +152,8 @@ class Run:
                 # which is the dead-letter suite's business, not this one's)
                 self.stripe.fail_next("create", 500, executed=rng.random() < 0.5)
             self.clock.advance(rng.choice([0.1, 0.5]))
-        self.system.consumer._batch_size = 1000
+        for member in self.system.consumer.members.values():
+            member._batch_size = 1000
         for _ in range(40):
             moved = await self.system.relay()
             moved += await wire.drain(rng)

@@ -11,11 +11,9 @@ import os
 import random
 
 import httpx
-from dependency_injector import providers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.memory.bus import InMemorySubscription
 from adapters.memory.clock import FakeClock
 from adapters.memory.salesforce import InMemorySalesforce
 from adapters.salesforce.auth import ClientCredentials
@@ -27,11 +25,12 @@ from application.customers.create import create_customer
 from application.customers.delete import delete_customer
 from application.customers.update import patch_customer
 from application.sync.catchup import catch_up_once
-from application.sync.consumer import RetryPolicy, SyncConsumer
+from application.sync.consumer import RetryPolicy
+from application.sync.groups import SyncConsumers
 from application.sync.relay import relay_once
 from domain.conflicts import ConflictPolicy
 from domain.errors import CustomerNotFound
-from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
+from entrypoints.container import subscribe, sync_consumers
 from entrypoints.settings import Settings
 from tests.support.faults import CrashBeforeCommit, FlakyStripe, WebhookWire, WorkerCrashed
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
@@ -77,16 +76,13 @@ class Harness:
         settings_ = Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=policy, integrations="stripe,salesforce")
         self.system = EmbeddedSystem(settings_, clock=self.clock)
         self.system.stripe.ids = random.Random(seed)
-        c = self.system.container
         self.flaky = FlakyStripe(self.system.stripe, self.rng)
-        c.stripe.override(providers.Object(StripeIntegration(self.flaky, [WEBHOOK_SECRET])))
+        self.system.use_integration("stripe", StripeIntegration(self.flaky, [WEBHOOK_SECRET]))
         self.org = InMemorySalesforce(self.clock, random.Random(seed + 1), client_id="p", client_secret="p")
         self.flaky_org = FlakyOrg(self.org, self.rng)
         http = httpx.AsyncClient(transport=httpx.MockTransport(self.flaky_org.handle))
         self.salesforce = SalesforceIntegration(http, ClientCredentials(http, self.org.instance_url, "p", "p"))
-        c.salesforce.override(providers.Object(self.salesforce))
-        for provider in (c.integrations, c.outbound_handler, c.inbound_handler):
-            provider.reset()
+        self.system.use_integration("salesforce", self.salesforce)
         self.wire = WebhookWire(self.system, WEBHOOK_SECRET)
         self.api_deleted: set[int] = set()
         self.stripe_deleted: set[str] = set()
@@ -105,19 +101,17 @@ class Harness:
             return done.published if done is not None else 0
         return 0
 
-    def consumer(self, batch: int, crash: bool = False) -> SyncConsumer:
+    def consumer(self, batch: int, crash: bool = False, group: str | None = None) -> SyncConsumers:
+        """The worker's groups (or only ``group``: the groups run out of step with one another)."""
         c = self.system.container
-        source = InMemorySubscription(c.broker(), [OUTBOUND_TOPIC, INBOUND_TOPIC])
-        return SyncConsumer(
-            source=CrashBeforeCommit(source) if crash else source, publisher=c.publisher(),
-            handlers={OUTBOUND_TOPIC: c.outbound_handler(), INBOUND_TOPIC: c.inbound_handler()},
-            clock=self.clock, retry=RetryPolicy(max_attempts=5, base_delay=0.01), batch_size=batch,
-            uow_factory=c.uow_factory(),
-        )
+        sources = {g.name: subscribe(c, g) for g in c.sync_groups() if group in (None, g.name)}
+        if crash:
+            sources = {name: CrashBeforeCommit(source) for name, source in sources.items()}
+        return sync_consumers(c, sources, retry=RetryPolicy(max_attempts=5, base_delay=0.01), batch_size=batch)
 
-    async def consume(self, batch: int, crash: bool = False) -> int:
+    async def consume(self, batch: int, crash: bool = False, group: str | None = None) -> int:
         try:
-            return await self.consumer(batch, crash).run_once(asyncio.Event())
+            return await self.consumer(batch, crash, group).run_once(asyncio.Event())
         except WorkerCrashed:
             return batch
 
@@ -177,7 +171,8 @@ class Harness:
         elif op == "relay":
             await self.relay()
         elif op in ("consume", "crash"):
-            await self.consume(data.draw(st.integers(1, 4)), crash=op == "crash")
+            group = data.draw(st.sampled_from([None, "catalog", "stripe", "salesforce"]))
+            await self.consume(data.draw(st.integers(1, 4)), crash=op == "crash", group=group)
         elif op in ("deliver", "deliver_twice"):
             await self.wire.deliver(data.draw(st.integers(0, 50)), keep=op == "deliver_twice")
         elif op == "poll":

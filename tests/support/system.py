@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.memory.bus import InMemorySubscription
 from adapters.memory.stripe import InMemoryStripe
-from application.sync.consumer import RetryPolicy, SyncConsumer
+from application.sync.consumer import RetryPolicy
+from application.sync.groups import SyncConsumers
 from application.sync.relay import relay_once
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
-from entrypoints.container import Container, build_container
+from entrypoints.container import Container, build_container, subscribe, sync_consumers
 from entrypoints.dev import deliver_stripe_event
 from entrypoints.settings import Settings
 
@@ -38,13 +38,24 @@ class EmbeddedSystem:
         self.stopping = asyncio.Event()
         self.consumer = self.new_consumer()
 
-    def new_consumer(self, topics: tuple[str, ...] = (OUTBOUND_TOPIC, INBOUND_TOPIC), group: str = "custsync-worker") -> SyncConsumer:
-        """A fresh worker: it resumes from the group's committed offsets, like a restarted process."""
+    def new_consumer(self, topics: tuple[str, ...] = (OUTBOUND_TOPIC, INBOUND_TOPIC)) -> SyncConsumers:
+        """A fresh worker (its groups reading ``topics``): it resumes from the groups' committed
+        offsets, like a restarted process."""
         c = self.container
-        source = InMemorySubscription(c.broker(), topics, group)
-        handlers = {OUTBOUND_TOPIC: c.outbound_handler(), INBOUND_TOPIC: c.inbound_handler()}
-        retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=0.01)
-        return SyncConsumer(source, c.publisher(), handlers, self.clock, retry, uow_factory=c.uow_factory(), metrics=c.metrics())
+        sources = {g.name: subscribe(c, g) for g in c.sync_groups() if set(g.topics) & set(topics)}
+        return sync_consumers(c, sources, retry=RetryPolicy(max_attempts=self.max_attempts, base_delay=0.01))
+
+    def use_integration(self, system: str, integration) -> None:
+        """Put ``integration`` in place of the container's ``system`` (a wrapper with faults, a
+        fake that times out), for the worker too."""
+        from dependency_injector import providers
+
+        c = self.container
+        getattr(c, system).override(providers.Object(integration))
+        for provider in (c.integrations, c.inbound_handler):
+            provider.reset()
+        assert c.integrations()[system] is integration
+        self.consumer = self.new_consumer()
 
     def use_stripe(self, stripe: InMemoryStripe) -> None:
         """Swap in another Stripe account (as a changed STRIPE_SECRET_KEY would), for the worker too."""
@@ -52,7 +63,7 @@ class EmbeddedSystem:
 
         c = self.container
         c.stripe_customers.override(providers.Object(stripe))
-        for provider in (c.stripe, c.integrations, c.outbound_handler, c.inbound_handler):
+        for provider in (c.stripe, c.integrations, c.inbound_handler):
             provider.reset()
         self.stripe = stripe
         self.delivered = 0

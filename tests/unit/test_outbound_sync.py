@@ -1,7 +1,6 @@
 """Catalog changes reach Stripe: once, with only what changed, and never back to where they came from."""
 
 import stripe
-from dependency_injector import providers
 
 from adapters.stripe.integration import StripeIntegration
 from entrypoints.settings import Settings
@@ -215,10 +214,7 @@ class CreatesThatTimeOut:
 
 async def test_a_create_whose_answers_were_lost_is_retried_into_the_customer_it_made_not_a_twin(clock):
     system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, worker_max_attempts=2), clock=clock)
-    c = system.container
-    c.stripe.override(providers.Object(StripeIntegration(CreatesThatTimeOut(system.stripe, n=2), [WEBHOOK_SECRET])))
-    c.outbound_handler.reset()
-    system.consumer = system.new_consumer()
+    system.use_integration("stripe", StripeIntegration(CreatesThatTimeOut(system.stripe, n=2), [WEBHOOK_SECRET]))
     customer = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
     await system.relay()
     await system.consume()  # two attempts time out after Stripe made the customer; the third links it
