@@ -53,6 +53,13 @@ class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
     # baseline and the conflict policy say. On a create (a reconcile's export): decided by the
     # run, so never held as ambiguous (application.sync.outbound).
     forced: bool = False
+    # The one system such a push or export is for (its other systems take it as a plain change);
+    # None: every system (as events written before this field were meant).
+    forced_for: str | None = None
+
+    def forced_at(self, system: str) -> bool:
+        """Whether this event is an operator's push (or a reconcile's export) for ``system``."""
+        return self.forced and self.forced_for in (None, system)
 
     def stands_for(self, earlier: CustomerChanged) -> bool:
         """Whether handling this event does everything handling ``earlier`` (of the same customer,
@@ -109,6 +116,10 @@ class ExternalChange(msgspec.Struct, frozen=True, kw_only=True):
     # (Stripe does; some Stripe-compatible servers do not), so a missing key means "not ours".
     request_key: str | None = None
     cause_known: bool = False
+    # The system says our own credentials made it (Salesforce: ``LastModifiedById`` is this
+    # installation's integration user): an echo of a write of ours, like a ``request_key`` of ours,
+    # for a system whose writes carry no key.
+    by_us: bool = False
     # A state read from the system (a reconcile, an operator's pull), not an event: it dates no
     # change, so it tells ``latest_wins`` nothing about when a field changed there.
     observed: bool = False

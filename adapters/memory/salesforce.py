@@ -121,6 +121,15 @@ class InMemorySalesforce:
     def delete(self, contact_id: str) -> None:
         self._delete(contact_id, self.person)
 
+    def undelete(self, contact_id: str) -> None:
+        """Restore a deleted Contact from the Recycle Bin (a person's "Restore", or the API's
+        undelete): a Salesforce deletion is not final. A merged-away Contact cannot be restored."""
+        contact = self.contacts.get(contact_id)
+        if contact is None or not contact["IsDeleted"] or contact["MasterRecordId"]:
+            raise Refused(400, "UNDELETE_FAILED", "entity is not in the recycle bin")
+        now = self._now()
+        contact.update(IsDeleted=False, LastModifiedDate=now, SystemModstamp=now, LastModifiedById=self.person)
+
     def merge(self, master_id: str, loser_id: str) -> None:
         """Merge ``loser_id`` into ``master_id``: the loser is deleted with ``MasterRecordId`` set."""
         self._live(master_id)

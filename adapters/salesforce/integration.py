@@ -27,6 +27,7 @@ the row with ``IsDeleted = true`` is -- unless the row was merged into another C
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -61,6 +62,7 @@ _ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _CATALOG_ID = re.compile(r"[1-9][0-9]{0,18}")
 _INSTALLATION = re.compile(r"[0-9a-f]{32}")
 _ORG = re.compile(r"/id/(00D[A-Za-z0-9]{12,15})/")
+_USER = re.compile(r"/id/00D[A-Za-z0-9]{12,15}/(005[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?)$")
 _BIGINT_MAX = 2**63 - 1
 _TOKEN_MAX = 255
 
@@ -110,7 +112,7 @@ class SalesforceIntegration:
         self._base = f"/services/data/v{api_version}"
         self._id_field, self._key_field = external_id_field, create_key_field
         self._fields = ",".join(["Id", "FirstName", "LastName", "Email", external_id_field, create_key_field, "IsDeleted",
-                                 "MasterRecordId", "CreatedDate", "LastModifiedDate", "SystemModstamp"])
+                                 "MasterRecordId", "CreatedDate", "LastModifiedDate", "SystemModstamp", "LastModifiedById"])
         self._page_size = max(200, min(page_size, 2000))  # Salesforce's batchSize bounds
 
     # -- the port -----------------------------------------------------------------------------------
@@ -127,7 +129,21 @@ class SalesforceIntegration:
         # A Contact our create made and a person deleted before we stored its link is in the
         # Recycle Bin, which an upsert never matches: it would make a second one. So look first.
         rows = await self._query(f"SELECT {self._fields} FROM Contact WHERE {self._id_field} = {_quoted(value)}", everything=True)
-        if rows and all(row.get("IsDeleted") is True for row in rows):
+        live = [row for row in rows if row.get("IsDeleted") is not True]
+        if live:
+            # An upsert would write over it. Ours (this create's key): an earlier attempt landed, and
+            # what a person changed since is kept -- it is returned as it is, nothing is written.
+            # Anyone else's (a catalog restored from a backup that reissues ids, a copied org, a
+            # person who set the field): a claim, never a proof -- left for a person.
+            ours = [row for row in live if row.get(self._key_field) == tag.create_key]
+            if ours:
+                return self._customer(ours[0])
+            raise PermanentIntegrationError(
+                f"salesforce: Contact {live[0].get('Id')} already holds {self._id_field} = {value} but not this create's "
+                f"key (a restored catalog, a copied org, or set by hand): nothing was written; clear the field on it, or "
+                f"link it by hand, then replay"
+            )
+        if rows:
             ours = [row for row in rows if row.get(self._key_field) == tag.create_key and not row.get("MasterRecordId")]
             if ours:
                 return self._customer(ours[0])
@@ -220,7 +236,9 @@ class SalesforceIntegration:
             "ORDER BY SystemModstamp DESC, Id DESC",
             cursor, everything=True,
         )
-        changes = [change for row in rows if _readable(row) and (change := self._change(row)) is not None]
+        user = _USER.search((await self._credentials.token()).id)
+        ours = user.group(1)[:15] if user is not None else None
+        changes = [change for row in rows if _readable(row) and (change := self._change(row, ours)) is not None]
         return ChangePage(changes, next_cursor)
 
     # -- records ------------------------------------------------------------------------------------
@@ -233,24 +251,31 @@ class SalesforceIntegration:
             deleted=row.get("IsDeleted") is True and not merged,
         )
 
-    def _change(self, row: Mapping[str, Any]) -> ExternalChange | None:
+    def _change(self, row: Mapping[str, Any], integration_user: str | None) -> ExternalChange | None:
         modstamp = _time(row.get("SystemModstamp"))
         changed = _time(row.get("LastModifiedDate")) or modstamp
         if modstamp is None or changed is None:
             return None
         customer = self._customer(row)
-        if row.get("IsDeleted") is True and row.get("MasterRecordId"):
-            # Merged away: a hint that says "deleted" outside a deletion, so it is re-fetched
-            # (domain.safety), which answers "merged" -- a broken link, never a deletion.
+        if row.get("IsDeleted") is True:
+            # A hint that says "deleted", never a final deletion event, so it is re-fetched
+            # (domain.safety): a deletion in Salesforce can be undone (the Recycle Bin gives a Contact
+            # back for 15 days), and a Contact merged away is no deletion at all -- the re-fetch
+            # answers "deleted" only while it is still in the Recycle Bin, "merged" (a broken link,
+            # never a deletion) for a merge, and the Contact itself once it was restored.
             customer = msgspec.structs.replace(customer, deleted=True)
             kind = ChangeKind.UPDATED
-        elif customer.deleted:
-            kind = ChangeKind.DELETED
         else:
             kind = ChangeKind.CREATED if _time(row.get("CreatedDate")) == changed else ChangeKind.UPDATED
+        modified_by = row.get("LastModifiedById")
         return ExternalChange(
-            event_id=f"{row['Id']}@{row['SystemModstamp']}", system=self.system, kind=kind, external_id=row["Id"],
-            occurred_at=modstamp if kind is ChangeKind.DELETED else changed, customer=customer,
+            # Two states of one Contact may share a stamp: the state's digest tells them apart,
+            # while a state polled twice (overlapping polls) keeps its one id.
+            event_id=change_event_id(row, self._id_field, self._key_field),
+            system=self.system, kind=kind, external_id=row["Id"], occurred_at=changed, customer=customer,
+            # Written last by this integration's own user: the echo of a write of ours, never a
+            # person's change (each installation has its own integration user: README).
+            by_us=integration_user is not None and isinstance(modified_by, str) and modified_by[:15] == integration_user,
         )
 
     # -- the wire -----------------------------------------------------------------------------------
@@ -330,6 +355,13 @@ class SalesforceIntegration:
         if not _ID.fullmatch(external_id):
             raise ExternalCustomerMissing(f"salesforce: {external_id[:40]!r} is not a record id")
         return external_id
+
+
+def change_event_id(row: Mapping[str, Any], external_id_field: str, create_key_field: str) -> str:
+    """``<Id>@<SystemModstamp>#<digest of the state>``: two states of one Contact may share a stamp."""
+    fields = ("FirstName", "LastName", "Email", "IsDeleted", "MasterRecordId", external_id_field, create_key_field)
+    state = [value if isinstance(value := row.get(f), str | bool) else None for f in fields]
+    return f"{row['Id']}@{row['SystemModstamp']}#{hashlib.sha256(msgspec.json.encode(state)).hexdigest()[:12]}"
 
 
 def _readable(row: Mapping[str, Any]) -> bool:

@@ -13,10 +13,10 @@ from domain.messages import ChangeKind, CustomerChanged, new_event_id
 
 
 async def record_change(
-    uow: UnitOfWork, customer: Customer, kind: ChangeKind, origin: str | None = None, *, forced: bool = False
+    uow: UnitOfWork, customer: Customer, kind: ChangeKind, origin: str | None = None, *, forced_for: str | None = None
 ) -> str:
     """Save ``customer`` and add the event that carries the change to every other system (its id
-    is returned).
+    is returned). ``forced_for``: an operator's push or a reconcile's export, for that system only.
 
     Callers commit ``uow``; whatever they commit, the change and its event go together.
     """
@@ -31,7 +31,8 @@ async def record_change(
             data=None if customer.deleted else customer.data,
             occurred_at=customer.updated_at,
             origin=origin,
-            forced=forced,
+            forced=forced_for is not None,
+            forced_for=forced_for,
             correlation_id=current_correlation(),
         )
     )

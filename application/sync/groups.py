@@ -52,7 +52,10 @@ class SyncConsumers:
         self.members = consumers
 
     async def run(self, stopping: asyncio.Event) -> None:
-        await asyncio.gather(*(consumer.run(stopping) for consumer in self.members.values()))
+        """Until ``stopping``; one that fails (a bug: each survives outages) stops the others too."""
+        async with asyncio.TaskGroup() as group:
+            for name, consumer in self.members.items():
+                group.create_task(consumer.run(stopping), name=f"consumer {name}")
 
     async def run_once(self, stopping: asyncio.Event, timeout: float = 0.0) -> int:
         """One batch of each group, in turn; how many deliveries were finished and committed."""

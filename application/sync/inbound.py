@@ -150,7 +150,7 @@ def _writes(change: ExternalChange, mapping: ExternalMapping | None, installatio
     """What this event says was changed over there, and when -- unless it is our own write. An
     event that does not say which fields it changed, or whose cause is unknown, counts the fields
     its snapshot holds differently from the baseline (an echo of ours looks like the baseline)."""
-    if change.kind is ChangeKind.DELETED or change.observed or is_own_write(change.request_key, installation):
+    if change.kind is ChangeKind.DELETED or change.observed or change.by_us or is_own_write(change.request_key, installation):
         return {}  # an observed state dates no change: it never says when a field changed there
     snapshot = change.customer.data
     fields = set(change.changed_fields if change.changed_fields is not None else SYNCED_FIELDS)

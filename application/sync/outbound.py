@@ -67,14 +67,18 @@ async def _sync_one(event: CustomerChanged, integration: Integration, ctx: Conte
         record = await uow.sync_records.get(event.event_id, system, Direction.OUTBOUND)
         if record is not None and record.status.settled:
             return Handled(system, Direction.OUTBOUND, Outcome.DUPLICATE)
-        customer = await uow.customers.get(event.customer_id)
+        # The link before the customer: two statements see two moments, and an inbound change
+        # committed between them then shows as a customer newer than its link's baseline (sent
+        # again, harmlessly: it is what the system holds) -- never as an old customer against the
+        # new baseline, which would push the old value over the change.
         mapping = await uow.mappings.get(event.customer_id, system)
+        customer = await uow.customers.get(event.customer_id)
         intent = None
         if customer is not None and mapping is None and event.origin != system:
             if customer.deleted:  # a create of ours may have landed before the customer was deleted
                 intent = await uow.create_intents.get(customer.id, system)
             else:
-                if not event.forced and await uow.create_intents.get(customer.id, system) is None:
+                if not event.forced_at(system) and await uow.create_intents.get(customer.id, system) is None:
                     await _hold_ambiguous(uow, customer, system)
                 intent = await create_intent(uow, customer, system, ctx)
     if customer is None:
@@ -138,7 +142,7 @@ async def _call(
     if mapping is None:
         assert intent is not None
         return _Outcome(Operation.CREATE, created=await create(integration, customer, intent, ctx), intent=intent)
-    if event.forced and event.kind is not ChangeKind.CREATED:  # a forced create found linked is a plain update
+    if event.forced_at(integration.system) and event.kind is not ChangeKind.CREATED:  # a forced create found linked is a plain update
         return await _push(integration, customer, mapping, ctx)
     return await _update(integration, customer, mapping, ctx)
 

@@ -508,7 +508,7 @@ class Reconciler:
             if finding.fix is Fix.EXPORT:
                 if customer.deleted or mapping is not None:
                     return FixStatus.SKIPPED, "linked or deleted meanwhile"
-                await record_change(uow, customer, ChangeKind.CREATED, forced=True)  # decided by this run: never held
+                await record_change(uow, customer, ChangeKind.CREATED, forced_for=system)  # decided by this run: never held there
             else:
                 if mapping is None:
                     return FixStatus.SKIPPED, "unlinked meanwhile"

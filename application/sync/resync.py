@@ -36,7 +36,7 @@ async def resync(
         mapping = await uow.mappings.get(customer_id, system)
         if direction is Direction.PUSH:
             kind = ChangeKind.UPDATED if mapping is not None else ChangeKind.CREATED
-            event_id = await record_change(uow, customer, kind, forced=True)
+            event_id = await record_change(uow, customer, kind, forced_for=system)
             await uow.commit()
             return event_id
     if mapping is None:

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.kafka.topics import ensure_topics
 from adapters.memory.salesforce import stamp
+from adapters.salesforce.integration import change_event_id
 from application.sync.groups import sync_groups
 from tests.support.infra import SYNC_TOPICS, migrate, recreate_database
 from tests.support.processes import Processes, base_env, wait_until
@@ -105,8 +106,9 @@ class ThreeWay:
         return contact
 
     def change_id(self, contact_id: str) -> str:
-        """The event id catch-up gives the Contact's latest change (``<Id>@<SystemModstamp>``)."""
-        return f"{contact_id}@{stamp(self.contact(contact_id)['SystemModstamp'])}"
+        """The event id catch-up gives the Contact's latest change (``<Id>@<SystemModstamp>#<state>``)."""
+        contact = self.contact(contact_id)
+        return change_event_id({**contact, "SystemModstamp": stamp(contact["SystemModstamp"])}, "Custsync_Id__c", "Custsync_Create__c")
 
     def writes_to_contact(self, contact_id: str) -> int:
         """Writes our worker sent to that Contact (updates, tags, deletes by id)."""

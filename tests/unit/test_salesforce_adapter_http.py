@@ -35,7 +35,7 @@ DATA = "/services/data/v62.0"
 CONTACT = "003000000000001AAA"
 INSTALLATION = "0123456789abcdef0123456789abcdef"
 FIELDS = ("Id,FirstName,LastName,Email,Custsync_Id__c,Custsync_Create__c,IsDeleted,MasterRecordId,"
-          "CreatedDate,LastModifiedDate,SystemModstamp")
+          "CreatedDate,LastModifiedDate,SystemModstamp,LastModifiedById")
 
 
 class Metrics:
