@@ -6,7 +6,8 @@ A Contact has no single name field that can be written (``Name`` is a read-only 
 * a name is split at its **last space**: ``FirstName`` is everything before it, ``LastName``
   everything after (``"Ada King Lovelace"`` -> ``"Ada King"`` / ``"Lovelace"``); a name without
   an inner space is all ``LastName``, and so is a name whose parts would start or end with a space
-  (``"Jean-Luc  Picard"``: Salesforce trims what it stores). Joining the two with one space gives
+  (``"Jean-Luc  Picard"``: Salesforce trims what it stores) or whose first part is longer than
+  ``FirstName`` takes (the whole name still fits ``LastName``). Joining the two with one space gives
   the name back exactly, so a name never drifts through a round trip;
 * a customer without a name is written with ``LastName`` = ``NO_NAME``, which reads back as no
   name (and a Contact whose ``LastName`` is empty, which Salesforce does not allow, reads as no
@@ -36,15 +37,16 @@ def split_name(name: str | None) -> tuple[str | None, str]:
         return None, NO_NAME
     cut = name.rfind(" ")
     first, last = name[:cut], name[cut + 1:]
-    if 0 < cut and first == first.strip() and last and last == last.strip():
+    if 0 < cut and first == first.strip() and last and last == last.strip() and len(first) <= FIRST_NAME_MAX:
         return first, last
-    # Salesforce trims what it stores: a part that would lose a space keeps the name whole in LastName.
+    # Salesforce trims what it stores: a part that would lose a space keeps the name whole in
+    # LastName, as does a first part too long for FirstName.
     return None, name
 
 
 def joined_name(first: str | None, last: str | None) -> str | None:
     """The catalog name of a Contact's ``FirstName`` and ``LastName``."""
-    if not last or (last == NO_NAME and not first):
+    if not last or last == NO_NAME:  # a first name a person typed on a Contact without a name is its name
         return first or None
     return f"{first} {last}" if first else last
 
@@ -76,9 +78,6 @@ def field_errors(changes: Mapping[str, str | None]) -> list[FieldError]:
         first, last = split_name(name)
         if name == NO_NAME:
             errors.append(FieldError("name", f"{NO_NAME!r} is what custsync writes in Salesforce for a customer without a name"))
-        elif first is not None and len(first) > FIRST_NAME_MAX:
-            errors.append(FieldError("name", f"all but its last word go to Salesforce's FirstName, which takes at most "
-                                             f"{FIRST_NAME_MAX} characters ({len(first)} given)"))
         elif len(last) > LAST_NAME_MAX:
             errors.append(FieldError("name", f"{'its last word goes' if first else 'it goes whole'} to Salesforce's "
                                              f"LastName, which takes at most {LAST_NAME_MAX} characters ({len(last)} given)"))

@@ -36,7 +36,7 @@ async def customers(api: AsyncTestClient) -> list[dict]:
 
 @pytest.mark.parametrize(("body", "field", "words"), [
     ({"name": "B" * 81}, "name", "LastName"),
-    ({"name": "A" * 41 + " Lovelace"}, "name", "FirstName"),
+    ({"name": "A" * 41 + " " + "L" * 40}, "name", "LastName"),  # too long a first part goes whole to LastName
     ({"name": "[no name]"}, "name", "without a name"),
     ({"name": "Ada", "email": "a" * 60 + "@" + "b" * 20 + ".example.com"}, "email", "Email"),
 ])
@@ -46,6 +46,14 @@ async def test_what_salesforce_would_refuse_is_refused_up_front_and_nothing_is_s
     [error] = answer.json()["errors"]
     assert error["field"] == field and words in error["reason"]
     assert await customers(api) == []
+
+
+async def test_a_first_part_too_long_for_firstname_is_stored_whole_in_lastname(api, three_way):
+    answer = await api.post("/api/v1/customers", json={"name": "A" * 41 + " Lovelace"})
+    assert answer.status_code == 201, answer.text
+    await three_way.settle()
+    [contact] = three_way.container.salesforce_org().live()
+    assert (contact["FirstName"], contact["LastName"]) == (None, "A" * 41 + " Lovelace")
 
 
 async def test_patch_and_put_are_held_to_the_same_limits_and_both_fields_are_named(api):

@@ -33,12 +33,17 @@ def test_a_contact_made_in_salesforce_reads_as_its_names_joined():
     assert customer_data({"FirstName": "Grace", "LastName": "Hopper", "Email": "grace@example.com"}) == CustomerData(
         "Grace Hopper", "grace@example.com")
     assert customer_data({"FirstName": None, "LastName": "Hopper", "Email": None}) == CustomerData("Hopper", None)
-    assert customer_data({"FirstName": "Grace", "LastName": NO_NAME, "Email": ""}) == CustomerData(f"Grace {NO_NAME}", None)
+    # A first name a person typed on a Contact we wrote without a name: that is its name (the
+    # placeholder never reaches the catalog, nor Stripe through it).
+    assert customer_data({"FirstName": "Grace", "LastName": NO_NAME, "Email": ""}) == CustomerData("Grace", None)
 
 
 def test_salesforce_limits_are_named_with_the_field_that_breaks_them():
     assert limits_refusal(CustomerData("A" * 40 + " " + "B" * 80, "a@example.com")) is None
-    assert "FirstName" in limits_refusal(CustomerData("A" * 41 + " B", None))
+    # A first part too long for FirstName: the whole name goes to LastName, if it fits there.
+    assert limits_refusal(CustomerData("A" * 41 + " B", None)) is None
+    assert split_name("A" * 41 + " B") == (None, "A" * 41 + " B")
+    assert "LastName" in limits_refusal(CustomerData("A" * 41 + " " + "B" * 40, None))
     assert "LastName" in limits_refusal(CustomerData("B" * 81, None))
     assert "Email" in limits_refusal(CustomerData("Ada", "a" * 70 + "@example.com"))
     assert "without a name" in limits_refusal(CustomerData(NO_NAME, None))
