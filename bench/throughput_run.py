@@ -129,9 +129,10 @@ class Bench:
 
     async def start_workers(self, count: int, **env: str) -> list:
         workers = [self.processes.start("worker", name="worker", **env) for _ in range(count)]
-        # Joined and settled: every member has its partitions (2 topics x PARTITIONS between them).
+        # Joined: every member has its partitions in both of its groups (sync.inbound's, and
+        # sync.outbound's for Stripe: application.sync.groups).
         def assigned() -> bool:
-            return all("partitions assigned" in Processes.log(w) for w in workers)
+            return all(Processes.log(w).count("partitions assigned") >= 2 for w in workers)
 
         deadline = time.monotonic() + 60
         while not assigned():
