@@ -143,10 +143,16 @@ class SalesforceIntegration:
                 f"key (a restored catalog, a copied org, or set by hand): nothing was written; clear the field on it, or "
                 f"link it by hand, then replay"
             )
-        if rows:
-            ours = [row for row in rows if row.get(self._key_field) == tag.create_key and not row.get("MasterRecordId")]
-            if ours:
-                return self._customer(ours[0])
+        ours = [row for row in rows if row.get(self._key_field) == tag.create_key]
+        if ours and ours[0].get("MasterRecordId"):
+            # Made by our create, then merged by a person into another Contact: the person lives
+            # on there. Another upsert would make the duplicate the merge removed.
+            raise PermanentIntegrationError(
+                f"salesforce: the Contact our create made ({ours[0].get('Id')}) was merged into "
+                f"{ours[0]['MasterRecordId']}: nothing was written; link the customer to it by hand (custsync reconcile)"
+            )
+        if ours:
+            return self._customer(ours[0])  # deleted by a person before its link was stored: carried
         body: dict[str, Any] = contact_fields(data)
         body[self._key_field] = tag.create_key
         response = await self._send("PATCH", f"/sobjects/Contact/{self._id_field}/{quote(value, safe='')}", "contacts.upsert",

@@ -146,6 +146,26 @@ async def test_a_create_repeated_after_its_first_landed_keeps_what_a_person_chan
     assert hub.stripe_email(stripe_id) == hub.contact(contact["Id"])["Email"] == "person@example.com"
 
 
+async def test_a_create_repeated_after_a_person_merged_its_contact_away_makes_no_second_one():
+    hub = Hub()
+    customer = await hub.create("Ada Lovelace", "ada@example.com")
+    await hub.system.relay()
+    [created] = hub.new(OUTBOUND_TOPIC)
+    await hub.out["stripe"].handle(created.payload)
+    hub.org.fail_next("create", 503, executed=True)  # the upsert lands; its answer is lost
+    with pytest.raises(RetryableIntegrationError):
+        await hub.out["salesforce"].handle(created.payload)
+    [ours] = hub.org.live()
+    survivor = hub.org.create(FirstName="Ada", LastName="Lovelace", Email="ada@example.com")
+    hub.clock.advance(2)
+    hub.org.merge(survivor["Id"], ours["Id"])  # an admin merges the duplicate away
+    await hub.system.settle()
+    assert [c["Id"] for c in hub.org.live()] == [survivor["Id"]]  # no new Contact made on a guess
+    assert await hub.system.mapping(customer.id, "salesforce") is None
+    [record] = [r for r in await hub.system.history(customer.id) if r.system == "salesforce"]
+    assert record.status is SyncStatus.DEAD and "merged into" in record.last_error
+
+
 async def test_two_states_of_a_contact_in_one_stamp_are_two_changes():
     hub = Hub()
     hub.org._now = lambda: hub.clock.now().replace(microsecond=0)  # stamps in whole seconds, as some orgs show them
