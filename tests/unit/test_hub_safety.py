@@ -252,3 +252,34 @@ async def test_a_salesforce_export_never_creates_a_stripe_customer_held_as_ambig
     await hub.system.settle()
     assert sum(1 for c in hub.system.stripe.customers.values() if c.get("email") == "ada@example.com") == 1
     assert len(hub.org.live()) == 1
+
+
+@pytest.mark.parametrize("policy", ["latest_wins", "internal_wins", "external_wins"])
+async def test_a_person_s_edit_under_a_later_write_of_ours_is_still_a_change_of_theirs(policy):
+    # The row's last modifier is our user, yet its name is a person's: reading our writes back as
+    # ours must not hide what a person changed before them in another field.
+    hub = Hub(policy)
+    await hub.poll()
+    customer = await hub.create("Ada Lovelace", "ada@example.com")
+    await hub.system.settle()
+    hub.clock.advance(1)
+    await hub.poll()
+    await hub.system.settle()
+    contact_id = (await hub.system.mapping(customer.id, "salesforce")).external_id
+    hub.clock.advance(1)
+    hub.org.edit(contact_id, FirstName="Augusta Ada")  # a person, not polled yet
+    hub.clock.advance(1)
+    await hub.patch(customer.id, email="ada@lovelace.org")  # our PATCH lands after it
+    await hub.system.relay()
+    for message in hub.new(OUTBOUND_TOPIC):
+        for system in ("stripe", "salesforce"):
+            await hub.out[system].handle(message.payload)
+    assert hub.contact(contact_id)["LastModifiedById"] == hub.org.integration_user
+    hub.clock.advance(1)
+    await hub.poll()
+    await hub.system.settle()
+    stripe_id = (await hub.system.mapping(customer.id, "stripe")).external_id
+    held = hub.contact(contact_id)
+    assert (await hub.system.customer(customer.id)).data == CustomerData("Augusta Ada Lovelace", "ada@lovelace.org")
+    assert (held["FirstName"], held["Email"]) == ("Augusta Ada", "ada@lovelace.org")
+    assert hub.system.stripe.customers[stripe_id]["name"] == "Augusta Ada Lovelace"
