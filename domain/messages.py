@@ -53,13 +53,15 @@ class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
     # baseline and the conflict policy say. On a create (a reconcile's export): decided by the
     # run, so never held as ambiguous (application.sync.outbound).
     forced: bool = False
-    # The one system such a push or export is for (its other systems take it as a plain change);
-    # None: every system (as events written before this field were meant).
+    # The one system such a push or export is for; its other systems take it as a plain change.
     forced_for: str | None = None
 
     def forced_at(self, system: str) -> bool:
-        """Whether this event is an operator's push (or a reconcile's export) for ``system``."""
-        return self.forced and self.forced_for in (None, system)
+        """Whether this event is an operator's push (or a reconcile's export) for ``system``. One
+        written before ``forced_for`` existed names no system: it is forced for none (read again by
+        a group that never saw it -- an integration enabled later -- it must not skip that
+        system's rules), and taken as a plain change, which still sends the catalog's state."""
+        return self.forced and self.forced_for == system
 
     def stands_for(self, earlier: CustomerChanged) -> bool:
         """Whether handling this event does everything handling ``earlier`` (of the same customer,

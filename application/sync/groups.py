@@ -52,10 +52,19 @@ class SyncConsumers:
         self.members = consumers
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Until ``stopping``; one that fails (a bug: each survives outages) stops the others too."""
-        async with asyncio.TaskGroup() as group:
-            for name, consumer in self.members.items():
-                group.create_task(consumer.run(stopping), name=f"consumer {name}")
+        """Until ``stopping``. One that fails (a bug: each survives outages) sets ``stopping``, so
+        that the others finish the deliveries in hand and commit, as on SIGTERM; then it is raised."""
+
+        async def until_stopped(consumer: SyncConsumer) -> None:
+            try:
+                await consumer.run(stopping)
+            finally:
+                stopping.set()
+
+        ended = await asyncio.gather(*(until_stopped(c) for c in self.members.values()), return_exceptions=True)
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def run_once(self, stopping: asyncio.Event, timeout: float = 0.0) -> int:
         """One batch of each group, in turn; how many deliveries were finished and committed."""

@@ -18,7 +18,7 @@ from application.customers.changes import STORE_ATTEMPTS, record_change, retried
 from application.errors import AmbiguousImport, ExternalCustomerMissing, MappingBroken
 from application.ports import Clock, Integrations, UnitOfWork, UnitOfWorkFactory
 from application.sync.context import SyncContext
-from domain.customer import SYNCED_FIELDS, Customer
+from domain.customer import SYNCED_FIELDS, Customer, CustomerData
 from domain.drift import email_key
 from domain.mapping import ExternalMapping, FieldWrite
 from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
@@ -40,8 +40,12 @@ async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: 
         if await uow.inbox.seen(change.system, change.event_id):
             return Handled(change.system, Direction.INBOUND, Outcome.DUPLICATE)
         mapping = await uow.mappings.by_external_id(change.system, change.external_id)
+        here = await uow.customers.get(mapping.customer_id) if mapping is not None else None
     external, fetched = change.customer, False
-    if must_refetch(change, mapping.synced if mapping is not None else None):
+    # A deletion of a customer deleted here already (the echo of ours, mostly) changes nothing,
+    # whatever a re-fetch would answer: it is not asked (a deletion hint costs calls otherwise).
+    settled_here = change.customer.deleted and here is not None and here.deleted
+    if must_refetch(change, mapping.synced if mapping is not None else None) and not settled_here:
         # Outside any transaction: never hold the database while calling out.
         try:
             external = await integrations[change.system].retrieve_customer(change.external_id)
@@ -116,7 +120,7 @@ async def _apply(
     if customer is None or customer.deleted:
         return mapping.customer_id, "customer is deleted here: ignored"
     known = mapping
-    writes = _writes(change, mapping, ctx.installation)
+    writes = _writes(change, mapping, ctx.installation, external.data)
     mapping = mapping.with_external_writes(writes)
     if external.deleted:
         tombstone = customer.tombstone(now)
@@ -146,16 +150,25 @@ async def _pulled(
     return f"pulled from {change.system} by an operator (resync): {fields or 'already equal'}"
 
 
-def _writes(change: ExternalChange, mapping: ExternalMapping | None, installation: str) -> dict[str, FieldWrite]:
+def _writes(
+    change: ExternalChange, mapping: ExternalMapping | None, installation: str, current: CustomerData
+) -> dict[str, FieldWrite]:
     """What this event says was changed over there, and when -- unless it is our own write. An
     event that does not say which fields it changed, or whose cause is unknown, counts the fields
-    its snapshot holds differently from the baseline (an echo of ours looks like the baseline)."""
-    if change.kind is ChangeKind.DELETED or change.observed or change.by_us or is_own_write(change.request_key, installation):
+    its snapshot holds differently from the baseline (an echo of ours looks like the baseline).
+
+    A state whose last writer was us (``by_us``) may still hold a person's change to another field,
+    made before our write: counted from the ``current`` state (what the system holds now), dated
+    by our write at the latest. Its snapshot is not: the values of ours it shows may be gone since
+    (a late read-back of our own create)."""
+    if change.kind is ChangeKind.DELETED or change.observed or is_own_write(change.request_key, installation):
         return {}  # an observed state dates no change: it never says when a field changed there
-    snapshot = change.customer.data
+    snapshot = current if change.by_us else change.customer.data
     fields = set(change.changed_fields if change.changed_fields is not None else SYNCED_FIELDS)
     if mapping is not None and (change.changed_fields is None or not change.cause_known):
         fields = {f for f in fields if getattr(snapshot, f) != getattr(mapping.synced, f)}
+    if change.by_us and mapping is not None:  # a value a push of ours sent is ours, not a person's
+        fields = {f for f in fields if not any(s.value == getattr(snapshot, f) for s in mapping.sent.get(f, ()))}
     return {f: FieldWrite(getattr(snapshot, f), change.occurred_at) for f in fields}
 
 
@@ -211,7 +224,7 @@ async def _import(
     await record_change(uow, customer, ChangeKind.CREATED, origin=change.system)
     await uow.mappings.save(ExternalMapping(
         customer_id=customer.id, system=change.system, external_id=external.external_id, synced=external.data,
-        synced_version=customer.version, synced_at=now, external_writes=_writes(change, None, ctx.installation),
+        synced_version=customer.version, synced_at=now, external_writes=_writes(change, None, ctx.installation, external.data),
     ))
     note = f"created from {change.system}"
     claim = external.claim

@@ -192,7 +192,8 @@ async def test_recent_changes_list_each_change_once_newest_first_under_a_stable_
     assert latest[a].kind is ChangeKind.UPDATED and latest[a].customer.data.name == "A Two"
     # A deletion: final (a deletion event, applied as it is) or, in a system where it can be undone
     # (Salesforce's Recycle Bin), a change whose snapshot says deleted (re-fetched: domain.safety).
-    assert latest[b].customer.deleted and (latest[b].kind is ChangeKind.DELETED or must_refetch(latest[b], None))
+    assert latest[b].customer.deleted
+    assert latest[b].kind is ChangeKind.DELETED or must_refetch(latest[b], latest[b].customer.data)  # even as an echo
     assert latest[c].kind is ChangeKind.CREATED and latest[c].customer.data == CustomerData("C", "c@example.com")
     times = [ch.occurred_at for ch in changes]
     assert times == sorted(times, reverse=True)

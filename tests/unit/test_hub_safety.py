@@ -13,13 +13,15 @@ from adapters.memory.clock import FakeClock
 from application.commands import CreateCustomer, PatchCustomer
 from application.customers.create import create_customer
 from application.customers.update import patch_customer
-from application.errors import RetryableIntegrationError
+from application.commands import DeleteCustomer
+from application.customers.delete import delete_customer
+from application.errors import AmbiguousExport, RetryableIntegrationError
 from application.sync.catchup import catch_up_once
 from application.sync.reconcile import Reconciler, start_here
 from application.sync.resync import Direction, resync
 from domain.conflicts import ConflictPolicy
 from domain.customer import CustomerData
-from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC
+from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, ChangeKind, CustomerChanged, decode, encode, new_event_id
 from domain.sync import SyncStatus
 from entrypoints.settings import Settings
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
@@ -283,3 +285,69 @@ async def test_a_person_s_edit_under_a_later_write_of_ours_is_still_a_change_of_
     assert (await hub.system.customer(customer.id)).data == CustomerData("Augusta Ada Lovelace", "ada@lovelace.org")
     assert (held["FirstName"], held["Email"]) == ("Augusta Ada", "ada@lovelace.org")
     assert hub.system.stripe.customers[stripe_id]["name"] == "Augusta Ada Lovelace"
+
+
+async def test_a_person_s_newer_edit_under_a_write_of_ours_wins_a_latest_wins_conflict():
+    # Both sides changed the email; ours reached Salesforce as a write of the name only (the email
+    # held as a conflict), so the row's last writer is us. The person's edit still has a time.
+    hub = Hub("latest_wins")
+    await hub.poll()
+    customer = await hub.create("Ada Lovelace", "ada@example.com")
+    await hub.system.settle()
+    hub.clock.advance(1)
+    await hub.poll()
+    await hub.system.settle()
+    hub.new(OUTBOUND_TOPIC)
+    contact_id = (await hub.system.mapping(customer.id, "salesforce")).external_id
+    stripe_id = (await hub.system.mapping(customer.id, "stripe")).external_id
+    hub.clock.advance(5)
+    await hub.patch(customer.id, name="Ada King", email="catalog@example.com")
+    await hub.system.relay()
+    [edited] = hub.new(OUTBOUND_TOPIC)
+    await hub.out["stripe"].handle(edited.payload)
+    hub.clock.advance(5)
+    hub.org.edit(contact_id, Email="person@example.com")  # newer than the catalog's
+    hub.clock.advance(5)
+    await hub.out["salesforce"].handle(edited.payload)  # writes the name; the email waits for the person's time
+    assert hub.contact(contact_id)["LastModifiedById"] == hub.org.integration_user
+    hub.clock.advance(5)
+    await hub.poll()
+    await hub.system.settle()
+    assert (await hub.system.customer(customer.id)).data == CustomerData("Ada King", "person@example.com")
+    assert hub.contact(contact_id)["Email"] == hub.stripe_email(stripe_id) == "person@example.com"
+
+
+async def test_a_forced_event_from_before_forced_for_is_forced_for_no_system():
+    # Read again by the group of an integration enabled later: it must keep that system's holds.
+    hub = Hub()
+    hub.org.create(FirstName="Ada", LastName="Lovelace", Email="ada@example.com")  # a person's, unlinked
+    async with hub.system.uow_factory() as uow:
+        ada = await uow.customers.add(CustomerData("Ada Lovelace", "ada@example.com"), hub.clock.now())
+        await uow.commit()
+    hub.clock.advance(1)
+    assert (await hub.reconcile("salesforce")).counts["ambiguous"] == 1
+    legacy = encode(CustomerChanged(event_id=new_event_id(), customer_id=ada.id, kind=ChangeKind.CREATED, version=ada.version,
+                                    data=ada.data, occurred_at=ada.updated_at, forced=True))
+    assert not decode(legacy, CustomerChanged).forced_at("salesforce")
+    with pytest.raises(AmbiguousExport):
+        await hub.out["salesforce"].handle(legacy)
+    assert len(hub.org.live()) == 1
+
+
+async def test_the_echo_of_our_own_deletion_costs_no_call():
+    hub = Hub()
+    await hub.poll()
+    customer = await hub.create("Ada Lovelace", "ada@example.com")
+    await hub.system.settle()
+    hub.clock.advance(1)
+    await hub.poll()
+    await hub.system.settle()
+    await delete_customer(DeleteCustomer(customer_id=customer.id), hub.system.uow_factory(), hub.clock)
+    await hub.system.settle()
+    assert hub.contact((await hub.system.mapping(customer.id, "salesforce")).external_id)["IsDeleted"]
+    before = len(hub.org.calls)
+    hub.clock.advance(1)
+    assert (await hub.poll()).published == 1  # our deletion, listed back
+    polled = len(hub.org.calls)
+    await hub.system.settle()
+    assert hub.org.calls[polled:] == [], hub.org.calls[before:]  # taken as settled: no re-fetch
