@@ -70,13 +70,15 @@ def lease_seconds(interval: float) -> float:
 async def catch_up_once(
     integration: Integration, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock, owner: str,
     overlap: float, *, lease: float = MIN_LEASE, stopping: asyncio.Event | None = None,
-    recently: RecentlyPublished | None = None,
+    recently: RecentlyPublished | None = None, began: datetime | None = None,
 ) -> CatchUp | None:
     """Take (or renew) the lease of ``integration``'s cursor and publish what its change log holds
     that the inbox has not seen (nor this poller published lately: ``recently``), one page at a
     time, newest page first and oldest first within a page; then move the cursor to the newest
     change seen (never back). ``None``: another poller holds the lease, so nothing was read.
-    Several pollers at once only publish twice what the inbox then drops."""
+    Several pollers at once only publish twice what the inbox then drops. ``began``: when this
+    poller started, the floor of a first poll (not the moment a first poll that failed is tried
+    again: what changed meanwhile would be left out)."""
     system = integration.system
     cursor = await _lease(uow_factory, system, owner, clock, lease)
     if cursor is None:
@@ -85,7 +87,7 @@ async def catch_up_once(
     position, floor = _position(cursor)
     start = position or clock.now()
     if floor is None:  # the first poll; or a cursor stored before floors were kept (no floor then)
-        floor = start if position is None else start - timedelta(seconds=overlap)
+        floor = min(began or start, start) if position is None else start - timedelta(seconds=overlap)
     # Never before the first poll (or the first sync's start): what came before is a reconcile's
     # business (replaying it would import people a first sync has yet to match).
     since, newest = max(start - timedelta(seconds=overlap), floor), start
@@ -154,13 +156,13 @@ async def _poll(
 ) -> None:
     """An outage (the database, the broker, the system itself) is waited out, one line per attempt,
     with jittered backoff never longer than the interval: the missed changes wait in the log."""
-    system, failures, recently = integration.system, 0, RecentlyPublished()
+    system, failures, recently, began = integration.system, 0, RecentlyPublished(), clock.now()
     try:
         while not stopping.is_set():
             try:
                 done = await catch_up_once(
                     integration, uow_factory, publisher, clock, owner, overlap, lease=lease_seconds(interval),
-                    stopping=stopping, recently=recently,
+                    stopping=stopping, recently=recently, began=began,
                 )
             except Exception as exc:  # noqa: BLE001 - catch-up must outlive any outage
                 if metrics is not None:

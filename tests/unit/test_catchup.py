@@ -326,3 +326,19 @@ async def test_each_poll_is_counted_with_what_it_found_and_failed_polls_apart():
     assert metrics.counts["catch-up", "stripe", "failed"] == 1  # the publish that failed
     assert metrics.counts["catch-up published", "stripe"] == 2  # each missed change once
     assert metrics.counts["catch-up listed", "stripe"] >= 2
+
+
+async def test_a_first_poll_tried_again_after_a_failure_still_reads_from_when_the_poller_began():
+    # The floor of a first poll is the poller's start, not the moment a failed first poll is tried
+    # again: changes made in between (here: 3 s of Stripe outage) are not left to a reconcile.
+    from adapters.memory.clock import FakeClock
+
+    clock = FakeClock(datetime(2026, 1, 1, 10, 0, 0, 900_000, tzinfo=UTC))
+    db, broker = InMemoryDatabase(), InMemoryBroker()
+    fake = InMemoryStripe(clock)
+    began = clock.now()
+    await fake.create_async(params={"name": "Ada"})  # stamped 10:00:00, while the first poll fails
+    clock.advance(3)
+    done = await catch_up_once(StripeIntegration(fake, [WEBHOOK_SECRET]), db.unit_of_work, InMemoryPublisher(broker), clock,
+                               "w1", 120.0, began=began)
+    assert done is not None and done.published == 1 and len(broker.messages(INBOUND_TOPIC)) == 1
