@@ -64,6 +64,33 @@ class Hub:
     def stripe_email(self, stripe_id):
         return self.system.stripe.customers[stripe_id]["email"]
 
+    async def linked(self, name: str, email: str):
+        """A customer made here, synced to both systems and its creation read back from Salesforce:
+        (customer, Stripe id, Contact id); nothing left on the topics for the test to take."""
+        await self.poll()
+        customer = await self.create(name, email)
+        await self.system.settle()
+        self.clock.advance(1)
+        await self.poll()
+        await self.system.settle()
+        self.new(OUTBOUND_TOPIC)
+        self.new(INBOUND_TOPIC)
+        return (customer, (await self.system.mapping(customer.id, "stripe")).external_id,
+                (await self.system.mapping(customer.id, "salesforce")).external_id)
+
+    async def salesforce_create_fails(self, name: str, email: str, *, executed: bool = False):
+        """A customer made here: Stripe takes it, Salesforce's first create attempt fails (503;
+        ``executed``: it landed all the same). Returns the customer and its create message."""
+        await self.poll()
+        customer = await self.create(name, email)
+        await self.system.relay()
+        [created] = self.new(OUTBOUND_TOPIC)
+        await self.out["stripe"].handle(created.payload)
+        self.org.fail_next("create", 503, executed=executed)
+        with pytest.raises(RetryableIntegrationError):
+            await self.out["salesforce"].handle(created.payload)
+        return customer, created
+
     async def reconcile(self, system):
         ctx = await self.system.context()
         run, _ = await start_here(ctx, system, "test", dry_run=False, match_by=None, trigger="cli")
@@ -75,14 +102,7 @@ async def test_reading_back_our_own_late_create_never_puts_its_old_email_back():
     # customer had before an edit; catch-up lists that row before the edit's PATCH; applied after
     # it, the row was taken for a person's change, newer by Salesforce's clock, and won.
     hub = Hub()
-    await hub.poll()
-    customer = await hub.create("Ada Lovelace", "old@example.com")
-    await hub.system.relay()
-    [created] = hub.new(OUTBOUND_TOPIC)
-    await hub.out["stripe"].handle(created.payload)
-    hub.org.fail_next("create", 503)
-    with pytest.raises(RetryableIntegrationError):
-        await hub.out["salesforce"].handle(created.payload)  # the create intent keeps old@
+    customer, created = await hub.salesforce_create_fails("Ada Lovelace", "old@example.com")
     hub.clock.advance(0.4)
     await hub.patch(customer.id, email="new@example.com")
     await hub.system.relay()
@@ -126,14 +146,7 @@ async def test_a_create_never_writes_over_a_live_contact_that_holds_our_id_witho
 
 async def test_a_create_repeated_after_its_first_landed_keeps_what_a_person_changed_meanwhile():
     hub = Hub()
-    await hub.poll()
-    customer = await hub.create("Ada Lovelace", "old@example.com")
-    await hub.system.relay()
-    [created] = hub.new(OUTBOUND_TOPIC)
-    await hub.out["stripe"].handle(created.payload)
-    hub.org.fail_next("create", 503, executed=True)  # the upsert lands; its answer is lost
-    with pytest.raises(RetryableIntegrationError):
-        await hub.out["salesforce"].handle(created.payload)
+    customer, created = await hub.salesforce_create_fails("Ada Lovelace", "old@example.com", executed=True)
     [contact] = hub.org.live()
     hub.clock.advance(2)
     hub.org.edit(contact["Id"], Email="person@example.com")
@@ -150,13 +163,7 @@ async def test_a_create_repeated_after_its_first_landed_keeps_what_a_person_chan
 
 async def test_a_create_repeated_after_a_person_merged_its_contact_away_makes_no_second_one():
     hub = Hub()
-    customer = await hub.create("Ada Lovelace", "ada@example.com")
-    await hub.system.relay()
-    [created] = hub.new(OUTBOUND_TOPIC)
-    await hub.out["stripe"].handle(created.payload)
-    hub.org.fail_next("create", 503, executed=True)  # the upsert lands; its answer is lost
-    with pytest.raises(RetryableIntegrationError):
-        await hub.out["salesforce"].handle(created.payload)
+    customer, created = await hub.salesforce_create_fails("Ada Lovelace", "ada@example.com", executed=True)
     [ours] = hub.org.live()
     survivor = hub.org.create(FirstName="Ada", LastName="Lovelace", Email="ada@example.com")
     hub.clock.advance(2)
@@ -188,15 +195,7 @@ async def test_two_states_of_a_contact_in_one_stamp_are_two_changes():
 
 async def test_a_contact_restored_from_the_recycle_bin_before_its_deletion_is_handled_deletes_nothing():
     hub = Hub()
-    await hub.poll()
-    customer = await hub.create("Ada Lovelace", "ada@example.com")
-    await hub.system.settle()
-    hub.clock.advance(1)
-    await hub.poll()
-    await hub.system.settle()
-    hub.new(INBOUND_TOPIC)
-    contact_id = (await hub.system.mapping(customer.id, "salesforce")).external_id
-    stripe_id = (await hub.system.mapping(customer.id, "stripe")).external_id
+    customer, stripe_id, contact_id = await hub.linked("Ada Lovelace", "ada@example.com")
     hub.clock.advance(1)
     hub.org.delete(contact_id)  # by mistake...
     await hub.poll()
@@ -261,13 +260,7 @@ async def test_a_person_s_edit_under_a_later_write_of_ours_is_still_a_change_of_
     # The row's last modifier is our user, yet its name is a person's: reading our writes back as
     # ours must not hide what a person changed before them in another field.
     hub = Hub(policy)
-    await hub.poll()
-    customer = await hub.create("Ada Lovelace", "ada@example.com")
-    await hub.system.settle()
-    hub.clock.advance(1)
-    await hub.poll()
-    await hub.system.settle()
-    contact_id = (await hub.system.mapping(customer.id, "salesforce")).external_id
+    customer, stripe_id, contact_id = await hub.linked("Ada Lovelace", "ada@example.com")
     hub.clock.advance(1)
     hub.org.edit(contact_id, FirstName="Augusta Ada")  # a person, not polled yet
     hub.clock.advance(1)
@@ -291,15 +284,7 @@ async def test_a_person_s_newer_edit_under_a_write_of_ours_wins_a_latest_wins_co
     # Both sides changed the email; ours reached Salesforce as a write of the name only (the email
     # held as a conflict), so the row's last writer is us. The person's edit still has a time.
     hub = Hub("latest_wins")
-    await hub.poll()
-    customer = await hub.create("Ada Lovelace", "ada@example.com")
-    await hub.system.settle()
-    hub.clock.advance(1)
-    await hub.poll()
-    await hub.system.settle()
-    hub.new(OUTBOUND_TOPIC)
-    contact_id = (await hub.system.mapping(customer.id, "salesforce")).external_id
-    stripe_id = (await hub.system.mapping(customer.id, "stripe")).external_id
+    customer, stripe_id, contact_id = await hub.linked("Ada Lovelace", "ada@example.com")
     hub.clock.advance(5)
     await hub.patch(customer.id, name="Ada King", email="catalog@example.com")
     await hub.system.relay()
@@ -336,12 +321,7 @@ async def test_a_forced_event_from_before_forced_for_is_forced_for_no_system():
 
 async def test_the_echo_of_our_own_deletion_costs_no_call():
     hub = Hub()
-    await hub.poll()
-    customer = await hub.create("Ada Lovelace", "ada@example.com")
-    await hub.system.settle()
-    hub.clock.advance(1)
-    await hub.poll()
-    await hub.system.settle()
+    customer, stripe_id, contact_id = await hub.linked("Ada Lovelace", "ada@example.com")
     await delete_customer(DeleteCustomer(customer_id=customer.id), hub.system.uow_factory(), hub.clock)
     await hub.system.settle()
     assert hub.contact((await hub.system.mapping(customer.id, "salesforce")).external_id)["IsDeleted"]
