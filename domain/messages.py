@@ -54,6 +54,8 @@ class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
     # run, so never held as ambiguous (application.sync.outbound).
     forced: bool = False
     # The one system such a push or export is for; its other systems take it as a plain change.
+    # ``forced`` is still written beside it: a worker of the previous version, during a rolling
+    # upgrade, reads only that.
     forced_for: str | None = None
 
     def forced_at(self, system: str) -> bool:

@@ -192,9 +192,10 @@ class Container(containers.DeclarativeContainer):
     retry_policy = providers.Singleton(
         RetryPolicy, max_attempts=settings.provided.worker_max_attempts, max_delay=settings.provided.worker_retry_max_delay
     )
-    # Called with integrations= of the one system its group pushes to (sync_consumers).
+    # Called with integrations= of the one system its group pushes to (sync_consumers): no default,
+    # so that no handler pushes to every system in turn (one system's outage would hold the others).
     outbound_handler = providers.Factory(
-        OutboundHandler, uow_factory=uow_factory, integrations=integrations, clock=clock,
+        OutboundHandler, uow_factory=uow_factory, clock=clock,
         policy=settings.provided.conflict_policy, identity=identity, accounts=account_guard,
     )
     inbound_handler = providers.Singleton(

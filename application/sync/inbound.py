@@ -40,11 +40,11 @@ async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: 
         if await uow.inbox.seen(change.system, change.event_id):
             return Handled(change.system, Direction.INBOUND, Outcome.DUPLICATE)
         mapping = await uow.mappings.by_external_id(change.system, change.external_id)
-        here = await uow.customers.get(mapping.customer_id) if mapping is not None else None
+        # A deletion of a customer deleted here already (the echo of ours, mostly) changes nothing,
+        # whatever a re-fetch would answer: it is not asked (a deletion hint costs calls otherwise).
+        settled_here = (change.customer.deleted and mapping is not None
+                        and getattr(await uow.customers.get(mapping.customer_id), "deleted", False))
     external, fetched = change.customer, False
-    # A deletion of a customer deleted here already (the echo of ours, mostly) changes nothing,
-    # whatever a re-fetch would answer: it is not asked (a deletion hint costs calls otherwise).
-    settled_here = change.customer.deleted and here is not None and here.deleted
     if must_refetch(change, mapping.synced if mapping is not None else None) and not settled_here:
         # Outside any transaction: never hold the database while calling out.
         try:

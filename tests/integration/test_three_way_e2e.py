@@ -12,6 +12,7 @@ fresh consumer groups start at the end of the shared sync topics, which are left
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 import os
 import time
 import uuid
@@ -88,6 +89,19 @@ class ThreeWay:
         customer_id = answer.json()["id"]
         ids = wait_until(lambda: self.synced_everywhere(customer_id), 20, 0.1, f"customer {customer_id} synced to both")
         return customer_id, ids["stripe"], ids["salesforce"]
+
+    def patch(self, customer_id: int, **fields: str) -> None:
+        answer = self.http.patch(f"/api/v1/customers/{customer_id}", json=fields)
+        assert answer.status_code == 200, answer.text
+
+    @contextmanager
+    def salesforce_down(self) -> Iterator[None]:
+        """Salesforce answers every call 503 while inside, token requests too."""
+        self.salesforce.down_status = 503
+        try:
+            yield
+        finally:
+            self.salesforce.down_status = None
 
     def quiet(self, customer_id: int) -> bool:
         """Nothing of this customer waits: the outbox is published, no sync record is unsettled."""
@@ -363,10 +377,8 @@ def test_f_a_salesforce_outage_holds_salesforce_back_while_stripe_gets_the_chang
     customer_id, stripe_id, contact_id = p.create("Frances Allen", "frances@example.com")
     wait_until(lambda: p.quiet(customer_id), 10, 0.1, "nothing pending")
 
-    p.salesforce.down_status = 503
-    try:
-        answer = p.http.patch(f"/api/v1/customers/{customer_id}", json={"email": "frances.allen@example.com"})
-        assert answer.status_code == 200, answer.text
+    with p.salesforce_down():
+        p.patch(customer_id, email="frances.allen@example.com")
         wait_until(lambda: p.link(customer_id, "salesforce")["sync_status"] == "retrying", 15, 0.1,
                    "the Salesforce link retrying")
         wait_until(lambda: p.stripe.stripe.customers[stripe_id]["email"] == "frances.allen@example.com", 15, 0.1,
@@ -378,8 +390,6 @@ def test_f_a_salesforce_outage_holds_salesforce_back_while_stripe_gets_the_chang
                    10, 0.1, "a retry during the outage")
         assert p.link(customer_id, "salesforce")["sync_status"] == "retrying"
         assert p.contact(contact_id)["Email"] == "frances@example.com"
-    finally:
-        p.salesforce.down_status = None
 
     try:
         wait_until(lambda: p.contact(contact_id)["Email"] == "frances.allen@example.com", 20, 0.1,
@@ -398,18 +408,15 @@ def test_f_a_second_change_made_during_a_salesforce_outage_reaches_stripe_before
     customer_id, stripe_id, contact_id = p.create("Margaret Hamilton", "margaret@example.com")
     wait_until(lambda: p.quiet(customer_id), 10, 0.1, "nothing pending")
 
-    p.salesforce.down_status = 503
-    try:
-        answer = p.http.patch(f"/api/v1/customers/{customer_id}", json={"email": "margaret.hamilton@example.com"})
-        assert answer.status_code == 200, answer.text
+    with p.salesforce_down():
+        p.patch(customer_id, email="margaret.hamilton@example.com")
         wait_until(lambda: p.stripe.stripe.customers[stripe_id]["email"] == "margaret.hamilton@example.com", 15, 0.1,
                    "the first change in Stripe during the Salesforce outage")
         wait_until(lambda: p.link(customer_id, "salesforce")["sync_status"] == "retrying", 15, 0.1,
                    "the Salesforce link retrying")
         # The catalog changes again while the first change still waits for Salesforce: Stripe's
         # own consumer group carries it at once (application.sync.groups).
-        answer = p.http.patch(f"/api/v1/customers/{customer_id}", json={"name": "Margaret H. Hamilton"})
-        assert answer.status_code == 200, answer.text
+        p.patch(customer_id, name="Margaret H. Hamilton")
         wait_until(lambda: p.stripe.stripe.customers[stripe_id]["name"] == "Margaret H. Hamilton", 5, 0.1,
                    "the second change in Stripe during the Salesforce outage")
         assert p.link(customer_id, "stripe")["sync_status"] == "synced"
@@ -423,8 +430,6 @@ def test_f_a_second_change_made_during_a_salesforce_outage_reaches_stripe_before
 
         wait_until(lambda: lag("stripe") == 0, 10, 0.2, "Stripe's group committed")
         assert lag("salesforce") >= 1  # the changes wait on Salesforce's group alone
-    finally:
-        p.salesforce.down_status = None
 
     try:
         wait_until(lambda: (p.contact(contact_id)["Email"], p.contact(contact_id)["FirstName"]) == (

@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 
 from adapters.memory.clock import FakeClock
 from adapters.stripe.integration import StripeIntegration
-from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
-from application.customers.create import create_customer
-from application.customers.delete import delete_customer
+from application.commands import PatchCustomer
 from application.customers.update import patch_customer
 from application.sync.consumer import RetryPolicy
 from application.sync.groups import SyncConsumers
@@ -25,6 +23,7 @@ from domain.errors import CustomerNotFound
 from domain.messages import INBOUND_TOPIC
 from entrypoints.container import subscribe, sync_consumers
 from entrypoints.settings import Settings
+from tests.support.edits import CATALOG_EDITS, STRIPE_EDITS, catalog_edit, stripe_edit
 from tests.support.faults import CrashBeforeCommit, FlakyStripe, WebhookWire, WorkerCrashed
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 
@@ -101,33 +100,11 @@ class Harness:
             return [c.id for c in await uow.customers.page(after_id=None, limit=10_000)]
 
     async def step(self, op: str, data: st.DataObject) -> None:
-        s, uow = self.system, self.system.uow_factory
-        if op == "api_create":
-            await create_customer(CreateCustomer(data.draw(NAMES), data.draw(EMAILS)), uow(), self.clock)
-        elif op in ("api_update", "api_delete") and (ids := await self.alive_here()):
-            customer_id = data.draw(st.sampled_from(ids))
-            try:
-                if op == "api_update":
-                    field = data.draw(st.sampled_from(["name", "email"]))
-                    value = data.draw(NAMES if field == "name" else EMAILS)
-                    await patch_customer(PatchCustomer(customer_id=customer_id, changes={field: value}), uow(), self.clock)
-                else:
-                    await delete_customer(DeleteCustomer(customer_id=customer_id), uow(), self.clock)
-                    self.api_deleted.add(customer_id)
-            except CustomerNotFound:
-                pass
-        elif op == "stripe_create":
-            params = {k: v for k, v in (("name", data.draw(NAMES)), ("email", data.draw(EMAILS))) if v}
-            await s.stripe.create_async(params=params)
-        elif op in ("stripe_update", "stripe_delete") and (ids := self.alive_in_stripe()):
-            external_id = data.draw(st.sampled_from(ids))
-            if op == "stripe_update":
-                field = data.draw(st.sampled_from(["name", "email"]))
-                value = data.draw(NAMES if field == "name" else EMAILS)
-                await s.stripe.update_async(external_id, params={field: value or ""})
-            else:
-                await s.stripe.delete_async(external_id)
-                self.stripe_deleted.add(external_id)
+        uow = self.system.uow_factory
+        if op in CATALOG_EDITS:
+            await catalog_edit(op, data, uow, self.clock, self.alive_here, NAMES, EMAILS, self.api_deleted)
+        elif op in STRIPE_EDITS:
+            await stripe_edit(op, data, self.system.stripe, NAMES, EMAILS, self.stripe_deleted)
         elif op == "relay":
             await self.relay()
         elif op in ("consume", "crash"):

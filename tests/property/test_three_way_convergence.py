@@ -20,18 +20,14 @@ from adapters.salesforce.auth import ClientCredentials
 from adapters.salesforce.contacts import customer_data
 from adapters.salesforce.integration import SalesforceIntegration
 from adapters.stripe.integration import StripeIntegration
-from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
-from application.customers.create import create_customer
-from application.customers.delete import delete_customer
-from application.customers.update import patch_customer
 from application.sync.catchup import catch_up_once
 from application.sync.consumer import RetryPolicy
 from application.sync.groups import SyncConsumers
 from application.sync.relay import relay_once
 from domain.conflicts import ConflictPolicy
-from domain.errors import CustomerNotFound
 from entrypoints.container import subscribe, sync_consumers
 from entrypoints.settings import Settings
+from tests.support.edits import CATALOG_EDITS, STRIPE_EDITS, catalog_edit, stripe_edit
 from tests.support.faults import CrashBeforeCommit, FlakyStripe, WebhookWire, WorkerCrashed
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 
@@ -128,32 +124,10 @@ class Harness:
 
     async def step(self, op: str, data: st.DataObject) -> None:
         uow = self.system.uow_factory
-        if op == "api_create":
-            await create_customer(CreateCustomer(data.draw(NAMES), data.draw(EMAILS)), uow(), self.clock)
-        elif op in ("api_update", "api_delete") and (ids := await self.alive_here()):
-            customer_id = data.draw(st.sampled_from(ids))
-            try:
-                if op == "api_update":
-                    field = data.draw(st.sampled_from(["name", "email"]))
-                    value = data.draw(NAMES if field == "name" else EMAILS)
-                    await patch_customer(PatchCustomer(customer_id=customer_id, changes={field: value}), uow(), self.clock)
-                else:
-                    await delete_customer(DeleteCustomer(customer_id=customer_id), uow(), self.clock)
-                    self.api_deleted.add(customer_id)
-            except CustomerNotFound:
-                pass
-        elif op == "stripe_create":
-            params = {k: v for k, v in (("name", data.draw(NAMES)), ("email", data.draw(EMAILS))) if v}
-            await self.system.stripe.create_async(params=params)
-        elif op in ("stripe_update", "stripe_delete") and (ids := sorted(self.system.stripe.customers)):
-            external_id = data.draw(st.sampled_from(ids))
-            if op == "stripe_update":
-                field = data.draw(st.sampled_from(["name", "email"]))
-                value = data.draw(NAMES if field == "name" else EMAILS)
-                await self.system.stripe.update_async(external_id, params={field: value or ""})
-            else:
-                await self.system.stripe.delete_async(external_id)
-                self.stripe_deleted.add(external_id)
+        if op in CATALOG_EDITS:
+            await catalog_edit(op, data, uow, self.clock, self.alive_here, NAMES, EMAILS, self.api_deleted)
+        elif op in STRIPE_EDITS:
+            await stripe_edit(op, data, self.system.stripe, NAMES, EMAILS, self.stripe_deleted)
         elif op == "sf_create":
             first, last = data.draw(PERSON_NAMES)
             self.org.create(FirstName=first, LastName=last, Email=data.draw(EMAILS))

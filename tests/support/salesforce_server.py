@@ -29,7 +29,7 @@ import uvicorn
 
 from adapters.memory.salesforce import InMemorySalesforce
 from tests.support.stripe_server import free_port
-from tests.support.threaded import serve, stop
+from tests.support.threaded import request_body, serve, stop
 
 TOKEN_PATH = "/services/oauth2/token"
 
@@ -91,12 +91,7 @@ class SalesforceServer:
     async def _app(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         method, path = scope["method"], scope["path"]
         self.requests.append((method, path))
         if self.down_status is not None:

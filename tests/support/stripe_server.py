@@ -30,7 +30,7 @@ import stripe
 import uvicorn
 
 from adapters.memory.stripe import InMemoryStripe
-from tests.support.threaded import serve, stop
+from tests.support.threaded import request_body, serve, stop
 
 _METHODS = {("POST", 2): "create", ("GET", 2): "list", ("POST", 3): "update", ("GET", 3): "retrieve", ("DELETE", 3): "delete"}
 
@@ -93,12 +93,7 @@ class StripeServer:
 
     # -- the ASGI app ------------------------------------------------------------------------
     async def _app(self, scope: dict, receive: Callable, send: Callable) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         method, path = scope["method"], scope["path"]
         key = headers.get("idempotency-key")

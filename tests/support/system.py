@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+from dependency_injector import providers
+
 from adapters.memory.stripe import InMemoryStripe
 from application.sync.consumer import RetryPolicy
 from application.sync.groups import SyncConsumers
@@ -48,25 +50,22 @@ class EmbeddedSystem:
     def use_integration(self, system: str, integration) -> None:
         """Put ``integration`` in place of the container's ``system`` (a wrapper with faults, a
         fake that times out), for the worker too."""
-        from dependency_injector import providers
-
-        c = self.container
-        getattr(c, system).override(providers.Object(integration))
-        for provider in (c.integrations, c.inbound_handler):
-            provider.reset()
-        assert c.integrations()[system] is integration
-        self.consumer = self.new_consumer()
+        getattr(self.container, system).override(providers.Object(integration))
+        self._rewired()
+        assert self.container.integrations()[system] is integration
 
     def use_stripe(self, stripe: InMemoryStripe) -> None:
         """Swap in another Stripe account (as a changed STRIPE_SECRET_KEY would), for the worker too."""
-        from dependency_injector import providers
-
-        c = self.container
-        c.stripe_customers.override(providers.Object(stripe))
-        for provider in (c.stripe, c.integrations, c.inbound_handler):
-            provider.reset()
+        self.container.stripe_customers.override(providers.Object(stripe))
+        self.container.stripe.reset()
+        self._rewired()
         self.stripe = stripe
         self.delivered = 0
+
+    def _rewired(self) -> None:
+        """What holds the integrations is built again, and a worker started on them."""
+        for provider in (self.container.integrations, self.container.inbound_handler):
+            provider.reset()
         self.consumer = self.new_consumer()
 
     @property

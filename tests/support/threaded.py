@@ -1,4 +1,4 @@
-"""A test server's ASGI app served by uvicorn on loopback, in a daemon thread."""
+"""A test server's ASGI app served by uvicorn on loopback, in a daemon thread; and its request body."""
 
 from __future__ import annotations
 
@@ -27,3 +27,13 @@ def stop(server: uvicorn.Server | None, thread: threading.Thread | None) -> None
     assert server is not None and thread is not None
     server.should_exit = True
     thread.join(10)
+
+
+async def request_body(receive: Callable) -> bytes:
+    """The whole body of an ASGI HTTP request, however many messages it came in."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body

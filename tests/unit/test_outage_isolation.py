@@ -4,6 +4,7 @@ consumer group (application.sync.groups), with its own offsets, lanes and backof
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import httpx
 
@@ -32,8 +33,10 @@ class Outage:
 
 
 async def eventually(predicate, what: str, seconds: float = 10.0) -> None:
+    """``predicate()`` true (or, awaitable, true once awaited) within ``seconds``."""
     for _ in range(int(seconds / 0.02)):
-        if await predicate():
+        result = predicate()
+        if await result if inspect.isawaitable(result) else result:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"not within {seconds}s: {what}")
@@ -66,12 +69,12 @@ async def test_changes_made_while_salesforce_is_down_reach_stripe_at_once_and_sa
     try:
         await patch_customer(PatchCustomer(customer_id=customer.id, changes={"email": "ada@lovelace.org"}), uow(), system.clock)
         await system.relay()
-        await eventually(lambda: _true(system.stripe.customers[stripe_id]["email"] == "ada@lovelace.org"), "the email in Stripe")
-        await eventually(lambda: _true(outage.refused >= 2), "Salesforce's group retrying")
+        await eventually(lambda: (system.stripe.customers[stripe_id]["email"] == "ada@lovelace.org"), "the email in Stripe")
+        await eventually(lambda: (outage.refused >= 2), "Salesforce's group retrying")
         # A second change of the same customer while the first still waits for Salesforce.
         await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Ada King"}), uow(), system.clock)
         await system.relay()
-        await eventually(lambda: _true(system.stripe.customers[stripe_id]["name"] == "Ada King"), "the name in Stripe")
+        await eventually(lambda: (system.stripe.customers[stripe_id]["name"] == "Ada King"), "the name in Stripe")
         assert set(system.consumer.waiting()) == {"salesforce"}  # only Salesforce's group waits
         held = org.shown(org.contacts[contact_id])
         assert (held["LastName"], held["Email"]) == ("Lovelace", "ada@example.com")
@@ -80,11 +83,14 @@ async def test_changes_made_while_salesforce_is_down_reach_stripe_at_once_and_sa
         async def lag_of(group: str) -> int:
             return sum(n for (name, _, _), n in (await lag.lag()).items() if name == group)
 
-        await eventually(lambda: _zero(lag_of("stripe")), "Stripe's group committed")  # at its next turn
+        async def stripe_committed() -> bool:
+            return await lag_of("stripe") == 0
+
+        await eventually(stripe_committed, "Stripe's group committed")  # at its next turn
         assert await lag_of("salesforce") == 2  # both changes wait for Salesforce, on its group's offsets
 
         outage.down = False
-        await eventually(lambda: _true((org.shown(org.contacts[contact_id])["FirstName"], org.shown(org.contacts[contact_id])["LastName"],
+        await eventually(lambda: ((org.shown(org.contacts[contact_id])["FirstName"], org.shown(org.contacts[contact_id])["LastName"],
                                         org.shown(org.contacts[contact_id])["Email"]) == ("Ada", "King", "ada@lovelace.org")),
                          "Salesforce converged after the outage", seconds=40)
     finally:
@@ -96,10 +102,3 @@ async def test_changes_made_while_salesforce_is_down_reach_stripe_at_once_and_sa
         mapping = await system.mapping(customer.id, system_name)
         assert mapping.synced_version == (await system.customer(customer.id)).version
 
-
-async def _true(value: bool) -> bool:
-    return value
-
-
-async def _zero(count) -> bool:
-    return await count == 0
