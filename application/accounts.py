@@ -56,7 +56,7 @@ async def check_binding(integration: Integration, uow_factory: UnitOfWorkFactory
             bound = await uow.bindings.add(AccountBinding(system=integration.system, account=account, bound_at=clock.now()))
             await uow.commit()
             if bound.matches(account):
-                log.warning("%s: bound this catalog to %s", integration.system, account)
+                log.info("%s: bound this catalog to %s (its first start)", integration.system, account)
     if not bound.matches(account):
         raise AccountMismatch(integration.system, bound.account, account)
     return bound

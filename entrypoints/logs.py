@@ -22,6 +22,8 @@ CHATTY = ("aiokafka",)  # loggers whose identical messages are held back
 # Libraries that log every HTTP request at INFO (three lines per Stripe call between them): at
 # WARNING unless LOG_LEVEL=DEBUG. Our own lines say what was synced; their failures still show.
 PER_REQUEST = ("httpx", "httpcore", "stripe")
+# Lines that say nothing to an operator at INFO: alembic announcing each of its plugins on import.
+QUIET = ("alembic.runtime.plugins",)
 REPEAT_INTERVAL = 30.0
 # A LogRecord's own attributes: not repeated as JSON keys (the message, level, logger and time are).
 RESERVED = [*vars(logging.LogRecord("", 0, "", 0, "", None, None)), "message", "asctime", "taskName"]
@@ -84,5 +86,5 @@ def configure(level: str, fmt: str = "text") -> None:
         handler.addFilter(HoldBackRepeats())
         handler.addFilter(WithContext())
     if logging.getLevelName(level.upper()) != logging.DEBUG:
-        for name in PER_REQUEST:
+        for name in (*PER_REQUEST, *QUIET):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -221,16 +221,27 @@ def sampler_task(container: Container) -> Task:
 def http_task(app: Litestar, host: str, port: int) -> Task:
     async def serve(stopping: asyncio.Event) -> None:
         server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, **uvicorn_options()))
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(_serve(server))
         stopped = asyncio.create_task(stopping.wait())
         await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
         stopped.cancel()
         await serving
         if not server.started:
-            raise SystemExit(f"could not serve HTTP on {host}:{port} (see the log above)")
+            raise CannotServe(f"cannot serve HTTP on {host}:{port}: is the port taken? (choose another: --port, or `make dev PORT=...`)")
 
     return serve
+
+
+class CannotServe(RuntimeError):
+    """The HTTP server could not start (its port taken, say): the process stops with one line."""
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    try:
+        await server.serve()
+    except SystemExit:  # how uvicorn gives up when it cannot bind: the caller says it in one line
+        pass
 
 
 def serve_api_processes(host: str, port: int, workers: int, *, wait: bool = True) -> bool:

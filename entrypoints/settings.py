@@ -1,4 +1,6 @@
-"""The one place configuration is read: environment variables (documented in README and .env.example)."""
+"""The one place configuration is read: environment variables, each described here once. The
+configuration reference, `.env.example` and the compose file are checked against this class
+(tests/unit/test_configuration_sources.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
@@ -17,54 +20,127 @@ class SettingsError(ValueError):
     pass
 
 
+def setting(group: str, description: str) -> msgspec.Meta:
+    """A setting's place in the configuration reference (docs/reference/configuration.md, made
+    from this class by docs/gen_reference.py) and what it says there."""
+    return msgspec.Meta(description=" ".join(description.split()), extra={"group": group})
+
+
+# The reference lists the groups in this order.
+GROUPS = ("Storage and messaging", "Stripe", "Salesforce", "API", "Sync", "Worker", "Operations")
+STORAGE, STRIPE, SALESFORCE, API, SYNC, WORKER, OPERATIONS = GROUPS
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    database_url: str = "memory://"
-    kafka_bootstrap_servers: str = "memory://"
-    stripe_secret_key: str = ""
-    stripe_webhook_secret: str = ""
-    stripe_webhook_secret_previous: str = ""
-    stripe_webhook_tolerance: int = 300
-    stripe_api_base: str = ""
-    stripe_max_rps: float = 25.0
-    stripe_timeout: float = 20.0
-    # The systems the catalog syncs with, comma-separated: stripe, salesforce (in the order each change is sent).
-    integrations: str = "stripe"
-    salesforce_instance_url: str = ""  # https://<MyDomain>.my.salesforce.com; unset: the in-memory stand-in (custsync dev)
-    salesforce_client_id: str = ""
-    salesforce_client_secret: str = ""
-    salesforce_api_version: str = "62.0"
-    salesforce_external_id_field: str = "Custsync_Id__c"  # Text(255), External ID, Unique: <installation>-<catalog id>
-    salesforce_create_key_field: str = "Custsync_Create__c"  # Text(255): the key of the create that made the Contact
-    salesforce_max_rps: float = 10.0  # requests per second across every process (the org's own limit is per 24 h)
-    salesforce_timeout: float = 20.0
-    api_token: str = ""
-    api_auth: str = "token"  # "token": API_TOKEN required on real storage; "none": no auth (said at start-up)
-    conflict_policy: ConflictPolicy = ConflictPolicy.LATEST_WINS
-    log_level: str = "INFO"
-    log_format: str = "text"  # "text": one readable line per record; "json": one JSON object per line
-    max_body_bytes: int = 64 * 1024
-    db_pool_size: int = 10
-    db_pool_timeout: float = 3.0  # no free connection within this: 503 with Retry-After, not a queue
-    kafka_partitions: int = 6
-    kafka_group_id: str = "custsync-worker"
-    worker_max_attempts: int = 5  # for an unexpected error (a bug, not an outage): then it is dead-lettered
-    worker_retry_max_delay: float = 30.0  # the backoff cap while a system is down (outages are waited out)
-    # Deliveries of different customers handled at once per worker: enough to spend STRIPE_MAX_RPS
-    # at real Stripe latency (100/s x ~0.3 s per call); one customer's always one at a time, in order.
-    worker_concurrency: int = 32
-    kafka_max_poll_interval_ms: int = 300_000
-    kafka_session_timeout_ms: int = 10_000  # how soon a crashed worker's partitions move to the others
-    kafka_heartbeat_interval_ms: int = 3_000
-    reconcile_interval: float = 0.0  # seconds between scheduled reconcile runs (drift checks); 0: none
-    catchup_interval: float = 60.0  # seconds between polls of each system's change log (0: no catch-up)
-    catchup_overlap: float = 120.0  # seconds each poll reads back before the newest change it saw
-    # Days the worker keeps published outbox events, inbox entries, succeeded sync records and replayed
-    # dead letters (0: forever, and deleted customers are not scrubbed); at least MIN_RETENTION_DAYS.
-    retention_days: int = 30
-    # The worker's operations listener (/health, /ready, /metrics): 0 is off.
-    metrics_port: int = 0
-    metrics_host: str = "127.0.0.1"
-    metrics_interval: float = 15.0  # seconds between the worker's samples of backlog, lag, drift (its status)
+    """Every setting custsync reads, each from the environment variable of its name in capitals."""
+
+    database_url: Annotated[str, setting(STORAGE, """
+        `postgresql+asyncpg://user:password@host:port/database`. `memory://` keeps everything in the
+        process: only for `custsync dev`.""")] = "memory://"
+    kafka_bootstrap_servers: Annotated[str, setting(STORAGE, """
+        `host:port[,host:port]` of the Kafka brokers; `memory://` with `DATABASE_URL=memory://` only.""")] = "memory://"
+    db_pool_size: Annotated[int, setting(STORAGE, """
+        PostgreSQL connections per process, and as many again in bursts.""")] = 10
+    db_pool_timeout: Annotated[float, setting(STORAGE, """
+        Seconds a request waits for a free connection before the API answers `503` with
+        `Retry-After` (no queue builds up).""")] = 3.0
+    kafka_partitions: Annotated[int, setting(STORAGE, """
+        Partitions of each sync topic that `custsync topics` (and `init`) creates.""")] = 6
+    kafka_replication_factor: Annotated[int, setting(STORAGE, """
+        Replicas of each sync topic that `custsync topics` (and `init`) creates: 3 on a production
+        cluster, at most the number of brokers.""")] = 1
+    kafka_group_id: Annotated[str, setting(STORAGE, """
+        The workers' consumer group for `sync.inbound`; each integration reads `sync.outbound` as
+        `<KAFKA_GROUP_ID>.<system>`.""")] = "custsync-worker"
+    stripe_secret_key: Annotated[str, setting(STRIPE, """
+        A secret (`sk_test_`, `sk_live_`) or restricted (`rk_...`) key; its mode is the one the
+        catalog binds to. Required by `api` and `worker` on real storage; unset in `custsync dev`, an
+        in-memory Stripe stands in. A publishable key (`pk_...`) is refused.""")] = ""
+    stripe_webhook_secret: Annotated[str, setting(STRIPE, """
+        The webhook endpoint's signing secret (`whsec_...`); webhooks are refused without it.""")] = ""
+    stripe_webhook_secret_previous: Annotated[str, setting(STRIPE, """
+        The endpoint's previous signing secret, still accepted while you roll it.""")] = ""
+    stripe_webhook_tolerance: Annotated[int, setting(STRIPE, """
+        Seconds a webhook signature's timestamp may be old.""")] = 300
+    stripe_api_base: Annotated[str, setting(STRIPE, """
+        Another Stripe-compatible server to call instead of api.stripe.com (a test server).""")] = ""
+    stripe_max_rps: Annotated[float, setting(STRIPE, """
+        Stripe requests per second for the whole account, shared by every process through
+        PostgreSQL: Stripe's limit is 25 in test mode, 100 live. Give every process the same value.""")] = 25.0
+    stripe_timeout: Annotated[float, setting(STRIPE, "Seconds per Stripe request.")] = 20.0
+    integrations: Annotated[str, setting(SYNC, """
+        The systems the catalog syncs with, comma-separated, in the order each change is sent:
+        `stripe`, `salesforce` (`custsync dev`: both).""")] = "stripe"
+    salesforce_instance_url: Annotated[str, setting(SALESFORCE, """
+        The org's My Domain URL, `https://<MyDomain>.my.salesforce.com`. Required by `api` and
+        `worker` on real storage when `salesforce` is in `INTEGRATIONS`; unset in `custsync dev`, an
+        in-memory org stands in.""")] = ""
+    salesforce_client_id: Annotated[str, setting(SALESFORCE, """
+        The connected app's consumer key (OAuth client-credentials flow).""")] = ""
+    salesforce_client_secret: Annotated[str, setting(SALESFORCE, "The connected app's consumer secret.")] = ""
+    salesforce_api_version: Annotated[str, setting(SALESFORCE, "The REST API version, like `62.0`.")] = "62.0"
+    salesforce_external_id_field: Annotated[str, setting(SALESFORCE, """
+        The Contact field (Text 255, External ID, Unique) that holds `<installation>-<catalog id>`.""")] = "Custsync_Id__c"
+    salesforce_create_key_field: Annotated[str, setting(SALESFORCE, """
+        The Contact field (Text 255) that holds the key of the create that made the Contact.""")] = "Custsync_Create__c"
+    salesforce_max_rps: Annotated[float, setting(SALESFORCE, """
+        Salesforce requests per second across every process (the org's own allowance is per
+        rolling 24 hours).""")] = 10.0
+    salesforce_timeout: Annotated[float, setting(SALESFORCE, "Seconds per Salesforce request.")] = 20.0
+    api_token: Annotated[str, setting(API, """
+        The bearer token every `/api/v1` route asks for (`Authorization: Bearer <API_TOKEN>`), but
+        the webhooks, which are signed. Required by `custsync api` on real storage, and by
+        `custsync dev` off this machine. Generate one with `openssl rand -hex 32`; the example's
+        placeholder is refused.""")] = ""
+    api_auth: Annotated[str, setting(API, """
+        `token` (API_TOKEN required where it says), or `none`: the API serves without
+        authentication, for when something in front authenticates (said at start-up). Cannot be
+        combined with `API_TOKEN`.""")] = "token"
+    max_body_bytes: Annotated[int, setting(API, "The largest request body the catalog API accepts.")] = 64 * 1024
+    conflict_policy: Annotated[ConflictPolicy, setting(SYNC, """
+        Who wins when both sides changed a field: `latest_wins` (the later change by each
+        system's clock), `internal_wins` (the catalog) or `external_wins` (the system written to;
+        `stripe_wins` is its old name).""")] = ConflictPolicy.LATEST_WINS
+    catchup_interval: Annotated[float, setting(SYNC, """
+        Seconds between polls of each system's change log for what webhooks missed (Salesforce's
+        changes arrive this way); `0` turns catch-up off.""")] = 60.0
+    catchup_overlap: Annotated[float, setting(SYNC, """
+        Seconds each poll reads back before the newest change it saw.""")] = 120.0
+    reconcile_interval: Annotated[float, setting(SYNC, """
+        Seconds between scheduled reconcile runs (a full comparison that fixes drift, without
+        matching by email); `0`: none; otherwise at least 60.""")] = 0.0
+    retention_days: Annotated[int, setting(SYNC, f"""
+        Days the worker keeps published outbox events, inbox entries, succeeded sync records and
+        replayed dead letters, and after which it scrubs a deleted customer's personal data; `0`
+        keeps everything forever; otherwise at least {MIN_RETENTION_DAYS}.""")] = 30
+    worker_concurrency: Annotated[int, setting(WORKER, """
+        Deliveries of different customers handled at once per worker and consumer group (one
+        customer's always one at a time, in order): enough to spend `STRIPE_MAX_RPS` at real Stripe
+        latency.""")] = 32
+    worker_max_attempts: Annotated[int, setting(WORKER, """
+        Attempts before an unexpected error (a bug, not an outage) is dead-lettered. Outages are
+        waited out and never counted.""")] = 5
+    worker_retry_max_delay: Annotated[float, setting(WORKER, """
+        The backoff cap, in seconds, while a system is down.""")] = 30.0
+    kafka_max_poll_interval_ms: Annotated[int, setting(WORKER, """
+        The longest a worker may go without fetching before its group moves its partitions.""")] = 300_000
+    kafka_session_timeout_ms: Annotated[int, setting(WORKER, """
+        How soon a crashed worker's partitions move to the others.""")] = 10_000
+    kafka_heartbeat_interval_ms: Annotated[int, setting(WORKER, """
+        Heartbeats to the group coordinator (in the background, also while a partition is
+        paused).""")] = 3_000
+    log_level: Annotated[str, setting(OPERATIONS, "`DEBUG`, `INFO`, `WARNING` or `ERROR`.")] = "INFO"
+    log_format: Annotated[str, setting(OPERATIONS, """
+        `text`: one readable line per record; `json`: one JSON object per line, with the correlation
+        id and the fields of the work in hand.""")] = "text"
+    metrics_port: Annotated[int, setting(OPERATIONS, """
+        The worker's operations listener (`/health`, `/ready`, `/metrics`, and the status sampled into
+        the gauges); `0` is off. Compose sets 9100.""")] = 0
+    metrics_host: Annotated[str, setting(OPERATIONS, """
+        Where that listener binds (compose: `0.0.0.0`, inside the compose network).""")] = "127.0.0.1"
+    metrics_interval: Annotated[float, setting(OPERATIONS, """
+        Seconds between the worker's samples of backlog, lag, dead letters and drift into its
+        gauges; 1 to 3600.""")] = 15.0
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -114,6 +190,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError(f"invalid configuration: {message}") from exc
     if settings.stripe_max_rps <= 0 or settings.max_body_bytes <= 0 or settings.kafka_partitions <= 0:
         raise SettingsError("STRIPE_MAX_RPS, MAX_BODY_BYTES and KAFKA_PARTITIONS must be positive")
+    if settings.kafka_replication_factor < 1:
+        raise SettingsError("KAFKA_REPLICATION_FACTOR must be at least 1")
+    _check_secrets(settings)
     if settings.db_pool_size < 1 or settings.db_pool_timeout <= 0:
         raise SettingsError("DB_POOL_SIZE and DB_POOL_TIMEOUT must be positive")
     if settings.worker_max_attempts < 1 or settings.worker_retry_max_delay <= 0:
@@ -153,6 +232,30 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     ):
         raise SettingsError("set both DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, or neither (in-memory, for custsync dev)")
     return settings
+
+
+# What a copied example or a tutorial leaves in place of a real token.
+_PLACEHOLDER = re.compile(r"change-?me|replace-?me|your[-_]?token|<.*>|\.\.\.", re.IGNORECASE)
+# Stripe's key kinds by prefix: secret and restricted keys call the API; a publishable key (pk_)
+# only tokenises cards in a browser, and a webhook secret (whsec_) only signs.
+_STRIPE_KEY = re.compile(r"(sk|rk)_(test|live)_\S+")
+
+
+def _check_secrets(settings: Settings) -> None:
+    if settings.api_token and _PLACEHOLDER.search(settings.api_token):
+        raise SettingsError("API_TOKEN is a placeholder, not a token: generate one with `openssl rand -hex 32`")
+    key = settings.stripe_secret_key
+    if key and not _STRIPE_KEY.fullmatch(key):
+        kind = "a publishable key (pk_...)" if key.startswith("pk_") else (
+            "a webhook signing secret (whsec_...)" if key.startswith("whsec_") else "not a Stripe API key"
+        )
+        raise SettingsError(
+            f"STRIPE_SECRET_KEY is {kind}: custsync needs a secret key (sk_test_..., sk_live_...) "
+            "or a restricted key (rk_...) from the dashboard's API keys page"
+        )
+    secrets = (settings.stripe_webhook_secret, settings.stripe_webhook_secret_previous)
+    if any(s.startswith(("sk_", "rk_", "pk_")) for s in secrets):
+        raise SettingsError("STRIPE_WEBHOOK_SECRET holds an API key: it takes the endpoint's signing secret (whsec_...)")
 
 
 KNOWN_INTEGRATIONS = ("stripe", "salesforce")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local backing services for custsync: a real PostgreSQL and a real Apache Kafka broker (KRaft), plus Stripe's
 # stripe-mock for the integration tests, bound to 127.0.0.1 only, with all state under .services/ in the project
-# root. No Docker needed.
+# root; and Debian's chromium for the page tests (scripts/chromium.sh). No Docker needed.
 #
 #   scripts/services.sh up       install what is missing, start all (reuses running ones), wait, print URLs
 #   scripts/services.sh down     stop all
@@ -29,12 +29,14 @@ cmd_up() {
   "$HERE/stripe-mock.sh" up &
   local stripe_mock=$!
   "$HERE/postgres.sh" up
+  "$HERE/chromium.sh" up >/dev/null  # the page tests' browser (apt-get, after PostgreSQL's: one dpkg lock)
   "$HERE/kafka.sh" wait
   wait "$stripe_mock" || { echo "services: stripe-mock did not start (see above)" >&2; exit 1; }
   echo "services up in $((SECONDS - t0))s:"
   echo "  PostgreSQL  $("$HERE/postgres.sh" url custsync)   (tests: .../custsync_test)"
   echo "  Kafka       $("$HERE/kafka.sh" env | sed 's/.*=//')"
   echo "  stripe-mock $("$HERE/stripe-mock.sh" env | sed 's/.*=//')"
+  echo "  Chromium    $("$HERE/chromium.sh" env | sed 's/.*=//')   (page tests)"
   echo "  eval \"\$($HERE/services.sh env)\""
 }
 
@@ -50,6 +52,6 @@ case "${1:-}" in
   up) cmd_up ;;
   down) "$HERE/stripe-mock.sh" down; "$HERE/kafka.sh" down; "$HERE/postgres.sh" down ;;
   status) cmd_status ;;
-  env) "$HERE/postgres.sh" env; "$HERE/kafka.sh" env; "$HERE/stripe-mock.sh" env ;;
+  env) "$HERE/postgres.sh" env; "$HERE/kafka.sh" env; "$HERE/stripe-mock.sh" env; "$HERE/chromium.sh" env ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
 esac

@@ -10,11 +10,16 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, NoError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaConnectionError, KafkaError, NoError, TopicAlreadyExistsError, for_code
 
+from application.errors import BrokerUnavailable
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, dead_letter_topic
 
 log = logging.getLogger(__name__)
+
+class TopicsNotCreated(RuntimeError):
+    """The broker refused to create a topic (a replication factor above its brokers, say)."""
+
 
 SYNC_TOPICS = (OUTBOUND_TOPIC, INBOUND_TOPIC, dead_letter_topic(OUTBOUND_TOPIC), dead_letter_topic(INBOUND_TOPIC))
 
@@ -41,16 +46,30 @@ async def ensure_topics(
     does not race the metadata. An existing topic with another partition count is left alone
     (shrinking is impossible, growing would move keys between partitions): only a warning.
     """
-    async with _admin(bootstrap_servers) as admin:
-        response = await admin.create_topics([NewTopic(t, partitions, replication_factor) for t in topics])
-        created: list[str] = []
-        for result in response.to_object()["topic_errors"]:
-            error = for_code(result["error_code"])
-            if error is NoError:
-                created.append(result["topic"])
-            elif error is not TopicAlreadyExistsError:
-                raise error(f"cannot create topic {result['topic']}: {result['error_message']}")
-        counts = await _wait_until_led(admin, topics, ready_timeout)
+    try:
+        async with _admin(bootstrap_servers, request_timeout_ms=10_000) as admin:
+            return await _create(admin, partitions, replication_factor, topics, ready_timeout)
+    except TimeoutError as exc:  # an OSError too, but the broker answered: its topics have no leader
+        raise TopicsNotCreated(str(exc)) from exc
+    except (KafkaConnectionError, OSError) as exc:
+        raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+
+
+async def _create(
+    admin: AIOKafkaAdminClient, partitions: int, replication_factor: int, topics: Sequence[str], ready_timeout: float
+) -> list[str]:
+    response = await admin.create_topics([NewTopic(t, partitions, replication_factor) for t in topics])
+    created: list[str] = []
+    for result in response.to_object()["topic_errors"]:
+        error = for_code(result["error_code"])
+        if error is NoError:
+            created.append(result["topic"])
+        elif error is not TopicAlreadyExistsError:
+            raise TopicsNotCreated(
+                f"cannot create topic {result['topic']} ({partitions} partitions, replication factor "
+                f"{replication_factor}): {error.__name__}: {result['error_message']}"
+            )
+    counts = await _wait_until_led(admin, topics, ready_timeout)
     for topic, count in counts.items():
         if count != partitions:
             log.warning("topic %s has %d partitions, not the %d configured; left as it is", topic, count, partitions)

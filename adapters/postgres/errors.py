@@ -23,7 +23,7 @@ UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25006", "40001", 
 UNAVAILABLE_CLASSES = ("08", "53")  # connection exceptions; insufficient resources (connections, disk, memory)
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
+def chain(error: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -33,7 +33,7 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def is_unavailable(error: BaseException) -> bool:
-    for e in _chain(error):
+    for e in chain(error):
         if isinstance(e, StorageUnavailable | sa.TimeoutError | OSError | TimeoutError):
             return True
         if isinstance(e, sa.DBAPIError) and e.connection_invalidated:
@@ -52,8 +52,8 @@ def unavailable(error: BaseException) -> StorageUnavailable:
     """The error to raise instead (``raise unavailable(exc) from exc``): one line, no driver details."""
     if isinstance(error, StorageUnavailable):
         return error
-    for e in _chain(error):
+    for e in chain(error):
         if isinstance(e, sa.TimeoutError):
             return StorageUnavailable("the database connection pool is exhausted", retry_after=1.0)
-    root = list(_chain(error))[-1]
+    root = list(chain(error))[-1]
     return StorageUnavailable(f"the database is unavailable ({type(root).__name__}: {str(root).strip()[:200]})")

@@ -6,15 +6,17 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import asyncpg
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.errors import is_unavailable, unavailable
+from adapters.postgres.errors import chain, is_unavailable, unavailable
 from application.errors import StorageUnavailable
 
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
@@ -44,8 +46,23 @@ def head_revisions() -> tuple[str, ...]:
 
 
 def upgrade(database_url: str) -> None:
-    """Migrate the database to the newest schema (synchronous: for the CLI, outside any event loop)."""
-    command.upgrade(alembic_config(database_url), "head")
+    """Migrate the database to the newest schema (synchronous: for the CLI, outside any event loop).
+    StorageUnavailable (one line, no driver trace) when it cannot be reached or refuses us."""
+    try:
+        command.upgrade(alembic_config(database_url), "head")
+    except Exception as exc:
+        if is_unavailable(exc) or _refused(exc):
+            url = make_url(database_url)
+            raise StorageUnavailable(f"cannot migrate the database at {url.host}:{url.port}/{url.database}: {unavailable(exc)}") from exc
+        raise
+
+
+def _refused(error: BaseException) -> bool:
+    """The server answered but will not let us in: a wrong password, an unknown role or database."""
+    return any(
+        isinstance(e, asyncpg.exceptions.InvalidAuthorizationSpecificationError | asyncpg.exceptions.InvalidCatalogNameError)
+        for e in chain(error)
+    )
 
 
 async def upgrade_engine(engine: AsyncEngine) -> None:

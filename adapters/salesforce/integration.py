@@ -57,6 +57,7 @@ from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
 from domain.ownership import Claim, OwnershipTag
 
 log = logging.getLogger(__name__)
+LISTINGS = frozenset({"query", "queryAll", "query.more"})
 
 _ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _CATALOG_ID = re.compile(r"[1-9][0-9]{0,18}")
@@ -280,7 +281,7 @@ class SalesforceIntegration:
             event_id=change_event_id(row, self._id_field, self._key_field),
             system=self.system, kind=kind, external_id=row["Id"], occurred_at=changed, customer=customer,
             # Written last by this integration's own user: the echo of a write of ours, never a
-            # person's change (each installation has its own integration user: README).
+            # person's change (each installation has its own integration user: docs/tutorials/adding-salesforce.md).
             by_us=integration_user is not None and isinstance(modified_by, str) and modified_by[:15] == integration_user,
         )
 
@@ -347,8 +348,11 @@ class SalesforceIntegration:
             seconds = time.perf_counter() - start
             if self._metrics is not None:
                 self._metrics.external_request(self.system, label, status, seconds)
-            log.info("salesforce %s -> %s in %.0f ms", label, status or "no answer", seconds * 1000,
-                     extra={"status": status})
+            # A listing that succeeds is a poll's or a reconcile's page, which say themselves what they
+            # found: at DEBUG, or an idle org would fill the log with one line per poll.
+            level = logging.DEBUG if label in LISTINGS and status is not None and status < 400 else logging.INFO
+            log.log(level, "salesforce %s -> %s in %.0f ms", label, status or "no answer", seconds * 1000,
+                    extra={"status": status})
         usage = api_usage(response)
         if usage is not None and self._metrics is not None:
             self._metrics.api_usage(self.system, *usage)

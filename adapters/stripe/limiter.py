@@ -57,7 +57,11 @@ class RateLimited:
                 # A named service's first argument is the record's id (``customers.update("cus_1", ...)``);
                 # the raw client's is the HTTP method.
                 target = args[0] if self._name and args and isinstance(args[0], str) else None
-                log.info(
+                # A listing that succeeds is a poll's or a reconcile's page, which say themselves
+                # what they found: at DEBUG, so an idle account adds no line per poll.
+                listing = label.endswith(".list") and status is not None and status < 400
+                log.log(
+                    logging.DEBUG if listing else logging.INFO,
                     "stripe %s%s -> %s in %.0f ms (Request-Id %s)", label, f" {target}" if target else "",
                     status or "no answer", seconds * 1000, request_id or "-",
                     extra={"stripe_request_id": request_id, "external_id": target, "status": status},

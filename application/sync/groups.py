@@ -11,7 +11,7 @@ A group added later (an integration newly enabled, or a first start after an upg
 single group) has no committed offset and starts at the oldest message Kafka still keeps: every
 event it reads again is settled already (a sync record per event and system) or pushes the
 customer's current state, so nothing is sent twice -- and a newly enabled system is first synced
-by reconcile before the worker starts with it (README, "First sync").
+by reconcile before the worker starts with it (docs/how-to/first-sync.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ each its own short transaction, at most 10 batches per table; then it scrubs the
 whose deletion has settled (``domain.retention.deletion_settled``). A pass that stopped with more
 to do is followed by the next after a second's pause instead of an hour, so a backlog (the first
 pass on an old database) drains at a steady pace and never in one long transaction. What each
-table keeps, and why that is safe, is in README "Retention".
+table keeps, and why that is safe, is in docs/operations/retention.md.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class RetentionPass(msgspec.Struct, frozen=True, kw_only=True):
     customers_scrubbed: int = 0
     rows_scrubbed: int = 0  # stored rows rewritten without a deleted customer's personal data
     more: bool = False  # it stopped at its bounds with more to do: the next pass comes soon
+
+    @property
+    def changed(self) -> bool:
+        return any((self.outbox, self.inbox, self.sync_records, self.dead_letters, self.customers_scrubbed, self.rows_scrubbed))
 
     def summary(self, days: int) -> str:
         return (
@@ -154,7 +158,8 @@ async def run_retention(
             await sleep_unless_stopped(clock, delay, stopping)
             continue
         failures = 0
-        log.info("%s", done.summary(retention.days))
+        # A pass that found nothing to do says so only at DEBUG: an idle line every hour is noise.
+        log.log(logging.INFO if done.changed else logging.DEBUG, "%s", done.summary(retention.days))
         if on_pass is not None:
             on_pass(done)
         await sleep_unless_stopped(clock, pause if done.more else interval, stopping)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar, MediaType, Request, Response, Router
+from litestar.datastructures import CacheControlHeader
 from litestar.response import Redirect
 from litestar.di import Provide
-from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.static_files import create_static_files_router
 
 from entrypoints.container import Container
 from entrypoints.http.correlation import correlation_middleware
@@ -20,7 +22,7 @@ from entrypoints.http.dev import FakeSalesforceController, FakeStripeController
 from entrypoints.http.methods import correct_allow, get
 from entrypoints.http.metrics import metrics_route
 from entrypoints.http.openapi import COMPONENTS, document
-from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.problems import TITLES, EXCEPTION_HANDLERS, PROBLEM_JSON, problem
 from entrypoints.http.ready import ready_route
 from entrypoints.http.reconcile import ReconcileController, ResyncController
 from entrypoints.http.schemas import Health
@@ -28,6 +30,31 @@ from entrypoints.http.status import status
 from entrypoints.http.webhooks import webhook
 
 SCHEMA_PATH = "/schema"  # the OpenAPI document: /schema/openapi.json (and .yaml)
+VENDOR = Path(__file__).with_name("static") / "vendor"  # scripts/vendor-assets.sh: pinned, with their licences
+ASSETS = "/static/vendor"
+# The API docs load nothing from another host (a CDN is unreachable on many networks, and a page
+# that needs one is blank there): Swagger UI and Redoc are served from ASSETS, no web fonts, no
+# remote favicon (Litestar's defaults load all three from CDNs).
+NO_FAVICON = "<link rel='icon' href='data:,'>"
+# And the browser is told so: a docs page may load from this service only. Redoc's attribution
+# logo (an <img> from cdn.redoc.ly that hides itself when it fails) is blocked by this, not fetched.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
+)
+DOC_PLUGINS = (
+    SwaggerRenderPlugin(
+        path="/swagger", favicon=NO_FAVICON, js_url=f"{ASSETS}/swagger-ui/swagger-ui-bundle.js",
+        css_url=f"{ASSETS}/swagger-ui/swagger-ui.css",
+        standalone_preset_js_url=f"{ASSETS}/swagger-ui/swagger-ui-standalone-preset.js",
+    ),
+    RedocRenderPlugin(path="/redoc", favicon=NO_FAVICON, js_url=f"{ASSETS}/redoc/redoc.standalone.js", google_fonts=False),
+)
+DESCRIPTION = (
+    "The customer catalog of custsync, kept in two-way, real-time sync with Stripe and Salesforce: "
+    "a change made here, in Stripe or in Salesforce reaches the other two. Every `/api/v1` route but "
+    "the signed webhooks needs `Authorization: Bearer <API_TOKEN>`; errors are `application/problem+json`."
+)
 
 
 @get("/health", tags=["operations"], summary="Liveness")
@@ -36,9 +63,33 @@ async def health() -> Health:
 
 
 @get(["/docs", "/redoc"], include_in_schema=False)
-async def docs(request: Request) -> Redirect:
-    """Stable short paths for the OpenAPI UIs served under /schema."""
-    return Redirect(path=f"{SCHEMA_PATH}{request.url.path}")
+async def docs(request: Request) -> Response[bytes]:
+    """The OpenAPI UIs at stable short paths: Swagger UI at /docs, Redoc at /redoc."""
+    plugin = DOC_PLUGINS[0] if request.url.path == "/docs" else DOC_PLUGINS[1]
+    html = plugin.render(request, request.app.openapi_schema.to_schema())
+    return Response(html, media_type=MediaType.HTML, headers={"content-security-policy": DOCS_CSP})
+
+
+@get("/", include_in_schema=False)
+async def root() -> Redirect:
+    """A browser pointed at the service lands on its API documentation."""
+    return Redirect(path="/docs")
+
+
+async def schema_routes(response: Response) -> Response:
+    """The routes Litestar makes under /schema: its docs pages under the same policy as /docs, and
+    every error answer problem+json (an unknown path there is an HTML page)."""
+    if (response.status_code or 200) < 400:
+        if str(response.media_type).startswith("text/html"):
+            response.headers["content-security-policy"] = DOCS_CSP
+        return response
+    if str(response.media_type).startswith(PROBLEM_JSON):
+        return response
+    return problem(response.status_code, TITLES.get(response.status_code, "Error"), headers=_kept(response.headers))
+
+
+def _kept(headers: Any) -> dict[str, str]:
+    return {k: v for k, v in dict(headers or {}).items() if k.lower() in {"allow", "retry-after", "www-authenticate"}}
 
 
 def create_app(container: Container, *, dev_routes: bool = False, **litestar_options: Any) -> Litestar:
@@ -56,7 +107,8 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
     }
     handlers: list[Any] = [
         CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, ready_route(container),
-        metrics_route(container), status, docs,
+        metrics_route(container), status, docs, root,
+        create_static_files_router(ASSETS, directories=[VENDOR], include_in_schema=False, cache_control=CacheControlHeader(max_age=86400)),
     ]
     if dev_routes and settings.stripe_backend == "memory" and "stripe" in settings.integration_names:
         dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())
@@ -69,16 +121,17 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[correlation_middleware],
-        # Our handlers log what deserves it (a 500's trace, a 503's cause); Litestar's own exception
-        # logging would add a trace for every 4xx under debug.
-        logging_config=LoggingConfig(log_exceptions="never"),
+        # Our handlers log what deserves it (a 500's trace, a 503's cause), and entrypoints/logs.py
+        # formats every line: Litestar's own logging config would install a second format.
+        logging_config=None,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="custsync",
             version="0.1.0",
-            description="A customer catalog kept in two-way sync with Stripe.",
+            description=DESCRIPTION,
             path=SCHEMA_PATH,
-            render_plugins=[SwaggerRenderPlugin(path="/docs"), RedocRenderPlugin(path="/redoc")],
+            openapi_router=Router(SCHEMA_PATH, route_handlers=[], after_request=schema_routes, include_in_schema=False),
+            render_plugins=[*DOC_PLUGINS, JsonRenderPlugin(), YamlRenderPlugin()],
             components=COMPONENTS,
         ),
         **litestar_options,
@@ -92,6 +145,5 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
 def create_worker_app(container: Container) -> Litestar:
     """The worker's operations listener (METRICS_PORT): liveness, readiness and metrics only."""
     return Litestar(
-        route_handlers=[health, ready_route(container), metrics_route(container)], logging_config=LoggingConfig(log_exceptions="never"),
-        openapi_config=None,
+        route_handlers=[health, ready_route(container), metrics_route(container)], logging_config=None, openapi_config=None,
     )

@@ -16,6 +16,7 @@ def metrics_route(container: Container) -> HTTPRouteHandler:
     @get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response[bytes]:
         body, content_type = exposition(container.metrics_registry())
-        return Response(body, media_type=content_type)
+        # prometheus-client's type names its charset already: Litestar would add a second to a text/ type.
+        return Response(body, headers={"content-type": content_type})
 
     return metrics

@@ -70,7 +70,7 @@ def _request_validation(_: Request, exc: ValidationException) -> Response:
 def _http(_: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     detail = exc.detail if status < HTTP_500_INTERNAL_SERVER_ERROR else None
-    title = _TITLES.get(status, "Error")
+    title = TITLES.get(status, "Error")
     return problem(status, title, detail if detail != title else None, headers=exc.headers)
 
 
@@ -138,7 +138,7 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", "the error was logged")
 
 
-_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
            413: "Request body too large", 415: "Unsupported media type", 429: "Too many requests",
            500: "Internal server error", 503: "Service unavailable"}
 

@@ -169,3 +169,48 @@ def test_an_unreachable_backend_is_waited_for_one_line_per_attempt(command):
     waits = [line for line in out.splitlines() if "cannot reach the database at 127.0.0.1:9" in line]
     assert len(waits) >= 2 and all("retrying in" in line for line in waits), out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(("command", "line"), [
+    ("migrate", "Error: cannot migrate the database at 127.0.0.1:9/none: the database is unavailable"),
+    ("topics", "Error: cannot reach Kafka at 127.0.0.1:9: KafkaConnectionError"),
+    ("init", "Error: cannot migrate the database at 127.0.0.1:9/none: the database is unavailable"),
+])
+def test_what_a_deployment_runs_first_fails_with_one_line_when_a_backend_is_unreachable(command, line):
+    result = subprocess.run([CUSTSYNC, command], capture_output=True, text=True, timeout=60, env={**ENV, **UNREACHABLE})
+    assert result.returncode == 1
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(line), result.stderr
+
+
+def test_topic_partitions_and_replication_are_settings_of_topics():
+    result = subprocess.run([CUSTSYNC, "topics", "--help"], capture_output=True, text=True, timeout=30, env=ENV)
+    assert "--partitions" in result.stdout and "--replication-factor" in result.stdout
+    refused = subprocess.run([CUSTSYNC, "topics", "--replication-factor", "0"], capture_output=True, text=True, timeout=30,
+                             env={**ENV, **UNREACHABLE})
+    assert refused.returncode == 2 and "--replication-factor" in refused.stderr
+
+
+def test_a_publishable_key_is_refused_before_any_call():
+    env = {**ENV, **UNREACHABLE, "STRIPE_SECRET_KEY": "pk_live_51Habc", "API_TOKEN": "t"}
+    for command in ("api", "worker"):
+        result = subprocess.run([CUSTSYNC, command], capture_output=True, text=True, timeout=30, env=env)
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            "Error: STRIPE_SECRET_KEY is a publishable key (pk_...): custsync needs a secret key "
+            "(sk_test_..., sk_live_...) or a restricted key (rk_...) from the dashboard's API keys page"
+        ), result.stderr
+
+
+def test_a_taken_port_stops_dev_with_one_line_and_no_traceback():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([CUSTSYNC, "dev", "--port", str(port)], capture_output=True, text=True, timeout=60, env=ENV)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.rstrip().endswith(f"Error: cannot serve HTTP on 127.0.0.1:{port}: is the port taken? "
+                                           "(choose another: --port, or `make dev PORT=...`)"), result.stderr

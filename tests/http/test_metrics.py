@@ -183,3 +183,11 @@ async def test_a_retention_pass_counts_what_it_deleted_and_scrubbed(client, syst
             "custsync_retention_rows_deleted_total", table=table)
         assert moved == n, table
     assert after.value("custsync_retention_customers_scrubbed_total") - before.value("custsync_retention_customers_scrubbed_total") == 1
+
+
+async def test_the_exposition_names_its_charset_once(client):
+    response = await client.get("/metrics")
+
+    assert response.status_code == 200
+    content_type = response.headers["content-type"]
+    assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1, content_type

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.http.helpers import CUSTOMERS
@@ -15,16 +17,42 @@ async def test_health_is_healthy(client):
     assert response.json() == {"status": "healthy"}
 
 
-@pytest.mark.parametrize("path, target", [("/docs", "/schema/docs"), ("/redoc", "/schema/redoc")])
-async def test_docs_paths_redirect_to_an_html_page(client, path, target):
-    redirect = await client.get(path, follow_redirects=False)
+@pytest.mark.parametrize(("path", "script"), [
+    ("/docs", "/static/vendor/swagger-ui/swagger-ui-bundle.js"), ("/redoc", "/static/vendor/redoc/redoc.standalone.js"),
+    ("/schema/swagger", "/static/vendor/swagger-ui/swagger-ui-bundle.js"), ("/schema/redoc", "/static/vendor/redoc/redoc.standalone.js"),
+])
+async def test_the_api_docs_load_only_what_the_service_serves_itself(client, path, script):
     page = await client.get(path)
 
-    assert redirect.status_code in (301, 302, 307, 308)
-    assert redirect.headers["location"] == target
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "<html" in page.text.lower() and "custsync" in page.text
+    sources = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert script in sources
+    assert [s for s in sources if not s.startswith("/") and s != "data:,"] == [], "the page loads from another host"
+    for source in (s for s in sources if s.startswith("/")):
+        asset = await client.get(source)
+        assert asset.status_code == 200 and len(asset.content) > 10_000, source
+
+
+async def test_the_vendored_assets_ship_with_their_licences(client):
+    for path in ("/static/vendor/swagger-ui/LICENSE", "/static/vendor/redoc/LICENSE", "/static/vendor/VERSIONS"):
+        assert (await client.get(path)).status_code == 200, path
+
+
+async def test_the_root_leads_to_the_api_docs(client):
+    response = await client.get("/", follow_redirects=False)
+
+    assert response.status_code in (302, 307) and response.headers["location"] == "/docs"
+
+
+@pytest.mark.parametrize("path", ["/schema/nope", "/schema/swagger.html", "/static/vendor/nope.js", "/docs/nope"])
+async def test_an_unknown_docs_path_is_a_problem_not_a_page(client, path):
+    response = await client.get(path)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
 
 
 @pytest.fixture

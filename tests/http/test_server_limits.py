@@ -1,6 +1,6 @@
 """The real HTTP server (uvicorn with ``uvicorn_options()``) on 127.0.0.1, spoken to over raw
 sockets: what it bounds (idle keep-alive, oversized heads, the number of connections) and what it
-does not (a slow request head or body), which is why production needs the proxy the README names.
+does not (a slow request head or body), which is why production needs the proxy docs/reference/api-conventions.md names.
 
 No timing is asserted: each wait is bounded (``BOUND``) and only its outcome is checked."""
 
@@ -164,9 +164,9 @@ async def test_connections_beyond_the_cap_are_answered_503_at_once():
     ids=["nothing-sent", "half-sent-head", "half-sent-body"],
 )
 async def test_uvicorn_does_not_bound_a_slow_request_so_a_proxy_must(server, partial, rest):
-    """Pins the limitation the README's proxy requirement answers: a connection that is slow to
+    """Pins the limitation the docs' proxy requirement answers: a connection that is slow to
     send its request outlives an idle one (closed after the keep-alive timeout), and is served
-    whenever it finishes. If uvicorn ever bounds it, this fails: update README and server.py."""
+    whenever it finishes. If uvicorn ever bounds it, this fails: update docs/reference/api-conventions.md and server.py."""
     slow_reader, slow_writer = await server.connect()
     slow_writer.write(partial)
     await slow_writer.drain()

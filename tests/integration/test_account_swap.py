@@ -47,7 +47,7 @@ async def test_a_second_account_swapped_in_mid_run_changes_no_catalog_customer(p
     assert changed.status_code == 200
     wait_until(lambda: "sync is paused" in pipeline.processes.log(worker), what="the worker pausing")
     # A create made once sync is paused waits. (One made within the guard's 10 s window before
-    # the first 404 could reach the other account, as the README says: only its check before
+    # the first 404 could reach the other account, as docs/concepts/sync-semantics.md says: only its check before
     # creates would catch it, and that check was just made for the three above.)
     created = pipeline.http.post("/api/v1/customers", json={"name": "New", "email": "new@example.com"}, timeout=5)
     assert link(pipeline, ids[0])["sync_status"] == "retrying"  # waiting, not broken: the account is at fault

@@ -114,7 +114,7 @@ def deliver_webhook(pipeline, event: dict) -> None:
 async def edits_before_the_first_sync(pipeline) -> None:
     """The issue's reproduction: after the install, before the first sync, people on both sides are
     edited on each side (one in the catalog through the API, one in Stripe with its webhook
-    delivered); the worker is not running yet, as the README's install order says."""
+    delivered); the worker is not running yet, as the install order of docs/how-to/first-sync.md says."""
     pipeline.wait_for_api()
     [(person_20,)] = await query(pipeline, "SELECT id FROM customers WHERE email = 'p20@example.com'")
     answer = pipeline.http.patch(f"/api/v1/customers/{person_20}", json={"name": "Renamed in the catalog"})

@@ -556,20 +556,15 @@ def test_the_monitoring_services_are_pinned_and_bound_to_this_host(compose):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond this host"
 
 
-# -- the README's table --------------------------------------------------------------------------
+# -- the runbook ----------------------------------------------------------------------------------
 
-def readme_alerts() -> dict[str, tuple[str, str]]:
-    """The README's "Alerts worth setting" table: alert -> (its `for` and severity, its PromQL)."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Alerts worth setting", 1)[1].split("\n### ", 1)[0]
-    rows = re.findall(r"^\| `(\w+)` \(([^)]*)\) \| `(.+?)` \|", section, flags=re.MULTILINE)
-    return {name: (when, expr) for name, when, expr in rows}
+RUNBOOK = ROOT / "docs/operations/runbook.md"
 
 
-def test_the_readme_table_says_what_alerts_yml_does():
-    table = readme_alerts()
-    assert set(table) == set(ALERTS)
+def test_every_alert_links_its_runbook_entry_and_the_runbook_has_one_for_each():
+    """Whoever is paged reads the alert's runbook_url: an entry (a `## <alert>` heading) for every
+    alert, and none for an alert that no longer exists."""
+    entries = re.findall(r"^## (Custsync\w+)\s*$", RUNBOOK.read_text(), flags=re.MULTILINE)
+    assert entries == [name for name in ALERTS], "the runbook's entries are not the alerts of alerts.yml, in its order"
     for name, rule in ALERTS.items():
-        when, expr = table[name]
-        assert when == f"{rule['for']}, {rule['labels']['severity']}", name
-        assert " ".join(expr.split()) == " ".join(rule["expr"].split()), name
+        assert rule["annotations"]["runbook_url"] == f"docs/operations/runbook.md#{name.lower()}", name

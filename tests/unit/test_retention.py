@@ -168,12 +168,23 @@ async def test_the_worker_runs_a_pass_at_once_then_every_hour_until_stopped(db, 
         if len(passes) == 3:
             stopping.set()
 
-    with caplog.at_level(logging.INFO, logger="application.sync.retention"):
+    with caplog.at_level(logging.DEBUG, logger="application.sync.retention"):
         await asyncio.wait_for(run_retention(db.unit_of_work, clock, stopping, days=DAYS, on_pass=heard), 5)
     start = passes[0]
     assert passes == [start, start + timedelta(seconds=PASS_INTERVAL), start + timedelta(seconds=2 * PASS_INTERVAL)]
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retention: ")]
-    assert len(lines) == 3 and "deleted 0 published outbox event(s)" in lines[0] and "older than 30 days" in lines[0]
+    lines = [r for r in caplog.records if r.getMessage().startswith("retention: ")]
+    assert len(lines) == 3 and "deleted 0 published outbox event(s)" in lines[0].getMessage()
+    assert {r.levelno for r in lines} == {logging.DEBUG}  # a pass with nothing to do is no INFO line every hour
+
+
+async def test_a_pass_that_deleted_something_says_so_at_info(db, clock, caplog):
+    await published_events(db, 2, clock.now())
+    clock.advance(timedelta(days=DAYS + 1).total_seconds())
+    stopping = asyncio.Event()
+    with caplog.at_level(logging.INFO, logger="application.sync.retention"):
+        await asyncio.wait_for(run_retention(db.unit_of_work, clock, stopping, days=DAYS, on_pass=lambda _: stopping.set()), 5)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retention: ")]
+    assert "deleted 2 published outbox event(s)" in line and "older than 30 days" in line
 
 
 async def test_while_more_is_left_than_a_pass_may_do_the_next_comes_a_second_later(db, clock):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from domain.conflicts import ConflictPolicy
@@ -67,3 +69,41 @@ def test_scheduled_reconcile_runs_are_off_unless_asked_for():
 def test_a_reconcile_interval_that_is_negative_unbounded_or_under_a_minute_is_refused(value):
     with pytest.raises(SettingsError, match="RECONCILE_INTERVAL"):
         load_settings({"RECONCILE_INTERVAL": value})
+
+
+@pytest.mark.parametrize(("key", "kind"), [
+    ("pk_test_51Habc", "a publishable key (pk_...)"), ("pk_live_51Habc", "a publishable key (pk_...)"),
+    ("whsec_abc", "a webhook signing secret (whsec_...)"), ("sk_test", "not a Stripe API key"), ("ghp_token", "not a Stripe API key"),
+])
+def test_a_stripe_key_of_the_wrong_kind_is_refused_before_any_call(key, kind):
+    with pytest.raises(SettingsError, match=re.escape(f"STRIPE_SECRET_KEY is {kind}: custsync needs a secret key")):
+        load_settings({"STRIPE_SECRET_KEY": key})
+
+
+@pytest.mark.parametrize("key", ["sk_test_51Habc", "sk_live_51Habc", "rk_test_51Habc", "rk_live_51Habc"])
+def test_secret_and_restricted_keys_are_accepted(key):
+    assert load_settings({"STRIPE_SECRET_KEY": key}).stripe_secret_key == key
+
+
+@pytest.mark.parametrize("name", ["STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_PREVIOUS"])
+def test_an_api_key_given_as_the_webhook_secret_is_refused(name):
+    with pytest.raises(SettingsError, match="signing secret"):
+        load_settings({name: "sk_test_51Habc"})
+
+
+@pytest.mark.parametrize("token", ["change-me-openssl-rand-hex-32", "CHANGEME", "<your token>", "...", "replace-me"])
+def test_a_placeholder_api_token_is_refused(token):
+    with pytest.raises(SettingsError, match=r"API_TOKEN is a placeholder, not a token: generate one with `openssl rand -hex 32`"):
+        load_settings({"API_TOKEN": token})
+
+
+def test_a_generated_api_token_is_accepted():
+    token = "9f" * 32
+    assert load_settings({"API_TOKEN": token}).api_token == token
+
+
+def test_topics_are_replicated_as_configured():
+    assert Settings().kafka_replication_factor == 1
+    assert load_settings({"KAFKA_REPLICATION_FACTOR": "3"}).kafka_replication_factor == 3
+    with pytest.raises(SettingsError, match="KAFKA_REPLICATION_FACTOR must be at least 1"):
+        load_settings({"KAFKA_REPLICATION_FACTOR": "0"})
