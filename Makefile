@@ -61,11 +61,11 @@ fuzz: install-test services ## schemathesis over the whole API on PostgreSQL, lo
 
 docs: install-docs ## Serve the documentation site on http://127.0.0.1:DOCS_PORT (8001), rebuilt as you edit
 	@scripts/docs-assets.sh
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 docs-build: install-docs ## Build the documentation site into site/, strictly: a broken link or a page left out fails
 	@scripts/docs-assets.sh
-	$(BIN)/mkdocs build --strict
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 services: ## Install (first time) and start PostgreSQL, Kafka and stripe-mock on 127.0.0.1 (data in .services/), and a browser
 	scripts/services.sh up

@@ -57,3 +57,20 @@ def unavailable(error: BaseException) -> StorageUnavailable:
             return StorageUnavailable("the database connection pool is exhausted", retry_after=1.0)
     root = list(chain(error))[-1]
     return StorageUnavailable(f"the database is unavailable ({type(root).__name__}: {str(root).strip()[:200]})")
+
+
+class StorageRefused(RuntimeError):
+    """The database answered but will not let us in: a wrong password, an unknown role or database.
+    Not an outage (waiting changes nothing): the process stops with this one line."""
+
+
+def is_refused(error: BaseException) -> bool:
+    return any(
+        isinstance(e, asyncpg.exceptions.InvalidAuthorizationSpecificationError | asyncpg.exceptions.InvalidCatalogNameError)
+        for e in chain(error)
+    )
+
+
+def refused(error: BaseException, where: str) -> StorageRefused:
+    root = list(chain(error))[-1]
+    return StorageRefused(f"the database at {where} refuses custsync: {str(root).strip()[:200]} (check DATABASE_URL)")

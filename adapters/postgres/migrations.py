@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import asyncpg
 
 from alembic import command
 from alembic.config import Config
@@ -16,7 +15,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.errors import chain, is_unavailable, unavailable
+from adapters.postgres.errors import is_refused, is_unavailable, refused, unavailable
 from application.errors import StorageUnavailable
 
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
@@ -51,18 +50,13 @@ def upgrade(database_url: str) -> None:
     try:
         command.upgrade(alembic_config(database_url), "head")
     except Exception as exc:
-        if is_unavailable(exc) or _refused(exc):
-            url = make_url(database_url)
-            raise StorageUnavailable(f"cannot migrate the database at {url.host}:{url.port}/{url.database}: {unavailable(exc)}") from exc
+        url = make_url(database_url)
+        where = f"{url.host}:{url.port}/{url.database}"
+        if is_refused(exc):
+            raise refused(exc, where) from exc
+        if is_unavailable(exc):
+            raise StorageUnavailable(f"cannot migrate the database at {where}: {unavailable(exc)}") from exc
         raise
-
-
-def _refused(error: BaseException) -> bool:
-    """The server answered but will not let us in: a wrong password, an unknown role or database."""
-    return any(
-        isinstance(e, asyncpg.exceptions.InvalidAuthorizationSpecificationError | asyncpg.exceptions.InvalidCatalogNameError)
-        for e in chain(error)
-    )
 
 
 async def upgrade_engine(engine: AsyncEngine) -> None:
@@ -84,8 +78,10 @@ async def ensure_migrated(engine: AsyncEngine) -> None:
         async with engine.connect() as connection:
             current = await connection.run_sync(lambda c: tuple(sorted(MigrationContext.configure(c).get_current_heads())))
     except Exception as exc:
+        where = f"{engine.url.host}:{engine.url.port}" if engine.url.port else str(engine.url.host)
+        if is_refused(exc):
+            raise refused(exc, f"{where}/{engine.url.database}") from exc
         if is_unavailable(exc):
-            where = f"{engine.url.host}:{engine.url.port}" if engine.url.port else str(engine.url.host)
             raise StorageUnavailable(f"cannot reach the database at {where}: {unavailable(exc)}") from exc
         raise
     expected = head_revisions()

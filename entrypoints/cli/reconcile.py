@@ -156,7 +156,7 @@ def _report(run: ReconcileRun, findings: list[Finding]) -> str:
 @main.command("resync")
 @click.argument("customer_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--pull", is_flag=True, help="Take the external record's state into the catalog (default: push the catalog's there).")
-@click.option("--system", default="stripe", show_default=True)
+@click.option("--system", default="stripe", show_default=True, help="The integration (INTEGRATIONS) to push to or pull from.")
 def resync_command(customer_id: int, pull: bool, system: str) -> None:
     """Re-sync one customer, whatever the baselines and the conflict policy say.
 

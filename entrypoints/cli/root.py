@@ -43,7 +43,7 @@ def read_settings(**overrides: object) -> Settings:
 
 NO_WAIT = click.option(
     "--no-wait", is_flag=True,
-    help="Exit (one line, status 1) if PostgreSQL, Kafka or Stripe cannot be reached, instead of waiting for them.",
+    help="Exit (one line, status 1) if PostgreSQL, Kafka or an integration cannot be reached, instead of waiting for them.",
 )
 
 
@@ -54,14 +54,15 @@ def one_line() -> Iterator[None]:
 
     from adapters.kafka.subscription import TopicsMissing
     from adapters.kafka.topics import TopicsNotCreated
+    from adapters.postgres.errors import StorageRefused
     from adapters.postgres.migrations import SchemaNotMigrated
     from application.errors import AccountMismatch, BackendUnavailable, IntegrationError, UnprovenBinding
     from entrypoints.runtime import CannotServe
 
     try:
         yield
-    except (SchemaNotMigrated, TopicsMissing, TopicsNotCreated, AccountMismatch, UnprovenBinding, BackendUnavailable,
-            CannotServe) as exc:
+    except (SchemaNotMigrated, StorageRefused, TopicsMissing, TopicsNotCreated, AccountMismatch, UnprovenBinding,
+            BackendUnavailable, CannotServe) as exc:
         raise click.ClickException(str(exc)) from None
     except IntegrationError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None

@@ -54,7 +54,7 @@ def worker(no_wait: bool) -> None:
     """Run the sync worker: the outbox relay, the consumers of sync.outbound (one group per
     integration) and sync.inbound, catch-up polling, scheduled reconcile runs and retention.
 
-    Waits for PostgreSQL, Kafka and Stripe if they cannot be reached yet, and waits out their
+    Waits for PostgreSQL, Kafka and the integrations if they cannot be reached yet, and waits out their
     outages while it runs.
     """
     from entrypoints.runtime import run_process, worker_tasks

@@ -13,9 +13,10 @@ production the API must sit behind a proxy that buffers requests and times them 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 KEEP_ALIVE_SECONDS = 5  # an idle connection between requests is closed after this
 MAX_REQUEST_HEAD_BYTES = 16 * 1024  # an unfinished request head received beyond this: 400, connection closed
@@ -45,6 +46,15 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._head_bytes += len(data)
         if self._in_head and self._head_bytes > MAX_REQUEST_HEAD_BYTES and not self.transport.is_closing():
             self.send_400_response("Request head too large")
+
+    def send_400_response(self, msg: str) -> None:
+        """What the server itself refuses (a head too large, a request that is not HTTP) is a
+        problem+json like every other error answer, not uvicorn's text/plain."""
+        body = json.dumps({"type": "about:blank", "title": "Bad request", "status": 400, "detail": msg}).encode()
+        head = [STATUS_LINE[400], *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)]
+        head += [b"content-type: application/problem+json\r\n", b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n"]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
     # Counted: every read while a head is unfinished, from the end of the previous head on.
     def on_message_begin(self) -> None:

@@ -7,6 +7,7 @@ No timing is asserted: each wait is bounded (``BOUND``) and only its outcome is 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -94,6 +95,9 @@ async def test_an_unfinished_request_head_over_the_limit_is_400_and_the_connecti
     answer = await asyncio.wait_for(reader.read(), BOUND)  # to the end: the server closes the connection
 
     assert answer.startswith(b"HTTP/1.1 400 ")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower()  # like every other error answer
+    assert json.loads(body) == {"type": "about:blank", "title": "Bad request", "status": 400, "detail": "Request head too large"}
     writer.close()
 
 
