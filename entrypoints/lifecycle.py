@@ -71,9 +71,12 @@ async def until_reachable(
 
 
 @asynccontextmanager
-async def running(container: Container, *, wait: bool = True, stopping: asyncio.Event | None = None) -> AsyncIterator[None]:
-    """The database checked and its pool closed at the end; the Kafka producer started and flushed.
-    ``stopping`` set while a backend is waited for raises Stopped."""
+async def running(
+    container: Container, *, wait: bool = True, stopping: asyncio.Event | None = None, publishing: bool = True,
+) -> AsyncIterator[None]:
+    """The database checked and its pool closed at the end; the Kafka producer started and flushed
+    (unless ``publishing`` is off: a command that only reads). ``stopping`` set while a backend is
+    waited for raises Stopped."""
     settings = container.settings()
     async with AsyncExitStack() as stack:
         if settings.storage_backend == "postgres":
@@ -81,7 +84,7 @@ async def running(container: Container, *, wait: bool = True, stopping: asyncio.
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(container.outbox_wakeup().close)
             await until_reachable(lambda: ensure_migrated(engine), wait=wait, stopping=stopping)
-        if settings.broker_backend == "kafka":
+        if settings.broker_backend == "kafka" and publishing:
             publisher = container.publisher()
             await until_reachable(publisher.start, wait=wait, stopping=stopping)
             stack.push_async_callback(publisher.stop)

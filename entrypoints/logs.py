@@ -22,8 +22,10 @@ CHATTY = ("aiokafka",)  # loggers whose identical messages are held back
 # Libraries that log every HTTP request at INFO (three lines per Stripe call between them): at
 # WARNING unless LOG_LEVEL=DEBUG. Our own lines say what was synced; their failures still show.
 PER_REQUEST = ("httpx", "httpcore", "stripe")
-# Lines that say nothing to an operator at INFO: alembic announcing each of its plugins on import.
-QUIET = ("alembic.runtime.plugins",)
+# Lines that say nothing to an operator at INFO: alembic announcing each of its plugins on import,
+# and its context ("Context impl PostgresqlImpl.") at every schema check (`custsync migrate` lets
+# its migration lines through again).
+QUIET = ("alembic.runtime.plugins", "alembic.runtime.migration")
 REPEAT_INTERVAL = 30.0
 # A LogRecord's own attributes: not repeated as JSON keys (the message, level, logger and time are).
 RESERVED = [*vars(logging.LogRecord("", 0, "", 0, "", None, None)), "message", "asctime", "taskName"]

@@ -185,7 +185,7 @@ def worker_tasks(container: Container, *, wait: bool = True) -> list[Task]:
         from entrypoints.http.app import create_worker_app
 
         tasks.append(sampler_task(container))
-        tasks.append(http_task(create_worker_app(container), settings.metrics_host, settings.metrics_port))
+        tasks.append(http_task(create_worker_app(container), settings.metrics_host, settings.metrics_port, choose="METRICS_PORT"))
     return tasks
 
 
@@ -218,7 +218,9 @@ def sampler_task(container: Container) -> Task:
     return sample
 
 
-def http_task(app: Litestar, host: str, port: int) -> Task:
+def http_task(app: Litestar, host: str, port: int, *, choose: str = "--port") -> Task:
+    """Serve ``app`` until stopping; a port it cannot bind stops the process with one line saying
+    how to ``choose`` another."""
     async def serve(stopping: asyncio.Event) -> None:
         server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, **uvicorn_options()))
         serving = asyncio.create_task(_serve(server))
@@ -228,7 +230,7 @@ def http_task(app: Litestar, host: str, port: int) -> Task:
         stopped.cancel()
         await serving
         if not server.started:
-            raise CannotServe(f"cannot serve HTTP on {host}:{port}: is the port taken? (choose another: --port, or `make dev PORT=...`)")
+            raise CannotServe(f"cannot serve HTTP on {host}:{port}: is the port taken? (choose another: {choose})")
 
     return serve
 

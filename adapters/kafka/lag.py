@@ -24,9 +24,8 @@ class KafkaLag:
         try:
             return await asyncio.wait_for(self._read(), self._timeout)
         except Exception as exc:  # noqa: BLE001 - any failure of the broker's clients: the lag is unknown, nothing more
-            raise BrokerUnavailable(
-                f"cannot read the consumer lag from {self._config['bootstrap_servers']}: {type(exc).__name__} {exc}".rstrip()
-            ) from exc
+            why = str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__} {exc}".rstrip()
+            raise BrokerUnavailable(f"cannot read the consumer lag from {self._config['bootstrap_servers']}: {why}") from exc
 
     async def _read(self) -> dict[tuple[str, str, int], int]:
         # Short-lived clients: a sample every few seconds does not need a connection kept open.

@@ -88,7 +88,7 @@ class KafkaSubscription:
             await consumer.start()
             missing = sorted(set(self._topics) - await consumer.topics())
             if missing:
-                raise TopicsMissing(f"Kafka topics {missing} do not exist; create them first (ensure_topics)")
+                raise TopicsMissing(f"Kafka topics {missing} do not exist; create them first: `custsync topics` (or `custsync init`)")
             consumer.subscribe(self._topics, listener=_LogRebalances(self._group_id))
         except BaseException as exc:
             await consumer.stop()

@@ -182,7 +182,7 @@ async def _poll(
                 failures = 0
             if done is not None and done.published:
                 log.info(
-                    "%s catch-up: %d change(s) not delivered by webhook published to sync.inbound, %d already applied",
+                    "%s catch-up: %d change(s) not applied yet published to sync.inbound, %d already applied",
                     system, done.published, done.already_applied,
                 )
             await sleep_unless_stopped(clock, interval, stopping)

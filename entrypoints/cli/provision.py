@@ -3,13 +3,11 @@ line when PostgreSQL or Kafka is not there, as every other command does."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 
 import click
 
-from entrypoints.cli.root import main, one_line, read_settings, run, with_backends
+from entrypoints.cli.root import main, one_line, quiet, read_settings, run, with_backends
 
 
 @main.command()
@@ -20,6 +18,7 @@ def migrate() -> None:
         raise click.ClickException("DATABASE_URL is not set: there is no database to migrate")
     from adapters.postgres.migrations import upgrade
 
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # each migration applied, one line
     with one_line():
         upgrade(settings.database_url)
     click.echo("database migrated", err=True)
@@ -47,17 +46,6 @@ def topics(partitions: int | None, replication_factor: int | None) -> None:
     with quiet("aiokafka"):  # its connection errors would repeat the one line below
         created = run(lambda: ensure_topics(settings.kafka_bootstrap_servers, partitions, replication_factor))
     click.echo(f"topics ready ({', '.join(created) or 'all existed'})", err=True)
-
-
-@contextlib.contextmanager
-def quiet(logger: str) -> Iterator[None]:
-    library = logging.getLogger(logger)
-    level = library.level
-    library.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        library.setLevel(level)
 
 
 @main.command()

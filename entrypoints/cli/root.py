@@ -72,14 +72,27 @@ def one_line() -> Iterator[None]:
         raise click.ClickException(f"cannot reach a backend: {exc}") from None
 
 
+@contextlib.contextmanager
+def quiet(logger: str) -> Iterator[None]:
+    """A library's own log lines held back while a command says the same in its one line."""
+    library = logging.getLogger(logger)
+    level = library.level
+    library.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        library.setLevel(level)
+
+
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run a process or a one-off command in an event loop, failing with one line."""
     with one_line():
         return asyncio.run(work())
 
 
-def with_backends(work: Callable[[Container], Awaitable[T]], what: str = "dead letters") -> T:
-    """Run ``work`` once on the configured database and broker, started and stopped as processes do."""
+def with_backends(work: Callable[[Container], Awaitable[T]], what: str = "dead letters", *, publishing: bool = True) -> T:
+    """Run ``work`` once on the configured database and broker, started and stopped as processes do
+    (``publishing`` off: work that only reads, which needs no Kafka producer)."""
     from entrypoints.lifecycle import running
 
     loaded = read_settings()
@@ -88,7 +101,7 @@ def with_backends(work: Callable[[Container], Awaitable[T]], what: str = "dead l
     container = build_container(loaded)
 
     async def once() -> T:
-        async with running(container, wait=False):  # a one-off command says at once what is unreachable
+        async with running(container, wait=False, publishing=publishing):  # a one-off command says at once what is unreachable
             return await work(container)
 
     return run(once)

@@ -106,7 +106,8 @@ def dev(host: str, port: int) -> None:
     click.echo(BANNER.format(host=host, port=port), err=True)
     if "salesforce" in settings.integration_names and settings.salesforce_backend == "memory":
         click.echo(SALESFORCE_BANNER.format(host=host, port=port, interval=settings.catchup_interval), err=True)
-    tasks = [http_task(create_app(container, dev_routes=True), host, port), *worker_tasks(container)]
+    choose = "--port, or `make dev PORT=...`"
+    tasks = [http_task(create_app(container, dev_routes=True), host, port, choose=choose), *worker_tasks(container)]
     if "stripe" in settings.integration_names and fake_stripe:
         tasks.append(webhook_delivery_task(container, container.stripe_customers(), settings.stripe_webhook_secret))
     elif "stripe" in settings.integration_names:

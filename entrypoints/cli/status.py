@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import msgspec
 
-from entrypoints.cli.root import main, with_backends
+from entrypoints.cli.root import main, quiet, with_backends
 
 
 @main.command()
@@ -16,8 +16,11 @@ def status(as_json: bool) -> None:
     from application.status import read_status
     from entrypoints.status_screen import render
 
-    report = with_backends(
-        lambda c: read_status(c.uow_factory(), c.integrations(), c.consumer_lag(), c.clock()), "status figures"
-    )
+    # The on-call screen works while Kafka is down (no producer needed): the lag reads as unknown, once.
+    with quiet("aiokafka"):
+        report = with_backends(
+            lambda c: read_status(c.uow_factory(), c.integrations(), c.consumer_lag(), c.clock()), "status figures",
+            publishing=False,
+        )
     click.echo(msgspec.json.encode(report) if as_json else render(report))
 

@@ -296,5 +296,5 @@ async def test_a_record_without_key_or_headers_still_becomes_a_delivery(kafka, k
 
 async def test_subscribing_to_a_missing_topic_fails_at_once(kafka, kafka_topics, kafka_group):
     subscription = KafkaSubscription(kafka, [kafka_topics.unique()], kafka_group())
-    with pytest.raises(TopicsMissing, match="ensure_topics"):
+    with pytest.raises(TopicsMissing, match="custsync topics"):
         await asyncio.wait_for(subscription.start(), WAIT)

@@ -9,12 +9,13 @@ before each test returns, even on failure (as in test_outages)."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import httpx
 import pytest
 
 from tests.integration.test_sync_pipeline import api_ready, stripe_link
-from tests.support.processes import wait_until
+from tests.support.processes import CUSTSYNC, wait_until
 from tests.support.scrape import Scrape
 from tests.support.soak import kafka_outage, postgres_outage
 from tests.support.stripe_server import free_port
@@ -134,3 +135,16 @@ async def test_json_logs_follow_a_change_from_the_request_to_the_stripe_call_and
     [delivered] = [line for line in mine if line.get("outcome") == "synced"]
     assert delivered["topic"] == "sync.outbound" and delivered["customer_id"] == customer_id
     assert {"partition", "offset", "event_id"} <= set(delivered) and delivered["outcome"] == "synced"
+
+
+def test_the_status_screen_answers_while_kafka_is_down_with_the_lag_unknown(pipeline):
+    """On-call reads the screen when something is wrong: Kafka unreachable is one of its lines, not
+    a refusal of the whole command."""
+    result = subprocess.run(
+        [CUSTSYNC, "status"], capture_output=True, text=True, timeout=60,
+        env={**pipeline.processes.env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "consumer lag  unknown: cannot read the consumer lag from 127.0.0.1:9" in result.stdout
+    assert "outbox        0 change(s) not yet published" in result.stdout
+    assert "Traceback" not in result.stderr and "aiokafka" not in result.stderr

@@ -253,7 +253,7 @@ async def test_the_loop_waits_out_outages_one_line_per_attempt_then_catches_up_a
     assert [line.split(" (attempt")[0].rsplit(" ", 1)[0] for line in lines[:3]] == ["stripe catch-up waits"] * 3
     assert lines[3:] == [
         "stripe catch-up resumed after 3 failed attempt(s)",
-        "stripe catch-up: 2 change(s) not delivered by webhook published to sync.inbound, 0 already applied",
+        "stripe catch-up: 2 change(s) not applied yet published to sync.inbound, 0 already applied",
     ]
     async with db.unit_of_work() as uow:  # released on a clean stop: another worker may poll at once
         assert (await uow.cursors.get("stripe", CURSOR)).leased_by is None
