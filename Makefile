@@ -52,19 +52,17 @@ lint: install-test ## Pyflakes (ruff) and the dependency rule (import-linter)
 test: install-test lint services ## Install, start PostgreSQL, Kafka and a browser, run the whole suite
 	eval "$$(scripts/services.sh env)" && $(BIN)/pytest
 
-unit: install-test ## Only the fast tests (no services)
-	$(BIN)/pytest tests/unit tests/http tests/e2e
+unit: install-test ## Only the fast tests (no services, no network)
+	$(BIN)/pytest tests/unit tests/http tests/e2e -m "not network"
 
 fuzz: install-test services ## schemathesis over the whole API on PostgreSQL, longer and with a new seed (FUZZ_EXAMPLES=200)
 	eval "$$(scripts/services.sh env)" && SCHEMATHESIS_MAX_EXAMPLES=$${FUZZ_EXAMPLES:-200} SCHEMATHESIS_SEED= \
 		$(BIN)/pytest tests/integration/test_schemathesis.py -s -p no:cacheprovider
 
 docs: install-docs ## Serve the documentation site on http://127.0.0.1:DOCS_PORT (8001), rebuilt as you edit
-	@scripts/docs-assets.sh
 	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 docs-build: install-docs ## Build the documentation site into site/, strictly: a broken link or a page left out fails
-	@scripts/docs-assets.sh
 	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 services: ## Install (first time) and start PostgreSQL, Kafka and stripe-mock on 127.0.0.1 (data in .services/), and a browser

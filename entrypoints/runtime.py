@@ -230,7 +230,10 @@ def http_task(app: Litestar, host: str, port: int, *, choose: str = "--port") ->
         stopped.cancel()
         await serving
         if not server.started:
-            raise CannotServe(f"cannot serve HTTP on {host}:{port}: is the port taken? (choose another: {choose})")
+            raise CannotServe(
+                f"cannot serve HTTP on {host}:{port}: the port is taken, or the address is not this machine's "
+                f"(the line above says which; another port: {choose})"
+            )
 
     return serve
 

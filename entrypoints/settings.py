@@ -238,7 +238,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
 _PLACEHOLDER = re.compile(r"change-?me|replace-?me|your[-_]?token|<.*>|\.\.\.", re.IGNORECASE)
 # Stripe's key kinds by prefix: secret and restricted keys call the API; a publishable key (pk_)
 # only tokenises cards in a browser, and a webhook secret (whsec_) only signs.
-_STRIPE_KEY = re.compile(r"(sk|rk)_(test|live)_\S+")
+_STRIPE_KEY = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]+")
 
 
 def _check_secrets(settings: Settings) -> None:
@@ -253,9 +253,10 @@ def _check_secrets(settings: Settings) -> None:
             f"STRIPE_SECRET_KEY is {kind}: custsync needs a secret key (sk_test_..., sk_live_...) "
             "or a restricted key (rk_...) from the dashboard's API keys page"
         )
-    secrets = (settings.stripe_webhook_secret, settings.stripe_webhook_secret_previous)
-    if any(s.startswith(("sk_", "rk_", "pk_")) for s in secrets):
-        raise SettingsError("STRIPE_WEBHOOK_SECRET holds an API key: it takes the endpoint's signing secret (whsec_...)")
+    for name, secret in (("STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret),
+                         ("STRIPE_WEBHOOK_SECRET_PREVIOUS", settings.stripe_webhook_secret_previous)):
+        if secret.startswith(("sk_", "rk_", "pk_")):
+            raise SettingsError(f"{name} holds an API key: it takes the endpoint's signing secret (whsec_...)")
 
 
 KNOWN_INTEGRATIONS = ("stripe", "salesforce")

@@ -69,22 +69,27 @@ async def _create(
                 f"cannot create topic {result['topic']} ({partitions} partitions, replication factor "
                 f"{replication_factor}): {error.__name__}: {result['error_message']}"
             )
-    counts = await _wait_until_led(admin, topics, ready_timeout)
-    for topic, count in counts.items():
+    shapes = await _wait_until_led(admin, topics, ready_timeout)
+    for topic, (count, replicas) in shapes.items():
         if count != partitions:
             log.warning("topic %s has %d partitions, not the %d configured; left as it is", topic, count, partitions)
+        if replicas != replication_factor:
+            log.warning(
+                "topic %s has %d replica(s), not the %d configured; left as it is (kafka-reassign-partitions.sh changes it)",
+                topic, replicas, replication_factor,
+            )
     if created:
         log.info("created Kafka topics %s (%d partitions each)", created, partitions)
     return [t for t in topics if t in created]
 
 
-async def _wait_until_led(admin: AIOKafkaAdminClient, topics: Sequence[str], timeout: float) -> dict[str, int]:
-    """Partition counts of ``topics``, once each of their partitions has a leader."""
+async def _wait_until_led(admin: AIOKafkaAdminClient, topics: Sequence[str], timeout: float) -> dict[str, tuple[int, int]]:
+    """(partitions, fewest replicas of one) of each of ``topics``, once each of their partitions has a leader."""
     deadline = time.monotonic() + timeout
     while True:
         described = await admin.describe_topics(list(topics))
         ready = {
-            d["topic"]: len(d["partitions"])
+            d["topic"]: (len(d["partitions"]), min(len(p["replicas"]) for p in d["partitions"]))
             for d in described
             if d["error_code"] == 0 and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
         }

@@ -51,7 +51,7 @@ def upgrade(database_url: str) -> None:
         command.upgrade(alembic_config(database_url), "head")
     except Exception as exc:
         url = make_url(database_url)
-        where = f"{url.host}:{url.port}/{url.database}"
+        where = f"{url.host}:{url.port}/{url.database}" if url.port else f"{url.host}/{url.database}"
         if is_refused(exc):
             raise refused(exc, where) from exc
         if is_unavailable(exc):

@@ -57,7 +57,6 @@ from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
 from domain.ownership import Claim, OwnershipTag
 
 log = logging.getLogger(__name__)
-LISTINGS = frozenset({"query", "queryAll", "query.more"})
 
 _ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _CATALOG_ID = re.compile(r"[1-9][0-9]{0,18}")
@@ -241,7 +240,7 @@ class SalesforceIntegration:
         rows, next_cursor = await self._page(
             f"SELECT {self._fields} FROM Contact WHERE SystemModstamp >= {_literal(since)} "
             "ORDER BY SystemModstamp DESC, Id DESC",
-            cursor, everything=True,
+            cursor, everything=True, quiet=True,
         )
         user = _USER.search((await self._credentials.token()).id)
         ours = user.group(1)[:15] if user is not None else None
@@ -295,15 +294,17 @@ class SalesforceIntegration:
             rows.extend(more)
         return rows
 
-    async def _page(self, soql: str, cursor: str | None, *, everything: bool) -> tuple[list[dict[str, Any]], str | None]:
+    async def _page(
+        self, soql: str, cursor: str | None, *, everything: bool, quiet: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
         headers = {"Sforce-Query-Options": f"batchSize={self._page_size}"}
         if cursor is not None:
             if not re.fullmatch(rf"{re.escape(self._base)}/query/[A-Za-z0-9]+-[0-9]+", cursor):
                 raise PermanentIntegrationError("salesforce: not a query cursor of ours")
-            response = await self._send("GET", cursor.removeprefix(self._base), "query.more", headers=headers)
+            response = await self._send("GET", cursor.removeprefix(self._base), "query.more", headers=headers, quiet=quiet)
         else:
             response = await self._send("GET", "/queryAll" if everything else "/query", "queryAll" if everything else "query",
-                                        params={"q": soql}, headers=headers)
+                                        params={"q": soql}, headers=headers, quiet=quiet)
         body = _json(response)
         rows = [row for row in body.get("records") or [] if isinstance(row, dict)]
         next_url = body.get("nextRecordsUrl")
@@ -311,22 +312,23 @@ class SalesforceIntegration:
 
     async def _send(
         self, method: str, path: str, label: str, *, json: Any = None, params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None, accept: set[int] | None = None,
+        headers: Mapping[str, str] | None = None, accept: set[int] | None = None, quiet: bool = False,
     ) -> httpx.Response:
-        """One call, with a token; a 401 asks for a new token once (the flow has no refresh token)."""
+        """One call, with a token; a 401 asks for a new token once (the flow has no refresh token).
+        ``quiet``: a poll's page, logged at DEBUG when it succeeds."""
         token = await self._credentials.token()
-        response = await self._once(method, token, path, label, json=json, params=params, headers=headers)
+        response = await self._once(method, token, path, label, json=json, params=params, headers=headers, quiet=quiet)
         if response.status_code == 401:
             self._credentials.expired(token)
             token = await self._credentials.token()
-            response = await self._once(method, token, path, label, json=json, params=params, headers=headers)
+            response = await self._once(method, token, path, label, json=json, params=params, headers=headers, quiet=quiet)
         if response.status_code < 300 or (accept is not None and response.status_code in accept):
             return response
         raise classify(response)  # a second 401: IntegrationAuthError
 
     async def _once(
         self, method: str, token: Token, path: str, label: str, *, json: Any, params: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None, quiet: bool,
     ) -> httpx.Response:
         if self._budget is not None:
             waited = await self._budget.acquire()
@@ -348,9 +350,9 @@ class SalesforceIntegration:
             seconds = time.perf_counter() - start
             if self._metrics is not None:
                 self._metrics.external_request(self.system, label, status, seconds)
-            # A listing that succeeds is a poll's or a reconcile's page, which say themselves what they
-            # found: at DEBUG, or an idle org would fill the log with one line per poll.
-            level = logging.DEBUG if label in LISTINGS and status is not None and status < 400 else logging.INFO
+            # A poll's page that succeeds: at DEBUG, or an idle org would fill the log with one line per
+            # poll (the poll itself says what it found). Every other call, look-ups included: INFO.
+            level = logging.DEBUG if quiet and status is not None and status < 400 else logging.INFO
             log.log(level, "salesforce %s -> %s in %.0f ms", label, status or "no answer", seconds * 1000,
                     extra={"status": status})
         usage = api_usage(response)

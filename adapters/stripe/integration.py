@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import stripe
 
 from adapters.stripe.events import KINDS, parse_event, parse_event_object
+from adapters.stripe.limiter import polling
 from adapters.stripe.objects import ObjectRefused, customer_from_api, tag_metadata
 from application.errors import (
     ExternalCustomerMissing,
@@ -173,7 +174,8 @@ class StripeIntegration:
         params: dict[str, Any] = {"types": list(KINDS), "created": {"gte": int(since.timestamp())}, "limit": 100}
         if cursor:
             params["starting_after"] = cursor
-        result = _as_dict(await self._api(self._events.list_async, params=params))
+        with polling():
+            result = _as_dict(await self._api(self._events.list_async, params=params))
         events = [_as_dict(event) for event in result.get("data") or []]
         changes = []
         for event in events:

@@ -3,8 +3,11 @@ counted: calls by method and status class, their time, and the wait for a slot."
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import stripe
@@ -12,6 +15,18 @@ import stripe
 from adapters.budget import RateBudget
 
 log = logging.getLogger(__name__)
+# Set while a catch-up poll lists events: its calls log at DEBUG when they succeed, so an idle
+# account adds no line per poll (the poll itself says what it found). Every other call logs at INFO.
+_POLLING: ContextVar[bool] = ContextVar("custsync_stripe_polling", default=False)
+
+
+@contextlib.contextmanager
+def polling() -> Iterator[None]:
+    token = _POLLING.set(True)
+    try:
+        yield
+    finally:
+        _POLLING.reset(token)
 
 
 class CallMetrics(Protocol):
@@ -57,11 +72,9 @@ class RateLimited:
                 # A named service's first argument is the record's id (``customers.update("cus_1", ...)``);
                 # the raw client's is the HTTP method.
                 target = args[0] if self._name and args and isinstance(args[0], str) else None
-                # A listing that succeeds is a poll's or a reconcile's page, which say themselves
-                # what they found: at DEBUG, so an idle account adds no line per poll.
-                listing = label.endswith(".list") and status is not None and status < 400
+                quiet = _POLLING.get() and status is not None and status < 400
                 log.log(
-                    logging.DEBUG if listing else logging.INFO,
+                    logging.DEBUG if quiet else logging.INFO,
                     "stripe %s%s -> %s in %.0f ms (Request-Id %s)", label, f" {target}" if target else "",
                     status or "no answer", seconds * 1000, request_id or "-",
                     extra={"stripe_request_id": request_id, "external_id": target, "status": status},

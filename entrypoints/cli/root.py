@@ -50,8 +50,6 @@ NO_WAIT = click.option(
 @contextlib.contextmanager
 def one_line() -> Iterator[None]:
     """A backend that is missing, unreachable or refusing stops the command with one line, not a trace."""
-    from aiokafka.errors import KafkaError
-
     from adapters.kafka.subscription import TopicsMissing
     from adapters.kafka.topics import TopicsNotCreated
     from adapters.postgres.errors import StorageRefused
@@ -66,8 +64,6 @@ def one_line() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
     except IntegrationError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
-    except KafkaError as exc:
-        raise click.ClickException(f"Kafka refused: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"cannot reach a backend: {exc}") from None
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, Router
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -65,8 +66,11 @@ async def health() -> Health:
 @get(["/docs", "/redoc"], include_in_schema=False)
 async def docs(request: Request) -> Response[bytes]:
     """The OpenAPI UIs at stable short paths: Swagger UI at /docs, Redoc at /redoc."""
-    plugin = DOC_PLUGINS[0] if request.url.path == "/docs" else DOC_PLUGINS[1]
-    html = plugin.render(request, request.app.openapi_schema.to_schema())
+    pages: dict[str, bytes] = request.app.state.docs_pages  # the document is complete before it is served: render once
+    html = pages.get(request.url.path)
+    if html is None:
+        plugin = DOC_PLUGINS[0] if request.url.path == "/docs" else DOC_PLUGINS[1]
+        html = pages[request.url.path] = plugin.render(request, request.app.openapi_schema.to_schema())
     return Response(html, media_type=MediaType.HTML, headers={"content-security-policy": DOCS_CSP})
 
 
@@ -86,6 +90,11 @@ async def schema_routes(response: Response) -> Response:
     if str(response.media_type).startswith(PROBLEM_JSON):
         return response
     return problem(response.status_code, TITLES.get(response.status_code, "Error"), headers=_kept(response.headers))
+
+
+def _no_such_asset(_: Request, __: NotFoundException) -> Response:
+    """Litestar's message names the directory searched: where the service is installed is nobody's business."""
+    return problem(404, "Not found")
 
 
 def _kept(headers: Any) -> dict[str, str]:
@@ -108,7 +117,10 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
     handlers: list[Any] = [
         CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, ready_route(container),
         metrics_route(container), status, docs, root,
-        create_static_files_router(ASSETS, directories=[VENDOR], include_in_schema=False, cache_control=CacheControlHeader(max_age=86400)),
+        create_static_files_router(
+            ASSETS, directories=[VENDOR], include_in_schema=False, exception_handlers={NotFoundException: _no_such_asset},
+            cache_control=CacheControlHeader(no_cache=True),  # revalidated (ETag): an upgrade's assets show at once
+        ),
     ]
     if dev_routes and settings.stripe_backend == "memory" and "stripe" in settings.integration_names:
         dependencies["fake_stripe"] = provide(lambda: container.stripe_customers())
@@ -137,6 +149,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         **litestar_options,
     )
     app.state.api_token = settings.api_token
+    app.state.docs_pages = {}
     correct_allow(app)
     document(app, systems=list(container.integrations()))
     return app

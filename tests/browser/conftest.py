@@ -27,8 +27,8 @@ OFFLINE = [
 ]
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="module")  # not the session: sync Playwright runs an event loop on this thread while it lives,
+def browser() -> Iterator[Browser]:  # and pytest-asyncio's tests after these need the thread without one
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no browser at {CHROMIUM}: run scripts/chromium.sh up (make test does)")
     with sync_playwright() as playwright:
@@ -44,6 +44,7 @@ class OfflinePage:
     page: Page
     refused: list[str] = field(default_factory=list)  # requests for any host but this machine
     errors: list[str] = field(default_factory=list)  # uncaught errors in the page's scripts
+    console: list[str] = field(default_factory=list)  # what the page logged as an error (a CSP refusal among them)
 
 
 @pytest.fixture
@@ -62,6 +63,7 @@ def offline_page(browser: Browser) -> Iterator[OfflinePage]:
 
     page.route("**/*", route)
     page.on("pageerror", lambda error: offline.errors.append(str(error)))
+    page.on("console", lambda message: offline.console.append(message.text) if message.type == "error" else None)
     try:
         yield offline
     finally:

@@ -212,5 +212,8 @@ def test_a_taken_port_stops_dev_with_one_line_and_no_traceback():
         result = subprocess.run([CUSTSYNC, "dev", "--port", str(port)], capture_output=True, text=True, timeout=60, env=ENV)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.rstrip().endswith(f"Error: cannot serve HTTP on 127.0.0.1:{port}: is the port taken? "
-                                           "(choose another: --port, or `make dev PORT=...`)"), result.stderr
+    assert result.stderr.rstrip().endswith(
+        f"Error: cannot serve HTTP on 127.0.0.1:{port}: the port is taken, or the address is not this machine's "
+        "(the line above says which; another port: --port, or `make dev PORT=...`)"
+    ), result.stderr
+    assert f"error while attempting to bind on address ('127.0.0.1', {port}): address already in use" in result.stderr

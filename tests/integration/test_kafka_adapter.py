@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from adapters.kafka import SYNC_TOPICS, KafkaPublisher, KafkaSubscription, TopicsMissing, ensure_topics
 from adapters.kafka.lag import KafkaLag
 from adapters.kafka.publisher import MAX_ERROR_BYTES
+from adapters.kafka.topics import TopicsNotCreated
 from adapters.memory.clock import FakeClock
 from application.ports import Delivery, Envelope
 from application.sync.consumer import SyncConsumer
@@ -269,6 +270,24 @@ async def test_ensure_topics_creates_what_is_missing_with_the_partition_count_an
     finally:
         await admin.close()
     assert {d["topic"]: len(d["partitions"]) for d in described} == {name: 5 for name in names}
+
+
+async def test_existing_topics_of_another_shape_are_left_as_they_are_and_said(kafka, kafka_topics, caplog):
+    """Re-running `custsync topics` with other counts changes nothing it cannot change safely (fewer
+    partitions is impossible, more would move customers between partitions), and says so."""
+    [name] = await kafka_topics.create(1, partitions=3)
+
+    with caplog.at_level(logging.WARNING, logger="adapters.kafka.topics"):
+        assert await ensure_topics(kafka, partitions=5, replication_factor=2, topics=[name]) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"topic {name} has 3 partitions, not the 5 configured; left as it is",
+        f"topic {name} has 1 replica(s), not the 2 configured; left as it is (kafka-reassign-partitions.sh changes it)",
+    ]
+
+
+async def test_a_replication_factor_beyond_the_brokers_is_refused_naming_it(kafka, kafka_topics):
+    with pytest.raises(TopicsNotCreated, match=r"replication factor 3\): InvalidReplicationFactorError"):
+        await ensure_topics(kafka, partitions=1, replication_factor=3, topics=[kafka_topics.unique()])
 
 
 def test_the_sync_topics_are_the_two_topics_and_their_dead_letter_topics():

@@ -6,6 +6,8 @@ The org stand-in (``InMemorySalesforce``) answers where the behaviour of a real 
 hand-written answers where the exact error body does."""
 
 import json
+import logging
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -411,3 +413,23 @@ async def test_a_token_naming_no_org_fails_for_good(router, http, id):
     router.post(INSTANCE + TOKEN_PATH).mock(return_value=granted(id=id))
     with pytest.raises(PermanentIntegrationError, match="names no organization"):
         await adapter(http).account()
+
+
+# -- what each call says in the log ----------------------------------------------------------------------
+async def test_a_polls_page_logs_at_debug_and_every_other_call_at_info(http, org, caplog):
+    """An idle org adds no INFO line per poll (the poll says itself what it found); a look-up that
+    guards a create or a deletion, a reconcile page and every write stay at INFO."""
+    contact = org.create(FirstName="Ada", LastName="Lovelace", Email="ada@example.com")["Id"]
+    sf = adapter(http)
+    with caplog.at_level(logging.DEBUG, logger="adapters.salesforce.integration"):
+        await sf.recent_changes(since=datetime(2020, 1, 1, tzinfo=UTC))
+        polled = [(r.levelno, r.getMessage()) for r in caplog.records]
+        caplog.clear()
+        await sf.list_customers(limit=10)
+        await sf.retrieve_customer(contact)
+        await sf.update_customer(contact, {"email": "ada@lovelace.org"})
+        others = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [(level, message.split(" in ")[0]) for level, message in polled] == [(logging.DEBUG, "salesforce queryAll -> 200")]
+    assert [message.split(" in ")[0] for _, message in others] == [
+        "salesforce query -> 200", "salesforce contacts.retrieve -> 200", "salesforce contacts.update -> 204"]
+    assert {level for level, _ in others} == {logging.INFO}

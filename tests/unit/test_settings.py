@@ -74,6 +74,7 @@ def test_a_reconcile_interval_that_is_negative_unbounded_or_under_a_minute_is_re
 @pytest.mark.parametrize(("key", "kind"), [
     ("pk_test_51Habc", "a publishable key (pk_...)"), ("pk_live_51Habc", "a publishable key (pk_...)"),
     ("whsec_abc", "a webhook signing secret (whsec_...)"), ("sk_test", "not a Stripe API key"), ("ghp_token", "not a Stripe API key"),
+    ("sk_test_...", "not a Stripe API key"), ("sk_live_51Habc\n", "not a Stripe API key"),
 ])
 def test_a_stripe_key_of_the_wrong_kind_is_refused_before_any_call(key, kind):
     with pytest.raises(SettingsError, match=re.escape(f"STRIPE_SECRET_KEY is {kind}: custsync needs a secret key")):
@@ -87,7 +88,7 @@ def test_secret_and_restricted_keys_are_accepted(key):
 
 @pytest.mark.parametrize("name", ["STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_PREVIOUS"])
 def test_an_api_key_given_as_the_webhook_secret_is_refused(name):
-    with pytest.raises(SettingsError, match="signing secret"):
+    with pytest.raises(SettingsError, match=f"^{name} holds an API key: it takes the endpoint's signing secret"):
         load_settings({name: "sk_test_51Habc"})
 
 

@@ -238,3 +238,21 @@ async def test_a_full_list_page_that_fails_is_classified_as_every_other_call(sys
     with pytest.raises(IntegrationError) as raised:
         await system.container.stripe().list_customers(limit=100)
     assert raised.value.retryable is retryable
+
+
+async def test_a_catch_up_poll_logs_at_debug_and_every_other_call_at_info(system, stripe_http, caplog):
+    """An idle account adds no INFO line per poll; a listing that guards a create (the look-up
+    after a lost answer) or a reconcile page stays at INFO, with its Request-Id."""
+    import logging
+    from datetime import UTC, datetime
+
+    stripe_http.get("https://api.stripe.com/v1/events").mock(
+        return_value=httpx.Response(200, json={"object": "list", "data": [], "has_more": False}, headers={"Request-Id": "req_poll"}))
+    stripe_http.get(API).mock(
+        return_value=httpx.Response(200, json={"object": "list", "data": [], "has_more": False}, headers={"Request-Id": "req_list"}))
+    stripe = system.container.integrations()["stripe"]
+    with caplog.at_level(logging.DEBUG, logger="adapters.stripe.limiter"):
+        await stripe.recent_changes(since=datetime(2026, 1, 1, tzinfo=UTC))
+        await stripe.list_customers(limit=10, created_since=datetime(2026, 1, 1, tzinfo=UTC))
+    lines = [(r.levelno, r.getMessage().split(" in ")[0]) for r in caplog.records]
+    assert lines == [(logging.DEBUG, "stripe events.list -> 200"), (logging.INFO, "stripe raw_request -> 200")]  # the list, as JSON
