@@ -86,14 +86,19 @@ class PrometheusMetrics:
             "custsync_sync_latency_seconds",
             "From a change to its settling: outbound, catalog commit to the external system's answer; inbound, the "
             "external event's time to the catalog commit",
-            ["direction", "system"], buckets=LATENCY_BUCKETS, registry=registry,
+            ["direction", "system"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.dead_letters = counter("custsync_dead_letters_stored_total", "Messages stored as dead letters", ("topic",))
         self.replays = counter("custsync_dead_letters_replayed_total", "Dead letters published again", ("topic",))
-        self.catchup_polls = counter("custsync_catchup_polls_total", "Catch-up polls by result (ok, failed)", ("system", "result"))
+        self.catchup_polls = counter(
+            "custsync_catchup_polls_total", "Catch-up polls by result (ok, failed)", ("system", "result")
+        )
         self.catchup_changes = counter(
             "custsync_catchup_changes_total",
-            "Changes catch-up listed, and of those the ones it published (missed by webhooks)", ("system", "kind"),
+            "Changes catch-up listed, and of those the ones it published (missed by webhooks)",
+            ("system", "kind"),
         )
         self.reconcile_runs = counter("custsync_reconcile_runs_total", "Reconcile runs ended, by status", ("system", "status"))
         self.reconcile_found = counter(
@@ -103,7 +108,8 @@ class PrometheusMetrics:
             "custsync_retention_rows_deleted_total", "Rows retention passes deleted, by table", ("table",)
         )
         self.retention_scrubbed = Counter(
-            "custsync_retention_customers_scrubbed_total", "Deleted customers whose personal data retention scrubbed",
+            "custsync_retention_customers_scrubbed_total",
+            "Deleted customers whose personal data retention scrubbed",
             registry=registry,
         )
         # External systems (in every process that calls one).
@@ -113,25 +119,35 @@ class PrometheusMetrics:
             ("system", "method", "status_class"),
         )
         self.request_time = Histogram(
-            "custsync_external_request_duration_seconds", "Time an external API call took (its SDK retries included)",
-            ["system", "method"], buckets=REQUEST_BUCKETS, registry=registry,
+            "custsync_external_request_duration_seconds",
+            "Time an external API call took (its SDK retries included)",
+            ["system", "method"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
         )
         self.rate_wait = Histogram(
-            "custsync_rate_limit_wait_seconds", "Time a call waited for its slot in the account's request budget",
-            ["system"], buckets=WAIT_BUCKETS, registry=registry,
+            "custsync_rate_limit_wait_seconds",
+            "Time a call waited for its slot in the account's request budget",
+            ["system"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
         )
         # What the system itself says is left of its API allowance (Salesforce: Sforce-Limit-Info,
         # the org's rolling 24 h); set at every answer that carries it.
         self.api_remaining = gauge(
-            "custsync_external_api_calls_remaining", "Calls left in the system's own API allowance (Salesforce: per rolling 24 h)",
+            "custsync_external_api_calls_remaining",
+            "Calls left in the system's own API allowance (Salesforce: per rolling 24 h)",
             ("system",),
         )
         self.api_limit = gauge(
-            "custsync_external_api_calls_limit", "The system's own API allowance (Salesforce: calls per rolling 24 h)", ("system",)
+            "custsync_external_api_calls_limit",
+            "The system's own API allowance (Salesforce: calls per rolling 24 h)",
+            ("system",),
         )
         # The API.
         self.webhooks = counter(
-            "custsync_webhooks_received_total", "Webhooks received, by result (accepted, ignored, rejected)",
+            "custsync_webhooks_received_total",
+            "Webhooks received, by result (accepted, ignored, rejected)",
             ("system", "result"),
         )
         self.webhook_rejections = counter(
@@ -141,9 +157,7 @@ class PrometheusMetrics:
         )
         # Sampled from the database and the broker (the worker, every METRICS_INTERVAL).
         self.backlog = gauge("custsync_outbox_backlog_events", "Catalog changes in the outbox not yet published")
-        self.oldest = gauge(
-            "custsync_outbox_oldest_event_age_seconds", "Age of the oldest unpublished outbox event (0: none)"
-        )
+        self.oldest = gauge("custsync_outbox_oldest_event_age_seconds", "Age of the oldest unpublished outbox event (0: none)")
         self.lag = gauge(
             "custsync_consumer_lag_messages",
             "Messages on a partition a worker group has not committed (system: where its work lands, catalog for sync.inbound)",
@@ -156,7 +170,8 @@ class PrometheusMetrics:
             ("system", "status"),
         )
         self.last_success = gauge(
-            "custsync_last_success_timestamp_seconds", "When a change last settled at a system (Unix time)",
+            "custsync_last_success_timestamp_seconds",
+            "When a change last settled at a system (Unix time)",
             ("system", "direction"),
         )
         self.sampled = gauge("custsync_status_sampled_timestamp_seconds", "When the sampled figures were last read")

@@ -76,7 +76,9 @@ async def check_bindings(integrations: Integrations, uow_factory: UnitOfWorkFact
     return [await check_binding(integration, uow_factory, clock) for integration in integrations.values()]
 
 
-async def rebind(integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock) -> tuple[AccountBinding | None, AccountBinding]:
+async def rebind(
+    integration: Integration, uow_factory: UnitOfWorkFactory, clock: Clock
+) -> tuple[AccountBinding | None, AccountBinding]:
     """An operator's decision: bind the catalog to the account the credentials now belong to.
     Returns the old binding (if any) and the new one."""
     account = await integration.account()

@@ -270,9 +270,7 @@ class ReconcileRepository(Protocol):
     async def kind_counts(self, run_id: int) -> dict[str, int]:
         """How many of the run's findings are of each kind."""
 
-    async def findings(
-        self, run_id: int, *, after: int | None, limit: int, kinds: Sequence[str] | None = None
-    ) -> list[Finding]:
+    async def findings(self, run_id: int, *, after: int | None, limit: int, kinds: Sequence[str] | None = None) -> list[Finding]:
         """In the order they were found (``Finding.seq``), after ``after``."""
 
     async def planned(self, run_id: int, limit: int) -> list[Finding]:
@@ -285,7 +283,9 @@ class ReconcileRepository(Protocol):
 
     async def seen_record(self, run_id: int, external_id: str) -> ExternalCustomer | None: ...
 
-    async def unseen_links(self, run_id: int, system: str, linked_before: datetime, after_customer_id: int | None, limit: int) -> list[ExternalMapping]:
+    async def unseen_links(
+        self, run_id: int, system: str, linked_before: datetime, after_customer_id: int | None, limit: int
+    ) -> list[ExternalMapping]:
         """Links of ``system`` made before ``linked_before`` whose record the run did not see, by customer id."""
 
     async def unlinked_customers(self, system: str, created_before: datetime, after_id: int | None, limit: int) -> list[Customer]:

@@ -41,9 +41,7 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
     integrations: list[IntegrationStatus]
 
 
-async def read_status(
-    uow_factory: UnitOfWorkFactory, integrations: Integrations, lag: ConsumerLag, clock: Clock
-) -> StatusReport:
+async def read_status(uow_factory: UnitOfWorkFactory, integrations: Integrations, lag: ConsumerLag, clock: Clock) -> StatusReport:
     """Everything on one screen. The database must answer (BackendUnavailable otherwise); the
     broker need not: its lag is then reported as unknown, with why."""
     now = clock.now()
@@ -56,12 +54,16 @@ async def read_status(
             cursor = await uow.cursors.get(system, CURSOR)
             runs = await uow.reconcile.runs(system, 1)
             total = activity.settled + activity.failing
-            systems.append(IntegrationStatus(
-                system=system, activity=activity, error_rate=activity.failing / total if total else None,
-                out_of_sync=await uow.status.out_of_sync(system),
-                last_catch_up=cursor.updated_at if cursor is not None and cursor.position is not None else None,
-                last_reconcile=runs[0] if runs else None,
-            ))
+            systems.append(
+                IntegrationStatus(
+                    system=system,
+                    activity=activity,
+                    error_rate=activity.failing / total if total else None,
+                    out_of_sync=await uow.status.out_of_sync(system),
+                    last_catch_up=cursor.updated_at if cursor is not None and cursor.position is not None else None,
+                    last_reconcile=runs[0] if runs else None,
+                )
+            )
     lags: dict[str, dict[str, int]] | None = None
     lag_error = None
     try:
@@ -72,7 +74,12 @@ async def read_status(
         lags = None
         lag_error = str(exc)
     return StatusReport(
-        at=now, outbox_backlog=backlog, outbox_oldest=oldest,
-        outbox_oldest_age_seconds=0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()), lag=lags, lag_error=lag_error,
-        dead_letters_waiting=letters, integrations=systems,
+        at=now,
+        outbox_backlog=backlog,
+        outbox_oldest=oldest,
+        outbox_oldest_age_seconds=0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()),
+        lag=lags,
+        lag_error=lag_error,
+        dead_letters_waiting=letters,
+        integrations=systems,
     )

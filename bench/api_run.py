@@ -114,11 +114,14 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="processes of `custsync api` and of the floor app")
     parser.add_argument(
-        "--compare-workers", type=int, default=2,
+        "--compare-workers",
+        type=int,
+        default=2,
         help="also run creates and webhooks against a `custsync api --workers N`, interleaved (1: not)",
     )
     parser.add_argument(
-        "--paths", default=",".join(PATHS),
+        "--paths",
+        default=",".join(PATHS),
         help=f"a comma-separated subset of {', '.join(PATHS)} (create adds insert, webhooks adds health)",
     )
     parser.add_argument("--webhook-events", type=int, default=60_000, help="distinct signed events (more than one round sends)")
@@ -144,7 +147,10 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, 
     """Requests/s, p99 latency (ms) and non-2xx answers of one wrk run."""
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, timeout=seconds + MAX_SECONDS, check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + MAX_SECONDS,
+        check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -156,7 +162,10 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, 
 def pgbench(dsn: str, script: Path, seconds: int, connections: int) -> float:
     out = subprocess.run(
         ["pgbench", "-n", "-f", str(script), f"-c{connections}", "-j2", f"-T{seconds}", dsn],
-        capture_output=True, text=True, timeout=seconds + MAX_SECONDS, check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + MAX_SECONDS,
+        check=True,
     ).stdout
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
@@ -165,9 +174,11 @@ def signed_events(path: Path, count: int) -> None:
     now = int(time.time())
     with path.open("w") as out:
         for n in range(count):
-            body = ('{"id": "evt_bench%07d", "object": "event", "type": "customer.updated", "created": %d, '
-                    '"data": {"object": {"id": "cus_bench%07d", "object": "customer", "name": "Customer %d", '
-                    '"email": null, "metadata": {}}}}') % (n, now, n, n)
+            body = (
+                '{"id": "evt_bench%07d", "object": "event", "type": "customer.updated", "created": %d, '
+                '"data": {"object": {"id": "cus_bench%07d", "object": "customer", "name": "Customer %d", '
+                '"email": null, "metadata": {}}}}'
+            ) % (n, now, n, n)
             out.write(f"{stripe.WebhookSignature.generate_signature_header(body, SECRET)}\t{body}\n")
 
 
@@ -178,7 +189,11 @@ def floor_app(env: dict[str, str], port: int, workers: int, log: Path) -> Iterat
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.floor_app", "--port", str(port), "--workers", str(workers)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
         )
     try:
         yield proc
@@ -212,8 +227,12 @@ async def main(args: argparse.Namespace) -> None:
     migrate(database_url, kafka)
     await reset_topics(kafka, partitions=6)
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
-    subprocess.run(["psql", "-q", dsn, "-c", "CREATE TABLE bench_rows (id bigserial PRIMARY KEY, name text, email text)"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["psql", "-q", dsn, "-c", "CREATE TABLE bench_rows (id bigserial PRIMARY KEY, name text, email text)"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     work = Path(tempfile.mkdtemp(prefix="custsync-bench-api-"))
     port, floor_port = free_port(), free_port()
     url, floor_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{floor_port}"
@@ -231,8 +250,16 @@ async def main(args: argparse.Namespace) -> None:
     insert.write_text(INSERT)
     rows: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
     with StripeServer() as server, contextlib.ExitStack() as stack:
-        env = {**base_env(), "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "STRIPE_SECRET_KEY": "sk_test_bench",
-               "STRIPE_API_BASE": server.url, "STRIPE_WEBHOOK_SECRET": SECRET, "API_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"}
+        env = {
+            **base_env(),
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "STRIPE_SECRET_KEY": "sk_test_bench",
+            "STRIPE_API_BASE": server.url,
+            "STRIPE_WEBHOOK_SECRET": SECRET,
+            "API_TOKEN": TOKEN,
+            "LOG_LEVEL": "WARNING",
+        }
         processes = Processes(env, work)
         stack.callback(processes.stop_all)
         processes.start("api", "--port", str(port), *workers)
@@ -246,9 +273,11 @@ async def main(args: argparse.Namespace) -> None:
             floor_env = {**base_env(), "DATABASE_URL": database_url, "API_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"}
             stack.enter_context(floor_app(floor_env, floor_port, args.workers, work / "floor.log"))
             await warm_up(floor_url, args.paths, seed=False)
-        print(f"custsync API throughput: `custsync api` ({args.workers} process{'es' if args.workers > 1 else ''}) on PostgreSQL "
-              f"+ Kafka vs the floor app (bare Litestar + asyncpg, same workers), wrk -t2 -c{args.connections}, "
-              f"{args.seconds} s per run, {args.rounds} interleaved round{'s' if args.rounds > 1 else ''}, {os.cpu_count()} cores (shared); logs in {work}")
+        print(
+            f"custsync API throughput: `custsync api` ({args.workers} process{'es' if args.workers > 1 else ''}) on PostgreSQL "
+            f"+ Kafka vs the floor app (bare Litestar + asyncpg, same workers), wrk -t2 -c{args.connections}, "
+            f"{args.seconds} s per run, {args.rounds} interleaved round{'s' if args.rounds > 1 else ''}, {os.cpu_count()} cores (shared); logs in {work}"
+        )
         runs: list[tuple[str, str, Callable[[], tuple[float, float, int]]]] = []
         for name in args.paths:
             if name == "insert":
@@ -265,8 +294,10 @@ async def main(args: argparse.Namespace) -> None:
             for name, server_name, run in runs:
                 rows.setdefault((name, server_name), []).append(run())
                 rate, p99, errors = rows[name, server_name][-1]
-                print(f"  round {r} {PATHS[name][0]:30s} {server_name:9s} {rate:9,.0f}/s"
-                      + (f"   p99 {p99:7.1f} ms   non-2xx {errors}" if server_name != "pgbench" else ""))
+                print(
+                    f"  round {r} {PATHS[name][0]:30s} {server_name:9s} {rate:9,.0f}/s"
+                    + (f"   p99 {p99:7.1f} ms   non-2xx {errors}" if server_name != "pgbench" else "")
+                )
     summary(args, {key: max(rate for rate, _, _ in results) for key, results in rows.items()})
 
 
@@ -328,8 +359,10 @@ def summary(args: argparse.Namespace, best: dict[tuple[str, str], float]) -> Non
         goal = f"goal >= 1,000/s in one process: {'met' if creates >= 1000 else 'MISSED'}" if args.workers == 1 else ""
         print(f"  {'creates custsync':36s} {creates:9,.0f}/s   {goal}")
     middleware, counter = instrumentation_us_per_request()
-    print(f"  instrumentation per request (operability issue): correlation middleware {middleware:.1f} us, a webhook's "
-          f"counter {counter:.1f} us")
+    print(
+        f"  instrumentation per request (operability issue): correlation middleware {middleware:.1f} us, a webhook's "
+        f"counter {counter:.1f} us"
+    )
     for path in ("create", "webhooks"):
         if (path, "custsync") in best:
             spent = 1e6 / best[path, "custsync"]  # us per request of one process at its best rate

@@ -99,8 +99,12 @@ async def create_customer(data: CustomerIn, state: State) -> Response[CustomerOu
     async with pool.acquire(timeout=POOL_TIMEOUT) as connection, connection.transaction():
         row = await connection.fetchrow(INSERT_CUSTOMER, data.name, data.email, at)
         event = CustomerChanged(
-            event_id=new_event_id(), customer_id=row["id"], kind=ChangeKind.CREATED, version=1,
-            data=CustomerData(data.name, data.email), occurred_at=at,
+            event_id=new_event_id(),
+            customer_id=row["id"],
+            kind=ChangeKind.CREATED,
+            version=1,
+            data=CustomerData(data.name, data.email),
+            occurred_at=at,
         )
         await connection.execute(INSERT_OUTBOX, event.event_id, row["id"], encode(event).decode())
     headers = {"ETag": f'"{row["version"]}"', "Location": f"{PATH}/{row['id']}"}
@@ -166,7 +170,10 @@ def create_app() -> Litestar:
 
     async def open_pool(app: Litestar) -> None:
         app.state.pool = await asyncpg.create_pool(
-            dsn(), min_size=POOL_MIN, max_size=POOL_MAX, timeout=10,
+            dsn(),
+            min_size=POOL_MIN,
+            max_size=POOL_MAX,
+            timeout=10,
             server_settings={"application_name": "custsync-floor", "timezone": "UTC"},
         )
 
@@ -175,7 +182,9 @@ def create_app() -> Litestar:
 
     app = Litestar(
         route_handlers=[create_customer, get_customer, list_customers, health],
-        on_startup=[open_pool], on_shutdown=[close_pool], openapi_config=None,
+        on_startup=[open_pool],
+        on_shutdown=[close_pool],
+        openapi_config=None,
     )
     app.state.api_token = token
     return app
@@ -190,8 +199,14 @@ def main() -> None:
         parser.error("--port 1..65535, --workers 1..64")
     dsn()  # fail here, not in every worker, when DATABASE_URL is missing
     uvicorn.run(
-        "bench.floor_app:create_app", factory=True, host=HOST, port=args.port, workers=args.workers,
-        log_config=None, access_log=False, **uvicorn_options(),
+        "bench.floor_app:create_app",
+        factory=True,
+        host=HOST,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        **uvicorn_options(),
     )
 
 

@@ -47,7 +47,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="A B rounds at --customers")
     parser.add_argument("--small", type=int, default=10_000, help="the size peak memory is compared at (0: skip)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--profile", type=Path, help="run each B under `py-spy record` (pip install py-spy), flame data in this directory")
+    parser.add_argument(
+        "--profile", type=Path, help="run each B under `py-spy record` (pip install py-spy), flame data in this directory"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds any one process may take")
     parser.add_argument("--mode", choices=["bench", "floor", "drain"], default="bench", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -66,12 +68,20 @@ class Plant:
         return len(self.differs) + len(self.only_there) + len(self.only_here)
 
     def subjects(self) -> set[tuple[str, str]]:
-        return ({("differs", f"external:{x}") for x in self.differs} | {("only_there", f"external:{x}") for x in self.only_there}
-                | {("only_here", f"customer:{c}") for c in self.only_here})
+        return (
+            {("differs", f"external:{x}") for x in self.differs}
+            | {("only_there", f"external:{x}") for x in self.only_there}
+            | {("only_here", f"customer:{c}") for c in self.only_here}
+        )
 
     def counts(self) -> dict[str, int]:
-        return {"external_listed": self.customers + len(self.only_there), "in_sync": self.customers - len(self.differs),
-                "differs": len(self.differs), "only_there": len(self.only_there), "only_here": len(self.only_here)}
+        return {
+            "external_listed": self.customers + len(self.only_there),
+            "in_sync": self.customers - len(self.differs),
+            "differs": len(self.differs),
+            "only_there": len(self.only_there),
+            "only_here": len(self.only_here),
+        }
 
 
 def asyncpg_url(database_url: str) -> str:
@@ -94,17 +104,38 @@ async def populate(database_url: str, server: StripeServer, n: int, drift: float
             continue
         xid = f"cus_bench{cid:010d}"
         mappings.append((cid, "stripe", xid, name, email, 1, at))
-        metadata = {"internal_id": str(cid), "custsync_installation": installation,
-                    "custsync_create": f"custsync-{installation}-create-{rng.getrandbits(128):032x}"}
-        records.append({"id": xid, "object": "customer", "created": int(at.timestamp()), "livemode": False,
-                        "name": name, "email": email, "metadata": metadata})
+        metadata = {
+            "internal_id": str(cid),
+            "custsync_installation": installation,
+            "custsync_create": f"custsync-{installation}-create-{rng.getrandbits(128):032x}",
+        }
+        records.append(
+            {
+                "id": xid,
+                "object": "customer",
+                "created": int(at.timestamp()),
+                "livemode": False,
+                "name": name,
+                "email": email,
+                "metadata": metadata,
+            }
+        )
     for record in rng.sample(records, planted - 2 * (planted // 3)):
         record["name"] += " (renamed in Stripe)"
         plant.differs.append(record["id"])
     for j in range(planted // 3):
         xid = f"cus_stripeonly{j:06d}"
-        records.append({"id": xid, "object": "customer", "created": int(at.timestamp()), "livemode": False,
-                        "name": f"Stripe only {j}", "email": f"stripe-only{j}@example.test", "metadata": {}})
+        records.append(
+            {
+                "id": xid,
+                "object": "customer",
+                "created": int(at.timestamp()),
+                "livemode": False,
+                "name": f"Stripe only {j}",
+                "email": f"stripe-only{j}@example.test",
+                "metadata": {},
+            }
+        )
         plant.only_there.append(xid)
     plant.only_here = sorted(only_here)
     rng.shuffle(records)
@@ -112,15 +143,34 @@ async def populate(database_url: str, server: StripeServer, n: int, drift: float
         server.stripe.put(record)
     conn = await asyncpg.connect(asyncpg_url(database_url))
     try:
-        await conn.copy_records_to_table("customers", records=customers, columns=[
-            "id", "name", "email", "version", "created_at", "updated_at", "deleted", "name_changed_at", "email_changed_at"])
-        await conn.copy_records_to_table("external_mappings", records=mappings, columns=[
-            "customer_id", "system", "external_id", "synced_name", "synced_email", "synced_version", "synced_at"])
+        await conn.copy_records_to_table(
+            "customers",
+            records=customers,
+            columns=[
+                "id",
+                "name",
+                "email",
+                "version",
+                "created_at",
+                "updated_at",
+                "deleted",
+                "name_changed_at",
+                "email_changed_at",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "external_mappings",
+            records=mappings,
+            columns=["customer_id", "system", "external_id", "synced_name", "synced_email", "synced_version", "synced_at"],
+        )
         await conn.execute("SELECT setval(pg_get_serial_sequence('customers', 'id'), $1)", total)
         await conn.execute("INSERT INTO installation (singleton, id, created_at) VALUES (true, $1, $2)", installation, at)
         # Bound beforehand, so that every run sends the same requests (a first start would also re-fetch one customer).
-        await conn.execute("INSERT INTO account_bindings (system, account_id, mode, bound_at) VALUES ('stripe', $1, 'test', $2)",
-                           server.stripe.account_id, at)
+        await conn.execute(
+            "INSERT INTO account_bindings (system, account_id, mode, bound_at) VALUES ('stripe', $1, 'test', $2)",
+            server.stripe.account_id,
+            at,
+        )
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
@@ -196,8 +246,18 @@ async def measure(argv: list[str], env: dict[str, str], server: StripeServer, ti
         raise RuntimeError(f"{' '.join(argv[-4:])} exited {proc.returncode} after {ended - started:.1f}s:\n{stderr[-3000:]}")
     now = resource.getrusage(resource.RUSAGE_SELF)
     server_cpu = now.ru_utime + now.ru_stime - own.ru_utime - own.ru_stime
-    return Measured(ended - started, usage.ru_utime + usage.ru_stime, peak, len(server.requests) - before,
-                    first, last, last_cpu - first_cpu, server_cpu, stdout, stderr)
+    return Measured(
+        ended - started,
+        usage.ru_utime + usage.ru_stime,
+        peak,
+        len(server.requests) - before,
+        first,
+        last,
+        last_cpu - first_cpu,
+        server_cpu,
+        stdout,
+        stderr,
+    )
 
 
 def high_water_mb(pid: int) -> float:
@@ -242,9 +302,11 @@ def checked(b: Measured, plant: Plant, *, fixing: bool) -> dict:
 
 
 def line(label: str, m: Measured, pages: int, extra: str = "") -> str:
-    return (f"  {label:<20} {m.seconds:7.2f} s  CPU {m.cpu:6.2f} s  {m.requests:6,d} requests  peak RSS {m.peak_rss_mb:6.1f} MB"
-            f"  1st request at {m.first_request:4.2f} s, then {m.span:6.2f} s of requests ({m.span / pages * 1000:5.1f} ms/page)"
-            f"{extra}")
+    return (
+        f"  {label:<20} {m.seconds:7.2f} s  CPU {m.cpu:6.2f} s  {m.requests:6,d} requests  peak RSS {m.peak_rss_mb:6.1f} MB"
+        f"  1st request at {m.first_request:4.2f} s, then {m.span:6.2f} s of requests ({m.span / pages * 1000:5.1f} ms/page)"
+        f"{extra}"
+    )
 
 
 # -- the benchmark ----------------------------------------------------------------------------------------
@@ -254,11 +316,19 @@ async def prepared(args: argparse.Namespace, n: int, server: StripeServer) -> tu
     migrate(database_url, kafka)
     started = time.perf_counter()
     plant = await populate(database_url, server, n, args.drift, random.Random(args.seed))
-    print(f"  set-up: {n:,d} linked pairs + drift {plant.drift} ({len(plant.differs)} differ, {len(plant.only_there)} only in "
-          f"Stripe, {len(plant.only_here)} only in the catalog) loaded in {time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"  set-up: {n:,d} linked pairs + drift {plant.drift} ({len(plant.differs)} differ, {len(plant.only_there)} only in "
+        f"Stripe, {len(plant.only_here)} only in the catalog) loaded in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     env = {
-        **base_env(), "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "STRIPE_API_BASE": server.url,
-        "STRIPE_SECRET_KEY": KEY, "STRIPE_MAX_RPS": f"{args.max_rps:g}", "API_TOKEN": "reconcile-bench-token",
+        **base_env(),
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "STRIPE_API_BASE": server.url,
+        "STRIPE_SECRET_KEY": KEY,
+        "STRIPE_MAX_RPS": f"{args.max_rps:g}",
+        "API_TOKEN": "reconcile-bench-token",
         "LOG_LEVEL": "WARNING",
     }
     return database_url, plant, env
@@ -279,8 +349,9 @@ def pages_of(plant: Plant) -> int:
     return -(-plant.counts()["external_listed"] // PAGE)
 
 
-async def ab(args: argparse.Namespace, rounds: int, server: StripeServer, env: dict, plant: Plant,
-             database_url: str) -> list[tuple[Measured, Measured]]:
+async def ab(
+    args: argparse.Namespace, rounds: int, server: StripeServer, env: dict, plant: Plant, database_url: str
+) -> list[tuple[Measured, Measured]]:
     n, pages, results = plant.customers, pages_of(plant), []
     for r in range(1, rounds + 1):
         await fresh(database_url)
@@ -290,8 +361,18 @@ async def ab(args: argparse.Namespace, rounds: int, server: StripeServer, env: d
         argv = reconcile_argv("--dry-run")
         if args.profile:  # by hand only: py-spy's sampling costs the process some time of its own
             args.profile.mkdir(parents=True, exist_ok=True)
-            argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "250",
-                    "-o", str(args.profile / f"{n}-round{r}-B.txt"), "--", *argv]
+            argv = [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "-o",
+                str(args.profile / f"{n}-round{r}-B.txt"),
+                "--",
+                *argv,
+            ]
         b = await measure(argv, env, server, args.timeout, args.logs / f"{n}-round{r}-B.log")
         checked(b, plant, fixing=False)
         print(line(f"round {r} B reconcile", b, pages, f"   B/A x{b.seconds / a.seconds:.2f}"), flush=True)
@@ -309,8 +390,9 @@ async def fix_and_check(args: argparse.Namespace, server: StripeServer, env: dic
     started, before = time.perf_counter(), len(server.requests)
     log = args.logs / "worker.log"
     with log.open("wb") as err:
-        worker = subprocess.Popen([sys.executable, "-m", "bench.reconcile_run", "--mode", "drain"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=err)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "bench.reconcile_run", "--mode", "drain"], env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
         try:
             settled = await drained(database_url, server, worker, deadline=time.monotonic() + 300)
         finally:
@@ -321,8 +403,11 @@ async def fix_and_check(args: argparse.Namespace, server: StripeServer, env: dic
                 worker.kill()
                 worker.wait(10)
     assert settled, f"the worker did not carry the fixes out within 300 s:\n{log.read_text()[-3000:]}"
-    print(f"  worker                {time.perf_counter() - started:6.2f} s  {len(server.requests) - before:,d} requests: "
-          "exports created and linked, imports tagged (relay + consumer on an in-memory broker)", flush=True)
+    print(
+        f"  worker                {time.perf_counter() - started:6.2f} s  {len(server.requests) - before:,d} requests: "
+        "exports created and linked, imports tagged (relay + consumer on an in-memory broker)",
+        flush=True,
+    )
     await fresh(database_url)
     check = await measure(reconcile_argv(), env, server, args.timeout, args.logs / "check-run.log")
     report = check.json()
@@ -338,7 +423,8 @@ async def drained(database_url: str, server: StripeServer, worker: subprocess.Po
     calm = 0
     while time.monotonic() < deadline and worker.poll() is None:
         pending, unsettled, unlinked = await sql(
-            database_url, "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            database_url,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
             "SELECT count(*) FROM sync_records WHERE status IN ('pending', 'retrying')",
             "SELECT count(*) FROM customers c WHERE NOT deleted AND NOT EXISTS "
             "(SELECT 1 FROM external_mappings m WHERE m.customer_id = c.id AND m.system = 'stripe')",
@@ -357,8 +443,11 @@ def limits(label: str, m: Measured, pages: int, pacing: float) -> str:
     parts = {"its own CPU": m.span_cpu / pages, "the Stripe server": m.server_cpu / m.requests}
     parts["the rest (waiting: round trips, a free core)"] = max(0.0, per_page - sum(parts.values()))
     bound = "the rate limit" if per_page < pacing * 1.1 else max(parts, key=parts.__getitem__)
-    return (f"    {label}: {per_page * 1000:5.1f} ms a page against {pacing * 1000:.1f} ms of pacing: "
-            + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in parts.items()) + f"; bound by {bound}")
+    return (
+        f"    {label}: {per_page * 1000:5.1f} ms a page against {pacing * 1000:.1f} ms of pacing: "
+        + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in parts.items())
+        + f"; bound by {bound}"
+    )
 
 
 def summary(args: argparse.Namespace, sizes: list[tuple[Plant, list[tuple[Measured, Measured]]]]) -> None:
@@ -368,25 +457,34 @@ def summary(args: argparse.Namespace, sizes: list[tuple[Plant, list[tuple[Measur
         pages = pages_of(plant)
         ratios = [b.seconds / a.seconds for a, b in results]
         floors = [b.seconds / (pages * pacing) for _, b in results]  # the issue's goal: <= 1.2 x the pages' floor
-        print(f"  {plant.customers:,d} customers, {pages:,d} pages (rate floor {pages * pacing:.1f} s): "
-              f"B/floor {', '.join(f'x{r:.2f}' for r in floors)}: goal x1.2 {'met' if max(floors) <= 1.2 else 'missed'}; "
-              f"B/A {', '.join(f'x{r:.2f}' for r in ratios)} (A, the list alone, x{max(a.seconds for a, _ in results) / (pages * pacing):.2f} the floor)")
+        print(
+            f"  {plant.customers:,d} customers, {pages:,d} pages (rate floor {pages * pacing:.1f} s): "
+            f"B/floor {', '.join(f'x{r:.2f}' for r in floors)}: goal x1.2 {'met' if max(floors) <= 1.2 else 'missed'}; "
+            f"B/A {', '.join(f'x{r:.2f}' for r in ratios)} (A, the list alone, x{max(a.seconds for a, _ in results) / (pages * pacing):.2f} the floor)"
+        )
         a, b = results[-1]
-        print(f"    B's time: start-up {b.first_request:.2f} s (imports, schema check, Kafka producer, account check), "
-              f"list + compare {b.span:.2f} s, then {b.seconds - b.last_request:.2f} s (the other three phases, findings, exit)")
+        print(
+            f"    B's time: start-up {b.first_request:.2f} s (imports, schema check, Kafka producer, account check), "
+            f"list + compare {b.span:.2f} s, then {b.seconds - b.last_request:.2f} s (the other three phases, findings, exit)"
+        )
         print(limits("A", a, pages, pacing))
         print(limits("B", b, pages, pacing))
     peaks = {plant.customers: max(b.peak_rss_mb for _, b in results) for plant, results in sizes}
     if len(peaks) == 2:
         (small, s), (big, g) = sorted(peaks.items())
-        print(f"  peak RSS of the reconcile: {s:.1f} MB at {small:,d} customers, {g:.1f} MB at {big:,d} "
-              f"(x{g / s:.2f} for x{big / small:.0f} the customers)")
+        print(
+            f"  peak RSS of the reconcile: {s:.1f} MB at {small:,d} customers, {g:.1f} MB at {big:,d} "
+            f"(x{g / s:.2f} for x{big / small:.0f} the customers)"
+        )
 
 
 async def main(args: argparse.Namespace) -> int:
     args.logs = Path(tempfile.mkdtemp(prefix="custsync-reconcile-bench-"))
-    print(f"custsync reconcile benchmark: STRIPE_MAX_RPS {args.max_rps:g}, drift {args.drift:.2%}, seed {args.seed}, "
-          f"{os.cpu_count()} cores (shared), logs in {args.logs}", flush=True)
+    print(
+        f"custsync reconcile benchmark: STRIPE_MAX_RPS {args.max_rps:g}, drift {args.drift:.2%}, seed {args.seed}, "
+        f"{os.cpu_count()} cores (shared), logs in {args.logs}",
+        flush=True,
+    )
     sizes = ([(args.small, 1, False)] if args.small else []) + [(args.customers, args.rounds, True)]
     measured = []
     for n, rounds, last in sizes:

@@ -68,8 +68,10 @@ async def main(args: argparse.Namespace) -> None:
             for table, sql in SEED.items():
                 await c.execute(text(sql), {"n": args.rows, "old": CUTOFF - timedelta(days=1), "recent": NOW})
             await c.execute(text("ANALYZE"))
-        print(f"retention pruning: {args.rows:,} rows per table (half older than the retention), batches of {BATCH:,}, "
-              f"PostgreSQL on {os.cpu_count()} shared cores; A = SqlAlchemyRetention, B = DELETE by key range; A B interleaved")
+        print(
+            f"retention pruning: {args.rows:,} rows per table (half older than the retention), batches of {BATCH:,}, "
+            f"PostgreSQL on {os.cpu_count()} shared cores; A = SqlAlchemyRetention, B = DELETE by key range; A B interleaved"
+        )
         for table in SEED:
             a_ms, b_ms = [], []
             for n in range(args.batches):
@@ -84,8 +86,10 @@ async def main(args: argparse.Namespace) -> None:
                     await c.execute(text(FLOOR[table]), {"low": low, "batch": BATCH})
                 b_ms.append((time.perf_counter() - began) * 1000)
             a, b = statistics.median(a_ms), statistics.median(b_ms)
-            print(f"  {table:13s} A {a:6.1f} ms   B {b:6.1f} ms   A/B x{a / b:.2f}   (medians of {args.batches}; "
-                  f"A runs {', '.join(f'{x:.1f}' for x in a_ms)} ms)")
+            print(
+                f"  {table:13s} A {a:6.1f} ms   B {b:6.1f} ms   A/B x{a / b:.2f}   (medians of {args.batches}; "
+                f"A runs {', '.join(f'{x:.1f}' for x in a_ms)} ms)"
+            )
     finally:
         await engine.dispose()
 

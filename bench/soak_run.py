@@ -27,8 +27,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--kill-every", type=int, default=1500, help="SIGKILL a worker every N operations (0: never)")
     parser.add_argument("--max-rps", type=int, default=500, help="STRIPE_MAX_RPS per worker (the test server is local)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--outage", choices=["none", "stripe", "postgres", "kafka"], default="none",
-                        help="take one system down while the operations run (spread over the outage), then bring it back")
+    parser.add_argument(
+        "--outage",
+        choices=["none", "stripe", "postgres", "kafka"],
+        default="none",
+        help="take one system down while the operations run (spread over the outage), then bring it back",
+    )
     parser.add_argument("--outage-seconds", type=float, default=60.0)
     parser.add_argument("--converge-timeout", type=float, default=900)
     return parser.parse_args()
@@ -51,17 +55,33 @@ async def main(args: argparse.Namespace) -> int:
     logs = Path(tempfile.mkdtemp(prefix="custsync-soak-"))
     with StripeServer(fault_rate=args.fault_rate, seed=args.seed) as server:
         env = {
-            **base_env(), "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_PARTITIONS": "6",
-            "KAFKA_GROUP_ID": f"custsync-soak-{uuid.uuid4().hex[:8]}", "STRIPE_SECRET_KEY": "sk_test_soak",
-            "STRIPE_API_BASE": server.url, "STRIPE_WEBHOOK_SECRET": SECRET, "STRIPE_MAX_RPS": str(args.max_rps),
-            "WORKER_MAX_ATTEMPTS": "10", "LOG_LEVEL": "WARNING", "API_TOKEN": "soak-api-token",
+            **base_env(),
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "KAFKA_PARTITIONS": "6",
+            "KAFKA_GROUP_ID": f"custsync-soak-{uuid.uuid4().hex[:8]}",
+            "STRIPE_SECRET_KEY": "sk_test_soak",
+            "STRIPE_API_BASE": server.url,
+            "STRIPE_WEBHOOK_SECRET": SECRET,
+            "STRIPE_MAX_RPS": str(args.max_rps),
+            "WORKER_MAX_ATTEMPTS": "10",
+            "LOG_LEVEL": "WARNING",
+            "API_TOKEN": "soak-api-token",
         }
         processes = Processes(env, logs)
         try:
             soak = Soak(
-                processes=processes, server=server, api_url=f"http://127.0.0.1:{free_port()}", database_url=database_url,
-                secret=SECRET, customers=args.customers, operations=args.operations, workers=args.workers,
-                kill_every=args.kill_every, seed=args.seed, outage=outage(args, server),
+                processes=processes,
+                server=server,
+                api_url=f"http://127.0.0.1:{free_port()}",
+                database_url=database_url,
+                secret=SECRET,
+                customers=args.customers,
+                operations=args.operations,
+                workers=args.workers,
+                kill_every=args.kill_every,
+                seed=args.seed,
+                outage=outage(args, server),
             )
             report = await soak.run(converge_timeout=args.converge_timeout)
         finally:

@@ -91,6 +91,7 @@ class Bench:
 
     async def seed(self) -> float:
         """``--changes`` customers, created by one worker with a budget nobody reaches: creates/s."""
+
         async def create(i: int) -> None:
             self.ids.append((await create_customer(CreateCustomer(f"c{i}", None), self.uow(), self.clock)).id)
 
@@ -98,7 +99,7 @@ class Bench:
             await self.gathered(create, self.args.changes)
             workers = await self.start_workers(1, STRIPE_MAX_RPS="10000")
         began = time.monotonic()
-        await self.until(lambda: self.count("SELECT count(*) FROM external_mappings") , self.args.changes, "the seed")
+        await self.until(lambda: self.count("SELECT count(*) FROM external_mappings"), self.args.changes, "the seed")
         took = time.monotonic() - began
         self.stop(workers)
         async with self.engine.connect() as c:
@@ -129,6 +130,7 @@ class Bench:
 
     async def start_workers(self, count: int, **env: str) -> list:
         workers = [self.processes.start("worker", name="worker", **env) for _ in range(count)]
+
         # Joined: every member has its partitions in both of its groups (sync.inbound's, and
         # sync.outbound's for Stripe: application.sync.groups).
         def assigned() -> bool:
@@ -137,7 +139,9 @@ class Bench:
         deadline = time.monotonic() + 60
         while not assigned():
             if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
-                raise RuntimeError("the workers did not join their group:\n" + "\n".join(Processes.log(w)[-2000:] for w in workers))
+                raise RuntimeError(
+                    "the workers did not join their group:\n" + "\n".join(Processes.log(w)[-2000:] for w in workers)
+                )
             await asyncio.sleep(0.1)
         await asyncio.sleep(4 if count > 1 else 1)  # a second member's rebalance settles
         return workers
@@ -186,8 +190,13 @@ class Bench:
         cpu = self.stop(running)
         stamps = [t for t, *_ in self.server.timed[calls:] if t <= began + took]
         return {
-            "cpu ms/event": 1000 * cpu / len(self.ids), "events/s": len(self.ids) / took, "seconds": took, "calls": len(stamps), "calls/s": len(stamps) / took,
-            "calls/event": len(stamps) / len(self.ids), "429s": self.server.rate_limited - limited,
+            "cpu ms/event": 1000 * cpu / len(self.ids),
+            "events/s": len(self.ids) / took,
+            "seconds": took,
+            "calls": len(stamps),
+            "calls/s": len(stamps) / took,
+            "calls/event": len(stamps) / len(self.ids),
+            "429s": self.server.rate_limited - limited,
         }
 
     async def e2e(self, rate: float) -> dict[str, float]:
@@ -216,7 +225,9 @@ class Bench:
         last = {self.ids[n % len(self.ids)]: f"{tag}-{n}" for n in range(count)}  # what each customer ends with
 
         def sent_for() -> dict[str, float]:
-            return {p["name"]: t for t, m, _, p in self.server.timed[calls:] if m == "POST" and str(p.get("name", "")).startswith(tag)}
+            return {
+                p["name"]: t for t, m, _, p in self.server.timed[calls:] if m == "POST" and str(p.get("name", "")).startswith(tag)
+            }
 
         async def progress() -> int:
             arrived = sent_for()
@@ -265,16 +276,35 @@ def instrumentation_us_per_event(events: int = 20_000) -> float:
     handled = Handled("stripe", Direction.OUTBOUND, Outcome.SYNCED, 0.02)
     began = time.perf_counter()
     for n in range(events):
-        with bound(correlation_id="5f0c3b0e9d2a4c1f8e7b6a5d4c3b2a19", event_id="9b1e8f2a-0c3d-4e5f-8a9b-0c1d2e3f4a5b", customer_id=n,
-                   topic="sync.outbound", partition=3, offset=n):
+        with bound(
+            correlation_id="5f0c3b0e9d2a4c1f8e7b6a5d4c3b2a19",
+            event_id="9b1e8f2a-0c3d-4e5f-8a9b-0c1d2e3f4a5b",
+            customer_id=n,
+            topic="sync.outbound",
+            partition=3,
+            offset=n,
+        ):
             for method in ("customers.retrieve", "customers.update"):
                 metrics.rate_limit_waited("stripe", 0.0)
                 metrics.external_request("stripe", method, 200, 0.004)
-                logger.info("stripe %s %s -> %s in %.0f ms (Request-Id %s)", method, "cus_Q1", 200, 4.0, "req_8Hk2",
-                            extra={"stripe_request_id": "req_8Hk2", "external_id": "cus_Q1", "status": 200})
+                logger.info(
+                    "stripe %s %s -> %s in %.0f ms (Request-Id %s)",
+                    method,
+                    "cus_Q1",
+                    200,
+                    4.0,
+                    "req_8Hk2",
+                    extra={"stripe_request_id": "req_8Hk2", "external_id": "cus_Q1", "status": 200},
+                )
             metrics.handled("sync.outbound", handled)
-            logger.info("%s %s %s%s", "outbound", "stripe", "synced", " (20 ms after the change)",
-                        extra={"system": "stripe", "outcome": "synced"})
+            logger.info(
+                "%s %s %s%s",
+                "outbound",
+                "stripe",
+                "synced",
+                " (20 ms after the change)",
+                extra={"system": "stripe", "outcome": "synced"},
+            )
         if n % 1000 == 0:
             handler.stream = io.StringIO()  # bounded memory
     return (time.perf_counter() - began) * 1e6 / events
@@ -288,26 +318,44 @@ async def main(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="custsync-bench-throughput-"))
     parts = {int(p) for p in args.parts.split(",")}
     with StripeServer() as server:
-        env = {**base_env(), "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "STRIPE_SECRET_KEY": "sk_test_bench",
-               "STRIPE_API_BASE": server.url, "STRIPE_WEBHOOK_SECRET": "whsec_bench", "CATCHUP_INTERVAL": "0", "LOG_LEVEL": "INFO",
-               "KAFKA_PARTITIONS": str(PARTITIONS)}
+        env = {
+            **base_env(),
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "STRIPE_SECRET_KEY": "sk_test_bench",
+            "STRIPE_API_BASE": server.url,
+            "STRIPE_WEBHOOK_SECRET": "whsec_bench",
+            "CATCHUP_INTERVAL": "0",
+            "LOG_LEVEL": "INFO",
+            "KAFKA_PARTITIONS": str(PARTITIONS),
+        }
         processes = Processes(env, work)
         bench = Bench(args, database_url, server, processes)
         try:
-            print(f"custsync worker throughput: {args.changes} customers on PostgreSQL + Kafka ({PARTITIONS} partitions), "
-                  f"Stripe-compatible HTTP server, {os.cpu_count()} cores (shared); logs in {work}")
+            print(
+                f"custsync worker throughput: {args.changes} customers on PostgreSQL + Kafka ({PARTITIONS} partitions), "
+                f"Stripe-compatible HTTP server, {os.cpu_count()} cores (shared); logs in {work}"
+            )
             creates = await bench.seed()
             print(f"  seed: {args.changes} creates by one worker at zero latency: {creates:,.0f}/s")
             if 1 in parts:
-                print("1. zero latency, one worker: A = WORKER_CONCURRENCY=1 (serial), B = default, C = default and "
-                      "CONFLICT_POLICY=internal_wins (an update written without a read); interleaved A B C A B C")
+                print(
+                    "1. zero latency, one worker: A = WORKER_CONCURRENCY=1 (serial), B = default, C = default and "
+                    "CONFLICT_POLICY=internal_wins (an update written without a read); interleaved A B C A B C"
+                )
                 rows: dict[str, list[dict[str, float]]] = {"A": [], "B": [], "C": []}
                 for r in range(1, args.rounds + 1):
-                    for side, env_ in (("A", {"WORKER_CONCURRENCY": "1"}), ("B", {}), ("C", {"CONFLICT_POLICY": "internal_wins"})):
+                    for side, env_ in (
+                        ("A", {"WORKER_CONCURRENCY": "1"}),
+                        ("B", {}),
+                        ("C", {"CONFLICT_POLICY": "internal_wins"}),
+                    ):
                         row = await bench.drain(1, STRIPE_MAX_RPS="10000", **env_)
                         rows[side].append(row)
-                        print(f"  round {r} {side}: {row['events/s']:8,.0f} events/s  {row['calls/event']:.2f} Stripe calls/event  "
-                              f"worker CPU {row['cpu ms/event']:.1f} ms/event, start-up included  ({row['seconds']:.1f} s)")
+                        print(
+                            f"  round {r} {side}: {row['events/s']:8,.0f} events/s  {row['calls/event']:.2f} Stripe calls/event  "
+                            f"worker CPU {row['cpu ms/event']:.1f} ms/event, start-up included  ({row['seconds']:.1f} s)"
+                        )
                 a = statistics.median(r["events/s"] for r in rows["A"])
                 b = statistics.median(r["events/s"] for r in rows["B"])
                 c = statistics.median(r["events/s"] for r in rows["C"])
@@ -315,22 +363,30 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  C/A: x{c / a:.2f}  (median of rounds: {c:,.0f} vs {a:,.0f} events/s)")
             if 2 in parts:
                 server.latency, server.rate_limit = args.latency, args.max_rps
-                print(f"2. {args.latency * 1000:.0f} ms per Stripe call, STRIPE_MAX_RPS={args.max_rps:g}, "
-                      f"server rate limit {args.max_rps:g}/s: sustained calls/s against the budget")
+                print(
+                    f"2. {args.latency * 1000:.0f} ms per Stripe call, STRIPE_MAX_RPS={args.max_rps:g}, "
+                    f"server rate limit {args.max_rps:g}/s: sustained calls/s against the budget"
+                )
                 for workers in (1, 2):
                     row = await bench.drain(workers, STRIPE_MAX_RPS=f"{args.max_rps:g}")
-                    print(f"  {workers} worker(s): {row['calls/s']:6.1f} calls/s = x{row['calls/s'] / args.max_rps:.2f} of the budget, "
-                          f"{row['events/s']:6.1f} events/s, {row['calls/event']:.2f} calls/event, 429s {row['429s']}  ({row['seconds']:.1f} s)")
+                    print(
+                        f"  {workers} worker(s): {row['calls/s']:6.1f} calls/s = x{row['calls/s'] / args.max_rps:.2f} of the budget, "
+                        f"{row['events/s']:6.1f} events/s, {row['calls/event']:.2f} calls/event, 429s {row['429s']}  ({row['seconds']:.1f} s)"
+                    )
                 server.latency, server.rate_limit = 0.0, None
             if 3 in parts:
                 print("3. end to end, one worker, zero latency, budget to spare: commit -> Stripe request")
                 for rate in (float(r) for r in args.e2e_rates.split(",")):
                     row = await bench.e2e(rate)
-                    print(f"  {rate:5.0f}/s (offered {row['offered/s']:5.0f}/s): p50 {row['p50']:7.1f} ms   p99 {row['p99']:7.1f} ms")
+                    print(
+                        f"  {rate:5.0f}/s (offered {row['offered/s']:5.0f}/s): p50 {row['p50']:7.1f} ms   p99 {row['p99']:7.1f} ms"
+                    )
             if 4 in parts:
-                print("4. metrics on: B = as shipped (counted and logged, no listener); M = B with its operations listener "
-                      "(status sampled every 15 s, the default), scraped every 5 s; S = M sampled and scraped every 1 s "
-                      "(a stress); J = B with LOG_FORMAT=json; zero latency, one worker, rounds B M S J and J S M B in turn")
+                print(
+                    "4. metrics on: B = as shipped (counted and logged, no listener); M = B with its operations listener "
+                    "(status sampled every 15 s, the default), scraped every 5 s; S = M sampled and scraped every 1 s "
+                    "(a stress); J = B with LOG_FORMAT=json; zero latency, one worker, rounds B M S J and J S M B in turn"
+                )
                 sides: dict[str, list[dict[str, float]]] = {"B": [], "M": [], "S": [], "J": []}
                 port = free_port()
                 url = f"http://127.0.0.1:{port}/metrics"
@@ -340,21 +396,33 @@ async def main(args: argparse.Namespace) -> None:
                             row = await bench.drain(1, STRIPE_MAX_RPS="10000", LOG_FORMAT="json" if side == "J" else "text")
                         else:
                             interval, every = ("15", 5.0) if side == "M" else ("1", 1.0)
-                            row = await bench.drain(1, scrape=url, every=every, STRIPE_MAX_RPS="10000",
-                                                    METRICS_PORT=str(port), METRICS_INTERVAL=interval)
+                            row = await bench.drain(
+                                1,
+                                scrape=url,
+                                every=every,
+                                STRIPE_MAX_RPS="10000",
+                                METRICS_PORT=str(port),
+                                METRICS_INTERVAL=interval,
+                            )
                         sides[side].append(row)
-                        print(f"  round {r} {side}: {row['events/s']:8,.0f} events/s  worker CPU {row['cpu ms/event']:.2f} ms/event  "
-                              f"({row['seconds']:.1f} s)")
+                        print(
+                            f"  round {r} {side}: {row['events/s']:8,.0f} events/s  worker CPU {row['cpu ms/event']:.2f} ms/event  "
+                            f"({row['seconds']:.1f} s)"
+                        )
                 b = statistics.median(r["events/s"] for r in sides["B"])
                 b_cpu = statistics.median(r["cpu ms/event"] for r in sides["B"])
                 for side in ("M", "S", "J"):
                     m = statistics.median(r["events/s"] for r in sides[side])
                     m_cpu = statistics.median(r["cpu ms/event"] for r in sides[side])
-                    print(f"  {side}/B: x{m / b:.3f} events/s ({m:,.0f} vs {b:,.0f}), x{m_cpu / b_cpu:.3f} worker CPU per event "
-                          f"({m_cpu:.2f} vs {b_cpu:.2f} ms)")
+                    print(
+                        f"  {side}/B: x{m / b:.3f} events/s ({m:,.0f} vs {b:,.0f}), x{m_cpu / b_cpu:.3f} worker CPU per event "
+                        f"({m_cpu:.2f} vs {b_cpu:.2f} ms)"
+                    )
                 cost = statistics.median(instrumentation_us_per_event() for _ in range(3))
-                print(f"  instrumentation per event (counters, histograms, 3 JSON log lines): {cost:.1f} us "
-                      f"= {cost / (b_cpu * 10):.2f}% of B's {b_cpu:.2f} ms of CPU per event")
+                print(
+                    f"  instrumentation per event (counters, histograms, 3 JSON log lines): {cost:.1f} us "
+                    f"= {cost / (b_cpu * 10):.2f}% of B's {b_cpu:.2f} ms of CPU per event"
+                )
         finally:
             processes.stop_all()
             await bench.engine.dispose()

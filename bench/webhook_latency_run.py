@@ -24,8 +24,15 @@ SECRET = "whsec_bench"
 
 def event(n: int) -> bytes:
     customer = {"id": f"cus_bench{n:06d}", "object": "customer", "name": f"Customer {n}", "email": None, "metadata": {}}
-    return json.dumps({"id": f"evt_bench{n:06d}", "object": "event", "type": "customer.updated",
-                       "created": int(time.time()), "data": {"object": customer}}).encode()
+    return json.dumps(
+        {
+            "id": f"evt_bench{n:06d}",
+            "object": "event",
+            "type": "customer.updated",
+            "created": int(time.time()),
+            "data": {"object": customer},
+        }
+    ).encode()
 
 
 async def timed(http: httpx.AsyncClient, method: str, url: str, **kwargs) -> float:
@@ -47,8 +54,13 @@ async def main(requests: int) -> None:
     migrate(database_url, kafka)
     await reset_topics(kafka, partitions=6)
     port = free_port()
-    env = {**base_env(), "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka,
-           "STRIPE_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING"}
+    env = {
+        **base_env(),
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "LOG_LEVEL": "WARNING",
+    }
     processes = Processes(env, Path(tempfile.mkdtemp(prefix="custsync-bench-")))
     processes.start("api", "--port", str(port))
     try:
@@ -61,15 +73,22 @@ async def main(requests: int) -> None:
                 health.append(await timed(http, "GET", "/health"))
                 body = event(n)
                 header = stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET)
-                hooks.append(await timed(http, "POST", "/api/v1/webhooks/stripe", content=body,
-                                         headers={"stripe-signature": header, "content-type": "application/json"}))
+                hooks.append(
+                    await timed(
+                        http,
+                        "POST",
+                        "/api/v1/webhooks/stripe",
+                        content=body,
+                        headers={"stripe-signature": header, "content-type": "application/json"},
+                    )
+                )
     finally:
         processes.stop_all()
     h, w = summary(health), summary(hooks)
     print(f"custsync webhook latency, {requests} sequential requests each, one `custsync api` on PostgreSQL + Kafka")
-    print(f"  GET /health (baseline)      p50 {h[0]*1000:6.2f} ms   p99 {h[1]*1000:6.2f} ms   max {h[2]*1000:6.2f} ms")
-    print(f"  POST /api/v1/webhooks/...   p50 {w[0]*1000:6.2f} ms   p99 {w[1]*1000:6.2f} ms   max {w[2]*1000:6.2f} ms")
-    print(f"  webhook / baseline          p50 x{w[0]/h[0]:.1f}   p99 x{w[1]/h[1]:.1f}")
+    print(f"  GET /health (baseline)      p50 {h[0] * 1000:6.2f} ms   p99 {h[1] * 1000:6.2f} ms   max {h[2] * 1000:6.2f} ms")
+    print(f"  POST /api/v1/webhooks/...   p50 {w[0] * 1000:6.2f} ms   p99 {w[1] * 1000:6.2f} ms   max {w[2] * 1000:6.2f} ms")
+    print(f"  webhook / baseline          p50 x{w[0] / h[0]:.1f}   p99 x{w[1] / h[1]:.1f}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def configuration() -> str:
 
     fields = msgspec.inspect.type_info(Settings).fields
     lines = [
-        GENERATED, "# Configuration\n",
+        GENERATED,
+        "# Configuration\n",
         "custsync reads its settings from environment variables, once, at start-up "
         "(`entrypoints/settings.py`). A value it cannot use stops the process with one line naming the "
         "variable. `.env.example` lists every one of them with its default, and the compose file passes "
@@ -61,15 +62,18 @@ def openapi() -> dict:
 
 
 def http_api(document: dict) -> str:
-    return "\n".join([
-        GENERATED, "# HTTP API\n",
-        f"{document['info']['description']}\n",
-        "This page is the OpenAPI document the API serves at `/schema/openapi.json` "
-        "([download it](openapi.json)), rendered; a running API shows the same document at `/docs` "
-        "(Swagger UI) and `/redoc`. What holds for every route (authentication, errors, pagination, "
-        "versions and `If-Match`, limits) is in [API conventions](api-conventions.md).\n",
-        "[OAD(./openapi.json)]\n",
-    ])
+    return "\n".join(
+        [
+            GENERATED,
+            "# HTTP API\n",
+            f"{document['info']['description']}\n",
+            "This page is the OpenAPI document the API serves at `/schema/openapi.json` "
+            "([download it](openapi.json)), rendered; a running API shows the same document at `/docs` "
+            "(Swagger UI) and `/redoc`. What holds for every route (authentication, errors, pagination, "
+            "versions and `If-Match`, limits) is in [API conventions](api-conventions.md).\n",
+            "[OAD(./openapi.json)]\n",
+        ]
+    )
 
 
 def metrics() -> str:
@@ -82,21 +86,26 @@ def metrics() -> str:
         key=lambda w: w._name,
     )
     lines = [
-        GENERATED, "# Metrics\n",
+        GENERATED,
+        "# Metrics\n",
         "Every metric `GET /metrics` shows on the API and on the worker's operations listener "
         "(`METRICS_PORT`), read from the registry custsync builds (`adapters/prometheus.py`). Label "
         "values are bounded (topics, systems, outcomes, status classes): never a customer, an event or "
         "anything from a request. How to read them, and why the sampled gauges are taken with `max` "
         "across processes, is in [Monitoring](../operations/monitoring.md); the alerts built on them "
         "are in [Alerts](alerts.md).\n",
-        "| Metric | Type | Labels | What it counts |", "| --- | --- | --- | --- |",
+        "| Metric | Type | Labels | What it counts |",
+        "| --- | --- | --- | --- |",
     ]
     for wrapper in declared:
         name = wrapper._name + ("_total" if wrapper._type == "counter" and not wrapper._name.endswith("_total") else "")
         labels = ", ".join(f"`{label}`" for label in wrapper._labelnames) or "-"
         lines.append(f"| `{name}` | {wrapper._type} | {labels} | {cell(wrapper._documentation)} |")
-    lines += ["", "Besides these, prometheus-client's `process_*` and `python_*` collectors (not under "
-              "`custsync api --workers N`, whose `/metrics` merges its processes' custsync figures only).\n"]
+    lines += [
+        "",
+        "Besides these, prometheus-client's `process_*` and `python_*` collectors (not under "
+        "`custsync api --workers N`, whose `/metrics` merges its processes' custsync figures only).\n",
+    ]
     return "\n".join(lines)
 
 
@@ -114,12 +123,14 @@ def alert_rules() -> Iterator[dict]:
 
 def alerts() -> str:
     lines = [
-        GENERATED, "# Alerts\n",
+        GENERATED,
+        "# Alerts\n",
         "The rules in `deploy/prometheus/alerts.yml`, which the compose file's `monitoring` profile loads "
         "into Prometheus (copy the file into your own Prometheus as it is). Each waits out its `for:` "
         "before it fires, so a blip pages nobody. What to do when one fires: the [runbook]"
         "(../operations/runbook.md), one entry per alert.\n",
-        "| Alert | Severity | For | Fires when |", "| --- | --- | --- | --- |",
+        "| Alert | Severity | For | Fires when |",
+        "| --- | --- | --- | --- |",
     ]
     rules = list(alert_rules())
     for rule in rules:
@@ -130,8 +141,13 @@ def alerts() -> str:
         )
     lines.append("")
     for rule in rules:
-        lines += [f"## {rule['alert']}\n", "```promql", " ".join(rule["expr"].split()), "```\n",
-                  f"*Summary:* {readable(rule['annotations']['summary'])}\n"]
+        lines += [
+            f"## {rule['alert']}\n",
+            "```promql",
+            " ".join(rule["expr"].split()),
+            "```\n",
+            f"*Summary:* {readable(rule['annotations']['summary'])}\n",
+        ]
     return "\n".join(lines)
 
 

@@ -119,13 +119,18 @@ def email_key(email: str | None) -> str | None:
     return email.lower() if email else None
 
 
-def compare_linked(customer: Customer, mapping: ExternalMapping, external: ExternalCustomer) -> tuple[FindingKind, Fix, tuple[str, ...], str | None]:
+def compare_linked(
+    customer: Customer, mapping: ExternalMapping, external: ExternalCustomer
+) -> tuple[FindingKind, Fix, tuple[str, ...], str | None]:
     """A linked pair, the external record as its list shows it now (so: not deleted there)."""
     if customer.deleted:
         if mapping.synced_version < customer.version:
             return FindingKind.DIFFERS, Fix.PUSH, ("deleted",), "deleted here, still there: the deletion is sent again"
-        return FindingKind.DIFFERS, Fix.NONE, ("deleted",), (
-            "deleted here, yet listed there although the deletion was synced (a restored account?): a person decides"
+        return (
+            FindingKind.DIFFERS,
+            Fix.NONE,
+            ("deleted",),
+            ("deleted here, yet listed there although the deletion was synced (a restored account?): a person decides"),
         )
     fields = tuple(sorted(customer.data.changed_fields(external.data)))
     if mapping.broken is not None:

@@ -35,7 +35,9 @@ class StaleVersion(DomainError):
 
     def __init__(self, customer_id: int, expected: Collection[int], actual: int) -> None:
         self.customer_id, self.expected, self.actual = customer_id, frozenset(expected), actual
-        named = f"not {' or '.join(map(str, sorted(self.expected)))}" if self.expected else "and no version it could be at was given"
+        named = (
+            f"not {' or '.join(map(str, sorted(self.expected)))}" if self.expected else "and no version it could be at was given"
+        )
         super().__init__(f"customer {customer_id} is at version {actual}, {named}")
 
 

@@ -86,7 +86,8 @@ class ExternalMapping(msgspec.Struct, frozen=True, kw_only=True):
     def holds_our_write(self, field: str, value: str | None) -> bool:
         theirs = self.external_writes.get(field)
         return any(
-            s.value == value and not (theirs is not None and theirs.knows(value) and int(theirs.at.timestamp()) >= int(s.at.timestamp()))
+            s.value == value
+            and not (theirs is not None and theirs.knows(value) and int(theirs.at.timestamp()) >= int(s.at.timestamp()))
             for s in self.sent.get(field, ())
         )
 

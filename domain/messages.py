@@ -73,8 +73,10 @@ class CustomerChanged(msgspec.Struct, frozen=True, kw_only=True):
         handling. An event from elsewhere asks for other sides, so it never stands for one from
         the catalog, nor the other way round."""
         return (
-            self.customer_id == earlier.customer_id and self.origin == earlier.origin
-            and not (self.forced or earlier.forced) and not (self.tags or earlier.tags)
+            self.customer_id == earlier.customer_id
+            and self.origin == earlier.origin
+            and not (self.forced or earlier.forced)
+            and not (self.tags or earlier.tags)
         )
 
     @property

@@ -43,7 +43,8 @@ def newer_external_writes(customer: Customer, mapping: ExternalMapping) -> dict[
     and differs from it -- that change wins, whatever the external side holds now (perhaps our
     own older push, which it overwrote)."""
     return {
-        f: w for f, w in mapping.external_writes.items()
+        f: w
+        for f, w in mapping.external_writes.items()
         if f in SYNCED_FIELDS and w.value != getattr(customer.data, f) and external_is_newer(w, customer.changed_at(f))
     }
 
@@ -72,8 +73,13 @@ class InboundMerge(msgspec.Struct, frozen=True):
 
 
 def merge_inbound(
-    customer: Customer, mapping: ExternalMapping, external: CustomerData, state_at: datetime, policy: ConflictPolicy,
-    *, settle_unknown: bool = False,
+    customer: Customer,
+    mapping: ExternalMapping,
+    external: CustomerData,
+    state_at: datetime,
+    policy: ConflictPolicy,
+    *,
+    settle_unknown: bool = False,
 ) -> InboundMerge:
     """Field by field: take what the external side changed, unless the catalog changed it too
     (to something else) and the policy says the catalog wins. ``state_at`` is the earliest the
@@ -123,9 +129,14 @@ def merge_inbound(
         take[f] = (current, write.at if write is not None and write.value == current else state_at)
     data = msgspec.structs.replace(customer.data, **{f: v for f, (v, _) in take.items()})
     return InboundMerge(
-        data=data, times={f: at for f, (_, at) in take.items()}, baseline=CustomerData(**baseline),
-        external_changes=frozenset(take), conflicts=frozenset(conflicts), kept_internal=frozenset(kept),
-        deferred=frozenset(deferred), stale_ours=frozenset(stale) - frozenset(take),
+        data=data,
+        times={f: at for f, (_, at) in take.items()},
+        baseline=CustomerData(**baseline),
+        external_changes=frozenset(take),
+        conflicts=frozenset(conflicts),
+        kept_internal=frozenset(kept),
+        deferred=frozenset(deferred),
+        stale_ours=frozenset(stale) - frozenset(take),
     )
 
 
@@ -215,13 +226,21 @@ def plan_update(
             conflicts.add(f)
         if held == write.value:
             baseline[f] = held
-        elif write.knows(held) or mapping.holds_our_write(f, held) or held in (getattr(mapping.synced, f), getattr(customer.data, f)):
+        elif (
+            write.knows(held)
+            or mapping.holds_our_write(f, held)
+            or held in (getattr(mapping.synced, f), getattr(customer.data, f))
+        ):
             # What it holds is no later than that change (an old value, our own push over it, or
             # a change of the same second that lost the tie).
             send[f] = baseline[f] = write.value
         else:
             deferred.add(f)  # holds a change whose event is still on its way: that event decides
     return OutboundPlan(
-        send=send, baseline=baseline, adopt=adopt, adopt_times=times, deferred=frozenset(deferred),
+        send=send,
+        baseline=baseline,
+        adopt=adopt,
+        adopt_times=times,
+        deferred=frozenset(deferred),
         conflicts=frozenset(conflicts),
     )

@@ -35,9 +35,7 @@ MIN_RETENTION_DAYS = 30
 SCRUBBED = "[scrubbed]"  # what an email mentioned in a note or an error becomes
 
 
-def deletion_settled(
-    customer: Customer, mappings: Iterable[ExternalMapping], unpublished: bool, in_flight: bool
-) -> bool:
+def deletion_settled(customer: Customer, mappings: Iterable[ExternalMapping], unpublished: bool, in_flight: bool) -> bool:
     """Rule "scrub only a settled deletion": a deleted customer's personal data is scrubbed once no
     event of it waits in the outbox (``unpublished``), no call of ours about it may still land
     (``in_flight``: a create intent waits for its answer with no link made yet, or a sync record of
@@ -48,10 +46,7 @@ def deletion_settled(
     the baselines kept meanwhile let the inbound side tell the echoes of our own writes without a
     re-fetch. A deletion still retried, dead-lettered or behind a broken link keeps its data until
     it settles (a replay carries it; the next pass scrubs)."""
-    return (
-        customer.deleted and not unpublished and not in_flight
-        and all(m.synced_version >= customer.version for m in mappings)
-    )
+    return customer.deleted and not unpublished and not in_flight and all(m.synced_version >= customer.version for m in mappings)
 
 
 def scrubbed_event(event: CustomerChanged) -> CustomerChanged | None:
@@ -121,7 +116,9 @@ def scrubbed_letter(letter: DeadLetter, external_ids: Iterable[str]) -> Scrubbed
         if change is None or change.customer.data == CustomerData():
             return None
         customer = msgspec.structs.replace(change.customer, data=CustomerData())
-        return ScrubbedPayload(encode(msgspec.structs.replace(change, customer=customer)), frozenset(emails_of(change.customer.data)))
+        return ScrubbedPayload(
+            encode(msgspec.structs.replace(change, customer=customer)), frozenset(emails_of(change.customer.data))
+        )
     if letter.topic == REJECTED_WEBHOOK_TOPIC:
         return _scrubbed_webhook(letter.payload, set(external_ids))
     return None

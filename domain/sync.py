@@ -47,8 +47,14 @@ class Outcome(StrEnum):
 # The notes the use cases write (application.sync.outbound/inbound), by what they mean. A note is
 # history for a person; these prefixes are the part of it that is stable.
 _UNCHANGED = (
-    "no change", "already", "never synced", "ignored", "unknown customer",
-    "customer is deleted here", "tagged by another installation", "carries internal_id",
+    "no change",
+    "already",
+    "never synced",
+    "ignored",
+    "unknown customer",
+    "customer is deleted here",
+    "tagged by another installation",
+    "carries internal_id",
 )
 
 
@@ -99,20 +105,37 @@ class SyncRecord(msgspec.Struct, frozen=True, kw_only=True):
         cls, event_id: str, customer_id: int | None, direction: Direction, system: str, operation: Operation, at: datetime
     ) -> SyncRecord:
         return cls(
-            event_id=event_id, customer_id=customer_id, direction=direction, system=system, operation=operation,
-            status=SyncStatus.PENDING, attempts=0, last_error=None, note=None, created_at=at, updated_at=at,
+            event_id=event_id,
+            customer_id=customer_id,
+            direction=direction,
+            system=system,
+            operation=operation,
+            status=SyncStatus.PENDING,
+            attempts=0,
+            last_error=None,
+            note=None,
+            created_at=at,
+            updated_at=at,
         )
 
     def succeeded(self, at: datetime, note: str | None = None, customer_id: int | None = None) -> SyncRecord:
         return msgspec.structs.replace(
-            self, status=SyncStatus.SUCCEEDED, attempts=self.attempts + 1, last_error=None, note=note,
-            customer_id=self.customer_id if customer_id is None else customer_id, updated_at=at,
+            self,
+            status=SyncStatus.SUCCEEDED,
+            attempts=self.attempts + 1,
+            last_error=None,
+            note=note,
+            customer_id=self.customer_id if customer_id is None else customer_id,
+            updated_at=at,
         )
 
     def failed(self, at: datetime, error: str, *, dead: bool) -> SyncRecord:
         return msgspec.structs.replace(
-            self, status=SyncStatus.DEAD if dead else SyncStatus.RETRYING, attempts=self.attempts + 1,
-            last_error=error[:2000], updated_at=at,
+            self,
+            status=SyncStatus.DEAD if dead else SyncStatus.RETRYING,
+            attempts=self.attempts + 1,
+            last_error=error[:2000],
+            updated_at=at,
         )
 
     def reopened(self, at: datetime) -> SyncRecord:

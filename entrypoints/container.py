@@ -75,7 +75,8 @@ class Container(containers.DeclarativeContainer):
         settings.provided.broker_backend,
         memory=providers.Factory(InMemorySubscription, broker),
         kafka=providers.Factory(
-            KafkaSubscription, settings.provided.kafka_bootstrap_servers,
+            KafkaSubscription,
+            settings.provided.kafka_bootstrap_servers,
             max_poll_interval_ms=settings.provided.kafka_max_poll_interval_ms,
             session_timeout_ms=settings.provided.kafka_session_timeout_ms,
             heartbeat_interval_ms=settings.provided.kafka_heartbeat_interval_ms,
@@ -92,7 +93,9 @@ class Container(containers.DeclarativeContainer):
     # The in-memory Stripe stand-in serves `custsync dev` and tests only: the CLI refuses to run
     # `api`/`worker` on real storage without STRIPE_SECRET_KEY.
     stripe_sdk = providers.Singleton(
-        stripe_client, settings.provided.stripe_secret_key, api_base=settings.provided.stripe_api_base,
+        stripe_client,
+        settings.provided.stripe_secret_key,
+        api_base=settings.provided.stripe_api_base,
         timeout=settings.provided.stripe_timeout,
     )
     # One request budget for the whole Stripe account: its ledger of time slots is shared through
@@ -142,7 +145,9 @@ class Container(containers.DeclarativeContainer):
     # Salesforce: the org at SALESFORCE_INSTANCE_URL, or the in-memory stand-in (an httpx
     # transport: the same adapter runs over both). Its own request budget, like Stripe's.
     salesforce_org = providers.Singleton(
-        InMemorySalesforce, clock, external_id_field=settings.provided.salesforce_external_id_field,
+        InMemorySalesforce,
+        clock,
+        external_id_field=settings.provided.salesforce_external_id_field,
         create_key_field=settings.provided.salesforce_create_key_field,
     )
     salesforce_transport = providers.Selector(
@@ -154,17 +159,21 @@ class Container(containers.DeclarativeContainer):
         httpx.AsyncClient, transport=salesforce_transport, timeout=settings.provided.salesforce_timeout
     )
     salesforce_credentials = providers.Singleton(
-        ClientCredentials, salesforce_http,
+        ClientCredentials,
+        salesforce_http,
         instance_url=providers.Selector(
-            settings.provided.salesforce_backend, memory=salesforce_org.provided.instance_url,
+            settings.provided.salesforce_backend,
+            memory=salesforce_org.provided.instance_url,
             http=settings.provided.salesforce_instance_url,
         ),
         client_id=providers.Selector(
-            settings.provided.salesforce_backend, memory=providers.Object("custsync-dev"),
+            settings.provided.salesforce_backend,
+            memory=providers.Object("custsync-dev"),
             http=settings.provided.salesforce_client_id,
         ),
         client_secret=providers.Selector(
-            settings.provided.salesforce_backend, memory=providers.Object("custsync-dev"),
+            settings.provided.salesforce_backend,
+            memory=providers.Object("custsync-dev"),
             http=settings.provided.salesforce_client_secret,
         ),
     )
@@ -175,11 +184,14 @@ class Container(containers.DeclarativeContainer):
     )
     salesforce_bucket = providers.Singleton(RateBudget, settings.provided.salesforce_max_rps, clock, salesforce_ledger)
     salesforce = providers.Singleton(
-        SalesforceIntegration, salesforce_http, salesforce_credentials,
+        SalesforceIntegration,
+        salesforce_http,
+        salesforce_credentials,
         api_version=settings.provided.salesforce_api_version,
         external_id_field=settings.provided.salesforce_external_id_field,
         create_key_field=settings.provided.salesforce_create_key_field,
-        budget=salesforce_bucket, metrics=metrics,
+        budget=salesforce_bucket,
+        metrics=metrics,
     )
 
     integrations = providers.Singleton(
@@ -195,8 +207,12 @@ class Container(containers.DeclarativeContainer):
     # Called with integrations= of the one system its group pushes to (sync_consumers): no default,
     # so that no handler pushes to every system in turn (one system's outage would hold the others).
     outbound_handler = providers.Factory(
-        OutboundHandler, uow_factory=uow_factory, clock=clock,
-        policy=settings.provided.conflict_policy, identity=identity, accounts=account_guard,
+        OutboundHandler,
+        uow_factory=uow_factory,
+        clock=clock,
+        policy=settings.provided.conflict_policy,
+        identity=identity,
+        accounts=account_guard,
     )
     inbound_handler = providers.Singleton(
         InboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity, account_guard

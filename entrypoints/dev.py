@@ -18,8 +18,13 @@ async def deliver_stripe_event(container: Container, fake: InMemoryStripe, event
     """One fake-Stripe event delivered as Stripe would: signed, through the webhook use case."""
     payload, signature = fake.signed_event(event, secret)
     await receive_webhook(
-        "stripe", payload, {"stripe-signature": signature}, container.integrations(), container.publisher(),
-        container.uow_factory(), container.clock(),
+        "stripe",
+        payload,
+        {"stripe-signature": signature},
+        container.integrations(),
+        container.publisher(),
+        container.uow_factory(),
+        container.clock(),
     )
 
 

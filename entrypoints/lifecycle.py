@@ -44,8 +44,12 @@ def _unreachable(error: Exception) -> bool:
 
 
 async def until_reachable(
-    what: Callable[[], Awaitable[T]], *, wait: bool = True, max_delay: float = START_RETRY_MAX_DELAY,
-    stopping: asyncio.Event | None = None, doing: str = "",
+    what: Callable[[], Awaitable[T]],
+    *,
+    wait: bool = True,
+    max_delay: float = START_RETRY_MAX_DELAY,
+    stopping: asyncio.Event | None = None,
+    doing: str = "",
 ) -> T:
     """``what()``, again and again while what it needs cannot be reached (one line per attempt,
     prefixed by ``doing``); with ``wait`` off the first such failure is raised; ``stopping`` set
@@ -72,7 +76,11 @@ async def until_reachable(
 
 @asynccontextmanager
 async def running(
-    container: Container, *, wait: bool = True, stopping: asyncio.Event | None = None, publishing: bool = True,
+    container: Container,
+    *,
+    wait: bool = True,
+    stopping: asyncio.Event | None = None,
+    publishing: bool = True,
 ) -> AsyncIterator[None]:
     """The database checked and its pool closed at the end; the Kafka producer started and flushed
     (unless ``publishing`` is off: a command that only reads). ``stopping`` set while a backend is

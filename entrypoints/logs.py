@@ -75,8 +75,10 @@ FORMATS = ("text", "json")
 def formatter(fmt: str) -> logging.Formatter:
     if fmt == "json":
         return JsonFormatter(
-            "%(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level", "name": "logger"},
-            reserved_attrs=[*RESERVED, "context"], timestamp="time",  # ISO 8601, UTC
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            reserved_attrs=[*RESERVED, "context"],
+            timestamp="time",  # ISO 8601, UTC
         )
     return logging.Formatter(TEXT)
 

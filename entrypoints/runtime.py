@@ -110,11 +110,18 @@ def reconcile_task(container: Container) -> Task:
 
         async def context() -> SyncContext:
             installation = await container.identity().id()
-            return SyncContext(container.uow_factory(), container.clock(), settings.conflict_policy, installation, container.account_guard())
+            return SyncContext(
+                container.uow_factory(), container.clock(), settings.conflict_policy, installation, container.account_guard()
+            )
 
         await run_reconciler(
-            container.integrations(), context, container.clock(), runner_name("worker"), stopping,
-            interval=settings.reconcile_interval, metrics=container.metrics(),
+            container.integrations(),
+            context,
+            container.clock(),
+            runner_name("worker"),
+            stopping,
+            interval=settings.reconcile_interval,
+            metrics=container.metrics(),
         )
 
     return reconcile
@@ -149,8 +156,15 @@ def catchup_task(container: Container) -> Task:
         integrations = container.integrations()
         log.info("catch-up polling %s every %gs", ", ".join(integrations), settings.catchup_interval)
         await run_catch_up(
-            integrations, container.uow_factory(), container.publisher(), container.clock(), stopping, owner=owner,
-            interval=settings.catchup_interval, overlap=settings.catchup_overlap, max_delay=settings.worker_retry_max_delay,
+            integrations,
+            container.uow_factory(),
+            container.publisher(),
+            container.clock(),
+            stopping,
+            owner=owner,
+            interval=settings.catchup_interval,
+            overlap=settings.catchup_overlap,
+            max_delay=settings.worker_retry_max_delay,
             metrics=container.metrics(),
         )
 
@@ -164,8 +178,12 @@ def retention_task(container: Container) -> Task:
     async def retain(stopping: asyncio.Event) -> None:
         log.info("retention: keeping %d days, a pass every hour", settings.retention_days)
         await run_retention(
-            container.uow_factory(), container.clock(), stopping, days=settings.retention_days,
-            max_delay=settings.worker_retry_max_delay, on_pass=container.metrics().retained,
+            container.uow_factory(),
+            container.clock(),
+            stopping,
+            days=settings.retention_days,
+            max_delay=settings.worker_retry_max_delay,
+            on_pass=container.metrics().retained,
         )
 
     return retain
@@ -221,6 +239,7 @@ def sampler_task(container: Container) -> Task:
 def http_task(app: Litestar, host: str, port: int, *, choose: str = "--port") -> Task:
     """Serve ``app`` until stopping; a port it cannot bind stops the process with one line saying
     how to ``choose`` another."""
+
     async def serve(stopping: asyncio.Event) -> None:
         server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, **uvicorn_options()))
         serving = asyncio.create_task(_serve(server))
@@ -265,8 +284,14 @@ def _supervise(host: str, port: int, workers: int) -> bool:
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
-        "entrypoints.http.asgi:create", factory=True, host=host, port=port, workers=workers, log_config=None,
-        access_log=False, **uvicorn_options(),
+        "entrypoints.http.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        **uvicorn_options(),
     )
     supervisor = Multiprocess(config, sockets=[_listening_socket(host, port)])
     supervisor.run()

@@ -30,7 +30,11 @@ def _topics(lag: dict[str, int]) -> str:
 
 def _integration(report: StatusReport, s: IntegrationStatus) -> list[str]:
     a = s.activity
-    rate = "no changes in the last hour" if s.error_rate is None else f"{s.error_rate:.1%} of the last hour's {a.settled + a.failing} change(s) failing"
+    rate = (
+        "no changes in the last hour"
+        if s.error_rate is None
+        else f"{s.error_rate:.1%} of the last hour's {a.settled + a.failing} change(s) failing"
+    )
     drift = ", ".join(f"{k} {n}" for k, n in s.out_of_sync.items() if n) or "none"
     lines = [
         f"{s.system}",

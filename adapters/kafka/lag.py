@@ -39,8 +39,12 @@ class KafkaLag:
             # to none -- it answered None, and the lag was always empty.)
             topics = sorted({t for group in self._groups for t in group.topics})
             described = await admin.describe_topics(topics)
-            partitions_of = {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if not t["error_code"]}
-            read = {group: [TopicPartition(t, p) for t in group.topics for p in partitions_of.get(t, ())] for group in self._groups}
+            partitions_of = {
+                t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if not t["error_code"]
+            }
+            read = {
+                group: [TopicPartition(t, p) for t in group.topics for p in partitions_of.get(t, ())] for group in self._groups
+            }
             partitions = sorted({tp for tps in read.values() for tp in tps})
             if not partitions:
                 return {}
@@ -52,7 +56,8 @@ class KafkaLag:
         finally:
             # Bounded too: closing waits for in-flight requests to a broker that may not answer.
             await asyncio.gather(
-                asyncio.wait_for(offsets.stop(), self._timeout), asyncio.wait_for(admin.close(), self._timeout),
+                asyncio.wait_for(offsets.stop(), self._timeout),
+                asyncio.wait_for(admin.close(), self._timeout),
                 return_exceptions=True,
             )
         lag = {}

@@ -39,16 +39,25 @@ class KafkaPublisher:
     """
 
     def __init__(
-        self, bootstrap_servers: str, *, client_id: str = "custsync-publisher", linger_ms: int = 5,
-        publish_timeout: float = 5.0, **options: Any,
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "custsync-publisher",
+        linger_ms: int = 5,
+        publish_timeout: float = 5.0,
+        **options: Any,
     ) -> None:
         # A healthy broker acknowledges in milliseconds. Beyond ``publish_timeout`` the caller is
         # told the broker is unavailable (a webhook answers 503 and Stripe retries; the relay
         # waits), rather than hanging for aiokafka's own 40 s request timeout.
         self._publish_timeout = publish_timeout
         self._config = dict(
-            bootstrap_servers=bootstrap_servers, client_id=client_id, linger_ms=linger_ms,
-            enable_idempotence=True, acks="all", **options,
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            linger_ms=linger_ms,
+            enable_idempotence=True,
+            acks="all",
+            **options,
         )
         self._producer: AIOKafkaProducer | None = None
 
@@ -90,9 +99,7 @@ class KafkaPublisher:
         await self.start()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:

@@ -67,14 +67,24 @@ class KafkaSubscription:
     """
 
     def __init__(
-        self, bootstrap_servers: str, topics: Sequence[str], group_id: str, *,
-        client_id: str = "custsync-worker", max_poll_interval_ms: int = 300_000, commit_timeout: float = 10.0,
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        group_id: str,
+        *,
+        client_id: str = "custsync-worker",
+        max_poll_interval_ms: int = 300_000,
+        commit_timeout: float = 10.0,
         **options: Any,
     ) -> None:
         self._topics, self._group_id, self._commit_timeout = list(topics), group_id, commit_timeout
         self._config = dict(
-            bootstrap_servers=bootstrap_servers, client_id=client_id, group_id=group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_interval_ms=max_poll_interval_ms,
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=max_poll_interval_ms,
             **options,
         )
         self._consumer: AIOKafkaConsumer | None = None
@@ -88,7 +98,9 @@ class KafkaSubscription:
             await consumer.start()
             missing = sorted(set(self._topics) - await consumer.topics())
             if missing:
-                raise TopicsMissing(f"Kafka topics {missing} do not exist; create them first: `custsync topics` (or `custsync init`)")
+                raise TopicsMissing(
+                    f"Kafka topics {missing} do not exist; create them first: `custsync topics` (or `custsync init`)"
+                )
             consumer.subscribe(self._topics, listener=_LogRebalances(self._group_id))
         except BaseException as exc:
             await consumer.stop()
@@ -108,9 +120,7 @@ class KafkaSubscription:
         await self.start()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
 
     def assignment(self) -> set[tuple[str, int]]:
@@ -159,8 +169,7 @@ class KafkaSubscription:
         owned = consumer.assignment()
         lost = sorted(tp for tp in offsets if tp not in owned)
         if lost:
-            log.warning("group %s: not committing %s, no longer assigned here (they will be redelivered)",
-                        self._group_id, lost)
+            log.warning("group %s: not committing %s, no longer assigned here (they will be redelivered)", self._group_id, lost)
         offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
         if not offsets:
             return
@@ -170,8 +179,12 @@ class KafkaSubscription:
         except (CommitFailedError, IllegalStateError) as exc:
             # This member was dropped from the group (a batch longer than max_poll_interval_ms, or a
             # rebalance after the check above) while aiokafka still lists the old assignment.
-            log.warning("group %s: commit of %s refused after a rebalance (they will be redelivered): %s",
-                        self._group_id, sorted(offsets), type(exc).__name__)
+            log.warning(
+                "group %s: commit of %s refused after a rebalance (they will be redelivered): %s",
+                self._group_id,
+                sorted(offsets),
+                type(exc).__name__,
+            )
         except (KafkaError, TimeoutError) as exc:
             raise broker_unavailable(exc) from exc
 

@@ -17,6 +17,7 @@ from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, dead_letter_topic
 
 log = logging.getLogger(__name__)
 
+
 class TopicsNotCreated(RuntimeError):
     """The broker refused to create a topic (a replication factor above its brokers, say)."""
 
@@ -37,8 +38,12 @@ async def _admin(bootstrap_servers: str, request_timeout_ms: int = 30_000) -> As
 
 
 async def ensure_topics(
-    bootstrap_servers: str, partitions: int, replication_factor: int = 1, *,
-    topics: Sequence[str] = SYNC_TOPICS, ready_timeout: float = 15.0,
+    bootstrap_servers: str,
+    partitions: int,
+    replication_factor: int = 1,
+    *,
+    topics: Sequence[str] = SYNC_TOPICS,
+    ready_timeout: float = 15.0,
 ) -> list[str]:
     """Create ``topics`` that do not exist yet; returns the names created (existing ones are fine).
 
@@ -76,7 +81,9 @@ async def _create(
         if replicas != replication_factor:
             log.warning(
                 "topic %s has %d replica(s), not the %d configured; left as it is (kafka-reassign-partitions.sh changes it)",
-                topic, replicas, replication_factor,
+                topic,
+                replicas,
+                replication_factor,
             )
     if created:
         log.info("created Kafka topics %s (%d partitions each)", created, partitions)

@@ -57,9 +57,7 @@ class InMemorySubscription:
 
     def __init__(self, broker: InMemoryBroker, topics: Sequence[str], group_id: str = "custsync-worker") -> None:
         self._broker, self._topics, self._group = broker, list(topics), group_id
-        self._position = {
-            (t, p): broker.committed[(group_id, t, p)] for t in self._topics for p in range(broker.partitions)
-        }
+        self._position = {(t, p): broker.committed[(group_id, t, p)] for t in self._topics for p in range(broker.partitions)}
         self.paused: set[tuple[str, int]] = set()
 
     def assignment(self) -> set[tuple[str, int]]:
@@ -107,7 +105,9 @@ class InMemoryLag:
     async def lag(self) -> dict[tuple[str, str, int], int]:
         return {
             (g.name, t, p): len(self._broker.logs.get((t, p), [])) - self._broker.committed[(g.group_id, t, p)]
-            for g in self._groups for t in g.topics for p in range(self._broker.partitions)
+            for g in self._groups
+            for t in g.topics
+            for p in range(self._broker.partitions)
         }
 
 

@@ -92,9 +92,7 @@ class InMemoryUnitOfWork:
         self.status = InMemoryStatusRepository(self._tables)
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._db.lock.release()
 
     async def commit(self) -> None:
@@ -131,8 +129,10 @@ class InMemoryCustomerRepository:
     async def page(self, *, after_id: int | None, limit: int, email: str | None = None) -> list[Customer]:
         wanted = email.lower() if email is not None else None  # lower(), as PostgreSQL compares
         rows = (
-            c for cid, c in sorted(self._t.customers.items())
-            if not c.deleted and (after_id is None or cid > after_id)
+            c
+            for cid, c in sorted(self._t.customers.items())
+            if not c.deleted
+            and (after_id is None or cid > after_id)
             and (wanted is None or (c.email is not None and c.email.lower() == wanted))
         )
         return [c for _, c in zip(range(limit), rows)]
@@ -267,8 +267,14 @@ class InMemoryDeadLetterRepository:
         else:
             letter_id = existing.id
         letter = DeadLetter(
-            id=letter_id, topic=envelope.topic, key=envelope.key, event_id=envelope.event_id,
-            payload=envelope.payload, error=envelope.error or "", created_at=at, replayed_at=None,
+            id=letter_id,
+            topic=envelope.topic,
+            key=envelope.key,
+            event_id=envelope.event_id,
+            payload=envelope.payload,
+            error=envelope.error or "",
+            created_at=at,
+            replayed_at=None,
         )
         self._t.dead_letters[letter_id] = letter
         return letter
@@ -285,7 +291,8 @@ class InMemoryDeadLetterRepository:
         # The unit of work holds the database's only lock: nobody else can replay these meanwhile.
         wanted = None if ids is None else set(ids)
         return [
-            d for letter_id, d in sorted(self._t.dead_letters.items())
+            d
+            for letter_id, d in sorted(self._t.dead_letters.items())
             if not d.replayed and (wanted is None or letter_id in wanted)
         ]
 

@@ -36,8 +36,11 @@ class InMemoryReconcileRepository:
         return self._t.reconcile_runs.get(run_id)
 
     async def runs(self, system: str | None, limit: int, *, dry_run: bool | None = None) -> list[ReconcileRun]:
-        runs = [r for r in self._t.reconcile_runs.values()
-                if (system is None or r.system == system) and (dry_run is None or r.dry_run == dry_run)]
+        runs = [
+            r
+            for r in self._t.reconcile_runs.values()
+            if (system is None or r.system == system) and (dry_run is None or r.dry_run == dry_run)
+        ]
         return sorted(runs, key=lambda r: -r.id)[: max(0, limit)]
 
     async def active_run(self, system: str) -> ReconcileRun | None:
@@ -50,7 +53,11 @@ class InMemoryReconcileRepository:
             stale = run.status is RunStatus.RUNNING and (run.heartbeat_at is None or run.heartbeat_at < stale_before)
             if run.status is RunStatus.QUEUED or stale:
                 claimed = msgspec.structs.replace(
-                    run, status=RunStatus.RUNNING, owner=owner, heartbeat_at=now, started_at=run.started_at or now,
+                    run,
+                    status=RunStatus.RUNNING,
+                    owner=owner,
+                    heartbeat_at=now,
+                    started_at=run.started_at or now,
                 )
                 self._t.reconcile_runs[run.id] = claimed
                 return claimed
@@ -88,7 +95,9 @@ class InMemoryReconcileRepository:
         return rows[: max(0, limit)]
 
     async def planned(self, run_id: int, limit: int) -> list[Finding]:
-        rows = sorted((f for (r, _), f in self._t.findings.items() if r == run_id and f.fix_status == "planned"), key=lambda f: f.seq)
+        rows = sorted(
+            (f for (r, _), f in self._t.findings.items() if r == run_id and f.fix_status == "planned"), key=lambda f: f.seq
+        )
         return rows[: max(0, limit)]
 
     async def set_fix_status(self, run_id: int, subject: str, status: str, detail: str | None = None) -> None:
@@ -117,9 +126,14 @@ class InMemoryReconcileRepository:
         self, run_id: int, system: str, linked_before: datetime, after_customer_id: int | None, limit: int
     ) -> list[ExternalMapping]:
         rows = sorted(
-            (m for m in self._t.mappings.values()
-             if m.system == system and m.synced_at < linked_before and (run_id, m.external_id) not in self._t.reconcile_seen
-             and (after_customer_id is None or m.customer_id > after_customer_id)),
+            (
+                m
+                for m in self._t.mappings.values()
+                if m.system == system
+                and m.synced_at < linked_before
+                and (run_id, m.external_id) not in self._t.reconcile_seen
+                and (after_customer_id is None or m.customer_id > after_customer_id)
+            ),
             key=lambda m: m.customer_id,
         )
         return rows[: max(0, limit)]
@@ -127,7 +141,8 @@ class InMemoryReconcileRepository:
     async def unlinked_customers(self, system: str, created_before: datetime, after_id: int | None, limit: int) -> list[Customer]:
         linked = {cid for (cid, s) in self._t.mappings if s == system}
         rows = [
-            c for cid, c in sorted(self._t.customers.items())
+            c
+            for cid, c in sorted(self._t.customers.items())
             if not c.deleted and cid not in linked and c.created_at < created_before and (after_id is None or cid > after_id)
         ]
         return rows[: max(0, limit)]
@@ -156,11 +171,17 @@ class InMemoryReconcileRepository:
         return held
 
     async def ambiguous_emails(self, system: str, email_keys: Sequence[str]) -> set[str]:
-        done = [r.id for r in self._t.reconcile_runs.values() if r.system == system and r.status is RunStatus.DONE and not r.dry_run]
+        done = [
+            r.id for r in self._t.reconcile_runs.values() if r.system == system and r.status is RunStatus.DONE and not r.dry_run
+        ]
         if not done:
             return set()
         latest = max(done)
-        return {k for k in email_keys if (f := self._t.findings.get((latest, f"email:{k}"))) is not None and f.kind is FindingKind.AMBIGUOUS}
+        return {
+            k
+            for k in email_keys
+            if (f := self._t.findings.get((latest, f"email:{k}"))) is not None and f.kind is FindingKind.AMBIGUOUS
+        }
 
     async def unlinked_customer_ids(self, system: str, email_keys: Sequence[str]) -> dict[str, list[int]]:
         wanted = set(email_keys)
@@ -183,8 +204,12 @@ class InMemoryReconcileRepository:
 
     async def undecided(self, run_id: int, after_external_id: str | None, limit: int) -> list[ExternalCustomer]:
         rows = [
-            record for (r, external_id), (record, decided) in sorted(self._t.reconcile_seen.items())
-            if r == run_id and record is not None and not decided and (after_external_id is None or external_id > after_external_id)
+            record
+            for (r, external_id), (record, decided) in sorted(self._t.reconcile_seen.items())
+            if r == run_id
+            and record is not None
+            and not decided
+            and (after_external_id is None or external_id > after_external_id)
         ]
         return rows[: max(0, limit)]
 

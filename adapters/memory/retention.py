@@ -28,14 +28,16 @@ if TYPE_CHECKING:
     from adapters.memory.database import Tables
 
 
-
 class InMemoryRetention:
     def __init__(self, tables: Tables) -> None:
         self._t = tables
 
     async def prune_outbox(self, published_before: datetime, limit: int) -> int:
-        old = sorted((published, pos) for pos, (_, published) in self._t.outbox.items()
-                     if published is not None and published < published_before)[: max(0, limit)]
+        old = sorted(
+            (published, pos)
+            for pos, (_, published) in self._t.outbox.items()
+            if published is not None and published < published_before
+        )[: max(0, limit)]
         for _, pos in old:
             del self._t.outbox[pos]
         return len(old)
@@ -61,7 +63,8 @@ class InMemoryRetention:
             return bool(mine) and mine[-1] == key and any(records[k].status in FAILING for k in mine[:-1])
 
         old = sorted(
-            (r.updated_at, seq[k], k) for k, r in records.items()
+            (r.updated_at, seq[k], k)
+            for k, r in records.items()
             if r.status is SyncStatus.SUCCEEDED and r.updated_at < settled_before and not holds_a_failure_back(k)
         )[: max(0, limit)]
         for _, _, key in old:
@@ -69,21 +72,29 @@ class InMemoryRetention:
         return len(old)
 
     async def prune_dead_letters(self, replayed_before: datetime, limit: int) -> int:
-        old = sorted((d.replayed_at, d.id) for d in self._t.dead_letters.values()
-                     if d.replayed_at is not None and d.replayed_at < replayed_before)[: max(0, limit)]
+        old = sorted(
+            (d.replayed_at, d.id)
+            for d in self._t.dead_letters.values()
+            if d.replayed_at is not None and d.replayed_at < replayed_before
+        )[: max(0, limit)]
         for _, letter_id in old:
             del self._t.dead_letters[letter_id]
         return len(old)
 
     async def unscrubbed(self, after_id: int | None, limit: int) -> list[ScrubCandidate]:
-        ids = sorted(cid for cid, c in self._t.customers.items()
-                     if c.deleted and cid not in self._t.scrubbed and (after_id is None or cid > after_id))[: max(0, limit)]
+        ids = sorted(
+            cid
+            for cid, c in self._t.customers.items()
+            if c.deleted and cid not in self._t.scrubbed and (after_id is None or cid > after_id)
+        )[: max(0, limit)]
         waiting = self._unpublished()
         in_flight = self._in_flight()
         return [
             ScrubCandidate(
-                self._t.customers[cid], sorted((m for (c, _), m in self._t.mappings.items() if c == cid), key=lambda m: m.system),
-                cid in waiting, cid in in_flight,
+                self._t.customers[cid],
+                sorted((m for (c, _), m in self._t.mappings.items() if c == cid), key=lambda m: m.system),
+                cid in waiting,
+                cid in in_flight,
             )
             for cid in ids
         ]
@@ -102,8 +113,11 @@ class InMemoryRetention:
         customer = self._t.customers.get(customer_id)
         if customer is None or not customer.deleted:
             return EventsScrubbed(0, frozenset())
-        mine = sorted(pos for pos, (event, published) in self._t.outbox.items()
-                      if event.customer_id == customer_id and published is not None and event.data is not None)
+        mine = sorted(
+            pos
+            for pos, (event, published) in self._t.outbox.items()
+            if event.customer_id == customer_id and published is not None and event.data is not None
+        )
         emails: set[str] = set()
         for pos in mine[: max(0, limit)]:
             event, published = self._t.outbox[pos]
@@ -147,7 +161,9 @@ class InMemoryRetention:
         for key, record in list(self._t.sync_records.items()):
             if record.customer_id != customer_id:
                 continue
-            clean = msgspec.structs.replace(record, note=redacted(record.note, found), last_error=redacted(record.last_error, found))
+            clean = msgspec.structs.replace(
+                record, note=redacted(record.note, found), last_error=redacted(record.last_error, found)
+            )
             if clean != record:
                 self._t.sync_records[key] = clean
                 rows += 1

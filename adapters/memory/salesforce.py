@@ -52,7 +52,16 @@ from application.ports import Clock
 
 WRITABLE = ("FirstName", "LastName", "Email")
 LIMITS = {"FirstName": 40, "LastName": 80, "Email": 80}
-SYSTEM_FIELDS = ("Id", "IsDeleted", "MasterRecordId", "CreatedDate", "LastModifiedDate", "SystemModstamp", "LastModifiedById", "Name")
+SYSTEM_FIELDS = (
+    "Id",
+    "IsDeleted",
+    "MasterRecordId",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "LastModifiedById",
+    "Name",
+)
 _EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(/.*)$")
 DEFAULT_BATCH = 2000
@@ -75,9 +84,17 @@ def stamp(at: datetime) -> str:
 
 class InMemorySalesforce:
     def __init__(
-        self, clock: Clock | None = None, ids: random.Random | None = None, *, external_id_field: str = "Custsync_Id__c",
-        create_key_field: str = "Custsync_Create__c", client_id: str = "custsync-dev", client_secret: str = "custsync-dev",
-        org_id: str | None = None, daily_limit: int = 100_000, instance_url: str = "https://custsync-dev.my.salesforce.com",
+        self,
+        clock: Clock | None = None,
+        ids: random.Random | None = None,
+        *,
+        external_id_field: str = "Custsync_Id__c",
+        create_key_field: str = "Custsync_Create__c",
+        client_id: str = "custsync-dev",
+        client_secret: str = "custsync-dev",
+        org_id: str | None = None,
+        daily_limit: int = 100_000,
+        instance_url: str = "https://custsync-dev.my.salesforce.com",
     ) -> None:
         self._clock = clock or SystemClock()
         self.ids = ids or random.Random(secrets.randbits(64))
@@ -103,8 +120,9 @@ class InMemorySalesforce:
     def refuse(self, when: Callable[[Mapping[str, Any]], bool]) -> None:
         self.refusals.append(when)
 
-    def fail_next(self, operation: str, status: int = 500, *, code: str = "SERVER_UNAVAILABLE", executed: bool = False,
-                  times: int = 1) -> None:
+    def fail_next(
+        self, operation: str, status: int = 500, *, code: str = "SERVER_UNAVAILABLE", executed: bool = False, times: int = 1
+    ) -> None:
         """``operation``: token, create (upsert), update, delete, retrieve, query."""
         self.faults[operation].extend([Fault(status, code, executed)] * times)
 
@@ -164,7 +182,9 @@ class InMemorySalesforce:
         try:
             return self._route(request, rest)
         except Refused as refusal:
-            return self._answer(refusal.status, [{"errorCode": refusal.code, "message": refusal.message, "fields": refusal.fields}])
+            return self._answer(
+                refusal.status, [{"errorCode": refusal.code, "message": refusal.message, "fields": refusal.fields}]
+            )
 
     def _route(self, request: httpx.Request, rest: str) -> httpx.Response:
         parts = [p for p in rest.split("/") if p]
@@ -201,11 +221,18 @@ class InMemorySalesforce:
             return self._answer(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
         token = f"{self.org_id}!{secrets.token_urlsafe(24)}"
         self.tokens.add(token)
-        return self._answer(200, {
-            "access_token": token, "instance_url": self.instance_url, "token_type": "Bearer", "scope": "api",
-            "id": f"https://login.salesforce.com/id/{self.org_id}/{self.integration_user}",
-            "issued_at": str(int(self._clock.now().timestamp() * 1000)), "signature": "unchecked",
-        })
+        return self._answer(
+            200,
+            {
+                "access_token": token,
+                "instance_url": self.instance_url,
+                "token_type": "Bearer",
+                "scope": "api",
+                "id": f"https://login.salesforce.com/id/{self.org_id}/{self.integration_user}",
+                "issued_at": str(int(self._clock.now().timestamp() * 1000)),
+                "signature": "unchecked",
+            },
+        )
 
     def _upsert(self, field: str, value: str, body: dict[str, Any]) -> httpx.Response:
         if field != self.external_id_field:
@@ -245,7 +272,7 @@ class InMemorySalesforce:
         for field, descending in reversed(query.order):
             rows.sort(key=lambda c: _sortable(c.get(field)), reverse=descending)
         if query.limit is not None:
-            rows = rows[:query.limit]
+            rows = rows[: query.limit]
         rows = [self._view(c, ",".join(query.fields)) for c in rows]
         locator = f"01g{self._suffix()[:15]}"
         self._locators[locator] = rows
@@ -257,7 +284,7 @@ class InMemorySalesforce:
         return match.group(1) if match else "62.0"
 
     def _page(self, rows: list[dict[str, Any]], offset: int, locator: str, batch: int, version: str) -> httpx.Response:
-        chunk = rows[offset:offset + batch]
+        chunk = rows[offset : offset + batch]
         body: dict[str, Any] = {"totalSize": len(rows), "done": offset + batch >= len(rows), "records": chunk}
         if not body["done"]:
             body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{offset + batch}"
@@ -270,9 +297,17 @@ class InMemorySalesforce:
         self._validate(fields, None)
         now = self._now()
         contact = {
-            "Id": f"003{self._suffix()}", "IsDeleted": False, "MasterRecordId": None, "CreatedDate": now,
-            "LastModifiedDate": now, "SystemModstamp": now, "LastModifiedById": by, "FirstName": None, "LastName": None,
-            "Email": None, **{f: None for f in self.custom_fields},
+            "Id": f"003{self._suffix()}",
+            "IsDeleted": False,
+            "MasterRecordId": None,
+            "CreatedDate": now,
+            "LastModifiedDate": now,
+            "SystemModstamp": now,
+            "LastModifiedById": by,
+            "FirstName": None,
+            "LastName": None,
+            "Email": None,
+            **{f: None for f in self.custom_fields},
         }
         contact.update(fields)
         self.contacts[contact["Id"]] = contact
@@ -296,14 +331,21 @@ class InMemorySalesforce:
         for field, limit in LIMITS.items():
             value = fields.get(field)
             if value is not None and len(value) > limit:
-                raise Refused(400, "STRING_TOO_LONG", f"{field}: data value too large: {value[:20]} (max length={limit})", [field])
+                raise Refused(
+                    400, "STRING_TOO_LONG", f"{field}: data value too large: {value[:20]} (max length={limit})", [field]
+                )
         email = fields.get("Email")
         if email is not None and not _EMAIL.match(email):
             raise Refused(400, "INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {email}", ["Email"])
         value = fields.get(self.external_id_field)
         if value is not None and any(c["Id"] != contact_id for c in self.by_external_id(value)):
-            raise Refused(400, "DUPLICATE_VALUE", f"duplicate value found: {self.external_id_field} duplicates value on record with id: "
-                           f"{self.by_external_id(value)[0]['Id']}", [self.external_id_field])
+            raise Refused(
+                400,
+                "DUPLICATE_VALUE",
+                f"duplicate value found: {self.external_id_field} duplicates value on record with id: "
+                f"{self.by_external_id(value)[0]['Id']}",
+                [self.external_id_field],
+            )
         if any(refused(fields) for refused in self.refusals):
             raise Refused(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Refused by a validation rule of this org", [])
 
@@ -315,7 +357,9 @@ class InMemorySalesforce:
             if field not in allowed:
                 raise Refused(400, "INVALID_FIELD", f"No such column '{field}' on sobject of type Contact", [field])
             if value is not None and not isinstance(value, str):
-                raise Refused(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of string from {type(value).__name__}", [field])
+                raise Refused(
+                    400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of string from {type(value).__name__}", [field]
+                )
             clean[field] = (value.strip() or None) if isinstance(value, str) else None
         return clean
 
@@ -329,7 +373,9 @@ class InMemorySalesforce:
 
     def _view(self, contact: Mapping[str, Any], fields: str) -> dict[str, Any]:
         names = [f.strip() for f in fields.split(",") if f.strip()] or [*SYSTEM_FIELDS, *WRITABLE, *self.custom_fields]
-        view: dict[str, Any] = {"attributes": {"type": "Contact", "url": f"/services/data/v62.0/sobjects/Contact/{contact['Id']}"}}
+        view: dict[str, Any] = {
+            "attributes": {"type": "Contact", "url": f"/services/data/v62.0/sobjects/Contact/{contact['Id']}"}
+        }
         for name in names:
             if name == "Name":
                 value: Any = " ".join(p for p in (contact.get("FirstName"), contact.get("LastName")) if p)
@@ -363,7 +409,10 @@ class InMemorySalesforce:
         return self._answer(status, [{"errorCode": code, "message": message, "fields": []}])
 
     def _answer(self, status: int, body: Any) -> httpx.Response:
-        headers = {"Sforce-Limit-Info": f"api-usage={self.used}/{self.daily_limit}", "Content-Type": "application/json;charset=UTF-8"}
+        headers = {
+            "Sforce-Limit-Info": f"api-usage={self.used}/{self.daily_limit}",
+            "Content-Type": "application/json;charset=UTF-8",
+        }
         return httpx.Response(status, headers=headers, content=json.dumps(body).encode())
 
 
@@ -394,8 +443,10 @@ def _sortable(value: Any) -> tuple[int, Any]:
 
 
 # -- SOQL: the subset the adapter sends ----------------------------------------------------------
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<dt>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:\d\d))|"
-                    r"(?P<num>\d+)|(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),])|(?P<word>[A-Za-z_][A-Za-z0-9_.]*))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<dt>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:\d\d))|"
+    r"(?P<num>\d+)|(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),])|(?P<word>[A-Za-z_][A-Za-z0-9_.]*))"
+)
 
 
 class Comparison(msgspec.Struct, frozen=True):
@@ -411,7 +462,9 @@ class Comparison(msgspec.Struct, frozen=True):
             return actual != self.value
         if actual is None or self.value is None:
             return False
-        return {"<": actual < self.value, "<=": actual <= self.value, ">": actual > self.value, ">=": actual >= self.value}[self.op]
+        return {"<": actual < self.value, "<=": actual <= self.value, ">": actual > self.value, ">=": actual >= self.value}[
+            self.op
+        ]
 
 
 class Condition(msgspec.Struct, frozen=True):
@@ -528,7 +581,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             break
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise SoqlError(f"unexpected character at {pos}: {text[pos:pos + 10]!r}")
+            raise SoqlError(f"unexpected character at {pos}: {text[pos : pos + 10]!r}")
         kind = match.lastgroup
         assert kind is not None
         tokens.append((kind, match.group(kind)))

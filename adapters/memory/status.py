@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from adapters.memory.database import Tables
 
 
-
 class InMemoryStatusRepository:
     def __init__(self, tables: Tables) -> None:
         self._t = tables
@@ -37,9 +36,7 @@ class InMemoryStatusRepository:
             failing=sum(rec.updated_at >= since for rec in mine if rec.status in FAILING),
             last_error=last_error.last_error if last_error else None,
             last_error_at=last_error.updated_at if last_error else None,
-            oldest_unsettled=min(
-                (rec.created_at for rec in mine if rec.status in UNFINISHED), default=None
-            ),
+            oldest_unsettled=min((rec.created_at for rec in mine if rec.status in UNFINISHED), default=None),
         )
 
     async def out_of_sync(self, system: str) -> dict[str, int]:
@@ -63,8 +60,11 @@ class InMemoryStatusRepository:
             if where not in newest or newest[where][0] < seq:
                 newest[where] = (seq, rec.status)
         for status in sorted(FAILING):
-            counts[status.value] = len({
-                cid for (cid, _), (_, latest) in newest.items()
-                if latest is status and (c := self._t.customers.get(cid)) is not None and not c.deleted
-            })
+            counts[status.value] = len(
+                {
+                    cid
+                    for (cid, _), (_, latest) in newest.items()
+                    if latest is status and (c := self._t.customers.get(cid)) is not None and not c.deleted
+                }
+            )
         return dict(counts)

@@ -52,7 +52,11 @@ class Fault(msgspec.Struct, frozen=True):
 
 class InMemoryStripe:
     def __init__(
-        self, clock: Clock | None = None, ids: random.Random | None = None, *, account_id: str | None = None,
+        self,
+        clock: Clock | None = None,
+        ids: random.Random | None = None,
+        *,
+        account_id: str | None = None,
         livemode: bool = False,
     ) -> None:
         self._clock = clock or SystemClock()
@@ -91,27 +95,37 @@ class InMemoryStripe:
         self.calls.append(("account", None))
         return {"id": self.account_id, "object": "account"}
 
-    async def create_async(self, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def create_async(
+        self, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         params = dict(params or {})
         key = (options or {}).get("idempotency_key")
         self.calls.append(("create", key))
         return self._idempotently("create", key, params, lambda: self._create(params, key))
 
-    async def update_async(self, customer: str, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def update_async(
+        self, customer: str, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         params = dict(params or {})
         key = (options or {}).get("idempotency_key")
         self.calls.append(("update", key))
         return self._idempotently("update", key, {"id": customer, **params}, lambda: self._update(customer, params, key))
 
-    async def delete_async(self, customer: str, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def delete_async(
+        self, customer: str, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         self.calls.append(("delete", (options or {}).get("idempotency_key")))
         return self._faulty("delete", lambda: self._delete(customer))
 
-    async def retrieve_async(self, customer: str, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def retrieve_async(
+        self, customer: str, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         self.calls.append(("retrieve", None))
         return self._faulty("retrieve", lambda: self._retrieve(customer))
 
-    async def list_async(self, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def list_async(
+        self, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         params = dict(params or {})
         self.calls.append(("list", None))
         return self._faulty("list", lambda: self._list(params))
@@ -120,8 +134,12 @@ class InMemoryStripe:
     def _create(self, params: dict[str, Any], key: str | None) -> dict[str, Any]:
         self._check(params)
         customer = {
-            "id": f"cus_{self.ids.getrandbits(56):014x}", "object": "customer", "created": self._timestamp(),
-            "livemode": self.livemode, "name": params.get("name") or None, "email": params.get("email") or None,
+            "id": f"cus_{self.ids.getrandbits(56):014x}",
+            "object": "customer",
+            "created": self._timestamp(),
+            "livemode": self.livemode,
+            "name": params.get("name") or None,
+            "email": params.get("email") or None,
             "metadata": {k: str(v) for k, v in (params.get("metadata") or {}).items() if v != ""},
         }
         self.put(customer)
@@ -197,21 +215,27 @@ class InMemoryStripe:
         created = params.get("created")
         oldest = int((self._clock.now() - EVENT_RETENTION).timestamp())
         newest_first = [
-            e for e in reversed(self.events)
+            e
+            for e in reversed(self.events)
             if e["created"] >= oldest
-            and (types is None or e["type"] in types) and _listed({"created": e["created"]}, {"created": created})
+            and (types is None or e["type"] in types)
+            and _listed({"created": e["created"]}, {"created": created})
         ]
         after = params.get("starting_after")
         if after is not None:
             ids = [e["id"] for e in newest_first]
             if after not in ids:
-                raise stripe.InvalidRequestError(f"No such event: '{after}'", "starting_after", code="resource_missing", http_status=404)
-            newest_first = newest_first[ids.index(after) + 1:]
+                raise stripe.InvalidRequestError(
+                    f"No such event: '{after}'", "starting_after", code="resource_missing", http_status=404
+                )
+            newest_first = newest_first[ids.index(after) + 1 :]
         page = newest_first[:limit]
         return {"object": "list", "data": copy.deepcopy(page), "has_more": len(newest_first) > limit, "url": "/v1/events"}
 
     # -- idempotency and faults ------------------------------------------------------------------
-    def _idempotently(self, method: str, key: str | None, params: dict[str, Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _idempotently(
+        self, method: str, key: str | None, params: dict[str, Any], run: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
         now = self._clock.now()
         if key is not None and key in self._idempotent:
             saved_method, saved_params, saved, saved_at = self._idempotent[key]
@@ -219,7 +243,8 @@ class InMemoryStripe:
                 if (saved_method, saved_params) != (method, params):
                     raise stripe.IdempotencyError(
                         "Keys for idempotent requests can only be used with the same parameters they were first used with.",
-                        http_status=400, code="idempotency_key_in_use",
+                        http_status=400,
+                        code="idempotency_key_in_use",
                     )
                 if isinstance(saved, stripe.StripeError):
                     raise _replayed(saved)
@@ -272,11 +297,17 @@ class InMemoryStripe:
         data: dict[str, Any] = {"object": copy.deepcopy(dict(customer))}
         if previous is not None:
             data["previous_attributes"] = previous
-        self.events.append({
-            "id": f"evt_{next(self._seq):06d}{self.ids.getrandbits(48):012x}", "object": "event", "type": kind,
-            "created": self._timestamp(), "livemode": self.livemode, "data": data,
-            "request": {"id": f"req_{self.ids.getrandbits(56):014x}", "idempotency_key": key},
-        })
+        self.events.append(
+            {
+                "id": f"evt_{next(self._seq):06d}{self.ids.getrandbits(48):012x}",
+                "object": "event",
+                "type": kind,
+                "created": self._timestamp(),
+                "livemode": self.livemode,
+                "data": data,
+                "request": {"id": f"req_{self.ids.getrandbits(56):014x}", "idempotency_key": key},
+            }
+        )
         self.new_events.set()
 
 
@@ -284,7 +315,9 @@ class _Events:
     def __init__(self, stripe_: InMemoryStripe) -> None:
         self._stripe = stripe_
 
-    async def list_async(self, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def list_async(
+        self, params: Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         self._stripe.calls.append(("events", None))
         return self._stripe._faulty("events", lambda: self._stripe._list_events(dict(params or {})))
 

@@ -32,7 +32,11 @@ class PostgresLedger:
     async def __call__(self, count: int) -> Lease:
         try:
             async with self._engine.connect() as connection:
-                row = (await connection.execute(_RESERVE, {"name": self._name, "span": (count * slot_step(self._rate)).total_seconds()})).one()
+                row = (
+                    await connection.execute(
+                        _RESERVE, {"name": self._name, "span": (count * slot_step(self._rate)).total_seconds()}
+                    )
+                ).one()
                 await connection.commit()
         except Exception as exc:
             if is_unavailable(exc):

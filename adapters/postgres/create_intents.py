@@ -24,15 +24,26 @@ class SqlAlchemyCreateIntentRepository:
         row = (await self._c.execute(select(create_intents).where(c.customer_id == customer_id, c.system == system))).first()
         if row is None:
             return None
-        return CreateIntent(customer_id=row.customer_id, system=row.system, idempotency_key=row.idempotency_key,
-                            data=CustomerData(row.name, row.email), created_at=row.created_at)
+        return CreateIntent(
+            customer_id=row.customer_id,
+            system=row.system,
+            idempotency_key=row.idempotency_key,
+            data=CustomerData(row.name, row.email),
+            created_at=row.created_at,
+        )
 
     async def add(self, intent: CreateIntent) -> None:
         await self._c.execute(
-            insert(create_intents).values(
-                customer_id=intent.customer_id, system=intent.system, idempotency_key=intent.idempotency_key,
-                name=intent.data.name, email=intent.data.email, created_at=intent.created_at,
-            ).on_conflict_do_nothing(index_elements=[c.customer_id, c.system])  # the first intent stands
+            insert(create_intents)
+            .values(
+                customer_id=intent.customer_id,
+                system=intent.system,
+                idempotency_key=intent.idempotency_key,
+                name=intent.data.name,
+                email=intent.data.email,
+                created_at=intent.created_at,
+            )
+            .on_conflict_do_nothing(index_elements=[c.customer_id, c.system])  # the first intent stands
         )
 
     async def remove(self, customer_id: int, system: str) -> None:

@@ -59,6 +59,10 @@ class SqlAlchemyCursorRepository:
 
 def _cursor(row: Row) -> Cursor:
     return Cursor(
-        system=row.system, name=row.name, position=row.position, updated_at=row.updated_at,
-        leased_by=row.leased_by, leased_until=row.leased_until,
+        system=row.system,
+        name=row.name,
+        position=row.position,
+        updated_at=row.updated_at,
+        leased_by=row.leased_by,
+        leased_until=row.leased_until,
     )

@@ -23,8 +23,13 @@ class SqlAlchemyDeadLetterRepository:
 
     async def add(self, envelope: Envelope, at: datetime) -> DeadLetter:
         values = {
-            "topic": envelope.topic, "key": envelope.key, "event_id": envelope.event_id,
-            "payload": envelope.payload, "error": envelope.error or "", "created_at": at, "replayed_at": None,
+            "topic": envelope.topic,
+            "key": envelope.key,
+            "event_id": envelope.event_id,
+            "payload": envelope.payload,
+            "error": envelope.error or "",
+            "created_at": at,
+            "replayed_at": None,
         }
         statement = insert(dead_letters).values(values)
         # Upsert on (topic, event_id): the letter keeps its id, so it is the same one in the list.
@@ -69,6 +74,12 @@ class SqlAlchemyDeadLetterRepository:
 
 def _dead_letter(row: Row) -> DeadLetter:
     return DeadLetter(
-        id=row.id, topic=row.topic, key=row.key, event_id=row.event_id, payload=bytes(row.payload),
-        error=row.error, created_at=row.created_at, replayed_at=row.replayed_at,
+        id=row.id,
+        topic=row.topic,
+        key=row.key,
+        event_id=row.event_id,
+        payload=bytes(row.payload),
+        error=row.error,
+        created_at=row.created_at,
+        replayed_at=row.replayed_at,
     )

@@ -31,8 +31,20 @@ from domain.mapping import ExternalMapping
 from domain.messages import ExternalCustomer
 
 _RUN_FIELDS = (
-    "system", "status", "dry_run", "match_by", "trigger", "created_at", "started_at", "finished_at", "heartbeat_at",
-    "owner", "phase", "checkpoint", "counts", "error",
+    "system",
+    "status",
+    "dry_run",
+    "match_by",
+    "trigger",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+    "owner",
+    "phase",
+    "checkpoint",
+    "counts",
+    "error",
 )
 _ACTIVE = tuple(status.value for status in RunStatus if status.active)
 
@@ -64,7 +76,9 @@ class SqlAlchemyReconcileRepository:
     async def add_run(self, run: ReconcileRun) -> tuple[ReconcileRun, bool]:
         values = _run_values(run)
         # ix_reconcile_runs_active: one queued-or-running run per system; a second one is not inserted.
-        row = (await self._c.execute(insert(reconcile_runs).values(values).on_conflict_do_nothing().returning(reconcile_runs))).first()
+        row = (
+            await self._c.execute(insert(reconcile_runs).values(values).on_conflict_do_nothing().returning(reconcile_runs))
+        ).first()
         if row is not None:
             return _run(row), True
         active = await self.active_run(run.system)
@@ -91,12 +105,16 @@ class SqlAlchemyReconcileRepository:
 
     async def claim_run(self, run_id: int | None, owner: str, now: datetime, stale_before: datetime) -> ReconcileRun | None:
         r = reconcile_runs.c
-        claimable = or_(r.status == RunStatus.QUEUED.value, and_(r.status == RunStatus.RUNNING.value, or_(r.heartbeat_at.is_(None), r.heartbeat_at < stale_before)))
+        claimable = or_(
+            r.status == RunStatus.QUEUED.value,
+            and_(r.status == RunStatus.RUNNING.value, or_(r.heartbeat_at.is_(None), r.heartbeat_at < stale_before)),
+        )
         candidate = select(r.id).where(claimable).order_by(r.id).limit(1).with_for_update(skip_locked=True)
         if run_id is not None:
             candidate = candidate.where(r.id == run_id)
         statement = (
-            update(reconcile_runs).where(r.id == candidate.scalar_subquery(), claimable)
+            update(reconcile_runs)
+            .where(r.id == candidate.scalar_subquery(), claimable)
             .values(status=RunStatus.RUNNING.value, owner=owner, heartbeat_at=now, started_at=func.coalesce(r.started_at, now))
             .returning(reconcile_runs)
         )
@@ -106,12 +124,18 @@ class SqlAlchemyReconcileRepository:
     async def save_run(self, run: ReconcileRun) -> bool:
         r = reconcile_runs.c
         values = _run_values(run)
-        statement = update(reconcile_runs).where(r.id == run.id, r.owner == run.owner, r.status == RunStatus.RUNNING.value).values(values)
+        statement = (
+            update(reconcile_runs).where(r.id == run.id, r.owner == run.owner, r.status == RunStatus.RUNNING.value).values(values)
+        )
         return (await self._c.execute(statement)).rowcount == 1
 
     async def heartbeat(self, run_id: int, owner: str, at: datetime) -> bool:
         r = reconcile_runs.c
-        statement = update(reconcile_runs).where(r.id == run_id, r.owner == owner, r.status == RunStatus.RUNNING.value).values(heartbeat_at=at)
+        statement = (
+            update(reconcile_runs)
+            .where(r.id == run_id, r.owner == owner, r.status == RunStatus.RUNNING.value)
+            .values(heartbeat_at=at)
+        )
         return (await self._c.execute(statement)).rowcount == 1
 
     # -- findings -------------------------------------------------------------------------------
@@ -123,14 +147,22 @@ class SqlAlchemyReconcileRepository:
             unique.setdefault(finding.subject, finding)  # one per subject: the first
         rows = [
             {
-                "run_id": f.run_id, "subject": f.subject, "kind": f.kind.value, "customer_id": f.customer_id,
-                "external_id": f.external_id, "fields": list(f.fields), "detail": f.detail, "fix": f.fix.value,
-                "fix_status": f.fix_status.value, "at": f.at,
+                "run_id": f.run_id,
+                "subject": f.subject,
+                "kind": f.kind.value,
+                "customer_id": f.customer_id,
+                "external_id": f.external_id,
+                "fields": list(f.fields),
+                "detail": f.detail,
+                "fix": f.fix.value,
+                "fix_status": f.fix_status.value,
+                "at": f.at,
             }
             for f in unique.values()
         ]
         statement = (
-            insert(reconcile_findings).values(rows)
+            insert(reconcile_findings)
+            .values(rows)
             .on_conflict_do_nothing(index_elements=[reconcile_findings.c.run_id, reconcile_findings.c.subject])
             .returning(reconcile_findings.c.id, reconcile_findings.c.subject)
         )
@@ -148,7 +180,12 @@ class SqlAlchemyReconcileRepository:
 
     async def planned(self, run_id: int, limit: int) -> list[Finding]:
         f = reconcile_findings.c
-        query = select(reconcile_findings).where(f.run_id == run_id, f.fix_status == "planned").order_by(f.id).limit(_row_limit(limit))
+        query = (
+            select(reconcile_findings)
+            .where(f.run_id == run_id, f.fix_status == "planned")
+            .order_by(f.id)
+            .limit(_row_limit(limit))
+        )
         return [_finding(row) for row in await self._c.execute(query)]
 
     async def set_fix_status(self, run_id: int, subject: str, status: str, detail: str | None = None) -> None:
@@ -174,7 +211,9 @@ class SqlAlchemyReconcileRepository:
             return
         rows = [
             {
-                "run_id": run_id, "external_id": s.external_id, "unlinked": s.record is not None,
+                "run_id": run_id,
+                "external_id": s.external_id,
+                "unlinked": s.record is not None,
                 "email_key": email_key(s.record.data.email) if s.record is not None else None,
                 "record": msgspec.to_builtins(s.record) if s.record is not None else None,
             }
@@ -201,8 +240,10 @@ class SqlAlchemyReconcileRepository:
         m, s = external_mappings.c, reconcile_seen.c
         seen = exists().where(s.run_id == run_id, s.external_id == m.external_id)
         query = (
-            select(external_mappings).where(m.system == system, m.synced_at < linked_before, ~seen)
-            .order_by(m.customer_id).limit(_row_limit(limit))
+            select(external_mappings)
+            .where(m.system == system, m.synced_at < linked_before, ~seen)
+            .order_by(m.customer_id)
+            .limit(_row_limit(limit))
         )
         if after_customer_id is not None:
             query = query.where(m.customer_id > after_customer_id)
@@ -212,8 +253,10 @@ class SqlAlchemyReconcileRepository:
         c, m = customers.c, external_mappings.c
         linked = exists().where(m.customer_id == c.id, m.system == system)
         query = (
-            select(customers).where(c.deleted.is_(False), c.created_at < created_before, ~linked)
-            .order_by(c.id).limit(_row_limit(limit))
+            select(customers)
+            .where(c.deleted.is_(False), c.created_at < created_before, ~linked)
+            .order_by(c.id)
+            .limit(_row_limit(limit))
         )
         if after_id is not None:
             query = query.where(c.id > after_id)
@@ -222,10 +265,16 @@ class SqlAlchemyReconcileRepository:
     async def linked_in_page(self, run_id: int, system: str, records: Sequence[ExternalCustomer]) -> tuple[set[str], set[str]]:
         if not records:
             return set(), set()
-        rows = await self._c.execute(_LINKED_IN_PAGE, {
-            "run_id": run_id, "system": system, "ids": [r.external_id for r in records],
-            "names": [r.data.name for r in records], "emails": [r.data.email for r in records],
-        })
+        rows = await self._c.execute(
+            _LINKED_IN_PAGE,
+            {
+                "run_id": run_id,
+                "system": system,
+                "ids": [r.external_id for r in records],
+                "names": [r.data.name for r in records],
+                "emails": [r.data.email for r in records],
+            },
+        )
         linked, differing = set(), set()
         for external_id, differs in rows:
             linked.add(external_id)
@@ -238,9 +287,15 @@ class SqlAlchemyReconcileRepository:
             return {}
         f, i = reconcile_findings.c, create_intents.c
         held: dict[int, str] = {}
-        claims = select(f.customer_id, f.external_id).where(
-            f.run_id == run_id, f.subject.startswith("external:", autoescape=True), f.customer_id.in_(list(customer_ids)),
-        ).order_by(f.id)
+        claims = (
+            select(f.customer_id, f.external_id)
+            .where(
+                f.run_id == run_id,
+                f.subject.startswith("external:", autoescape=True),
+                f.customer_id.in_(list(customer_ids)),
+            )
+            .order_by(f.id)
+        )
         for row in await self._c.execute(claims):
             held.setdefault(row.customer_id, f"claimed by {row.external_id}")
         in_flight = select(i.customer_id).where(i.system == system, i.customer_id.in_(list(customer_ids)))
@@ -252,8 +307,13 @@ class SqlAlchemyReconcileRepository:
         if not email_keys:
             return set()
         r, f = reconcile_runs.c, reconcile_findings.c
-        latest = (select(r.id).where(r.system == system, r.status == RunStatus.DONE.value, r.dry_run.is_(False))
-                  .order_by(r.id.desc()).limit(1).scalar_subquery())
+        latest = (
+            select(r.id)
+            .where(r.system == system, r.status == RunStatus.DONE.value, r.dry_run.is_(False))
+            .order_by(r.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         subjects = [f"email:{k}" for k in email_keys]
         query = select(f.subject).where(f.run_id == latest, f.subject.in_(subjects), f.kind == FindingKind.AMBIGUOUS.value)
         return {row.subject.removeprefix("email:") for row in await self._c.execute(query)}
@@ -275,7 +335,8 @@ class SqlAlchemyReconcileRepository:
             return {}
         s = reconcile_seen.c
         query = (
-            select(s.email_key, s.record).where(s.run_id == run_id, s.unlinked, s.email_key.in_(list(email_keys)))
+            select(s.email_key, s.record)
+            .where(s.run_id == run_id, s.unlinked, s.email_key.in_(list(email_keys)))
             .order_by(s.external_id.collate("C"))
         )
         found: dict[str, list[ExternalCustomer]] = {}
@@ -286,8 +347,10 @@ class SqlAlchemyReconcileRepository:
     async def undecided(self, run_id: int, after_external_id: str | None, limit: int) -> list[ExternalCustomer]:
         s = reconcile_seen.c
         query = (
-            select(s.record).where(s.run_id == run_id, s.unlinked, s.decided.is_(False))
-            .order_by(s.external_id.collate("C")).limit(_row_limit(limit))
+            select(s.record)
+            .where(s.run_id == run_id, s.unlinked, s.decided.is_(False))
+            .order_by(s.external_id.collate("C"))
+            .limit(_row_limit(limit))
         )
         if after_external_id is not None:
             query = query.where(s.external_id.collate("C") > after_external_id)
@@ -316,7 +379,15 @@ def _run(row: Row) -> ReconcileRun:
 
 def _finding(row: Row) -> Finding:
     return Finding(
-        run_id=row.run_id, subject=row.subject, kind=FindingKind(row.kind), fix=Fix(row.fix), fix_status=FixStatus(row.fix_status), at=row.at,
-        customer_id=row.customer_id, external_id=row.external_id, fields=tuple(row.fields), detail=row.detail, seq=row.id,
+        run_id=row.run_id,
+        subject=row.subject,
+        kind=FindingKind(row.kind),
+        fix=Fix(row.fix),
+        fix_status=FixStatus(row.fix_status),
+        at=row.at,
+        customer_id=row.customer_id,
+        external_id=row.external_id,
+        fields=tuple(row.fields),
+        detail=row.detail,
+        seq=row.id,
     )
-

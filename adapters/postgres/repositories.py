@@ -36,10 +36,20 @@ def _row_limit(limit: int) -> int:
 
 # The hottest statements, built once with bind parameters: building a statement per call (values,
 # coercions, its cache key) cost more Python than executing it (py-spy, bench/api creates).
-_INSERT_CUSTOMER = customers.insert().values(
-    name=bindparam("name"), email=bindparam("email"), version=1, created_at=bindparam("at"), updated_at=bindparam("at"),
-    deleted=False, name_changed_at=bindparam("at"), email_changed_at=bindparam("at"),
-).returning(customers.c.id)
+_INSERT_CUSTOMER = (
+    customers.insert()
+    .values(
+        name=bindparam("name"),
+        email=bindparam("email"),
+        version=1,
+        created_at=bindparam("at"),
+        updated_at=bindparam("at"),
+        deleted=False,
+        name_changed_at=bindparam("at"),
+        email_changed_at=bindparam("at"),
+    )
+    .returning(customers.c.id)
+)
 _CUSTOMER_BY_ID = select(customers).where(customers.c.id == bindparam("id"))
 # Bound as text and cast by the server: the JSON type's own bind would re-encode the string.
 _INSERT_OUTBOX = outbox.insert().values(
@@ -52,20 +62,37 @@ _MAPPING = select(external_mappings).where(
 _MAPPING_VALUES = ("external_id", "synced_name", "synced_email", "synced_version", "synced_at", "broken", "version")
 _MAPPING_JSON = ("external_writes", "sent")
 # Version-guarded: see SqlAlchemyMappingRepository.save.
-_UPDATE_MAPPING = update(external_mappings).where(
-    external_mappings.c.customer_id == bindparam("key_customer_id"), external_mappings.c.system == bindparam("key_system"),
-    external_mappings.c.version == bindparam("key_version"),
-).values(
-    **{name: bindparam(name) for name in _MAPPING_VALUES},
-    **{name: cast(bindparam(name, type_=Text), JSONB) for name in _MAPPING_JSON},
+_UPDATE_MAPPING = (
+    update(external_mappings)
+    .where(
+        external_mappings.c.customer_id == bindparam("key_customer_id"),
+        external_mappings.c.system == bindparam("key_system"),
+        external_mappings.c.version == bindparam("key_version"),
+    )
+    .values(
+        **{name: bindparam(name) for name in _MAPPING_VALUES},
+        **{name: cast(bindparam(name, type_=Text), JSONB) for name in _MAPPING_JSON},
+    )
 )
 _SYNC_RECORD = select(sync_records).where(
-    sync_records.c.event_id == bindparam("event_id"), sync_records.c.system == bindparam("system"),
+    sync_records.c.event_id == bindparam("event_id"),
+    sync_records.c.system == bindparam("system"),
     sync_records.c.direction == bindparam("direction"),
 )
 
-_RECORD_FIELDS = ("event_id", "system", "direction", "customer_id", "operation", "status", "attempts", "last_error", "note",
-                  "created_at", "updated_at")
+_RECORD_FIELDS = (
+    "event_id",
+    "system",
+    "direction",
+    "customer_id",
+    "operation",
+    "status",
+    "attempts",
+    "last_error",
+    "note",
+    "created_at",
+    "updated_at",
+)
 _RECORD_KEY = ("event_id", "system", "direction")
 _insert_record = insert(sync_records).values({name: bindparam(name) for name in _RECORD_FIELDS})
 # The id is not in the SET list: a replaced record keeps its place in the history.
@@ -106,9 +133,13 @@ class SqlAlchemyCustomerRepository:
                 update(customers)
                 .where(customers.c.id == customer.id, customers.c.version == customer.version - 1)
                 .values(
-                    name=customer.data.name, email=customer.data.email, version=customer.version,
-                    updated_at=customer.updated_at, deleted=customer.deleted,
-                    name_changed_at=customer.field_times.name, email_changed_at=customer.field_times.email,
+                    name=customer.data.name,
+                    email=customer.data.email,
+                    version=customer.version,
+                    updated_at=customer.updated_at,
+                    deleted=customer.deleted,
+                    name_changed_at=customer.field_times.name,
+                    email_changed_at=customer.field_times.email,
                 )
             )
             if result.rowcount == 1:
@@ -128,7 +159,6 @@ class SqlAlchemyCustomerRepository:
             query = query.where(func.lower(customers.c.email) == func.lower(email))
         return [_customer(row) for row in await self._c.execute(query)]
 
-
     async def get_many(self, customer_ids: Sequence[int]) -> dict[int, Customer]:
         ids = sorted({i for i in customer_ids if _is_bigint(i)})
         if not ids:
@@ -138,8 +168,12 @@ class SqlAlchemyCustomerRepository:
 
 def _customer(row: Row) -> Customer:
     return Customer(
-        id=row.id, data=CustomerData(row.name, row.email), version=row.version,
-        created_at=row.created_at, updated_at=row.updated_at, deleted=row.deleted,
+        id=row.id,
+        data=CustomerData(row.name, row.email),
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted=row.deleted,
         field_times=FieldTimes(name=row.name_changed_at, email=row.email_changed_at),
     )
 
@@ -174,8 +208,12 @@ class SqlAlchemyMappingRepository:
 
     async def latest(self, system: str) -> ExternalMapping | None:
         m = external_mappings.c
-        query = (select(external_mappings).where(m.system == system, m.broken.is_(None))
-                 .order_by(m.synced_at.desc(), m.customer_id.desc()).limit(1))
+        query = (
+            select(external_mappings)
+            .where(m.system == system, m.broken.is_(None))
+            .order_by(m.synced_at.desc(), m.customer_id.desc())
+            .limit(1)
+        )
         return await self._one(query)
 
     async def save(self, mapping: ExternalMapping) -> ExternalMapping:
@@ -184,25 +222,39 @@ class SqlAlchemyMappingRepository:
         write, so a stale baseline can never overwrite a fresh one. Linking an external id that
         another customer holds is refused the same way (ConcurrentUpdate): someone linked it since."""
         values = {
-            "external_id": mapping.external_id, "synced_name": mapping.synced.name, "synced_email": mapping.synced.email,
-            "synced_version": mapping.synced_version, "synced_at": mapping.synced_at, "broken": mapping.broken,
+            "external_id": mapping.external_id,
+            "synced_name": mapping.synced.name,
+            "synced_email": mapping.synced.email,
+            "synced_version": mapping.synced_version,
+            "synced_at": mapping.synced_at,
+            "broken": mapping.broken,
             "version": mapping.version + 1,
         }
         if mapping.version == 0:
             statement = (
-                insert(external_mappings).values(
-                    customer_id=mapping.customer_id, system=mapping.system, external_writes=_json(mapping.external_writes),
-                    sent=_json(mapping.sent), **values,
+                insert(external_mappings)
+                .values(
+                    customer_id=mapping.customer_id,
+                    system=mapping.system,
+                    external_writes=_json(mapping.external_writes),
+                    sent=_json(mapping.sent),
+                    **values,
                 )
                 .on_conflict_do_nothing()  # either key: (customer_id, system) or (system, external_id)
             )
             result = await self._c.execute(statement)
         else:
-            result = await self._c.execute(_UPDATE_MAPPING, {
-                **values, "external_writes": msgspec.json.encode(mapping.external_writes).decode(),
-                "sent": msgspec.json.encode(mapping.sent).decode(),
-                "key_customer_id": mapping.customer_id, "key_system": mapping.system, "key_version": mapping.version,
-            })
+            result = await self._c.execute(
+                _UPDATE_MAPPING,
+                {
+                    **values,
+                    "external_writes": msgspec.json.encode(mapping.external_writes).decode(),
+                    "sent": msgspec.json.encode(mapping.sent).decode(),
+                    "key_customer_id": mapping.customer_id,
+                    "key_system": mapping.system,
+                    "key_version": mapping.version,
+                },
+            )
         if result.rowcount != 1:
             raise ConcurrentUpdate(mapping.customer_id)
         return msgspec.structs.replace(mapping, version=mapping.version + 1)
@@ -219,10 +271,16 @@ class SqlAlchemyMappingRepository:
 
 def _mapping(row: Row) -> ExternalMapping:
     return ExternalMapping(
-        customer_id=row.customer_id, system=row.system, external_id=row.external_id,
-        synced=CustomerData(row.synced_name, row.synced_email), synced_version=row.synced_version,
-        synced_at=row.synced_at, external_writes=msgspec.convert(row.external_writes, dict[str, FieldWrite]),
-        broken=row.broken, version=row.version, sent=msgspec.convert(row.sent, dict[str, list[SentValue]]),
+        customer_id=row.customer_id,
+        system=row.system,
+        external_id=row.external_id,
+        synced=CustomerData(row.synced_name, row.synced_email),
+        synced_version=row.synced_version,
+        synced_at=row.synced_at,
+        external_writes=msgspec.convert(row.external_writes, dict[str, FieldWrite]),
+        broken=row.broken,
+        version=row.version,
+        sent=msgspec.convert(row.sent, dict[str, list[SentValue]]),
     )
 
 
@@ -236,15 +294,24 @@ class SqlAlchemySyncRecordRepository:
         self._c = connection
 
     async def get(self, event_id: str, system: str, direction: Direction) -> SyncRecord | None:
-        row = (await self._c.execute(_SYNC_RECORD, {"event_id": event_id, "system": system, "direction": direction.value})).first()
+        row = (
+            await self._c.execute(_SYNC_RECORD, {"event_id": event_id, "system": system, "direction": direction.value})
+        ).first()
         return None if row is None else _sync_record(row)
 
     async def save(self, record: SyncRecord) -> None:
         values = {
-            "event_id": record.event_id, "system": record.system, "direction": record.direction.value,
-            "customer_id": record.customer_id, "operation": record.operation.value, "status": record.status.value,
-            "attempts": record.attempts, "last_error": record.last_error, "note": record.note,
-            "created_at": record.created_at, "updated_at": record.updated_at,
+            "event_id": record.event_id,
+            "system": record.system,
+            "direction": record.direction.value,
+            "customer_id": record.customer_id,
+            "operation": record.operation.value,
+            "status": record.status.value,
+            "attempts": record.attempts,
+            "last_error": record.last_error,
+            "note": record.note,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
         }
         await self._c.execute(_SAVE_SYNC_RECORD, values)
 
@@ -262,9 +329,17 @@ class SqlAlchemySyncRecordRepository:
 
 def _sync_record(row: Row) -> SyncRecord:
     return SyncRecord(
-        event_id=row.event_id, customer_id=row.customer_id, direction=Direction(row.direction), system=row.system,
-        operation=Operation(row.operation), status=SyncStatus(row.status), attempts=row.attempts,
-        last_error=row.last_error, note=row.note, created_at=row.created_at, updated_at=row.updated_at,
+        event_id=row.event_id,
+        customer_id=row.customer_id,
+        direction=Direction(row.direction),
+        system=row.system,
+        operation=Operation(row.operation),
+        status=SyncStatus(row.status),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        note=row.note,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 

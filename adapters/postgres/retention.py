@@ -11,7 +11,22 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
-    Alias, ColumnElement, Select, Table, any_, bindparam, cast, delete, exists, func, literal, literal_column, or_, select, text, update,
+    Alias,
+    ColumnElement,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,16 +54,23 @@ class SqlAlchemyRetention:
 
     async def prune_outbox(self, published_before: datetime, limit: int) -> int:
         chosen = (
-            select(o.position).where(o.published_at.is_not(None), o.published_at < published_before)
-            .order_by(o.published_at).limit(_row_limit(limit)).with_for_update(skip_locked=True)
+            select(o.position)
+            .where(o.published_at.is_not(None), o.published_at < published_before)
+            .order_by(o.published_at)
+            .limit(_row_limit(limit))
+            .with_for_update(skip_locked=True)
         )
         return await self._delete(outbox, o.position, chosen)
 
     async def prune_inbox(self, processed_before: datetime, limit: int) -> int:
         # By ctid: the key is two columns, and a locked row cannot move before the delete.
         chosen = (
-            select(_CTID).select_from(inbox).where(i.processed_at < processed_before)
-            .order_by(i.processed_at).limit(_row_limit(limit)).with_for_update(skip_locked=True)
+            select(_CTID)
+            .select_from(inbox)
+            .where(i.processed_at < processed_before)
+            .order_by(i.processed_at)
+            .limit(_row_limit(limit))
+            .with_for_update(skip_locked=True)
         )
         return await self._delete(inbox, _CTID, chosen)
 
@@ -59,15 +81,21 @@ class SqlAlchemyRetention:
         newer = exists().where(*_same_link(n, r), n.c.id > r.c.id)
         failure_before = exists().where(*_same_link(f, r), f.c.id < r.c.id, f.c.status.in_(sorted(FAILING)))
         chosen = (
-            select(r.c.id).where(r.c.status == _SUCCEEDED, r.c.updated_at < settled_before, newer | ~failure_before)
-            .order_by(r.c.updated_at).limit(_row_limit(limit)).with_for_update(of=r, skip_locked=True)
+            select(r.c.id)
+            .where(r.c.status == _SUCCEEDED, r.c.updated_at < settled_before, newer | ~failure_before)
+            .order_by(r.c.updated_at)
+            .limit(_row_limit(limit))
+            .with_for_update(of=r, skip_locked=True)
         )
         return await self._delete(sync_records, s.id, chosen)
 
     async def prune_dead_letters(self, replayed_before: datetime, limit: int) -> int:
         chosen = (
-            select(d.id).where(d.replayed_at.is_not(None), d.replayed_at < replayed_before)
-            .order_by(d.replayed_at).limit(_row_limit(limit)).with_for_update(skip_locked=True)
+            select(d.id)
+            .where(d.replayed_at.is_not(None), d.replayed_at < replayed_before)
+            .order_by(d.replayed_at)
+            .limit(_row_limit(limit))
+            .with_for_update(skip_locked=True)
         )
         return await self._delete(dead_letters, d.id, chosen)
 
@@ -99,9 +127,11 @@ class SqlAlchemyRetention:
     async def _unpublished(self, ids: list[int]) -> set[int]:
         """Of ``ids``, the customers with an event waiting in the outbox (through the pending index:
         as long as the backlog, not the outbox)."""
-        return set((await self._c.scalars(
-            select(o.customer_id).where(o.published_at.is_(None), o.customer_id.in_(ids)).distinct()
-        )).all())
+        return set(
+            (
+                await self._c.scalars(select(o.customer_id).where(o.published_at.is_(None), o.customer_id.in_(ids)).distinct())
+            ).all()
+        )
 
     async def _in_flight(self, ids: list[int]) -> set[int]:
         """Of ``ids``, the customers with a create waiting for its answer (an intent, no link yet in
@@ -118,13 +148,22 @@ class SqlAlchemyRetention:
         deleted = exists().where(c.id == customer_id, c.deleted)
         chosen = (
             select(o.position, o.payload["data"]["email"].astext.label("email"))
-            .where(o.customer_id == customer_id, o.published_at.is_not(None),
-                   text("jsonb_typeof(outbox.payload -> 'data') = 'object'"), deleted)
-            .order_by(o.position).limit(_row_limit(limit)).with_for_update(of=outbox).cte("chosen")
+            .where(
+                o.customer_id == customer_id,
+                o.published_at.is_not(None),
+                text("jsonb_typeof(outbox.payload -> 'data') = 'object'"),
+                deleted,
+            )
+            .order_by(o.position)
+            .limit(_row_limit(limit))
+            .with_for_update(of=outbox)
+            .cte("chosen")
         )
         # domain.retention.scrubbed_event, in place: ``data`` becomes null, the rest of the event stays.
         statement = (
-            update(outbox).where(o.position == chosen.c.position).values(payload=o.payload.op("||")(_NO_DATA))
+            update(outbox)
+            .where(o.position == chosen.c.position)
+            .values(payload=o.payload.op("||")(_NO_DATA))
             .returning(chosen.c.email)
         )
         emails = list((await self._c.scalars(statement)).all())
@@ -139,9 +178,12 @@ class SqlAlchemyRetention:
         if row.scrubbed_at is not None:
             return None  # another worker's pass scrubbed it meanwhile: not counted twice
         found = set(emails)
-        mappings = [_mapping(r) for r in await self._c.execute(
-            select(external_mappings).where(external_mappings.c.customer_id == customer_id).with_for_update()
-        )]
+        mappings = [
+            _mapping(r)
+            for r in await self._c.execute(
+                select(external_mappings).where(external_mappings.c.customer_id == customer_id).with_for_update()
+            )
+        ]
         tombstone = _customer(row)
         unpublished, in_flight = await self._unpublished([customer_id]), await self._in_flight([customer_id])
         if not deletion_settled(tombstone, mappings, bool(unpublished), bool(in_flight)):
@@ -162,8 +204,13 @@ class SqlAlchemyRetention:
             # The version moves like any write of the link: a worker's write from an earlier read
             # fails (ConcurrentUpdate) and is made again from this one, never putting values back.
             await self._c.execute(
-                update(external_mappings).where(m.customer_id == mapping.customer_id, m.system == mapping.system).values(
-                    synced_name=None, synced_email=None, external_writes=_json({}), sent=_json({}),
+                update(external_mappings)
+                .where(m.customer_id == mapping.customer_id, m.system == mapping.system)
+                .values(
+                    synced_name=None,
+                    synced_email=None,
+                    external_writes=_json({}),
+                    sent=_json({}),
                     version=m.version + 1,
                 )
             )
@@ -190,7 +237,8 @@ class SqlAlchemyRetention:
             error = redacted(letter.error, found) or ""
             if letter.id in payloads or error != letter.error:
                 await self._c.execute(
-                    update(dead_letters).where(d.id == letter.id)
+                    update(dead_letters)
+                    .where(d.id == letter.id)
                     .values(payload=payloads.get(letter.id, letter.payload), error=error)
                 )
                 changed += 1
@@ -199,9 +247,11 @@ class SqlAlchemyRetention:
     async def _redact_history(self, customer_id: int, found: set[str]) -> int:
         if not found:
             return 0
-        query = select(s.id, s.note, s.last_error).where(
-            s.customer_id == customer_id, or_(s.note.is_not(None), s.last_error.is_not(None))
-        ).with_for_update()
+        query = (
+            select(s.id, s.note, s.last_error)
+            .where(s.customer_id == customer_id, or_(s.note.is_not(None), s.last_error.is_not(None)))
+            .with_for_update()
+        )
         changed = 0
         for record in (await self._c.execute(query)).all():
             note, error = redacted(record.note, found), redacted(record.last_error, found)
@@ -213,7 +263,9 @@ class SqlAlchemyRetention:
 
 def _same_link(other: Alias, record: Alias) -> tuple[ColumnElement[bool], ...]:
     return (
-        other.c.customer_id == record.c.customer_id, other.c.system == record.c.system, other.c.direction == record.c.direction
+        other.c.customer_id == record.c.customer_id,
+        other.c.system == record.c.system,
+        other.c.direction == record.c.direction,
     )
 
 
@@ -225,7 +277,9 @@ def _letters_of(customer_id: int, mappings: Sequence[ExternalMapping]) -> Column
     if mappings:
         clauses.append((d.topic == INBOUND_TOPIC) & d.key.in_([f"{m.system}:{m.external_id}" for m in mappings]))
         named = [
-            text(f"position(:needle_{n} IN dead_letters.payload) > 0").bindparams(bindparam(f"needle_{n}", m.external_id.encode()))
+            text(f"position(:needle_{n} IN dead_letters.payload) > 0").bindparams(
+                bindparam(f"needle_{n}", m.external_id.encode())
+            )
             for n, m in enumerate(mappings)
         ]
         clauses.append((d.topic == REJECTED_WEBHOOK_TOPIC) & d.key.in_(sorted({m.system for m in mappings})) & or_(*named))

@@ -107,7 +107,10 @@ sync_records = Table(
     Index("ix_sync_records_succeeded_updated_at", "updated_at", postgresql_where=text("status = 'succeeded'")),
     # The status screen's unsettled records (application.status): few, whatever the history.
     Index(
-        "ix_sync_records_unsettled", "system", "status", "updated_at",
+        "ix_sync_records_unsettled",
+        "system",
+        "status",
+        "updated_at",
         postgresql_where=text("status IN ('pending', 'retrying', 'dead')"),
     ),
 )
@@ -270,8 +273,20 @@ reconcile_seen = Table(
 
 # Every table the service owns, children first (the order TRUNCATE and DROP want).
 ALL_TABLES = (
-    reconcile_seen, reconcile_findings, reconcile_runs, sync_cursors, rate_budgets,
-    external_mappings, create_intents, sync_records, outbox, inbox, dead_letters, account_bindings, installation, customers,
+    reconcile_seen,
+    reconcile_findings,
+    reconcile_runs,
+    sync_cursors,
+    rate_budgets,
+    external_mappings,
+    create_intents,
+    sync_records,
+    outbox,
+    inbox,
+    dead_letters,
+    account_bindings,
+    installation,
+    customers,
 )
 
 # The relay LISTENs here; a trigger on outbox NOTIFYs it when inserts commit (migration 0001).

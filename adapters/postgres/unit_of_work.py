@@ -75,9 +75,7 @@ class SqlAlchemyUnitOfWork:
         self.status = SqlAlchemyStatusRepository(connection)
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         connection, self._connection = self._connection, None
         if connection is None:
             return

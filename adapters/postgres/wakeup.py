@@ -31,8 +31,12 @@ class PostgresOutboxWakeup:
     """
 
     def __init__(
-        self, database_url: str, channel: str = OUTBOX_CHANNEL, *,
-        application_name: str = "custsync-outbox-wakeup", connect_timeout: float = 10.0,
+        self,
+        database_url: str,
+        channel: str = OUTBOX_CHANNEL,
+        *,
+        application_name: str = "custsync-outbox-wakeup",
+        connect_timeout: float = 10.0,
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._channel = channel
@@ -68,7 +72,8 @@ class PostgresOutboxWakeup:
     async def _listen(self, budget: float) -> None:
         try:
             connection = await asyncpg.connect(
-                self._dsn, timeout=max(0.1, min(budget, self._connect_timeout)),
+                self._dsn,
+                timeout=max(0.1, min(budget, self._connect_timeout)),
                 server_settings={"application_name": self.application_name},
             )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -36,7 +36,7 @@ def split_name(name: str | None) -> tuple[str | None, str]:
     if not name:
         return None, NO_NAME
     cut = name.rfind(" ")
-    first, last = name[:cut], name[cut + 1:]
+    first, last = name[:cut], name[cut + 1 :]
     if 0 < cut and first == first.strip() and last and last == last.strip() and len(first) <= FIRST_NAME_MAX:
         return first, last
     # Salesforce trims what it stores: a part that would lose a space keeps the name whole in
@@ -79,9 +79,17 @@ def field_errors(changes: Mapping[str, str | None]) -> list[FieldError]:
         if name == NO_NAME:
             errors.append(FieldError("name", f"{NO_NAME!r} is what custsync writes in Salesforce for a customer without a name"))
         elif len(last) > LAST_NAME_MAX:
-            errors.append(FieldError("name", f"{'its last word goes' if first else 'it goes whole'} to Salesforce's "
-                                             f"LastName, which takes at most {LAST_NAME_MAX} characters ({len(last)} given)"))
+            errors.append(
+                FieldError(
+                    "name",
+                    f"{'its last word goes' if first else 'it goes whole'} to Salesforce's "
+                    f"LastName, which takes at most {LAST_NAME_MAX} characters ({len(last)} given)",
+                )
+            )
     if "email" in changes and changes["email"] is not None and len(changes["email"].strip()) > EMAIL_MAX:
-        errors.append(FieldError("email", f"Salesforce's Email takes at most {EMAIL_MAX} characters "
-                                          f"({len(changes['email'].strip())} given)"))
+        errors.append(
+            FieldError(
+                "email", f"Salesforce's Email takes at most {EMAIL_MAX} characters ({len(changes['email'].strip())} given)"
+            )
+        )
     return errors

@@ -25,11 +25,21 @@ from application.errors import (
 RETRYABLE_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"})
 # The record's data refused as it is (a validation error, a validation or duplicate rule of the
 # customer's admin): nothing was written, and sending the same again cannot help.
-REFUSAL_CODES = frozenset({
-    "REQUIRED_FIELD_MISSING", "INVALID_EMAIL_ADDRESS", "STRING_TOO_LONG", "FIELD_CUSTOM_VALIDATION_EXCEPTION",
-    "DUPLICATES_DETECTED", "DUPLICATE_VALUE", "INVALID_FIELD", "MALFORMED_ID", "FIELD_INTEGRITY_EXCEPTION",
-    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
-})
+REFUSAL_CODES = frozenset(
+    {
+        "REQUIRED_FIELD_MISSING",
+        "INVALID_EMAIL_ADDRESS",
+        "STRING_TOO_LONG",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "DUPLICATES_DETECTED",
+        "DUPLICATE_VALUE",
+        "INVALID_FIELD",
+        "MALFORMED_ID",
+        "FIELD_INTEGRITY_EXCEPTION",
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+    }
+)
 # How long to wait before trying again once the org's daily limit is spent: it is a rolling 24 h,
 # so calls come back as the oldest ones age out; the worker's backoff cap applies on top.
 LIMIT_RETRY_AFTER = 300.0

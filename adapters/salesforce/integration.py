@@ -102,17 +102,38 @@ def org_mode(instance_url: str) -> str:
 
 class SalesforceIntegration:
     def __init__(
-        self, http: httpx.AsyncClient, credentials: ClientCredentials, *, api_version: str = "62.0",
-        external_id_field: str = "Custsync_Id__c", create_key_field: str = "Custsync_Create__c",
-        budget: RateBudget | None = None, metrics: CallMetrics | None = None, system: str = "salesforce",
+        self,
+        http: httpx.AsyncClient,
+        credentials: ClientCredentials,
+        *,
+        api_version: str = "62.0",
+        external_id_field: str = "Custsync_Id__c",
+        create_key_field: str = "Custsync_Create__c",
+        budget: RateBudget | None = None,
+        metrics: CallMetrics | None = None,
+        system: str = "salesforce",
         page_size: int = 200,
     ) -> None:
         self.system = system
         self._http, self._credentials, self._budget, self._metrics = http, credentials, budget, metrics
         self._base = f"/services/data/v{api_version}"
         self._id_field, self._key_field = external_id_field, create_key_field
-        self._fields = ",".join(["Id", "FirstName", "LastName", "Email", external_id_field, create_key_field, "IsDeleted",
-                                 "MasterRecordId", "CreatedDate", "LastModifiedDate", "SystemModstamp", "LastModifiedById"])
+        self._fields = ",".join(
+            [
+                "Id",
+                "FirstName",
+                "LastName",
+                "Email",
+                external_id_field,
+                create_key_field,
+                "IsDeleted",
+                "MasterRecordId",
+                "CreatedDate",
+                "LastModifiedDate",
+                "SystemModstamp",
+                "LastModifiedById",
+            ]
+        )
         self._page_size = max(200, min(page_size, 2000))  # Salesforce's batchSize bounds
 
     # -- the port -----------------------------------------------------------------------------------
@@ -155,8 +176,13 @@ class SalesforceIntegration:
             return self._customer(ours[0])  # deleted by a person before its link was stored: carried
         body: dict[str, Any] = contact_fields(data)
         body[self._key_field] = tag.create_key
-        response = await self._send("PATCH", f"/sobjects/Contact/{self._id_field}/{quote(value, safe='')}", "contacts.upsert",
-                                    json=body, accept={200, 201, 300})
+        response = await self._send(
+            "PATCH",
+            f"/sobjects/Contact/{self._id_field}/{quote(value, safe='')}",
+            "contacts.upsert",
+            json=body,
+            accept={200, 201, 300},
+        )
         if response.status_code == 300:
             raise PermanentIntegrationError(
                 f"salesforce: several Contacts hold {self._id_field} = {value}: a person must keep one (nothing was written)"
@@ -192,8 +218,9 @@ class SalesforceIntegration:
     async def retrieve_customer(self, external_id: str) -> ExternalCustomer:
         contact_id = self._checked(external_id)
         try:
-            response = await self._send("GET", f"/sobjects/Contact/{contact_id}", "contacts.retrieve",
-                                        params={"fields": self._fields})
+            response = await self._send(
+                "GET", f"/sobjects/Contact/{contact_id}", "contacts.retrieve", params={"fields": self._fields}
+            )
         except ExternalCustomerMissing:
             # Gone, or never here? Only the Recycle Bin (queryAll) can say it was deleted.
             rows = await self._query(f"SELECT {self._fields} FROM Contact WHERE Id = {_quoted(contact_id)}", everything=True)
@@ -227,7 +254,8 @@ class SalesforceIntegration:
     async def created_customers(self, *, created_since: datetime, cursor: str | None = None) -> Page:
         rows, next_cursor = await self._page(
             f"SELECT {self._fields} FROM Contact WHERE CreatedDate >= {_literal(created_since)} ORDER BY CreatedDate DESC, Id DESC",
-            cursor, everything=True,
+            cursor,
+            everything=True,
         )
         return Page([self._customer(row) for row in rows if _readable(row)], next_cursor)
 
@@ -238,9 +266,10 @@ class SalesforceIntegration:
         """Every Contact whose ``SystemModstamp`` is at or after ``since`` (deleted ones included),
         newest first: what changed since, each as the change it is now."""
         rows, next_cursor = await self._page(
-            f"SELECT {self._fields} FROM Contact WHERE SystemModstamp >= {_literal(since)} "
-            "ORDER BY SystemModstamp DESC, Id DESC",
-            cursor, everything=True, quiet=True,
+            f"SELECT {self._fields} FROM Contact WHERE SystemModstamp >= {_literal(since)} ORDER BY SystemModstamp DESC, Id DESC",
+            cursor,
+            everything=True,
+            quiet=True,
         )
         user = _USER.search((await self._credentials.token()).id)
         ours = user.group(1)[:15] if user is not None else None
@@ -253,7 +282,9 @@ class SalesforceIntegration:
             raise PermanentIntegrationError("salesforce: unreadable Contact record")
         merged = bool(row.get("MasterRecordId"))
         return ExternalCustomer(
-            external_id=row["Id"], data=_data(row), claim=read_claim(row.get(self._id_field), row.get(self._key_field)),
+            external_id=row["Id"],
+            data=_data(row),
+            claim=read_claim(row.get(self._id_field), row.get(self._key_field)),
             deleted=row.get("IsDeleted") is True and not merged,
         )
 
@@ -278,7 +309,11 @@ class SalesforceIntegration:
             # Two states of one Contact may share a stamp: the state's digest tells them apart,
             # while a state polled twice (overlapping polls) keeps its one id.
             event_id=change_event_id(row, self._id_field, self._key_field),
-            system=self.system, kind=kind, external_id=row["Id"], occurred_at=changed, customer=customer,
+            system=self.system,
+            kind=kind,
+            external_id=row["Id"],
+            occurred_at=changed,
+            customer=customer,
             # Written last by this integration's own user: the echo of a write of ours, never a
             # person's change (each installation has its own integration user: docs/tutorials/adding-salesforce.md).
             by_us=integration_user is not None and isinstance(modified_by, str) and modified_by[:15] == integration_user,
@@ -295,7 +330,12 @@ class SalesforceIntegration:
         return rows
 
     async def _page(
-        self, soql: str, cursor: str | None, *, everything: bool, quiet: bool = False,
+        self,
+        soql: str,
+        cursor: str | None,
+        *,
+        everything: bool,
+        quiet: bool = False,
     ) -> tuple[list[dict[str, Any]], str | None]:
         headers = {"Sforce-Query-Options": f"batchSize={self._page_size}"}
         if cursor is not None:
@@ -303,16 +343,30 @@ class SalesforceIntegration:
                 raise PermanentIntegrationError("salesforce: not a query cursor of ours")
             response = await self._send("GET", cursor.removeprefix(self._base), "query.more", headers=headers, quiet=quiet)
         else:
-            response = await self._send("GET", "/queryAll" if everything else "/query", "queryAll" if everything else "query",
-                                        params={"q": soql}, headers=headers, quiet=quiet)
+            response = await self._send(
+                "GET",
+                "/queryAll" if everything else "/query",
+                "queryAll" if everything else "query",
+                params={"q": soql},
+                headers=headers,
+                quiet=quiet,
+            )
         body = _json(response)
         rows = [row for row in body.get("records") or [] if isinstance(row, dict)]
         next_url = body.get("nextRecordsUrl")
         return rows, next_url if isinstance(next_url, str) and not body.get("done", True) else None
 
     async def _send(
-        self, method: str, path: str, label: str, *, json: Any = None, params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None, accept: set[int] | None = None, quiet: bool = False,
+        self,
+        method: str,
+        path: str,
+        label: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept: set[int] | None = None,
+        quiet: bool = False,
     ) -> httpx.Response:
         """One call, with a token; a 401 asks for a new token once (the flow has no refresh token).
         ``quiet``: a poll's page, logged at DEBUG when it succeeds."""
@@ -327,8 +381,16 @@ class SalesforceIntegration:
         raise classify(response)  # a second 401: IntegrationAuthError
 
     async def _once(
-        self, method: str, token: Token, path: str, label: str, *, json: Any, params: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None, quiet: bool,
+        self,
+        method: str,
+        token: Token,
+        path: str,
+        label: str,
+        *,
+        json: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        quiet: bool,
     ) -> httpx.Response:
         if self._budget is not None:
             waited = await self._budget.acquire()
@@ -345,7 +407,9 @@ class SalesforceIntegration:
             status = response.status_code
         except httpx.HTTPError as exc:
             # No answer: a write may have landed all the same; an update or an upsert repeated is harmless.
-            raise RetryableIntegrationError(f"salesforce: {method} {path.split('?')[0]}: {type(exc).__name__} {exc}".rstrip()) from exc
+            raise RetryableIntegrationError(
+                f"salesforce: {method} {path.split('?')[0]}: {type(exc).__name__} {exc}".rstrip()
+            ) from exc
         finally:
             seconds = time.perf_counter() - start
             if self._metrics is not None:
@@ -353,8 +417,9 @@ class SalesforceIntegration:
             # A poll's page that succeeds: at DEBUG, or an idle org would fill the log with one line per
             # poll (the poll itself says what it found). Every other call, look-ups included: INFO.
             level = logging.DEBUG if quiet and status is not None and status < 400 else logging.INFO
-            log.log(level, "salesforce %s -> %s in %.0f ms", label, status or "no answer", seconds * 1000,
-                    extra={"status": status})
+            log.log(
+                level, "salesforce %s -> %s in %.0f ms", label, status or "no answer", seconds * 1000, extra={"status": status}
+            )
         usage = api_usage(response)
         if usage is not None and self._metrics is not None:
             self._metrics.api_usage(self.system, *usage)

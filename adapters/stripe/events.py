@@ -83,7 +83,10 @@ def _change(event: _Event, system: str) -> ExternalChange | None:
     if previous is not None and not isinstance(previous, dict):
         raise RefusedWebhook(event.id, "previous_attributes is not an object")
     return ExternalChange(
-        event_id=event.id, system=system, kind=kind, external_id=customer.external_id,
+        event_id=event.id,
+        system=system,
+        kind=kind,
+        external_id=customer.external_id,
         occurred_at=datetime.fromtimestamp(event.created, UTC),
         # An object's own ``deleted`` flag is a claim; domain.safety decides what proves a deletion.
         customer=msgspec.structs.replace(customer, deleted=customer.deleted or kind is ChangeKind.DELETED),

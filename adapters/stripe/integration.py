@@ -69,8 +69,15 @@ def key_mode(secret_key: str) -> str:
 
 class StripeIntegration:
     def __init__(
-        self, customers: CustomersService, webhook_secrets: Sequence[str], *, accounts: AccountsService | None = None,
-        events: EventsService | None = None, raw: RawRequests | None = None, mode: str = "test", tolerance: int = 300,
+        self,
+        customers: CustomersService,
+        webhook_secrets: Sequence[str],
+        *,
+        accounts: AccountsService | None = None,
+        events: EventsService | None = None,
+        raw: RawRequests | None = None,
+        mode: str = "test",
+        tolerance: int = 300,
         system: str = "stripe",
     ) -> None:
         self.system = system
@@ -130,7 +137,9 @@ class StripeIntegration:
         if created_since is not None:
             params["created"] = {"gte": int(created_since.timestamp())}
         if self._raw is not None:
-            result = _as_dict(getattr(await self._api(self._raw.raw_request_async, "get", "/v1/customers", **params), "data", None))
+            result = _as_dict(
+                getattr(await self._api(self._raw.raw_request_async, "get", "/v1/customers", **params), "data", None)
+            )
         else:
             result = _as_dict(await self._api(self._customers.list_async, params=params))
         customers = []

@@ -75,8 +75,12 @@ class RateLimited:
                 quiet = _POLLING.get() and status is not None and status < 400
                 log.log(
                     logging.DEBUG if quiet else logging.INFO,
-                    "stripe %s%s -> %s in %.0f ms (Request-Id %s)", label, f" {target}" if target else "",
-                    status or "no answer", seconds * 1000, request_id or "-",
+                    "stripe %s%s -> %s in %.0f ms (Request-Id %s)",
+                    label,
+                    f" {target}" if target else "",
+                    status or "no answer",
+                    seconds * 1000,
+                    request_id or "-",
                     extra={"stripe_request_id": request_id, "external_id": target, "status": status},
                 )
 

@@ -62,7 +62,9 @@ def customer_from_api(obj: Mapping[str, Any]) -> ExternalCustomer:
 def read_claim(metadata: Mapping[str, str]) -> Claim:
     raw_id = metadata.get(INTERNAL_ID_KEY)
     internal_id = int(raw_id) if raw_id is not None and _CATALOG_ID.fullmatch(raw_id) and int(raw_id) <= _BIGINT_MAX else None
-    return Claim(internal_id=internal_id, installation=_token(metadata.get(INSTALLATION_KEY)), create_key=_token(metadata.get(CREATE_KEY)))
+    return Claim(
+        internal_id=internal_id, installation=_token(metadata.get(INSTALLATION_KEY)), create_key=_token(metadata.get(CREATE_KEY))
+    )
 
 
 def _token(value: str | None) -> str | None:

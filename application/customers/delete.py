@@ -8,6 +8,7 @@ from domain.messages import ChangeKind
 
 async def delete_customer(cmd: DeleteCustomer, uow: UnitOfWork, clock: Clock) -> None:
     """Delete a customer here and, through the outbox, in every integration."""
+
     async def attempt() -> None:
         async with uow:
             customer = await existing_customer(uow, cmd.customer_id, cmd.expected_versions)

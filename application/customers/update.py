@@ -21,7 +21,11 @@ async def patch_customer(cmd: PatchCustomer, uow: UnitOfWork, clock: Clock) -> C
 
 
 async def _revise(
-    uow: UnitOfWork, clock: Clock, customer_id: int, expected_versions: frozenset[int] | None, change: Callable[[CustomerData], CustomerData]
+    uow: UnitOfWork,
+    clock: Clock,
+    customer_id: int,
+    expected_versions: frozenset[int] | None,
+    change: Callable[[CustomerData], CustomerData],
 ) -> Customer:
     async def attempt() -> Customer:
         async with uow:

@@ -68,9 +68,17 @@ def lease_seconds(interval: float) -> float:
 
 
 async def catch_up_once(
-    integration: Integration, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock, owner: str,
-    overlap: float, *, lease: float = MIN_LEASE, stopping: asyncio.Event | None = None,
-    recently: RecentlyPublished | None = None, began: datetime | None = None,
+    integration: Integration,
+    uow_factory: UnitOfWorkFactory,
+    publisher: MessagePublisher,
+    clock: Clock,
+    owner: str,
+    overlap: float,
+    *,
+    lease: float = MIN_LEASE,
+    stopping: asyncio.Event | None = None,
+    recently: RecentlyPublished | None = None,
+    began: datetime | None = None,
 ) -> CatchUp | None:
     """Take (or renew) the lease of ``integration``'s cursor and publish what its change log holds
     that the inbox has not seen (nor this poller published lately: ``recently``), one page at a
@@ -126,8 +134,11 @@ async def start_from(uow_factory: UnitOfWorkFactory, system: str, at: datetime, 
     async with uow_factory() as uow:
         now = clock.now()
         cursor = await uow.cursors.lease(system, CURSOR, owner, now + timedelta(seconds=MIN_LEASE), now)
-        stored = (cursor is not None and _position(cursor)[0] is None
-                  and await uow.cursors.advance(system, CURSOR, owner, _encode(at, at), now))
+        stored = (
+            cursor is not None
+            and _position(cursor)[0] is None
+            and await uow.cursors.advance(system, CURSOR, owner, _encode(at, at), now)
+        )
         if cursor is not None:
             await uow.cursors.release(system, CURSOR, owner)
         await uow.commit()
@@ -135,8 +146,16 @@ async def start_from(uow_factory: UnitOfWorkFactory, system: str, at: datetime, 
 
 
 async def run_catch_up(
-    integrations: Integrations, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock,
-    stopping: asyncio.Event, *, owner: str, interval: float, overlap: float, max_delay: float = 30.0,
+    integrations: Integrations,
+    uow_factory: UnitOfWorkFactory,
+    publisher: MessagePublisher,
+    clock: Clock,
+    stopping: asyncio.Event,
+    *,
+    owner: str,
+    interval: float,
+    overlap: float,
+    max_delay: float = 30.0,
     metrics: SyncMetrics | None = None,
 ) -> None:
     """Poll every integration every ``interval`` seconds until ``stopping`` is set, then give the
@@ -144,15 +163,25 @@ async def run_catch_up(
     if not integrations:
         await stopping.wait()  # nothing to poll; ending early would stop the whole worker
         return
-    await asyncio.gather(*(
-        _poll(integration, uow_factory, publisher, clock, stopping, owner, interval, overlap, max_delay, metrics)
-        for integration in integrations.values()
-    ))
+    await asyncio.gather(
+        *(
+            _poll(integration, uow_factory, publisher, clock, stopping, owner, interval, overlap, max_delay, metrics)
+            for integration in integrations.values()
+        )
+    )
 
 
 async def _poll(
-    integration: Integration, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock,
-    stopping: asyncio.Event, owner: str, interval: float, overlap: float, max_delay: float, metrics: SyncMetrics | None,
+    integration: Integration,
+    uow_factory: UnitOfWorkFactory,
+    publisher: MessagePublisher,
+    clock: Clock,
+    stopping: asyncio.Event,
+    owner: str,
+    interval: float,
+    overlap: float,
+    max_delay: float,
+    metrics: SyncMetrics | None,
 ) -> None:
     """An outage (the database, the broker, the system itself) is waited out, one line per attempt,
     with jittered backoff never longer than the interval: the missed changes wait in the log."""
@@ -161,8 +190,16 @@ async def _poll(
         while not stopping.is_set():
             try:
                 done = await catch_up_once(
-                    integration, uow_factory, publisher, clock, owner, overlap, lease=lease_seconds(interval),
-                    stopping=stopping, recently=recently, began=began,
+                    integration,
+                    uow_factory,
+                    publisher,
+                    clock,
+                    owner,
+                    overlap,
+                    lease=lease_seconds(interval),
+                    stopping=stopping,
+                    recently=recently,
+                    began=began,
                 )
             except Exception as exc:  # noqa: BLE001 - catch-up must outlive any outage
                 if metrics is not None:
@@ -183,7 +220,9 @@ async def _poll(
             if done is not None and done.published:
                 log.info(
                     "%s catch-up: %d change(s) not applied yet published to sync.inbound, %d already applied",
-                    system, done.published, done.already_applied,
+                    system,
+                    done.published,
+                    done.already_applied,
                 )
             await sleep_unless_stopped(clock, interval, stopping)
     finally:
@@ -199,8 +238,14 @@ async def _lease(uow_factory: UnitOfWorkFactory, system: str, owner: str, clock:
 
 
 async def _unapplied(
-    uow_factory: UnitOfWorkFactory, system: str, changes: list[ExternalChange], owner: str, clock: Clock, lease: float,
-    *, renew: bool,
+    uow_factory: UnitOfWorkFactory,
+    system: str,
+    changes: list[ExternalChange],
+    owner: str,
+    clock: Clock,
+    lease: float,
+    *,
+    renew: bool,
 ) -> list[ExternalChange] | None:
     """The changes the inbox has not seen (renewing the lease, if asked, in the same transaction);
     ``None`` if the lease is someone else's now."""
@@ -228,8 +273,10 @@ def _position(cursor: Cursor) -> tuple[datetime | None, datetime | None]:
     poll, or the first sync's start), before which it never reads."""
     try:
         newest, _, floor = (cursor.position or "").partition("/")
-        return (datetime.fromtimestamp(int(newest), UTC) if newest else None,
-                datetime.fromtimestamp(int(floor), UTC) if floor else None)
+        return (
+            datetime.fromtimestamp(int(newest), UTC) if newest else None,
+            datetime.fromtimestamp(int(floor), UTC) if floor else None,
+        )
     except (ValueError, OverflowError, OSError):
         return None, None  # not ours to read: start afresh, as on the first poll
 

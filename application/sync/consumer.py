@@ -177,9 +177,17 @@ class SyncConsumer:
     """
 
     def __init__(
-        self, source: MessageSource, publisher: MessagePublisher, handlers: Mapping[str, TopicHandler],
-        clock: Clock, retry: RetryPolicy = RetryPolicy(), batch_size: int = 100, *,
-        uow_factory: UnitOfWorkFactory | None = None, max_buffered: int = 200, concurrency: int = 32,
+        self,
+        source: MessageSource,
+        publisher: MessagePublisher,
+        handlers: Mapping[str, TopicHandler],
+        clock: Clock,
+        retry: RetryPolicy = RetryPolicy(),
+        batch_size: int = 100,
+        *,
+        uow_factory: UnitOfWorkFactory | None = None,
+        max_buffered: int = 200,
+        concurrency: int = 32,
         metrics: SyncMetrics | None = None,
     ) -> None:
         if concurrency < 1:
@@ -341,7 +349,12 @@ class SyncConsumer:
             await self._bury(handler if readable else None, envelope, error, lane, stopping)
 
     async def _until_done(
-        self, work: Callable[[], Awaitable[None]], envelope: Envelope, lane: _Lane, stopping: asyncio.Event, *,
+        self,
+        work: Callable[[], Awaitable[None]],
+        envelope: Envelope,
+        lane: _Lane,
+        stopping: asyncio.Event,
+        *,
         retry_unexpected: bool,
     ) -> tuple[str, bool] | None:
         """Run ``work`` until it succeeds (None) or fails in a way that must be dead-lettered (the
@@ -386,6 +399,7 @@ class SyncConsumer:
         """Record the death in the history (a courtesy), then keep and publish the letter (what
         counts). Waits out an unavailable database or broker like any other transient failure."""
         if handler is not None:
+
             async def note() -> None:
                 try:
                     await handler.give_up(envelope.payload, error)
@@ -415,7 +429,9 @@ class SyncConsumer:
         # Any record can die here, even one we did not write: its text must be storable (no NUL,
         # bounded), or the letter could never be kept and its partition would wait for good.
         dead = msgspec.structs.replace(
-            envelope, key=_storable(envelope.key, 500), event_id=_storable(envelope.event_id, 500),
+            envelope,
+            key=_storable(envelope.key, 500),
+            event_id=_storable(envelope.event_id, 500),
             error=_storable(error, 2000),
         )
         # The store first: it is what a replay reads. If the publish below fails, the delivery is

@@ -31,10 +31,15 @@ from domain.ownership import OwnershipTag, write_key
 
 async def create_intent(uow: UnitOfWork, customer: Customer, system: str, ctx: Context) -> CreateIntent:
     """The create to send, saved before it is sent; an earlier one, if any, is repeated as it was."""
-    await uow.create_intents.add(CreateIntent(
-        customer_id=customer.id, system=system, idempotency_key=write_key(ctx.installation, "create"),
-        data=customer.data, created_at=ctx.clock.now(),
-    ))
+    await uow.create_intents.add(
+        CreateIntent(
+            customer_id=customer.id,
+            system=system,
+            idempotency_key=write_key(ctx.installation, "create"),
+            data=customer.data,
+            created_at=ctx.clock.now(),
+        )
+    )
     intent = await uow.create_intents.get(customer.id, system)
     await uow.commit()
     assert intent is not None
@@ -72,7 +77,11 @@ async def look_up_or_renew(integration: Integration, intent: CreateIntent, ctx: 
 
 
 async def store_create(
-    uow: UnitOfWork, created: ExternalCustomer, intent: CreateIntent, customer: Customer, mapping: ExternalMapping | None,
+    uow: UnitOfWork,
+    created: ExternalCustomer,
+    intent: CreateIntent,
+    customer: Customer,
+    mapping: ExternalMapping | None,
     now: datetime,
 ) -> None:
     await uow.create_intents.remove(customer.id, intent.system)
@@ -83,8 +92,14 @@ async def store_create(
         if current.deleted or current.data != mapping.synced:
             await record_change(uow, current, ChangeKind.DELETED if current.deleted else ChangeKind.UPDATED)
         return
-    mapping = ExternalMapping(customer_id=customer.id, system=intent.system, external_id=created.external_id,
-                              synced=intent.data, synced_version=0, synced_at=now)
+    mapping = ExternalMapping(
+        customer_id=customer.id,
+        system=intent.system,
+        external_id=created.external_id,
+        synced=intent.data,
+        synced_version=0,
+        synced_at=now,
+    )
     if current.data == intent.data and not current.deleted:
         await uow.mappings.save(mapping.synced_to(current, intent.data, now))
         return

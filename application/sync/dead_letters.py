@@ -22,7 +22,10 @@ async def list_dead_letters(uow: UnitOfWork, limit: int = DEFAULT_LIMIT, include
 
 
 async def replay_dead_letters(
-    ids: Sequence[int] | None, uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock,
+    ids: Sequence[int] | None,
+    uow_factory: UnitOfWorkFactory,
+    publisher: MessagePublisher,
+    clock: Clock,
     metrics: SyncMetrics | None = None,
 ) -> list[int]:
     """Send dead letters back to the topics they came from, in the order they first died; returns

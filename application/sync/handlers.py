@@ -24,15 +24,27 @@ def _logged(handled: list[Handled]) -> list[Handled]:
     for one in handled:
         took = "" if one.latency is None else f" ({one.latency * 1000:.0f} ms after the change)"
         level = logging.INFO if one.outcome in (Outcome.SYNCED, Outcome.CONFLICT) else logging.DEBUG
-        log.log(level, "%s %s %s%s", one.direction.value, one.system, one.outcome.value, took,
-                extra={"system": one.system, "outcome": one.outcome.value})
+        log.log(
+            level,
+            "%s %s %s%s",
+            one.direction.value,
+            one.system,
+            one.outcome.value,
+            took,
+            extra={"system": one.system, "outcome": one.outcome.value},
+        )
     return handled
 
 
 class _Handler:
     def __init__(
-        self, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock, policy: ConflictPolicy,
-        identity: InstallationIdentity, accounts: AccountGuard,
+        self,
+        uow_factory: UnitOfWorkFactory,
+        integrations: Integrations,
+        clock: Clock,
+        policy: ConflictPolicy,
+        identity: InstallationIdentity,
+        accounts: AccountGuard,
     ) -> None:
         self._uow_factory, self._integrations, self._clock, self._policy = uow_factory, integrations, clock, policy
         self._identity, self._accounts = identity, accounts
@@ -62,7 +74,9 @@ class OutboundHandler(_Handler):
 class InboundHandler(_Handler):
     async def handle(self, payload: bytes) -> list[Handled]:
         change = decode(payload, ExternalChange)
-        with bound(correlation_id=change.correlation_id or change.event_id, event_id=change.event_id, external_id=change.external_id):
+        with bound(
+            correlation_id=change.correlation_id or change.event_id, event_id=change.event_id, external_id=change.external_id
+        ):
             return _logged([await sync_inbound(change, self._integrations, await self._context())])
 
     async def give_up(self, payload: bytes, error: str) -> None:

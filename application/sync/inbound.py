@@ -42,8 +42,11 @@ async def sync_inbound(change: ExternalChange, integrations: Integrations, ctx: 
         mapping = await uow.mappings.by_external_id(change.system, change.external_id)
         # A deletion of a customer deleted here already (the echo of ours, mostly) changes nothing,
         # whatever a re-fetch would answer: it is not asked (a deletion hint costs calls otherwise).
-        settled_here = (change.customer.deleted and mapping is not None
-                        and getattr(await uow.customers.get(mapping.customer_id), "deleted", False))
+        settled_here = (
+            change.customer.deleted
+            and mapping is not None
+            and getattr(await uow.customers.get(mapping.customer_id), "deleted", False)
+        )
     external, fetched = change.customer, False
     if must_refetch(change, mapping.synced if mapping is not None else None) and not settled_here:
         # Outside any transaction: never hold the database while calling out.
@@ -83,8 +86,10 @@ async def _unknown_there(ctx: SyncContext, change: ExternalChange) -> Handled:
     link breaks and the message waits in the dead-letter store; nothing in the catalog changes."""
     async with ctx.uow_factory() as uow:
         mapping = await uow.mappings.by_external_id(change.system, change.external_id)
-        reason = (f"{change.system} does not know {change.external_id} (404): another account or mode, or a restored "
-                  "database; nothing was changed in the catalog")
+        reason = (
+            f"{change.system} does not know {change.external_id} (404): another account or mode, or a restored "
+            "database; nothing was changed in the catalog"
+        )
         if mapping is None:
             record = await _settle(uow, change, None, f"ignored: {reason}", ctx.clock.now())
             await uow.commit()
@@ -138,7 +143,11 @@ async def _apply(
 
 
 async def _pulled(
-    uow: UnitOfWork, customer: Customer, mapping: ExternalMapping, change: ExternalChange, external: ExternalCustomer,
+    uow: UnitOfWork,
+    customer: Customer,
+    mapping: ExternalMapping,
+    change: ExternalChange,
+    external: ExternalCustomer,
     now: datetime,
 ) -> str:
     """An operator's pull: the external state, whatever the baseline and the policy say."""
@@ -189,10 +198,16 @@ async def _link_own_create(
     if customer is None:
         return None
     in_sync = customer.data == intent.data and not customer.deleted
-    mapping = await uow.mappings.save(ExternalMapping(
-        customer_id=customer.id, system=system, external_id=external_id, synced=intent.data,
-        synced_version=customer.version if in_sync else 0, synced_at=now,
-    ))
+    mapping = await uow.mappings.save(
+        ExternalMapping(
+            customer_id=customer.id,
+            system=system,
+            external_id=external_id,
+            synced=intent.data,
+            synced_version=customer.version if in_sync else 0,
+            synced_at=now,
+        )
+    )
     await uow.create_intents.remove(customer.id, system)
     return mapping, customer
 
@@ -222,25 +237,47 @@ async def _import(
     accepted is refused here."""
     customer = await uow.customers.add(external.data, now)
     await record_change(uow, customer, ChangeKind.CREATED, origin=change.system)
-    await uow.mappings.save(ExternalMapping(
-        customer_id=customer.id, system=change.system, external_id=external.external_id, synced=external.data,
-        synced_version=customer.version, synced_at=now, external_writes=_writes(change, None, ctx.installation, external.data),
-    ))
+    await uow.mappings.save(
+        ExternalMapping(
+            customer_id=customer.id,
+            system=change.system,
+            external_id=external.external_id,
+            synced=external.data,
+            synced_version=customer.version,
+            synced_at=now,
+            external_writes=_writes(change, None, ctx.installation, external.data),
+        )
+    )
     note = f"created from {change.system}"
     claim = external.claim
     if not claim.empty:
-        owner = "this installation" if claim.installation == ctx.installation else f"installation {claim.installation or '(none)'}"
+        owner = (
+            "this installation" if claim.installation == ctx.installation else f"installation {claim.installation or '(none)'}"
+        )
         note += f"; its metadata claims catalog id {claim.internal_id} of {owner}, unproven: imported as a new customer"
         if claim.internal_id is not None and await uow.customers.get(claim.internal_id) is not None:
             note += f" (customer {claim.internal_id} exists: not merged)"
-            log.warning("%s %s claims catalog id %s without proof: imported as customer %s, not merged",
-                        change.system, external.external_id, claim.internal_id, customer.id)
+            log.warning(
+                "%s %s claims catalog id %s without proof: imported as customer %s, not merged",
+                change.system,
+                external.external_id,
+                claim.internal_id,
+                customer.id,
+            )
     return customer.id, note
 
 
 async def _update(
-    uow: UnitOfWork, customer: Customer, mapping: ExternalMapping, change: ExternalChange, external: ExternalCustomer,
-    now: datetime, ctx: SyncContext, *, learned: bool, superseded: frozenset[str] = frozenset(),
+    uow: UnitOfWork,
+    customer: Customer,
+    mapping: ExternalMapping,
+    change: ExternalChange,
+    external: ExternalCustomer,
+    now: datetime,
+    ctx: SyncContext,
+    *,
+    learned: bool,
+    superseded: frozenset[str] = frozenset(),
 ) -> str | None:
     # The earliest a re-fetched state can date from: the newest event seen of that customer.
     state_at = max([change.occurred_at, *(w.at for w in mapping.external_writes.values())])
@@ -271,7 +308,9 @@ async def _update(
             winner = "catalog" if decided <= merge.kept_internal else change.system
             parts.append(f"conflict on {', '.join(sorted(decided))}: {ctx.policy.value} -> {winner} value kept")
         if waiting:
-            parts.append(f"conflict on {', '.join(sorted(waiting))}: {ctx.policy.value} -> waiting for the {change.system} event's time")
+            parts.append(
+                f"conflict on {', '.join(sorted(waiting))}: {ctx.policy.value} -> waiting for the {change.system} event's time"
+            )
         return "; ".join(parts)
     return None
 
@@ -285,7 +324,9 @@ async def _echo(
         await record_change(uow, customer, ChangeKind.UPDATED)
         return "no change there; our pending change is sent again"
     if merge.deferred:
-        return f"conflict on {', '.join(sorted(merge.deferred))}: {ctx.policy.value} -> waiting for the {change.system} event's time"
+        return (
+            f"conflict on {', '.join(sorted(merge.deferred))}: {ctx.policy.value} -> waiting for the {change.system} event's time"
+        )
     return "no change (echo of a synced state)"
 
 
@@ -295,8 +336,12 @@ async def give_up_inbound(change: ExternalChange, error: str, uow_factory: UnitO
         mapping = await uow.mappings.by_external_id(change.system, change.external_id)
         now = clock.now()
         record = SyncRecord.pending(
-            change.event_id, mapping.customer_id if mapping else None, Direction.INBOUND, change.system,
-            _OPERATIONS[change.kind], now,
+            change.event_id,
+            mapping.customer_id if mapping else None,
+            Direction.INBOUND,
+            change.system,
+            _OPERATIONS[change.kind],
+            now,
         )
         await uow.sync_records.save(record.failed(now, error, dead=True))
         await uow.commit()

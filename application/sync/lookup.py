@@ -26,11 +26,14 @@ async def find_own_create(integration: Integration, intent: CreateIntent, instal
     Never guesses: lists too long to read raise."""
     since = intent.created_at - CLOCK_SKEW
     # Never filtered by the intent's fields: a person may have changed them since.
-    found = await _first_proven(lambda cursor: integration.list_customers(limit=100, cursor=cursor, created_since=since),
-                                intent, installation)
+    found = await _first_proven(
+        lambda cursor: integration.list_customers(limit=100, cursor=cursor, created_since=since), intent, installation
+    )
     if found is not None:
         return found
-    made = await _first_proven(lambda cursor: integration.created_customers(created_since=since, cursor=cursor), intent, installation)
+    made = await _first_proven(
+        lambda cursor: integration.created_customers(created_since=since, cursor=cursor), intent, installation
+    )
     return None if made is None else await integration.retrieve_customer(made.external_id)
 
 

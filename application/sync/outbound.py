@@ -111,7 +111,12 @@ async def _hold_ambiguous(uow: UnitOfWork, customer: Customer, system: str) -> N
 
 
 async def _record_failure(
-    ctx: Context, event: CustomerChanged, system: str, record: SyncRecord | None, intent: CreateIntent | None, exc: IntegrationError
+    ctx: Context,
+    event: CustomerChanged,
+    system: str,
+    record: SyncRecord | None,
+    intent: CreateIntent | None,
+    exc: IntegrationError,
 ) -> None:
     async def attempt() -> None:
         async with ctx.uow_factory() as uow:
@@ -130,8 +135,12 @@ async def _record_failure(
 
 
 async def _call(
-    integration: Integration, event: CustomerChanged, customer: Customer, mapping: ExternalMapping | None,
-    intent: CreateIntent | None, ctx: Context,
+    integration: Integration,
+    event: CustomerChanged,
+    customer: Customer,
+    mapping: ExternalMapping | None,
+    intent: CreateIntent | None,
+    ctx: Context,
 ) -> _Outcome | None:
     if event.origin == integration.system:
         if event.tags and mapping is not None and not customer.deleted:
@@ -142,7 +151,9 @@ async def _call(
     if mapping is None:
         assert intent is not None
         return _Outcome(Operation.CREATE, created=await create(integration, customer, intent, ctx), intent=intent)
-    if event.forced_at(integration.system) and event.kind is not ChangeKind.CREATED:  # a forced create found linked is a plain update
+    if (
+        event.forced_at(integration.system) and event.kind is not ChangeKind.CREATED
+    ):  # a forced create found linked is a plain update
         return await _push(integration, customer, mapping, ctx)
     return await _update(integration, customer, mapping, ctx)
 
@@ -156,7 +167,11 @@ async def _push(integration: Integration, customer: Customer, mapping: ExternalM
         return gone
     send = {f: getattr(customer.data, f) for f in SYNCED_FIELDS if getattr(found.data, f) != getattr(customer.data, f)}
     plan = OutboundPlan(
-        send=send, baseline=msgspec.structs.asdict(customer.data), adopt={}, adopt_times={}, deferred=frozenset(),
+        send=send,
+        baseline=msgspec.structs.asdict(customer.data),
+        adopt={},
+        adopt_times={},
+        deferred=frozenset(),
         conflicts=frozenset(),
     )
     if send:
@@ -175,7 +190,9 @@ async def _tag(integration: Integration, customer: Customer, mapping: ExternalMa
     if proves_deletion(found):
         return _Outcome(Operation.UPDATE, note=f"deleted in {integration.system} before linking", gone=True)
     if claimed_by_another_installation(found.claim, ctx.installation):
-        return _Outcome(Operation.UPDATE, note=f"tagged by another installation ({found.claim.installation}): its tags left as they are")
+        return _Outcome(
+            Operation.UPDATE, note=f"tagged by another installation ({found.claim.installation}): its tags left as they are"
+        )
     if found.claim.internal_id not in (None, customer.id):
         # A bare internal_id of someone else's (another tool, a custsync from before tags): theirs.
         return _Outcome(Operation.UPDATE, note=f"carries internal_id {found.claim.internal_id} of someone else: left as it is")
@@ -184,7 +201,8 @@ async def _tag(integration: Integration, customer: Customer, mapping: ExternalMa
     await ctx.accounts.verify(integration)
     try:
         await integration.link_customer(
-            mapping.external_id, OwnershipTag(internal_id=customer.id, installation=ctx.installation),
+            mapping.external_id,
+            OwnershipTag(internal_id=customer.id, installation=ctx.installation),
             idempotency_key=write_key(ctx.installation, "link"),
         )
     except ExternalCustomerMissing:
@@ -239,7 +257,9 @@ async def _update(integration: Integration, customer: Customer, mapping: Externa
         # what the external side then holds is known to be ours, not someone's change.
         mapping = await _sending(ctx, mapping, plan.send, held)
         try:
-            await integration.update_customer(mapping.external_id, plan.send, idempotency_key=write_key(ctx.installation, "update"))
+            await integration.update_customer(
+                mapping.external_id, plan.send, idempotency_key=write_key(ctx.installation, "update")
+            )
         except ExternalCustomerMissing:
             await _confirm_deleted(integration, mapping, ctx)
             return gone
@@ -378,7 +398,9 @@ def _pending(event: CustomerChanged, system: str, operation: Operation, clock: C
     return SyncRecord.pending(event.event_id, event.customer_id, Direction.OUTBOUND, system, operation, clock.now())
 
 
-async def give_up_outbound(event: CustomerChanged, error: str, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock) -> None:
+async def give_up_outbound(
+    event: CustomerChanged, error: str, uow_factory: UnitOfWorkFactory, integrations: Integrations, clock: Clock
+) -> None:
     """Mark every unsettled record of this event dead (it went to the dead-letter topic)."""
     async with uow_factory() as uow:
         for system in integrations:

@@ -37,7 +37,17 @@ from application.errors import (
     IntegrationError,
     RetryableIntegrationError,
 )
-from application.ports import CREATE_IN_FLIGHT, Clock, Integration, Integrations, Page, SeenExternal, SyncMetrics, UnitOfWork, UnitOfWorkFactory
+from application.ports import (
+    CREATE_IN_FLIGHT,
+    Clock,
+    Integration,
+    Integrations,
+    Page,
+    SeenExternal,
+    SyncMetrics,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from application.sync.catchup import start_from
 from application.sync.context import SyncContext
 from application.sync.inbound import sync_inbound
@@ -99,10 +109,17 @@ async def request_run(
     """Queue a run for a runner (the worker) to take: ``(run, True)``; or the active run with the
     same options, ``(run, False)``. An active run with other options raises OtherRunActive."""
     async with uow_factory() as uow:
-        run, created = await uow.reconcile.add_run(ReconcileRun(
-            id=0, system=system, status=RunStatus.QUEUED, dry_run=dry_run, match_by=match_by, trigger=trigger,
-            created_at=clock.now(),
-        ))
+        run, created = await uow.reconcile.add_run(
+            ReconcileRun(
+                id=0,
+                system=system,
+                status=RunStatus.QUEUED,
+                dry_run=dry_run,
+                match_by=match_by,
+                trigger=trigger,
+                created_at=clock.now(),
+            )
+        )
         await uow.commit()
     if not created and not run.has_options(dry_run, match_by):
         raise OtherRunActive(run)
@@ -110,7 +127,13 @@ async def request_run(
 
 
 async def start_here(
-    ctx: SyncContext, system: str, owner: str, *, dry_run: bool, match_by: MatchBy | None, trigger: str,
+    ctx: SyncContext,
+    system: str,
+    owner: str,
+    *,
+    dry_run: bool,
+    match_by: MatchBy | None,
+    trigger: str,
     presumed_dead: Callable[[str], bool] = lambda owner: False,
 ) -> tuple[ReconcileRun, bool]:
     """Claim a run to execute in this process (the CLI): a new one, or the interrupted one with the
@@ -133,9 +156,14 @@ async def start_here(
         async with ctx.uow_factory() as uow:
             taken = await uow.reconcile.claim_run(active.id, owner, now, now + timedelta(seconds=1))
             if taken is not None:
-                await uow.reconcile.save_run(msgspec.structs.replace(
-                    taken, status=RunStatus.CANCELLED, finished_at=now, error=f"cancelled by a new run ({trigger}) with other options",
-                ))
+                await uow.reconcile.save_run(
+                    msgspec.structs.replace(
+                        taken,
+                        status=RunStatus.CANCELLED,
+                        finished_at=now,
+                        error=f"cancelled by a new run ({trigger}) with other options",
+                    )
+                )
                 await uow.commit()
         log.warning("reconcile: interrupted run %s (other options) cancelled; the fixes it applied stand", active.id)
     run, _ = await request_run(ctx.uow_factory, ctx.clock, system, dry_run=dry_run, match_by=match_by, trigger=trigger)
@@ -161,8 +189,15 @@ class Reconciler:
     """Executes one claimed run to its end (or until stopped: it stays resumable)."""
 
     def __init__(
-        self, run: ReconcileRun, integration: Integration, integrations: Integrations, ctx: SyncContext,
-        *, stopping: asyncio.Event | None = None, progress: Progress | None = None, max_delay: float = 30.0,
+        self,
+        run: ReconcileRun,
+        integration: Integration,
+        integrations: Integrations,
+        ctx: SyncContext,
+        *,
+        stopping: asyncio.Event | None = None,
+        progress: Progress | None = None,
+        max_delay: float = 30.0,
     ) -> None:
         self.run = run
         self._integration, self._integrations, self._ctx = integration, integrations, ctx
@@ -180,12 +215,17 @@ class Reconciler:
             if not self.run.dry_run:
                 assert self.run.started_at is not None and self.run.owner is not None
                 # A first sync before the worker ever ran: its catch-up starts where this list did.
-                await self._patiently(lambda: start_from(
-                    self._ctx.uow_factory, self._integration.system, self.run.started_at, self.run.owner, self._ctx.clock))
+                await self._patiently(
+                    lambda: start_from(
+                        self._ctx.uow_factory, self._integration.system, self.run.started_at, self.run.owner, self._ctx.clock
+                    )
+                )
                 await self._apply_planned()  # fixes found before an interruption, not applied yet
             phases = {
-                Phase.EXTERNAL: self._external, Phase.MISSING: lambda: self._paged(self._missing_page),
-                Phase.CATALOG: lambda: self._paged(self._catalog_page), Phase.UNLINKED: lambda: self._paged(self._unlinked_page),
+                Phase.EXTERNAL: self._external,
+                Phase.MISSING: lambda: self._paged(self._missing_page),
+                Phase.CATALOG: lambda: self._paged(self._catalog_page),
+                Phase.UNLINKED: lambda: self._paged(self._unlinked_page),
             }
             while self.run.phase is not Phase.DONE and not self._halted():
                 await phases[self.run.phase]()
@@ -218,8 +258,9 @@ class Reconciler:
                     if isinstance(page, ExternalCustomerMissing):
                         # The record the checkpoint names was deleted meanwhile: read the list
                         # again from its start (a page compared again adds nothing twice).
-                        log.info("reconcile %s: the list's checkpoint %s is gone; reading the list from the start",
-                                 self.run.id, cursor)
+                        log.info(
+                            "reconcile %s: the list's checkpoint %s is gone; reading the list from the start", self.run.id, cursor
+                        )
                         cursor = None
                         break
                     if isinstance(page, BaseException):
@@ -282,18 +323,31 @@ class Reconciler:
                     intent = await uow.create_intents.get(claim.internal_id, system)
                     if proves_own_create(claim, self._ctx.installation, intent):
                         detail = "made by our create, not linked yet: the worker links it"
-                        findings.append(self._finding(subject, FindingKind.ONLY_THERE, Fix.NONE, now, claim.internal_id, x.external_id, (), detail))
+                        findings.append(
+                            self._finding(
+                                subject, FindingKind.ONLY_THERE, Fix.NONE, now, claim.internal_id, x.external_id, (), detail
+                            )
+                        )
                     else:
-                        detail = (f"its metadata claims catalog customer {claim.internal_id} of this installation without proof "
-                                  "(a restored database?): neither linked nor imported; link it by hand")
-                        findings.append(self._finding(subject, FindingKind.AMBIGUOUS, Fix.NONE, now, claim.internal_id, x.external_id, (), detail))
+                        detail = (
+                            f"its metadata claims catalog customer {claim.internal_id} of this installation without proof "
+                            "(a restored database?): neither linked nor imported; link it by hand"
+                        )
+                        findings.append(
+                            self._finding(
+                                subject, FindingKind.AMBIGUOUS, Fix.NONE, now, claim.internal_id, x.external_id, (), detail
+                            )
+                        )
                     continue
                 seen.append(SeenExternal(x.external_id, x))  # decided once the catalog was read
             await uow.reconcile.mark_seen(run.id, seen)
             added = await uow.reconcile.add_findings(findings)
             advanced = self.run.counted(external_listed=len(page.customers), in_sync=in_sync, **_kinds(added))
             advanced = msgspec.structs.replace(
-                advanced, checkpoint=next_cursor, phase=Phase.EXTERNAL if next_cursor else Phase.MISSING, heartbeat_at=now,
+                advanced,
+                checkpoint=next_cursor,
+                phase=Phase.EXTERNAL if next_cursor else Phase.MISSING,
+                heartbeat_at=now,
             )
             if next_cursor is None:
                 advanced = msgspec.structs.replace(advanced, checkpoint=None)
@@ -321,13 +375,26 @@ class Reconciler:
                 subject = f"customer:{mapping.customer_id}"
                 if mapping.broken is not None:
                     detail = f"the link is broken: {mapping.broken}"
-                    findings.append(self._finding(subject, FindingKind.MISSING_THERE, Fix.NONE, now, customer.id, mapping.external_id, (), detail))
+                    findings.append(
+                        self._finding(
+                            subject, FindingKind.MISSING_THERE, Fix.NONE, now, customer.id, mapping.external_id, (), detail
+                        )
+                    )
                 else:
                     detail = f"not listed by {system}: re-fetched (deleted there: deleted here; unknown there: the link breaks)"
-                    findings.append(self._finding(subject, FindingKind.MISSING_THERE, Fix.REFRESH, now, customer.id, mapping.external_id, (), detail))
+                    findings.append(
+                        self._finding(
+                            subject, FindingKind.MISSING_THERE, Fix.REFRESH, now, customer.id, mapping.external_id, (), detail
+                        )
+                    )
             done = len(links) < CATALOG_PAGE
             return await self._checkpoint(
-                uow, findings, now, Phase.CATALOG if done else None, None if done else str(links[-1].customer_id), in_sync=in_sync,
+                uow,
+                findings,
+                now,
+                Phase.CATALOG if done else None,
+                None if done else str(links[-1].customer_id),
+                in_sync=in_sync,
             )
 
     # -- phase 3: catalog customers linked to nothing there ---------------------------------------
@@ -355,49 +422,102 @@ class Reconciler:
                     if candidates:
                         set_aside += [x.external_id for x in candidates]
                         ids_there = ", ".join(x.external_id for x in candidates)
-                        findings.append(self._finding(
-                            f"email:{key}", FindingKind.AMBIGUOUS, Fix.NONE, now, customer.id, candidates[0].external_id,
-                            ("email",), f"catalog {customer.id} ({reason}) and {system} {ids_there} share {key}: "
-                            "neither linked nor imported; a person decides",
-                        ))
+                        findings.append(
+                            self._finding(
+                                f"email:{key}",
+                                FindingKind.AMBIGUOUS,
+                                Fix.NONE,
+                                now,
+                                customer.id,
+                                candidates[0].external_id,
+                                ("email",),
+                                f"catalog {customer.id} ({reason}) and {system} {ids_there} share {key}: "
+                                "neither linked nor imported; a person decides",
+                            )
+                        )
                     if reason == CREATE_IN_FLIGHT:
-                        findings.append(self._finding(
-                            f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.EXPORT, now, customer.id, None, (),
-                            f"{reason}: sent again, the same create under its key (never a second customer)",
-                        ))
+                        findings.append(
+                            self._finding(
+                                f"customer:{customer.id}",
+                                FindingKind.ONLY_HERE,
+                                Fix.EXPORT,
+                                now,
+                                customer.id,
+                                None,
+                                (),
+                                f"{reason}: sent again, the same create under its key (never a second customer)",
+                            )
+                        )
                     elif not candidates:
-                        findings.append(self._finding(
-                            f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.NONE, now, customer.id, None, (),
-                            f"{reason}: not exported",
-                        ))
+                        findings.append(
+                            self._finding(
+                                f"customer:{customer.id}",
+                                FindingKind.ONLY_HERE,
+                                Fix.NONE,
+                                now,
+                                customer.id,
+                                None,
+                                (),
+                                f"{reason}: not exported",
+                            )
+                        )
                     continue
                 if not candidates:
-                    findings.append(self._finding(
-                        f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.EXPORT, now, customer.id, None, (),
-                        f"never pushed to {system}: created there",
-                    ))
+                    findings.append(
+                        self._finding(
+                            f"customer:{customer.id}",
+                            FindingKind.ONLY_HERE,
+                            Fix.EXPORT,
+                            now,
+                            customer.id,
+                            None,
+                            (),
+                            f"never pushed to {system}: created there",
+                        )
+                    )
                     continue
                 namesakes = here.get(key, [customer.id]) if key else [customer.id]
                 set_aside += [x.external_id for x in candidates]
                 if run.match_by is MatchBy.EMAIL and len(candidates) == 1 and len(namesakes) == 1:
                     [match] = candidates
-                    findings.append(self._finding(
-                        f"customer:{customer.id}", FindingKind.ONLY_HERE, Fix.LINK, now, customer.id, match.external_id,
-                        tuple(sorted(customer.data.changed_fields(match.data))), f"the one {system} record with its email: linked",
-                    ))
+                    findings.append(
+                        self._finding(
+                            f"customer:{customer.id}",
+                            FindingKind.ONLY_HERE,
+                            Fix.LINK,
+                            now,
+                            customer.id,
+                            match.external_id,
+                            tuple(sorted(customer.data.changed_fields(match.data))),
+                            f"the one {system} record with its email: linked",
+                        )
+                    )
                     continue
                 ids_there = ", ".join(x.external_id for x in candidates)
                 ids_here = ", ".join(str(i) for i in namesakes)
-                how = ("--match-by email links one-to-one matches only" if run.match_by is MatchBy.EMAIL else
-                       "neither imported nor exported, so that no one is duplicated: `--match-by email` links a "
-                       "one-to-one match")
-                findings.append(self._finding(
-                    f"email:{key}", FindingKind.AMBIGUOUS, Fix.NONE, now, customer.id, candidates[0].external_id, ("email",),
-                    f"catalog {ids_here} and {system} {ids_there} share {key}: {how}; a person decides",
-                ))
+                how = (
+                    "--match-by email links one-to-one matches only"
+                    if run.match_by is MatchBy.EMAIL
+                    else "neither imported nor exported, so that no one is duplicated: `--match-by email` links a "
+                    "one-to-one match"
+                )
+                findings.append(
+                    self._finding(
+                        f"email:{key}",
+                        FindingKind.AMBIGUOUS,
+                        Fix.NONE,
+                        now,
+                        customer.id,
+                        candidates[0].external_id,
+                        ("email",),
+                        f"catalog {ids_here} and {system} {ids_there} share {key}: {how}; a person decides",
+                    )
+                )
             await uow.reconcile.decide(run.id, set_aside)
             done = len(customers) < CATALOG_PAGE
-            return await self._checkpoint(uow, findings, now, Phase.UNLINKED if done else None, None if done else str(customers[-1].id))
+            return await self._checkpoint(
+                uow, findings, now, Phase.UNLINKED if done else None, None if done else str(customers[-1].id)
+            )
 
     # -- phase 4: external records linked to nothing here ------------------------------------------
     async def _unlinked_page(self) -> tuple[list[Finding], bool]:
@@ -406,12 +526,22 @@ class Reconciler:
         async with self._ctx.uow_factory() as uow:
             records = await uow.reconcile.undecided(run.id, run.checkpoint, EXTERNAL_PAGE)
             for x in records:
-                findings.append(self._finding(
-                    f"external:{x.external_id}", FindingKind.ONLY_THERE, Fix.IMPORT, now, None, x.external_id, (),
-                    "linked to no catalog customer: imported",
-                ))
+                findings.append(
+                    self._finding(
+                        f"external:{x.external_id}",
+                        FindingKind.ONLY_THERE,
+                        Fix.IMPORT,
+                        now,
+                        None,
+                        x.external_id,
+                        (),
+                        "linked to no catalog customer: imported",
+                    )
+                )
             done = len(records) < EXTERNAL_PAGE
-            return await self._checkpoint(uow, findings, now, Phase.DONE if done else None, None if done else records[-1].external_id)
+            return await self._checkpoint(
+                uow, findings, now, Phase.DONE if done else None, None if done else records[-1].external_id
+            )
 
     # -- the phases' pages ------------------------------------------------------------------------
     async def _paged(self, page: Callable[[], Awaitable[tuple[list[Finding], bool]]]) -> None:
@@ -423,7 +553,12 @@ class Reconciler:
                 return
 
     async def _checkpoint(
-        self, uow: UnitOfWork, findings: list[Finding], now: datetime, next_phase: Phase | None, checkpoint: str | None,
+        self,
+        uow: UnitOfWork,
+        findings: list[Finding],
+        now: datetime,
+        next_phase: Phase | None,
+        checkpoint: str | None,
         **counts: int,
     ) -> tuple[list[Finding], bool]:
         """Store a page's findings and the checkpoint after it (``next_phase``: this phase is
@@ -431,7 +566,10 @@ class Reconciler:
         added = await uow.reconcile.add_findings(findings)
         advanced = self.run.counted(**counts, **_kinds(added))
         advanced = msgspec.structs.replace(
-            advanced, phase=next_phase or advanced.phase, checkpoint=checkpoint, heartbeat_at=now,
+            advanced,
+            phase=next_phase or advanced.phase,
+            checkpoint=checkpoint,
+            heartbeat_at=now,
         )
         await self._save(uow, advanced)
         await uow.commit()
@@ -482,9 +620,13 @@ class Reconciler:
         if record is None:
             record = ExternalCustomer.unread(finding.external_id)  # nothing read to go by: re-fetched
         change = ExternalChange(
-            event_id=f"reconcile-{self.run.id}-{finding.external_id}", system=system,
+            event_id=f"reconcile-{self.run.id}-{finding.external_id}",
+            system=system,
             kind=ChangeKind.CREATED if finding.fix is Fix.IMPORT else ChangeKind.UPDATED,
-            external_id=finding.external_id, occurred_at=self._ctx.clock.now(), customer=record, observed=True,
+            external_id=finding.external_id,
+            occurred_at=self._ctx.clock.now(),
+            customer=record,
+            observed=True,
         )
         try:
             await sync_inbound(change, self._integrations, self._ctx)
@@ -526,8 +668,13 @@ class Reconciler:
         async with self._ctx.uow_factory() as uow:
             customer = await uow.customers.get(finding.customer_id)
             record = await uow.reconcile.seen_record(self.run.id, finding.external_id)
-            if (customer is None or customer.deleted or record is None or await uow.mappings.get(customer.id, system) is not None
-                    or await uow.mappings.by_external_id(system, record.external_id) is not None):
+            if (
+                customer is None
+                or customer.deleted
+                or record is None
+                or await uow.mappings.get(customer.id, system) is not None
+                or await uow.mappings.by_external_id(system, record.external_id) is not None
+            ):
                 return FixStatus.SKIPPED, "linked, unlinked or deleted meanwhile"
             if email_key(customer.email) != email_key(record.data.email):
                 return FixStatus.SKIPPED, "its email changed meanwhile"
@@ -535,8 +682,14 @@ class Reconciler:
                 return FixStatus.SKIPPED, "a create of ours is in flight for it: the worker links that one"
             merged = first_link_data(customer.data, record.data, self._ctx.policy)
             revised = customer.revised(merged, now)
-            link = ExternalMapping(customer_id=customer.id, system=system, external_id=record.external_id,
-                                   synced=record.data, synced_version=0, synced_at=now)
+            link = ExternalMapping(
+                customer_id=customer.id,
+                system=system,
+                external_id=record.external_id,
+                synced=record.data,
+                synced_version=0,
+                synced_at=now,
+            )
             if revised.data == record.data:
                 link = link.synced_to(revised, record.data, now)
             await uow.mappings.save(link)
@@ -560,12 +713,29 @@ class Reconciler:
 
     # -- plumbing ------------------------------------------------------------------------------
     def _finding(
-        self, subject: str, kind: FindingKind, fix: Fix, at: datetime, customer_id: int | None, external_id: str | None,
-        fields: tuple[str, ...], detail: str | None,
+        self,
+        subject: str,
+        kind: FindingKind,
+        fix: Fix,
+        at: datetime,
+        customer_id: int | None,
+        external_id: str | None,
+        fields: tuple[str, ...],
+        detail: str | None,
     ) -> Finding:
         status = FixStatus.NONE if fix is Fix.NONE else FixStatus.PLANNED
-        return Finding(run_id=self.run.id, subject=subject, kind=kind, fix=fix, fix_status=status, at=at,
-                       customer_id=customer_id, external_id=external_id, fields=fields, detail=detail)
+        return Finding(
+            run_id=self.run.id,
+            subject=subject,
+            kind=kind,
+            fix=fix,
+            fix_status=status,
+            at=at,
+            customer_id=customer_id,
+            external_id=external_id,
+            fields=fields,
+            detail=detail,
+        )
 
     async def _save(self, uow: UnitOfWork, run: ReconcileRun) -> None:
         """Stored with the caller's transaction; the caller takes ``run`` as its own only once that
@@ -586,7 +756,12 @@ class Reconciler:
                 counts.update(await uow.reconcile.kind_counts(self.run.id))
                 counts.update({f"fix_{state}": n for state, n in fixes.items() if n})
                 finished = msgspec.structs.replace(
-                    self.run, status=status, finished_at=now, heartbeat_at=now, error=error, counts=counts,
+                    self.run,
+                    status=status,
+                    finished_at=now,
+                    heartbeat_at=now,
+                    error=error,
+                    counts=counts,
                 )
                 await self._save(uow, finished)
                 await uow.reconcile.forget_seen(finished.id)
@@ -656,8 +831,15 @@ def _summary(run: ReconcileRun) -> str:
 
 
 async def run_reconciler(
-    integrations: Integrations, context: Callable[[], Awaitable[SyncContext]], clock: Clock, owner: str,
-    stopping: asyncio.Event, *, interval: float = 0.0, poll: float = 5.0, metrics: SyncMetrics | None = None,
+    integrations: Integrations,
+    context: Callable[[], Awaitable[SyncContext]],
+    clock: Clock,
+    owner: str,
+    stopping: asyncio.Event,
+    *,
+    interval: float = 0.0,
+    poll: float = 5.0,
+    metrics: SyncMetrics | None = None,
 ) -> None:
     """The worker's runner: executes the queued runs (asked for through the API, or by the
     schedule) one at a time, and takes over runs whose runner died. With ``interval`` > 0 it

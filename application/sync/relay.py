@@ -57,8 +57,15 @@ def coalesce(events: list[CustomerChanged]) -> list[CustomerChanged]:
 
 
 async def run_relay(
-    uow_factory: UnitOfWorkFactory, publisher: MessagePublisher, clock: Clock, wakeup: OutboxWakeup,
-    stopping: asyncio.Event, *, poll_interval: float = 1.0, batch_size: int = 200, max_delay: float = 10.0,
+    uow_factory: UnitOfWorkFactory,
+    publisher: MessagePublisher,
+    clock: Clock,
+    wakeup: OutboxWakeup,
+    stopping: asyncio.Event,
+    *,
+    poll_interval: float = 1.0,
+    batch_size: int = 200,
+    max_delay: float = 10.0,
 ) -> None:
     """Relay until ``stopping`` is set: drain while there is work, then sleep until woken.
 
@@ -83,4 +90,3 @@ async def run_relay(
             failures = 0
         if sent < batch_size:
             await wakeup.wait(poll_interval)
-

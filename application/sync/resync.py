@@ -24,8 +24,13 @@ class Direction(StrEnum):
 
 
 async def resync(
-    customer_id: int, system: str, direction: Direction, integrations: Integrations, uow_factory: UnitOfWorkFactory,
-    publisher: MessagePublisher, clock: Clock,
+    customer_id: int,
+    system: str,
+    direction: Direction,
+    integrations: Integrations,
+    uow_factory: UnitOfWorkFactory,
+    publisher: MessagePublisher,
+    clock: Clock,
 ) -> str:
     """Queue the re-sync; returns the id of the event that carries it (its sync record, in the
     customer's history, tells how it went). CustomerNotFound, NotLinked (a pull without a link)."""
@@ -42,9 +47,14 @@ async def resync(
     if mapping is None:
         raise NotLinked(customer_id, system)
     change = ExternalChange(
-        event_id=f"resync-{new_event_id()}", system=system, kind=ChangeKind.UPDATED, external_id=mapping.external_id,
-        occurred_at=clock.now(), customer=ExternalCustomer.unread(mapping.external_id),
-        observed=True, forced=True,
+        event_id=f"resync-{new_event_id()}",
+        system=system,
+        kind=ChangeKind.UPDATED,
+        external_id=mapping.external_id,
+        occurred_at=clock.now(),
+        customer=ExternalCustomer.unread(mapping.external_id),
+        observed=True,
+        forced=True,
     )
     await publisher.publish([Envelope(INBOUND_TOPIC, f"{system}:{mapping.external_id}", change.event_id, encode(change))])
     return change.event_id

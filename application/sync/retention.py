@@ -65,8 +65,14 @@ class Retention:
     passed over by the next pass rather than read again first by every pass."""
 
     def __init__(
-        self, uow_factory: UnitOfWorkFactory, clock: Clock, days: int, *, batch_size: int = BATCH_SIZE,
-        max_batches: int = MAX_BATCHES, scrub_batch: int = SCRUB_BATCH,
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        days: int,
+        *,
+        batch_size: int = BATCH_SIZE,
+        max_batches: int = MAX_BATCHES,
+        scrub_batch: int = SCRUB_BATCH,
     ) -> None:
         self._uow_factory, self._clock, self.days = uow_factory, clock, days
         self._batch_size, self._max_batches, self._scrub_batch = batch_size, max_batches, scrub_batch
@@ -81,8 +87,13 @@ class Retention:
         letters, more_letters = await self._prune(lambda r, n: r.prune_dead_letters(before, n))
         customers, rows, more_scrub = await self._scrub()
         return RetentionPass(
-            outbox=outbox, inbox=inbox, sync_records=records, dead_letters=letters, customers_scrubbed=customers,
-            rows_scrubbed=rows, more=more_outbox or more_inbox or more_records or more_letters or more_scrub,
+            outbox=outbox,
+            inbox=inbox,
+            sync_records=records,
+            dead_letters=letters,
+            customers_scrubbed=customers,
+            rows_scrubbed=rows,
+            more=more_outbox or more_inbox or more_records or more_letters or more_scrub,
         )
 
     async def _prune(self, prune: Prune) -> tuple[int, bool]:
@@ -136,8 +147,15 @@ def _ready(candidate: ScrubCandidate) -> bool:
 
 
 async def run_retention(
-    uow_factory: UnitOfWorkFactory, clock: Clock, stopping: asyncio.Event, *, days: int, interval: float = PASS_INTERVAL,
-    pause: float = BUSY_PAUSE, max_delay: float = 30.0, on_pass: Callable[[RetentionPass], None] | None = None,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    stopping: asyncio.Event,
+    *,
+    days: int,
+    interval: float = PASS_INTERVAL,
+    pause: float = BUSY_PAUSE,
+    max_delay: float = 30.0,
+    on_pass: Callable[[RetentionPass], None] | None = None,
     retention: Retention | None = None,
 ) -> None:
     """A pass at once, then every ``interval`` seconds (every ``pause`` while there is more to do),

@@ -16,8 +16,13 @@ class Receipt(msgspec.Struct, frozen=True):
 
 
 async def receive_webhook(
-    system: str, payload: bytes, headers: Mapping[str, str], integrations: Integrations, publisher: MessagePublisher,
-    uow_factory: UnitOfWorkFactory, clock: Clock,
+    system: str,
+    payload: bytes,
+    headers: Mapping[str, str],
+    integrations: Integrations,
+    publisher: MessagePublisher,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
 ) -> Receipt:
     """Verify a webhook and hand its change to ``sync.inbound``: no external call and no database
     round trip on the request path. Raises InvalidWebhook, in which case nothing was published.

@@ -11,11 +11,14 @@ from entrypoints.container import Container
 def _account_commands(system: str, credentials: str, account_word: str) -> None:
     """``custsync <system> binding`` and ``custsync <system> rebind``: the same for every integration."""
 
-    @main.group(name=system, help=(
-        f"The {system} {account_word} this catalog is bound to.\n\nThe first `custsync api` or `worker` records the "
-        f"{account_word} (and its mode) of {credentials}; a later start with credentials of another {account_word} "
-        "or mode refuses to run."
-    ))
+    @main.group(
+        name=system,
+        help=(
+            f"The {system} {account_word} this catalog is bound to.\n\nThe first `custsync api` or `worker` records the "
+            f"{account_word} (and its mode) of {credentials}; a later start with credentials of another {account_word} "
+            "or mode refuses to run."
+        ),
+    )
     def group() -> None:
         pass
 
@@ -36,11 +39,14 @@ def _account_commands(system: str, credentials: str, account_word: str) -> None:
         click.echo(f"bound to:    {bound.account if bound else 'nothing yet (the first api/worker start binds)'}")
         click.echo(f"credentials' {account_word}: {actual}")
 
-    @group.command("rebind", help=(
-        f"Bind the catalog to the {account_word} {credentials} belongs to now.\n\nOnly after you have made sure that "
-        f"this {account_word} holds the customers the catalog is linked to: links to records another {account_word} "
-        "holds break (404), and nothing in the catalog is changed for them."
-    ))
+    @group.command(
+        "rebind",
+        help=(
+            f"Bind the catalog to the {account_word} {credentials} belongs to now.\n\nOnly after you have made sure that "
+            f"this {account_word} holds the customers the catalog is linked to: links to records another {account_word} "
+            "holds break (404), and nothing in the catalog is changed for them."
+        ),
+    )
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
     def rebind_command(yes: bool) -> None:
         from application.accounts import rebind

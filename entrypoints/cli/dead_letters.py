@@ -22,7 +22,9 @@ def dlq() -> None:
 
 @dlq.command("list")
 @click.option("--all", "include_replayed", is_flag=True, help="Include the letters already replayed.")
-@click.option("--limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(1, MAX_LIMIT), help="How many, newest first.")
+@click.option(
+    "--limit", default=DEFAULT_LIMIT, show_default=True, type=click.IntRange(1, MAX_LIMIT), help="How many, newest first."
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON, as GET /api/v1/dead-letters returns it.")
 def dlq_list(include_replayed: bool, limit: int, as_json: bool) -> None:
     """List dead letters, newest first.
@@ -43,7 +45,9 @@ def dlq_list(include_replayed: bool, limit: int, as_json: bool) -> None:
 
 
 @dlq.command("replay")
-@click.option("--id", "ids", multiple=True, type=click.IntRange(min=1), metavar="ID", help="A dead letter to replay (repeatable).")
+@click.option(
+    "--id", "ids", multiple=True, type=click.IntRange(min=1), metavar="ID", help="A dead letter to replay (repeatable)."
+)
 @click.option("--all", "replay_all", is_flag=True, help="Every dead letter not yet replayed.")
 def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
     """Replay dead letters once their cause is fixed.
@@ -69,7 +73,6 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool) -> None:
         click.echo("nothing to replay")
 
 
-
 def _table(letters: list[DeadLetter]) -> str:
     rows = [("ID", "TOPIC", "EVENT ID", "DIED AT (UTC)", "REPLAYED AT (UTC)", "ERROR")]
     rows += [
@@ -87,4 +90,3 @@ def _when(at: datetime) -> str:
 def short(error: str, width: int = 80) -> str:
     line = " ".join(error.split())  # one line, whatever the error held
     return line if len(line) <= width else line[: width - 3] + "..."
-

@@ -27,7 +27,8 @@ def migrate() -> None:
 @main.command()
 @click.option("--partitions", type=click.IntRange(1, 10_000), help="Partitions of each topic [default: KAFKA_PARTITIONS, 6].")
 @click.option(
-    "--replication-factor", type=click.IntRange(1, 100),
+    "--replication-factor",
+    type=click.IntRange(1, 100),
     help="Replicas of each topic, at most the number of brokers [default: KAFKA_REPLICATION_FACTOR, 1].",
 )
 def topics(partitions: int | None, replication_factor: int | None) -> None:

@@ -18,7 +18,11 @@ from entrypoints.container import Container
 @main.command()
 @click.option("--system", default="stripe", show_default=True, help="The integration to compare the catalog with.")
 @click.option("--dry-run", is_flag=True, help="Report only: change nothing on either side.")
-@click.option("--match-by", type=click.Choice(["email"]), help="Link each unlinked catalog customer to the one unlinked record with its email (first sync).")
+@click.option(
+    "--match-by",
+    type=click.Choice(["email"]),
+    help="Link each unlinked catalog customer to the one unlinked record with its email (first sync).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The run and its findings as JSON (as the API gives them).")
 @click.option("--progress/--no-progress", default=None, help="A progress bar on stderr (default: when stderr is a terminal).")
 def reconcile(system: str, dry_run: bool, match_by: str | None, as_json: bool, progress: bool | None) -> None:
@@ -35,7 +39,8 @@ def reconcile(system: str, dry_run: bool, match_by: str | None, as_json: bool, p
     require_real_integrations(settings, "custsync reconcile")
     try:
         run, findings = with_backends(
-            lambda c: _reconcile(c, system, dry_run, MatchBy(match_by) if match_by else None, progress), "reconcile runs",
+            lambda c: _reconcile(c, system, dry_run, MatchBy(match_by) if match_by else None, progress),
+            "reconcile runs",
         )
     except (RunInProgress, OtherRunActive) as exc:
         raise click.ClickException(str(exc)) from None
@@ -48,7 +53,9 @@ def reconcile(system: str, dry_run: bool, match_by: str | None, as_json: bool, p
     if run.status is RunStatus.FAILED:
         raise click.ClickException(f"reconcile run {run.id} failed: {run.error}")
     if run.status is not RunStatus.DONE:
-        raise click.ClickException(f"reconcile run {run.id} was interrupted in phase {run.phase.value}: run the same command again to resume it")
+        raise click.ClickException(
+            f"reconcile run {run.id} was interrupted in phase {run.phase.value}: run the same command again to resume it"
+        )
 
 
 async def _reconcile(
@@ -68,7 +75,13 @@ async def _reconcile(
     settings = c.settings()
     ctx = SyncContext(c.uow_factory(), c.clock(), settings.conflict_policy, await c.identity().id(), c.account_guard())
     run, resumed = await start_here(
-        ctx, system, runner_name("cli"), dry_run=dry_run, match_by=match_by, trigger="cli", presumed_dead=presumed_dead,
+        ctx,
+        system,
+        runner_name("cli"),
+        dry_run=dry_run,
+        match_by=match_by,
+        trigger="cli",
+        presumed_dead=presumed_dead,
     )
     if resumed:
         click.echo(f"resuming reconcile run {run.id} from its checkpoint (phase {run.phase.value})", err=True)
@@ -98,8 +111,13 @@ async def _reconcile(
 class _ProgressBar:
     """tqdm on stderr: records listed, then catalog pages compared, phase by phase."""
 
-    PHASES = {"external": "{system}: listing", "missing": "links not listed", "catalog": "unlinked catalog customers",
-              "unlinked": "unlinked {system} records", "done": "done"}
+    PHASES = {
+        "external": "{system}: listing",
+        "missing": "links not listed",
+        "catalog": "unlinked catalog customers",
+        "unlinked": "unlinked {system} records",
+        "done": "done",
+    }
 
     def __init__(self, enabled: bool, system: str) -> None:
         self._bar: Any = None
@@ -139,8 +157,15 @@ def _report(run: ReconcileRun, findings: list[Finding]) -> str:
         shown = findings[:50]
         rows = [("KIND", "CUSTOMER", "EXTERNAL", "FIELDS", "FIX", "STATUS", "DETAIL")]
         rows += [
-            (f.kind.value, str(f.customer_id or "-"), f.external_id or "-", ",".join(f.fields) or "-", f.fix.value,
-             f.fix_status.value, short(f.detail or "", 100))
+            (
+                f.kind.value,
+                str(f.customer_id or "-"),
+                f.external_id or "-",
+                ",".join(f.fields) or "-",
+                f.fix.value,
+                f.fix_status.value,
+                short(f.detail or "", 100),
+            )
             for f in shown
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
@@ -155,7 +180,9 @@ def _report(run: ReconcileRun, findings: list[Finding]) -> str:
 
 @main.command("resync")
 @click.argument("customer_id", type=click.IntRange(1, 2**63 - 1))
-@click.option("--pull", is_flag=True, help="Take the external record's state into the catalog (default: push the catalog's there).")
+@click.option(
+    "--pull", is_flag=True, help="Take the external record's state into the catalog (default: push the catalog's there)."
+)
 @click.option("--system", default="stripe", show_default=True, help="The integration (INTEGRATIONS) to push to or pull from.")
 def resync_command(customer_id: int, pull: bool, system: str) -> None:
     """Re-sync one customer, whatever the baselines and the conflict policy say.
@@ -176,6 +203,7 @@ def resync_command(customer_id: int, pull: bool, system: str) -> None:
         )
     except (CustomerNotFound, NotLinked, UnknownSystem) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"queued: {direction.value} of customer {customer_id} ({system}), event {event_id}; the worker applies it "
-               f"(its outcome: GET /api/v1/customers/{customer_id}/sync-events)")
-
+    click.echo(
+        f"queued: {direction.value} of customer {customer_id} ({system}), event {event_id}; the worker applies it "
+        f"(its outcome: GET /api/v1/customers/{customer_id}/sync-events)"
+    )

@@ -42,7 +42,8 @@ def read_settings(**overrides: object) -> Settings:
 
 
 NO_WAIT = click.option(
-    "--no-wait", is_flag=True,
+    "--no-wait",
+    is_flag=True,
     help="Exit (one line, status 1) if PostgreSQL, Kafka or an integration cannot be reached, instead of waiting for them.",
 )
 
@@ -59,8 +60,16 @@ def one_line() -> Iterator[None]:
 
     try:
         yield
-    except (SchemaNotMigrated, StorageRefused, TopicsMissing, TopicsNotCreated, AccountMismatch, UnprovenBinding,
-            BackendUnavailable, CannotServe) as exc:
+    except (
+        SchemaNotMigrated,
+        StorageRefused,
+        TopicsMissing,
+        TopicsNotCreated,
+        AccountMismatch,
+        UnprovenBinding,
+        BackendUnavailable,
+        CannotServe,
+    ) as exc:
         raise click.ClickException(str(exc)) from None
     except IntegrationError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
@@ -107,7 +116,8 @@ def warn_if_memory(loaded: Settings, command: str) -> None:
     if loaded.uses_memory:
         log.warning(
             "%s is running on the in-memory backend (DATABASE_URL unset): nothing is persisted or shared with "
-            "other processes. Use `custsync dev` for a one-process trial.", command,
+            "other processes. Use `custsync dev` for a one-process trial.",
+            command,
         )
 
 
@@ -140,7 +150,8 @@ def require_api_auth(loaded: Settings, command: str, host: str) -> None:
     if loaded.api_auth == "none":
         log.warning(
             "%s: API_AUTH=none: the catalog, dead-letter and replay routes are open to anyone who can reach %s",
-            command, host,
+            command,
+            host,
         )
         return
     if loaded.uses_memory and host in LOOPBACK:

@@ -16,7 +16,10 @@ from entrypoints.container import build_container
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 @click.option(
-    "--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
     help="Processes serving the port (uvicorn's supervisor restarts one that dies); about one per core.",
 )
 @NO_WAIT
@@ -98,7 +101,9 @@ def dev(host: str, port: int) -> None:
     fake_stripe = settings.stripe_backend == "memory"
     # Dev always runs in memory; the fake Stripe signs its webhooks with a secret of its own.
     settings = msgspec.structs.replace(
-        settings, database_url="memory://", kafka_bootstrap_servers="memory://",
+        settings,
+        database_url="memory://",
+        kafka_bootstrap_servers="memory://",
         stripe_webhook_secret=settings.stripe_webhook_secret or (f"whsec_dev_{secrets.token_hex(16)}" if fake_stripe else ""),
     )
     require_api_auth(settings, "custsync dev", host)
@@ -114,4 +119,3 @@ def dev(host: str, port: int) -> None:
         secret = "set" if settings.stripe_webhook_secret else "NOT SET: webhooks will be refused"
         click.echo(REAL_STRIPE_BANNER.format(port=port, secret=secret), err=True)
     run(lambda: run_process(container, *tasks, bind="wait"))
-

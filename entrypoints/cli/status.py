@@ -19,8 +19,8 @@ def status(as_json: bool) -> None:
     # The on-call screen works while Kafka is down (no producer needed): the lag reads as unknown, once.
     with quiet("aiokafka"):
         report = with_backends(
-            lambda c: read_status(c.uow_factory(), c.integrations(), c.consumer_lag(), c.clock()), "status figures",
+            lambda c: read_status(c.uow_factory(), c.integrations(), c.consumer_lag(), c.clock()),
+            "status figures",
             publishing=False,
         )
     click.echo(msgspec.json.encode(report) if as_json else render(report))
-

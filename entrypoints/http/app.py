@@ -45,7 +45,9 @@ DOCS_CSP = (
 )
 DOC_PLUGINS = (
     SwaggerRenderPlugin(
-        path="/swagger", favicon=NO_FAVICON, js_url=f"{ASSETS}/swagger-ui/swagger-ui-bundle.js",
+        path="/swagger",
+        favicon=NO_FAVICON,
+        js_url=f"{ASSETS}/swagger-ui/swagger-ui-bundle.js",
         css_url=f"{ASSETS}/swagger-ui/swagger-ui.css",
         standalone_preset_js_url=f"{ASSETS}/swagger-ui/swagger-ui-standalone-preset.js",
     ),
@@ -115,10 +117,22 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
         "services": provide(lambda: services),
     }
     handlers: list[Any] = [
-        CustomerController, ResyncController, DeadLetterController, ReconcileController, webhook, health, ready_route(container),
-        metrics_route(container), status, docs, root,
+        CustomerController,
+        ResyncController,
+        DeadLetterController,
+        ReconcileController,
+        webhook,
+        health,
+        ready_route(container),
+        metrics_route(container),
+        status,
+        docs,
+        root,
         create_static_files_router(
-            ASSETS, directories=[VENDOR], include_in_schema=False, exception_handlers={NotFoundException: _no_such_asset},
+            ASSETS,
+            directories=[VENDOR],
+            include_in_schema=False,
+            exception_handlers={NotFoundException: _no_such_asset},
             cache_control=CacheControlHeader(no_cache=True),  # revalidated (ETag): an upgrade's assets show at once
         ),
     ]
@@ -158,5 +172,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
 def create_worker_app(container: Container) -> Litestar:
     """The worker's operations listener (METRICS_PORT): liveness, readiness and metrics only."""
     return Litestar(
-        route_handlers=[health, ready_route(container), metrics_route(container)], logging_config=None, openapi_config=None,
+        route_handlers=[health, ready_route(container), metrics_route(container)],
+        logging_config=None,
+        openapi_config=None,
     )

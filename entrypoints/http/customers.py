@@ -27,11 +27,16 @@ from entrypoints.http.params import PRINTABLE, CustomerIdPath, catalog_id
 from entrypoints.http.preconditions import IF_MATCH_PATTERN, expected_versions
 from entrypoints.http.schemas import CustomerCreate, CustomerOut, CustomerPageOut, CustomerPatch, CustomerReplace, SyncEventOut
 
-IfMatch = Annotated[str, HeaderParameter(
-    name="If-Match", required=False, schema_extra={"pattern": IF_MATCH_PATTERN},
-    description='`*`, or the ETag of a GET (`"3"`), or a list of them (`"3", "4"`): the write happens only if the '
-    "customer is at one of those versions (strong comparison: a weak `W/` tag never matches), else 412.",
-)]
+IfMatch = Annotated[
+    str,
+    HeaderParameter(
+        name="If-Match",
+        required=False,
+        schema_extra={"pattern": IF_MATCH_PATTERN},
+        description='`*`, or the ETag of a GET (`"3"`), or a list of them (`"3", "4"`): the write happens only if the '
+        "customer is at one of those versions (strong comparison: a weak `W/` tag never matches), else 412.",
+    ),
+]
 
 
 def _versions(request: Request) -> frozenset[int] | None:
@@ -51,9 +56,10 @@ class CustomerController(Controller):
         uow: UowDep,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
         cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page.")] = None,
-        email: Annotated[str | None, QueryParameter(
-            max_length=1024, description="Exact match, case-insensitive.", schema_extra={"pattern": PRINTABLE}
-        )] = None,
+        email: Annotated[
+            str | None,
+            QueryParameter(max_length=1024, description="Exact match, case-insensitive.", schema_extra={"pattern": PRINTABLE}),
+        ] = None,
     ) -> CustomerPageOut:
         page = await list_customers(ListCustomers(limit=limit, after_id=_decode_cursor(cursor), email=email), uow)
         next_cursor = _encode_cursor(page.next_after_id) if page.next_after_id is not None else None
@@ -65,14 +71,20 @@ class CustomerController(Controller):
         customer = await create_customer(CreateCustomer(name=data.name, email=data.email), services.uow(), services.clock)
         return _one(customer, HTTP_201_CREATED, location=True)
 
-    @get("/{customer_id:str}", summary="Get a customer with its links to external systems", responses=problems(*GUARDED, 404, 422))
+    @get(
+        "/{customer_id:str}", summary="Get a customer with its links to external systems", responses=problems(*GUARDED, 404, 422)
+    )
     async def get_customer(self, customer_id: CustomerIdPath, services: ServicesDep) -> Response[CustomerOut]:
         view = await get_customer(catalog_id(customer_id), services.uow(), services.systems)
         return Response(CustomerOut.of(view.customer, view), headers={"ETag": _etag(view.customer)})
 
     @put("/{customer_id:str}", summary="Replace a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
     async def replace_customer(
-        self, customer_id: CustomerIdPath, data: JSONBody[CustomerReplace], services: ServicesDep, request: Request,
+        self,
+        customer_id: CustomerIdPath,
+        data: JSONBody[CustomerReplace],
+        services: ServicesDep,
+        request: Request,
         if_match: IfMatch = "",
     ) -> Response[CustomerOut]:
         versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
@@ -82,7 +94,11 @@ class CustomerController(Controller):
 
     @patch("/{customer_id:str}", summary="Change some of a customer's fields", responses=problems(*GUARDED, *BODY, 404, 409, 412))
     async def patch_customer(
-        self, customer_id: CustomerIdPath, data: JSONBody[CustomerPatch], services: ServicesDep, request: Request,
+        self,
+        customer_id: CustomerIdPath,
+        data: JSONBody[CustomerPatch],
+        services: ServicesDep,
+        request: Request,
         if_match: IfMatch = "",
     ) -> Response[CustomerOut]:
         versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
@@ -91,7 +107,9 @@ class CustomerController(Controller):
         return _one(await patch_customer(cmd, services.uow(), services.clock))
 
     @delete(
-        "/{customer_id:str}", summary="Delete a customer (here and in every integration)", status_code=HTTP_204_NO_CONTENT,
+        "/{customer_id:str}",
+        summary="Delete a customer (here and in every integration)",
+        status_code=HTTP_204_NO_CONTENT,
         responses=problems(*GUARDED, 404, 409, 412, 422),
     )
     async def delete_customer(
@@ -102,7 +120,8 @@ class CustomerController(Controller):
         await delete_customer(cmd, services.uow(), services.clock)
 
     @get(
-        "/{customer_id:str}/sync-events", summary="A customer's sync history, newest first (a deleted customer's too)",
+        "/{customer_id:str}/sync-events",
+        summary="A customer's sync history, newest first (a deleted customer's too)",
         responses=problems(*GUARDED, 404, 422),
     )
     async def sync_events(

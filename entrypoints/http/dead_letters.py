@@ -34,16 +34,18 @@ class DeadLetterController(Controller):
         return [DeadLetterOut.of(d) for d in await list_dead_letters(uow, limit, include_replayed)]
 
     @post(
-        "/replay", summary="Send dead letters back to their topics", status_code=HTTP_200_OK,
+        "/replay",
+        summary="Send dead letters back to their topics",
+        status_code=HTTP_200_OK,
         description='`{"ids": [...]}` or `{"all": true}`. 404 if an id is unknown or already replayed '
         "(then nothing is replayed). A letter that fails again comes back to the list.",
         responses=problems(*GUARDED, *BODY, 404),
     )
-    async def replay(
-        self, data: JSONBody[DeadLetterReplay], request: Request, services: ServicesDep
-    ) -> ReplayOut:
+    async def replay(self, data: JSONBody[DeadLetterReplay], request: Request, services: ServicesDep) -> ReplayOut:
         selection = _selection(await _strictly(request))
-        return ReplayOut(await replay_dead_letters(selection, services.uow_factory, services.publisher, services.clock, services.metrics))
+        return ReplayOut(
+            await replay_dead_letters(selection, services.uow_factory, services.publisher, services.clock, services.metrics)
+        )
 
 
 async def _strictly(request: Request) -> DeadLetterReplay:

@@ -32,7 +32,9 @@ def _refused_by_stripe(_: Request, exc: stripe.InvalidRequestError) -> Response:
     reason = str(exc.user_message or exc)
     if exc.http_status == HTTP_404_NOT_FOUND:
         return problem(HTTP_404_NOT_FOUND, "Not found", reason)
-    return problem(HTTP_422_UNPROCESSABLE_ENTITY, "Refused by Stripe", reason, errors=[{"field": exc.param or "body", "reason": reason}])
+    return problem(
+        HTTP_422_UNPROCESSABLE_ENTITY, "Refused by Stripe", reason, errors=[{"field": exc.param or "body", "reason": reason}]
+    )
 
 
 class FakeStripeController(Controller):
@@ -51,7 +53,9 @@ class FakeStripeController(Controller):
         return await fake_stripe.create_async(params=data.params())
 
     @patch("/{customer_id:str}", summary="Change a customer on the Stripe side, as the dashboard would")
-    async def update_stripe_customer(self, customer_id: FromPath[str], data: JSONBody[StripeSideChange], fake_stripe: FakeStripeDep) -> dict[str, Any]:
+    async def update_stripe_customer(
+        self, customer_id: FromPath[str], data: JSONBody[StripeSideChange], fake_stripe: FakeStripeDep
+    ) -> dict[str, Any]:
         return await fake_stripe.update_async(customer_id, params=data.params())
 
     @delete("/{customer_id:str}", status_code=200, summary="Delete a customer on the Stripe side")
@@ -90,7 +94,9 @@ class FakeSalesforceController(Controller):
         return [fake_salesforce.shown(c) for c in fake_salesforce.live()]
 
     @post("/", status_code=HTTP_201_CREATED, summary="Create a Contact, as a person in the org would")
-    async def create_salesforce_contact(self, data: JSONBody[SalesforceSideContact], fake_salesforce: FakeSalesforceDep) -> dict[str, Any]:
+    async def create_salesforce_contact(
+        self, data: JSONBody[SalesforceSideContact], fake_salesforce: FakeSalesforceDep
+    ) -> dict[str, Any]:
         return fake_salesforce.shown(fake_salesforce.create(**data.fields()))
 
     @patch("/{contact_id:str}", summary="Change a Contact, as a person in the org would (the worker sees it at its next poll)")

@@ -16,24 +16,30 @@ from entrypoints.http.schemas import CustomerCreate, CustomerPatch, CustomerRepl
 
 BEARER = "bearer"
 SECURITY = [{BEARER: []}]
-COMPONENTS = Components(security_schemes={BEARER: SecurityScheme(
-    type="http", scheme="bearer", description="`Authorization: Bearer <API_TOKEN>`, when API_TOKEN is set.",
-)})
+COMPONENTS = Components(
+    security_schemes={
+        BEARER: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description="`Authorization: Bearer <API_TOKEN>`, when API_TOKEN is set.",
+        )
+    }
+)
 
 _WHY = {
     400: "The body is not JSON, not a JSON object, or nested too deeply; for a webhook, a missing or wrong "
-         "signature (every unsigned request) or a signed body that is not an event.",
+    "signature (every unsigned request) or a signed body that is not an event.",
     401: "API_TOKEN is set and the bearer token is missing or wrong.",
     404: "No such customer (a deleted one included, and any id not spelt in plain ASCII digits), dead letter, "
-         "route or integration.",
+    "route or integration.",
     409: "The customer kept changing while the write was attempted; try again.",
     412: "If-Match names no current version of the customer (`current_version` says which is).",
     413: "The body is larger than MAX_BODY_BYTES (webhooks: 512 KiB).",
     415: "The body is not application/json.",
     422: "A field, parameter or header breaks a rule (`errors` names each), including a control character in "
-         "any query or path value.",
+    "any query or path value.",
     503: "A backend (the database) is unavailable or saturated, or webhooks are not configured: retry after "
-         "`Retry-After` seconds.",
+    "`Retry-After` seconds.",
 }
 _HEADERS = {
     401: {"WWW-Authenticate": "Bearer"},
@@ -95,9 +101,14 @@ def _drop_litestar_validation_response(operation: Operation) -> None:
 def _headers(operation: Operation) -> None:
     for code, response in (operation.responses or {}).items():
         for name, description in _HEADERS.get(int(code), {}).items():
-            response.headers = {**(response.headers or {}), name: OpenAPIHeader(
-                schema=Schema(type=OpenAPIType.STRING), description=description, required=name in _REQUIRED_HEADERS.get(int(code), set()),
-            )}
+            response.headers = {
+                **(response.headers or {}),
+                name: OpenAPIHeader(
+                    schema=Schema(type=OpenAPIType.STRING),
+                    description=description,
+                    required=name in _REQUIRED_HEADERS.get(int(code), set()),
+                ),
+            }
 
 
 def _customer_links(paths: dict[str, Any]) -> None:
@@ -105,11 +116,17 @@ def _customer_links(paths: dict[str, Any]) -> None:
     one = paths.get("/api/v1/customers/{customer_id}")
     if one is None:
         return
-    targets = {"get": one.get, "replace": one.put, "patch": one.patch, "delete": one.delete,
-               "sync_events": getattr(paths.get("/api/v1/customers/{customer_id}/sync-events"), "get", None)}
+    targets = {
+        "get": one.get,
+        "replace": one.put,
+        "patch": one.patch,
+        "delete": one.delete,
+        "sync_events": getattr(paths.get("/api/v1/customers/{customer_id}/sync-events"), "get", None),
+    }
     links = {
         name: Link(operation_id=op.operation_id, parameters={"customer_id": "$response.body#/id"})
-        for name, op in targets.items() if op is not None
+        for name, op in targets.items()
+        if op is not None
     }
     etag = "$response.header.ETag"
     for name in ("replace", "patch", "delete"):
@@ -123,9 +140,14 @@ def _customer_links(paths: dict[str, Any]) -> None:
         response = (operation.responses or {}).get(code) if operation is not None else None
         if response is not None:
             response.links = links
-            response.headers = {**(response.headers or {}), "ETag": OpenAPIHeader(
-                schema=Schema(type=OpenAPIType.STRING), required=True, description='The version, quoted ("3"): send it as If-Match.',
-            )}
+            response.headers = {
+                **(response.headers or {}),
+                "ETag": OpenAPIHeader(
+                    schema=Schema(type=OpenAPIType.STRING),
+                    required=True,
+                    description='The version, quoted ("3"): send it as If-Match.',
+                ),
+            }
             if code == "201":
                 response.headers["Location"] = OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), required=True)
 
@@ -135,10 +157,17 @@ def _signed_body(operation: Operation, systems: list[str]) -> None:
         if isinstance(parameter, Parameter) and parameter.name == "system" and isinstance(parameter.schema, Schema):
             parameter.schema.enum = list(systems)
     operation.request_body = RequestBody(
-        required=True, description="The event exactly as the system sent it: the signature covers these bytes.",
+        required=True,
+        description="The event exactly as the system sent it: the signature covers these bytes.",
         content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
     )
-    operation.parameters = [*(operation.parameters or []), Parameter(
-        name="Stripe-Signature", param_in="header", required=True, schema=Schema(type=OpenAPIType.STRING),
-        description="Stripe's signature of the body; anything that is not a valid one is a 400.",
-    )]
+    operation.parameters = [
+        *(operation.parameters or []),
+        Parameter(
+            name="Stripe-Signature",
+            param_in="header",
+            required=True,
+            schema=Schema(type=OpenAPIType.STRING),
+            description="Stripe's signature of the body; anything that is not a valid one is a 400.",
+        ),
+    ]

@@ -15,11 +15,14 @@ PRINTABLE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
 
 # The segment is taken as text and read by ``catalog_id``: Litestar's ``{x:int}`` converter calls
 # int(), for which "+1", " 1", "1_0" and "١" (an Arabic-Indic one) are all 1.
-CustomerIdPath = Annotated[str, PathParameter(
-    description="The catalog's id, in plain ASCII digits (no sign, spaces, underscores or leading zeros); "
-    "any other spelling names no customer (404).",
-    schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX},
-)]
+CustomerIdPath = Annotated[
+    str,
+    PathParameter(
+        description="The catalog's id, in plain ASCII digits (no sign, spaces, underscores or leading zeros); "
+        "any other spelling names no customer (404).",
+        schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX},
+    ),
+]
 
 
 def invalid_body(field: str, reason: str) -> ValidationException:
@@ -36,4 +39,3 @@ def catalog_id(segment: str) -> int:
     raise NotFoundException(
         f"no customer has the id {segment!r}: ids are plain ASCII digits without sign, spaces, underscores or leading zeros"
     )
-

@@ -51,7 +51,12 @@ def expected_versions(fields: Sequence[str]) -> frozenset[int] | None:
 
 
 def _malformed() -> None:
-    raise ValidationException(extra=[{
-        "key": "If-Match", "source": "header",
-        "message": 'must be * or a list of entity tags, such as the ETag of a GET ("3", or "3", "4")',
-    }])
+    raise ValidationException(
+        extra=[
+            {
+                "key": "If-Match",
+                "source": "header",
+                "message": 'must be * or a list of entity tags, such as the ETag of a GET ("3", or "3", "4")',
+            }
+        ]
+    )

@@ -32,7 +32,9 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_RETRY_AFTER = 5  # seconds, when the backend did not say (a restart, a lost connection)
 
 
-def problem(status: int, title: str, detail: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Response[dict[str, Any]]:
+def problem(
+    status: int, title: str, detail: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
@@ -79,9 +81,7 @@ def _not_found(_: Request, exc: CustomerNotFound | UnknownSystem) -> Response:
 
 
 def _dead_letter_not_found(_: Request, exc: DeadLetterNotFound) -> Response:
-    return problem(
-        HTTP_404_NOT_FOUND, "Not found", str(exc), unknown_ids=list(exc.unknown), replayed_ids=list(exc.replayed)
-    )
+    return problem(HTTP_404_NOT_FOUND, "Not found", str(exc), unknown_ids=list(exc.unknown), replayed_ids=list(exc.replayed))
 
 
 def _concurrent(_: Request, exc: ConcurrentUpdate) -> Response:
@@ -123,7 +123,9 @@ def _unavailable(request: Request, exc: BackendUnavailable) -> Response:
     retry_after = max(1, math.ceil(exc.retry_after if exc.retry_after is not None else DEFAULT_RETRY_AFTER))
     log.warning("%s %s: %s (answered 503, Retry-After %d)", request.method, request.url.path, exc, retry_after)
     return problem(
-        HTTP_503_SERVICE_UNAVAILABLE, "Service unavailable", f"the {exc.backend} is unavailable right now; retry in {retry_after} s",
+        HTTP_503_SERVICE_UNAVAILABLE,
+        "Service unavailable",
+        f"the {exc.backend} is unavailable right now; retry in {retry_after} s",
         headers={"Retry-After": str(retry_after)},
     )
 
@@ -138,9 +140,18 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", "the error was logged")
 
 
-TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-           413: "Request body too large", 415: "Unsupported media type", 429: "Too many requests",
-           500: "Internal server error", 503: "Service unavailable"}
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
 
 EXCEPTION_HANDLERS = {
     InvalidCustomer: _invalid_customer,

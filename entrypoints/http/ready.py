@@ -33,8 +33,8 @@ async def readiness(container: Container) -> Readiness:
         from adapters.postgres.migrations import ensure_migrated
 
         checks["postgres"] = lambda: ensure_migrated(container.engine())
-    checks["kafka" if settings.broker_backend == "kafka" else "broker"] = (
-        lambda: container.publisher().check(SYNC_TOPICS, READY_TIMEOUT_SECONDS)
+    checks["kafka" if settings.broker_backend == "kafka" else "broker"] = lambda: container.publisher().check(
+        SYNC_TOPICS, READY_TIMEOUT_SECONDS
     )
     results = await asyncio.gather(*(_bounded(check()) for check in checks.values()))
     named = dict(zip(checks, results, strict=True))
@@ -52,8 +52,12 @@ async def _bounded(check: Awaitable[None]) -> str:
 
 
 def ready_route(container: Container):  # noqa: ANN201 - a Litestar route handler
-    @get("/ready", tags=["operations"], summary="Readiness: PostgreSQL (schema current) and Kafka (sync topics)",
-         responses={503: ResponseSpec(data_container=Readiness, description="Not ready: `checks` says which backend and why")})
+    @get(
+        "/ready",
+        tags=["operations"],
+        summary="Readiness: PostgreSQL (schema current) and Kafka (sync topics)",
+        responses={503: ResponseSpec(data_container=Readiness, description="Not ready: `checks` says which backend and why")},
+    )
     async def ready() -> Response[Readiness]:
         found = await readiness(container)
         return Response(found, status_code=HTTP_200_OK if found.status == "ready" else HTTP_503_SERVICE_UNAVAILABLE)

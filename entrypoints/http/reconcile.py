@@ -24,10 +24,13 @@ from entrypoints.http.schemas import FindingOut, ReconcileRequest, ReconcileRunO
 
 MAX_FINDINGS_PAGE = 1000
 JSON_SAFE_MAX = 2**53 - 1
-RunIdPath = Annotated[str, PathParameter(
-    description="The run's id (plain ASCII digits).",
-    schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX},
-)]
+RunIdPath = Annotated[
+    str,
+    PathParameter(
+        description="The run's id (plain ASCII digits).",
+        schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX},
+    ),
+]
 
 
 class ReconcileController(Controller):
@@ -37,14 +40,19 @@ class ReconcileController(Controller):
     security = SECURITY
 
     @post(
-        "/", summary="Ask for a reconcile run", status_code=HTTP_202_ACCEPTED,
+        "/",
+        summary="Ask for a reconcile run",
+        status_code=HTTP_202_ACCEPTED,
         description="Queued for the worker, which runs one at a time per system (the same run is returned while one "
         "with the same options is queued or running; another one with other options is a 409). Follow it at the "
         "`Location`; its findings at `.../findings`.",
         responses=problems(*GUARDED, *BODY, 404, 409),
     )
     async def start(
-        self, data: JSONBody[ReconcileRequest], request: Request, services: ServicesDep,
+        self,
+        data: JSONBody[ReconcileRequest],
+        request: Request,
+        services: ServicesDep,
     ) -> Response[ReconcileRunOut]:
         body = await _strictly(request, ReconcileRequest)
         _known(body.system, services.integrations)
@@ -53,15 +61,23 @@ class ReconcileController(Controller):
             services.uow_factory, services.clock, body.system, dry_run=body.dry_run, match_by=match_by, trigger="api"
         )
         return Response(
-            ReconcileRunOut.of(run), status_code=HTTP_202_ACCEPTED, headers={"Location": f"{self.path}/runs/{run.id}"},
+            ReconcileRunOut.of(run),
+            status_code=HTTP_202_ACCEPTED,
+            headers={"Location": f"{self.path}/runs/{run.id}"},
         )
 
     @get("/runs", summary="Reconcile runs, newest first", responses=problems(*GUARDED, 422))
     async def runs(
-        self, uow: UowDep,
-        system: Annotated[str | None, QueryParameter(
-            max_length=64, description="Only this integration's.", schema_extra={"pattern": PRINTABLE},
-        )] = None,
+        self,
+        uow: UowDep,
+        system: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=64,
+                description="Only this integration's.",
+                schema_extra={"pattern": PRINTABLE},
+            ),
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> list[ReconcileRunOut]:
         async with uow:
@@ -76,16 +92,24 @@ class ReconcileController(Controller):
         return ReconcileRunOut.of(found)
 
     @get(
-        "/runs/{run_id:str}/findings", summary="What a run found (customers in sync aside), in the order found",
+        "/runs/{run_id:str}/findings",
+        summary="What a run found (customers in sync aside), in the order found",
         responses=problems(*GUARDED, 404, 422),
     )
     async def findings(
-        self, uow: UowDep, run_id: RunIdPath,
-        after: Annotated[int, QueryParameter(
-            # Bounded within doubles' exact range: a client (or fuzzer) reading the bound as a float
-            # must not take a value just beyond it for a valid one (seqs never get near it).
-            ge=0, le=JSON_SAFE_MAX, description="The last `seq` of the previous page (0, the default, for the first page).",
-        )] = 0,
+        self,
+        uow: UowDep,
+        run_id: RunIdPath,
+        after: Annotated[
+            int,
+            QueryParameter(
+                # Bounded within doubles' exact range: a client (or fuzzer) reading the bound as a float
+                # must not take a value just beyond it for a valid one (seqs never get near it).
+                ge=0,
+                le=JSON_SAFE_MAX,
+                description="The last `seq` of the previous page (0, the default, for the first page).",
+            ),
+        ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_FINDINGS_PAGE)] = 100,
         kind: Annotated[FindingKind | None, QueryParameter(description="Only findings of this kind.")] = None,
     ) -> list[FindingOut]:
@@ -104,19 +128,30 @@ class ResyncController(Controller):
     security = SECURITY
 
     @post(
-        "/", summary="Re-sync one customer (push the catalog's state, or pull the external one)", status_code=HTTP_202_ACCEPTED,
+        "/",
+        summary="Re-sync one customer (push the catalog's state, or pull the external one)",
+        status_code=HTTP_202_ACCEPTED,
         description="Whatever the baselines and the conflict policy say; queued for the worker. Its outcome shows in the "
         "customer's sync-events under `event_id`. 404: no such customer (or deleted); 409: a pull of a customer not linked there.",
         responses=problems(*GUARDED, *BODY, 404, 409),
     )
     async def resync(
-        self, customer_id: CustomerIdPath, data: JSONBody[ResyncRequest], request: Request, services: ServicesDep,
+        self,
+        customer_id: CustomerIdPath,
+        data: JSONBody[ResyncRequest],
+        request: Request,
+        services: ServicesDep,
     ) -> ResyncOut:
         body = await _strictly(request, ResyncRequest)
         _known(body.system, services.integrations)
         cid = catalog_id(customer_id)
         event_id = await resync(
-            cid, body.system, Direction(body.direction), services.integrations, services.uow_factory, services.publisher,
+            cid,
+            body.system,
+            Direction(body.direction),
+            services.integrations,
+            services.uow_factory,
+            services.publisher,
             services.clock,
         )
         return ResyncOut(cid, body.system, body.direction, event_id)

@@ -18,14 +18,24 @@ from entrypoints.http.params import BIGINT_MAX
 # The domain owns the rules (it trims, then checks); the schema only describes them.
 # The lengths are also checked here, as sent (the domain counts after trimming), so that the schema's
 # maxLength is exactly what is refused.
-Name = Annotated[str, Meta(
-    min_length=1, max_length=NAME_MAX_LENGTH, examples=["Ada Lovelace"],
-    description=f"Trimmed; 1 to {NAME_MAX_LENGTH} characters, not blank, no control characters.",
-)]
-Email = Annotated[str, Meta(
-    min_length=1, max_length=EMAIL_MAX_LENGTH, examples=["ada@example.com"],
-    description=f"Trimmed; a plausible address (as Stripe checks them) of at most {EMAIL_MAX_LENGTH} characters.",
-)]
+Name = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        examples=["Ada Lovelace"],
+        description=f"Trimmed; 1 to {NAME_MAX_LENGTH} characters, not blank, no control characters.",
+    ),
+]
+Email = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=EMAIL_MAX_LENGTH,
+        examples=["ada@example.com"],
+        description=f"Trimmed; a plausible address (as Stripe checks them) of at most {EMAIL_MAX_LENGTH} characters.",
+    ),
+]
 
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,9 +63,16 @@ class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
 class LinkOut(msgspec.Struct):
     system: str
     external_id: str | None
-    sync_status: Annotated[str, Meta(description="pending, synced, retrying (its last attempt failed and it is being tried again: an outage, a rate limit), dead (see the dead letters) or broken.")]
+    sync_status: Annotated[
+        str,
+        Meta(
+            description="pending, synced, retrying (its last attempt failed and it is being tried again: an outage, a rate limit), dead (see the dead letters) or broken."
+        ),
+    ]
     last_synced_at: datetime | None
-    broken: Annotated[str | None, Meta(description="Why the link cannot be used: the external id is unknown to the bound account.")] = None
+    broken: Annotated[
+        str | None, Meta(description="Why the link cannot be used: the external id is unknown to the bound account.")
+    ] = None
 
     @classmethod
     def of(cls, link: Link) -> LinkOut:
@@ -74,8 +91,12 @@ class CustomerOut(msgspec.Struct):
     @classmethod
     def of(cls, customer: Customer, view: CustomerView | None = None) -> CustomerOut:
         return cls(
-            id=customer.id, name=customer.name, email=customer.email, version=customer.version,
-            created_at=customer.created_at, updated_at=customer.updated_at,
+            id=customer.id,
+            name=customer.name,
+            email=customer.email,
+            version=customer.version,
+            created_at=customer.created_at,
+            updated_at=customer.updated_at,
             mappings=[LinkOut.of(link) for link in view.links] if view is not None else UNSET,
         )
 
@@ -101,8 +122,16 @@ class SyncEventOut(msgspec.Struct):
     @classmethod
     def of(cls, r: SyncRecord) -> SyncEventOut:
         return cls(
-            r.event_id, r.direction.value, r.system, r.operation.value, r.status.value, r.attempts,
-            r.last_error, r.note, r.created_at, r.updated_at,
+            r.event_id,
+            r.direction.value,
+            r.system,
+            r.operation.value,
+            r.status.value,
+            r.attempts,
+            r.last_error,
+            r.note,
+            r.created_at,
+            r.updated_at,
         )
 
 
@@ -129,9 +158,7 @@ class DeadLetterOut(msgspec.Struct):
 
     @classmethod
     def of(cls, d: DeadLetter) -> DeadLetterOut:
-        return cls(
-            d.id, d.topic, d.key, d.event_id, d.error, d.created_at, d.replayed_at, d.payload.decode("utf-8", "replace")
-        )
+        return cls(d.id, d.topic, d.key, d.event_id, d.error, d.created_at, d.replayed_at, d.payload.decode("utf-8", "replace"))
 
 
 class DeadLetterReplay(msgspec.Struct, forbid_unknown_fields=True):
@@ -189,7 +216,17 @@ class FindingOut(msgspec.Struct):
 
     @classmethod
     def of(cls, f: Finding) -> FindingOut:
-        return cls(f.seq, f.subject, f.kind.value, f.customer_id, f.external_id, list(f.fields), f.detail, f.fix.value, f.fix_status.value)
+        return cls(
+            f.seq,
+            f.subject,
+            f.kind.value,
+            f.customer_id,
+            f.external_id,
+            list(f.fields),
+            f.detail,
+            f.fix.value,
+            f.fix_status.value,
+        )
 
 
 class ReconcileRunOut(msgspec.Struct):
@@ -209,8 +246,18 @@ class ReconcileRunOut(msgspec.Struct):
     @classmethod
     def of(cls, r: ReconcileRun) -> ReconcileRunOut:
         return cls(
-            r.id, r.system, r.status.value, r.dry_run, r.match_by.value if r.match_by else None, r.trigger, r.phase.value,
-            dict(sorted(r.counts.items())), r.created_at, r.started_at, r.finished_at, r.error,
+            r.id,
+            r.system,
+            r.status.value,
+            r.dry_run,
+            r.match_by.value if r.match_by else None,
+            r.trigger,
+            r.phase.value,
+            dict(sorted(r.counts.items())),
+            r.created_at,
+            r.started_at,
+            r.finished_at,
+            r.error,
         )
 
 
@@ -224,8 +271,10 @@ class ReconcileReportOut(msgspec.Struct):
 class ResyncRequest(msgspec.Struct, forbid_unknown_fields=True):
     direction: Annotated[
         Literal["push", "pull"],
-        Meta(description="push: the catalog's state is written there; pull: the external state is taken here. "
-             "Either way whatever the baselines and the conflict policy say."),
+        Meta(
+            description="push: the catalog's state is written there; pull: the external state is taken here. "
+            "Either way whatever the baselines and the conflict policy say."
+        ),
     ] = "push"
     system: Annotated[str, Meta(examples=["stripe"])] = "stripe"
 

@@ -52,7 +52,11 @@ class BoundedHttpTools(HttpToolsProtocol):
         problem+json like every other error answer, not uvicorn's text/plain."""
         body = json.dumps({"type": "about:blank", "title": "Bad request", "status": 400, "detail": msg}).encode()
         head = [STATUS_LINE[400], *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)]
-        head += [b"content-type: application/problem+json\r\n", b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n"]
+        head += [
+            b"content-type: application/problem+json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+        ]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
 

@@ -11,7 +11,11 @@ from entrypoints.http.openapi import GUARDED, SECURITY, problems
 
 
 @get(
-    "/api/v1/status", tags=["operations"], guards=[api_request], security=SECURITY, responses=problems(*GUARDED),
+    "/api/v1/status",
+    tags=["operations"],
+    guards=[api_request],
+    security=SECURITY,
+    responses=problems(*GUARDED),
     summary="Sync status per integration: backlog, lag, failures, drift, last catch-up and reconcile",
     description="What an on-call engineer reads first. `lag` is per worker group (`catalog` reads sync.inbound, each "
     "system its own sync.outbound) and per `topic:partition`; it is null (with `lag_error`) when the broker cannot be "

@@ -17,12 +17,17 @@ WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata c
 
 
 @post(
-    "/api/v1/webhooks/{system:str}", status_code=HTTP_200_OK, tags=["webhooks"], request_max_body_size=WEBHOOK_MAX_BODY_BYTES,
+    "/api/v1/webhooks/{system:str}",
+    status_code=HTTP_200_OK,
+    tags=["webhooks"],
+    request_max_body_size=WEBHOOK_MAX_BODY_BYTES,
     summary="Receive an external system's event (Stripe: signed with Stripe-Signature)",
     responses=problems(400, 404, 413, 422, 503),
 )
 async def webhook(
-    system: FromPath[str], request: Request, services: ServicesDep,
+    system: FromPath[str],
+    request: Request,
+    services: ServicesDep,
 ) -> WebhookAck:
     # As the other routes' guard does, without a guard's cost (Litestar copies the handler per guard).
     refuse_control_characters(request)
@@ -31,8 +36,13 @@ async def webhook(
     # The signature covers the raw bytes, so the body is read as bytes, never parsed first.
     try:
         receipt = await receive_webhook(
-            system, await request.body(), request.headers, services.integrations, services.publisher,
-            services.uow_factory, services.clock,
+            system,
+            await request.body(),
+            request.headers,
+            services.integrations,
+            services.publisher,
+            services.uow_factory,
+            services.clock,
         )
     except InvalidWebhook as exc:
         metrics.webhook(label, "rejected", exc.reason)

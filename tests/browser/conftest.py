@@ -22,8 +22,13 @@ from tests.support.stripe_server import free_port
 CHROMIUM = os.environ.get("CUSTSYNC_CHROMIUM", "/usr/bin/chromium")
 OFFLINE = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # no DNS but loopback: a CDN is unreachable
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--disable-quic", "--disable-gpu", "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-gpu",
+    "--no-sandbox",
 ]
 
 
@@ -94,4 +99,3 @@ def dev_server() -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-

@@ -17,7 +17,9 @@ def operations(dev_server: str) -> list[tuple[str, str, str]]:
     document = httpx.get(f"{dev_server}/schema/openapi.json", timeout=10).json()
     found = [
         (method.upper(), path, operation["summary"])
-        for path, item in document["paths"].items() for method, operation in item.items() if method in METHODS
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
     ]
     assert len(found) >= 15  # the catalog, dead letters, reconcile, resync, webhooks, status, probes
     return found
@@ -29,7 +31,8 @@ def test_swagger_ui_lists_every_operation_offline(dev_server, offline_page: Offl
     page.wait_for_selector(".opblock", timeout=20_000)
 
     listed = page.eval_on_selector_all(
-        ".opblock", "blocks => blocks.map(b => [b.querySelector('.opblock-summary-method').textContent.trim(), "
+        ".opblock",
+        "blocks => blocks.map(b => [b.querySelector('.opblock-summary-method').textContent.trim(), "
         "b.querySelector('.opblock-summary-path').getAttribute('data-path')])",
     )
     assert sorted(map(tuple, listed)) == sorted((method, path) for method, path, _ in operations)

@@ -43,7 +43,9 @@ async def _rebuild(url: str) -> None:
             await (await engine.connect()).close()
         except (OSError, TimeoutError, DBAPIError) as exc:
             where = make_url(url).render_as_string(hide_password=True)
-            pytest.fail(f"cannot connect to PostgreSQL at {where} ({exc}): is it running? `scripts/services.sh up`", pytrace=False)
+            pytest.fail(
+                f"cannot connect to PostgreSQL at {where} ({exc}): is it running? `scripts/services.sh up`", pytrace=False
+            )
         async with engine.begin() as connection:
             await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
             await connection.execute(text("CREATE SCHEMA public"))
@@ -73,7 +75,6 @@ def uow_factory(request):
     if request.param == "postgres":
         return SqlAlchemyUnitOfWorkFactory(request.getfixturevalue("pg_engine"))
     raise AssertionError(request.param)  # pragma: no cover
-
 
 
 @pytest.fixture(params=["memory", "postgres"])

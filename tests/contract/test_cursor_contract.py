@@ -30,7 +30,11 @@ async def test_the_first_lease_makes_the_cursor_without_a_position(uow_factory):
     assert await get(uow_factory) is None
     cursor = await lease(uow_factory, "w1")
     assert (cursor.system, cursor.name, cursor.position, cursor.leased_by, cursor.leased_until) == (
-        "stripe", "changes", None, "w1", LATER,
+        "stripe",
+        "changes",
+        None,
+        "w1",
+        LATER,
     )
     assert await get(uow_factory) == cursor
 

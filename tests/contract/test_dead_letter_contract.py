@@ -15,8 +15,12 @@ from tests.contract.test_storage_contract import T0
 BEYOND_BIGINT = 2**63
 
 
-def envelope(event_id: str, topic: str = OUTBOUND_TOPIC, error: str = "PermanentIntegrationError: refused", payload: bytes | None = None) -> Envelope:
-    return Envelope(topic, f"key-{event_id}", event_id, payload if payload is not None else f'{{"id":"{event_id}"}}'.encode(), error)
+def envelope(
+    event_id: str, topic: str = OUTBOUND_TOPIC, error: str = "PermanentIntegrationError: refused", payload: bytes | None = None
+) -> Envelope:
+    return Envelope(
+        topic, f"key-{event_id}", event_id, payload if payload is not None else f'{{"id":"{event_id}"}}'.encode(), error
+    )
 
 
 def at(seconds: int):

@@ -32,8 +32,13 @@ async def side(request):
 
 
 def intent_for(customer_id: int, data: CustomerData, side) -> CreateIntent:
-    return CreateIntent(customer_id=customer_id, system=side.integration.system, idempotency_key=write_key(INSTALLATION, "create"),
-                        data=data, created_at=side.clock.now())
+    return CreateIntent(
+        customer_id=customer_id,
+        system=side.integration.system,
+        idempotency_key=write_key(INSTALLATION, "create"),
+        data=data,
+        created_at=side.clock.now(),
+    )
 
 
 async def create(side, customer_id: int = 7, data: CustomerData = ADA) -> tuple[CreateIntent, str]:

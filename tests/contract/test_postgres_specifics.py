@@ -63,10 +63,13 @@ async def test_a_claim_reads_its_batch_not_the_backlog_of_a_busy_customer(pg_uow
     from sqlalchemy import text
 
     async with pg_engine.connect() as connection:  # 20,000 pending events of one customer, then one of another
-        await connection.execute(text("""
+        await connection.execute(
+            text("""
             INSERT INTO outbox (event_id, customer_id, payload)
             SELECT 'bulk-' || i, 1, CAST(:payload AS jsonb) FROM generate_series(1, 20000) AS i
-        """), {"payload": encode(event(1, 0)).decode()})
+        """),
+            {"payload": encode(event(1, 0)).decode()},
+        )
         await connection.commit()
     await add_events(pg_uow_factory, [event(2, 0)])
     async with pg_engine.connect() as connection:
@@ -210,7 +213,9 @@ async def test_an_unmigrated_database_is_refused_until_upgraded(unmigrated_url):
         with pytest.raises(SchemaNotMigrated) as refused:
             await ensure_migrated(engine)
         url = make_url(unmigrated_url)
-        assert str(refused.value) == f"the database at {url.host}:{url.port}/{url.database} is not migrated: run `custsync migrate`"
+        assert (
+            str(refused.value) == f"the database at {url.host}:{url.port}/{url.database} is not migrated: run `custsync migrate`"
+        )
         assert "custsync:custsync" not in str(refused.value)
         await asyncio.to_thread(upgrade, unmigrated_url)  # the CLI's synchronous path, on its own engine
         await ensure_migrated(engine)

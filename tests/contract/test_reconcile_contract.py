@@ -31,7 +31,12 @@ async def test_a_first_sync_with_matching_by_email(api_system):
     assert found[f"customer:{catalog_ids[2]}"].fix is Fix.EXPORT
     assert found[f"external:{stripe_ids[3]}"].fix is Fix.IMPORT
     assert run.counts == {
-        "external_listed": 4, "only_here": 2, "only_there": 1, "ambiguous": 1, "fix_applied": 3, "fix_none": 1,
+        "external_listed": 4,
+        "only_here": 2,
+        "only_there": 1,
+        "ambiguous": 1,
+        "fix_applied": 3,
+        "fix_none": 1,
     }
     await system.settle()
     assert len(system.stripe.customers) == 5 and len(await catalog(system)) == 4
@@ -92,8 +97,11 @@ async def test_what_a_missing_link_becomes(api_system):
 
 async def test_the_held_emails_are_those_of_the_latest_completed_run(api_system):
     system = api_system
-    await before_install(system, stripe=[("Ada", "Ada@example.com"), ("Bo", "bo@example.com")],
-                         catalog=[("Ada", "ada@example.com"), ("Bo", "bo@example.com")])
+    await before_install(
+        system,
+        stripe=[("Ada", "Ada@example.com"), ("Bo", "bo@example.com")],
+        catalog=[("Ada", "ada@example.com"), ("Bo", "bo@example.com")],
+    )
     keys = ["ada@example.com", "bo@example.com", "cy@example.com"]
 
     async def held():
@@ -108,7 +116,10 @@ async def test_the_held_emails_are_those_of_the_latest_completed_run(api_system)
     await reconcile(system, dry_run=True, match_by=MatchBy.EMAIL)  # a preview plans links, links nothing
     assert await held() == {"ada@example.com", "bo@example.com"}
     async with system.uow_factory() as uow:
-        assert await uow.reconcile.ambiguous_emails("other", keys) == set() and await uow.reconcile.ambiguous_emails("stripe", []) == set()
+        assert (
+            await uow.reconcile.ambiguous_emails("other", keys) == set()
+            and await uow.reconcile.ambiguous_emails("stripe", []) == set()
+        )
     await reconcile(system, match_by=MatchBy.EMAIL)  # links both: the latest run holds nothing
     assert await held() == set()
 
@@ -118,10 +129,15 @@ async def test_claimed_and_in_flight_customers_are_held_back_from_export_and_lin
 
     system = api_system
     _, [claimed, in_flight, free] = await before_install(
-        system, catalog=[("Claimed", "a@example.com"), ("In flight", "b@example.com"), ("Free", "c@example.com")],
+        system,
+        catalog=[("Claimed", "a@example.com"), ("In flight", "b@example.com"), ("Free", "c@example.com")],
     )
-    record = await system.stripe.create_async(params={"name": "Claimed", "metadata": {
-        "internal_id": str(claimed), "custsync_installation": await system.installation()}})
+    record = await system.stripe.create_async(
+        params={
+            "name": "Claimed",
+            "metadata": {"internal_id": str(claimed), "custsync_installation": await system.installation()},
+        }
+    )
     system.delivered = len(system.stripe.events)
     ctx = await system.context()
     async with system.uow_factory() as uow:
@@ -134,7 +150,10 @@ async def test_claimed_and_in_flight_customers_are_held_back_from_export_and_lin
     found = {f.subject: f for f in await findings(system, run)}
     # The create in flight is sent again (the same create under its key); the claimed one is not.
     assert (found[f"customer:{free}"].fix, found[f"customer:{claimed}"].fix, found[f"customer:{in_flight}"].fix) == (
-        Fix.EXPORT, Fix.NONE, Fix.EXPORT)
+        Fix.EXPORT,
+        Fix.NONE,
+        Fix.EXPORT,
+    )
 
 
 async def test_a_page_is_compared_where_the_data_is_and_its_links_marked_seen(api_system):

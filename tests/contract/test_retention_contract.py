@@ -34,8 +34,9 @@ OLD, RECENT = T0 + DAY, CUTOFF + DAY
 
 
 def change(customer_id: int, n: int, kind: ChangeKind = ChangeKind.UPDATED, data: CustomerData | None = None) -> CustomerChanged:
-    return CustomerChanged(event_id=f"e-{customer_id}-{n}", customer_id=customer_id, kind=kind, version=n + 1, data=data,
-                           occurred_at=T0)
+    return CustomerChanged(
+        event_id=f"e-{customer_id}-{n}", customer_id=customer_id, kind=kind, version=n + 1, data=data, occurred_at=T0
+    )
 
 
 async def publish(uow_factory, events: list[CustomerChanged], at) -> None:
@@ -119,11 +120,14 @@ def record(event_id: str, customer_id: int | None, status: SyncStatus, at, syste
 
 async def test_only_succeeded_records_older_than_the_cutoff_go(uow_factory):
     kept = [
-        record("recent", 1, SyncStatus.SUCCEEDED, RECENT), record("pending", 1, SyncStatus.PENDING, OLD),
+        record("recent", 1, SyncStatus.SUCCEEDED, RECENT),
+        record("pending", 1, SyncStatus.PENDING, OLD),
         # A failure, and a success after it of the same link: were the success deleted, the failure
         # would be the link's newest record and GET /customers/2 would say "dead" again.
-        record("dead", 2, SyncStatus.DEAD, OLD), record("after-dead", 2, SyncStatus.SUCCEEDED, OLD),
-        record("retrying", 3, SyncStatus.RETRYING, OLD), record("after-retrying", 3, SyncStatus.SUCCEEDED, OLD),
+        record("dead", 2, SyncStatus.DEAD, OLD),
+        record("after-dead", 2, SyncStatus.SUCCEEDED, OLD),
+        record("retrying", 3, SyncStatus.RETRYING, OLD),
+        record("after-retrying", 3, SyncStatus.SUCCEEDED, OLD),
     ]
     gone = [record("old", 1, SyncStatus.SUCCEEDED, OLD), record("no-customer", None, SyncStatus.SUCCEEDED, OLD)]
     # A success before a failure, after a failure of another system, or not its link's newest, goes.
@@ -160,12 +164,25 @@ async def test_only_dead_letters_replayed_before_the_cutoff_go_never_one_waiting
 
 
 def rejected_webhook(external_id: str, email: str) -> bytes:
-    return msgspec.json.encode({
-        "id": f"evt_r_{external_id}", "object": "event", "type": "customer.updated", "created": 1767225600,
-        "data": {"object": {"id": external_id, "object": "customer", "email": email, "name": "Someone",
-                            "address": {"line1": "12 Rue X"}, "metadata": []},
-                 "previous_attributes": {"email": "previous@example.com"}},
-    })
+    return msgspec.json.encode(
+        {
+            "id": f"evt_r_{external_id}",
+            "object": "event",
+            "type": "customer.updated",
+            "created": 1767225600,
+            "data": {
+                "object": {
+                    "id": external_id,
+                    "object": "customer",
+                    "email": email,
+                    "name": "Someone",
+                    "address": {"line1": "12 Rue X"},
+                    "metadata": [],
+                },
+                "previous_attributes": {"email": "previous@example.com"},
+            },
+        }
+    )
 
 
 async def person(uow_factory, name: str, email: str, external_id: str, *, deleted: bool) -> int:
@@ -176,22 +193,55 @@ async def person(uow_factory, name: str, email: str, external_id: str, *, delete
         customer = await uow.customers.add(data, T0)
         if deleted:
             await uow.customers.save(customer := customer.tombstone(T0 + timedelta(seconds=1)))
-        await uow.mappings.save(ExternalMapping(
-            customer_id=customer.id, system="stripe", external_id=external_id, synced=data, synced_version=customer.version,
-            synced_at=T0, external_writes={"email": FieldWrite(f"old.{email}", T0)}, sent={"name": [SentValue(f"{name} B", T0)]},
-        ))
-        await uow.create_intents.add(CreateIntent(customer_id=customer.id, system="stripe", idempotency_key=f"k{customer.id}",
-                                                  data=data, created_at=T0))
+        await uow.mappings.save(
+            ExternalMapping(
+                customer_id=customer.id,
+                system="stripe",
+                external_id=external_id,
+                synced=data,
+                synced_version=customer.version,
+                synced_at=T0,
+                external_writes={"email": FieldWrite(f"old.{email}", T0)},
+                sent={"name": [SentValue(f"{name} B", T0)]},
+            )
+        )
+        await uow.create_intents.add(
+            CreateIntent(customer_id=customer.id, system="stripe", idempotency_key=f"k{customer.id}", data=data, created_at=T0)
+        )
         cid = customer.id
         for envelope in (
-            Envelope(OUTBOUND_TOPIC, str(cid), f"out-{cid}", encode(change(cid, 0, ChangeKind.CREATED, data)),
-                     f"RequestRefused: Invalid email address: {email.upper()}"),
-            Envelope(INBOUND_TOPIC, f"stripe:{external_id}", f"in-{cid}", encode(ExternalChange(
-                event_id=f"in-{cid}", system="stripe", kind=ChangeKind.UPDATED, external_id=external_id, occurred_at=T0,
-                customer=ExternalCustomer(external_id=external_id, data=CustomerData(name, f"there.{email}"),
-                                          claim=Claim(internal_id=cid)),
-            )), "MappingBroken: 404"),
-            Envelope(REJECTED_WEBHOOK_TOPIC, "stripe", f"evt_r_{external_id}", rejected_webhook(external_id, email), "rejected: bad metadata"),
+            Envelope(
+                OUTBOUND_TOPIC,
+                str(cid),
+                f"out-{cid}",
+                encode(change(cid, 0, ChangeKind.CREATED, data)),
+                f"RequestRefused: Invalid email address: {email.upper()}",
+            ),
+            Envelope(
+                INBOUND_TOPIC,
+                f"stripe:{external_id}",
+                f"in-{cid}",
+                encode(
+                    ExternalChange(
+                        event_id=f"in-{cid}",
+                        system="stripe",
+                        kind=ChangeKind.UPDATED,
+                        external_id=external_id,
+                        occurred_at=T0,
+                        customer=ExternalCustomer(
+                            external_id=external_id, data=CustomerData(name, f"there.{email}"), claim=Claim(internal_id=cid)
+                        ),
+                    )
+                ),
+                "MappingBroken: 404",
+            ),
+            Envelope(
+                REJECTED_WEBHOOK_TOPIC,
+                "stripe",
+                f"evt_r_{external_id}",
+                rejected_webhook(external_id, email),
+                "rejected: bad metadata",
+            ),
             Envelope(OUTBOUND_TOPIC, str(cid), f"junk-{cid}", b"\xff not json", "UndecodableMessage"),
         ):
             await uow.dead_letters.add(envelope, T0)
@@ -211,7 +261,9 @@ async def everything_of(uow_factory, cid: int, external_id: str):
     async with uow_factory() as uow:
         letters = await uow.dead_letters.list(100, include_replayed=True)
         return (
-            await uow.customers.get(cid), await uow.mappings.get(cid, "stripe"), await uow.create_intents.get(cid, "stripe"),
+            await uow.customers.get(cid),
+            await uow.mappings.get(cid, "stripe"),
+            await uow.create_intents.get(cid, "stripe"),
             sorted((d.event_id, d.payload, d.error) for d in letters if d.event_id.endswith((f"-{cid}", external_id))),
             await uow.sync_records.for_customer(cid, 10),
             [e for e in await stored_outbox(uow_factory) if e.customer_id == cid],
@@ -256,7 +308,11 @@ async def test_scrubbing_a_deleted_customer_clears_its_personal_data_everywhere_
     assert (mapping.external_id, mapping.synced, mapping.external_writes, mapping.sent) == ("cus_2", CustomerData(), {}, {})
     assert mapping.synced_version == customer.version  # still says the deletion was carried over
     assert (intent.idempotency_key, intent.data) == (f"k{gone}", CustomerData())
-    assert [e.data for e in events] == [None, None, None] and [e.kind for e in events] == [ChangeKind.CREATED, ChangeKind.UPDATED, ChangeKind.DELETED]
+    assert [e.data for e in events] == [None, None, None] and [e.kind for e in events] == [
+        ChangeKind.CREATED,
+        ChangeKind.UPDATED,
+        ChangeKind.DELETED,
+    ]
     notes = {r.event_id: (r.note, r.last_error) for r in history}
     assert notes[f"out-{gone}"] == (None, "Invalid email address: [scrubbed]")
     assert notes[f"conflict-{gone}"] == ("conflict on name: kept", None)
@@ -283,8 +339,9 @@ async def test_a_deleted_customer_whose_create_is_still_in_flight_is_not_scrubbe
     data = CustomerData("Cy", "cy@example.com")
     async with uow_factory() as uow:
         customer = await uow.customers.add(data, T0)
-        await uow.create_intents.add(CreateIntent(customer_id=customer.id, system="stripe", idempotency_key="k-cy",
-                                                  data=data, created_at=T0))
+        await uow.create_intents.add(
+            CreateIntent(customer_id=customer.id, system="stripe", idempotency_key="k-cy", data=data, created_at=T0)
+        )
         await uow.customers.save(customer.tombstone(T0 + timedelta(seconds=1)))
         await uow.commit()
     async with uow_factory() as uow:

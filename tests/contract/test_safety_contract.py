@@ -15,8 +15,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def mapping(customer_id: int) -> ExternalMapping:
-    return ExternalMapping(customer_id=customer_id, system="stripe", external_id="cus_1", synced=CustomerData("A"),
-                           synced_version=1, synced_at=T0)
+    return ExternalMapping(
+        customer_id=customer_id, system="stripe", external_id="cus_1", synced=CustomerData("A"), synced_version=1, synced_at=T0
+    )
 
 
 async def linked(uow_factory) -> ExternalMapping:
@@ -66,9 +67,16 @@ async def test_each_save_moves_the_version_and_returns_what_is_stored(uow_factor
 
 async def test_external_change_times_and_a_broken_link_round_trip(uow_factory):
     stored = await linked(uow_factory)
-    told = stored.with_external_writes({
-        "name": FieldWrite("Grace", T0 + timedelta(seconds=5), tied=("Ada", None)), "email": FieldWrite(None, T0),
-    }).marked_broken("stripe does not know cus_1 (404)").sending({"name": "Ada L.", "email": None}, T0 + timedelta(seconds=9))
+    told = (
+        stored.with_external_writes(
+            {
+                "name": FieldWrite("Grace", T0 + timedelta(seconds=5), tied=("Ada", None)),
+                "email": FieldWrite(None, T0),
+            }
+        )
+        .marked_broken("stripe does not know cus_1 (404)")
+        .sending({"name": "Ada L.", "email": None}, T0 + timedelta(seconds=9))
+    )
     async with uow_factory() as uow:
         saved = await uow.mappings.save(told)
         await uow.commit()
@@ -127,7 +135,11 @@ async def test_latest_is_the_most_recently_synced_working_link_of_a_system(uow_f
         a = await uow.customers.add(CustomerData("A"), T0)
         b = await uow.customers.add(CustomerData("B"), T0)
         c = await uow.customers.add(CustomerData("C"), T0)
-        for customer, at, external_id in ((a, T0, "cus_a"), (b, T0 + timedelta(seconds=2), "cus_b"), (c, T0 + timedelta(seconds=9), "cus_c")):
+        for customer, at, external_id in (
+            (a, T0, "cus_a"),
+            (b, T0 + timedelta(seconds=2), "cus_b"),
+            (c, T0 + timedelta(seconds=9), "cus_c"),
+        ):
             stored = await uow.mappings.save(msgspec.structs.replace(mapping(customer.id), external_id=external_id, synced_at=at))
             if customer is c:
                 await uow.mappings.save(stored.marked_broken("unknown there"))

@@ -22,10 +22,17 @@ async def catalog(uow_factory):
         ids = [(await uow.customers.add(CustomerData(f"C{i}"), T0)).id for i in range(6)]
         in_sync, behind, broken, failing, unlinked, deleted = ids
         for cid in (in_sync, behind, broken):
-            await uow.mappings.save(ExternalMapping(
-                customer_id=cid, system="stripe", external_id=f"cus_{cid}", synced=CustomerData(f"C{ids.index(cid)}"),
-                synced_version=1, synced_at=T0, broken="404 there" if cid == broken else None,
-            ))
+            await uow.mappings.save(
+                ExternalMapping(
+                    customer_id=cid,
+                    system="stripe",
+                    external_id=f"cus_{cid}",
+                    synced=CustomerData(f"C{ids.index(cid)}"),
+                    synced_version=1,
+                    synced_at=T0,
+                    broken="404 there" if cid == broken else None,
+                )
+            )
         await uow.customers.save((await uow.customers.get(behind)).revised(CustomerData("C1 new"), T0 + timedelta(seconds=1)))
         await uow.customers.save((await uow.customers.get(deleted)).tombstone(T0))
         await uow.sync_records.save(record("e-ok-out", in_sync).succeeded(T0 + timedelta(minutes=5)))

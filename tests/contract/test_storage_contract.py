@@ -12,13 +12,20 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def event(customer_id: int, n: int = 0) -> CustomerChanged:
-    return CustomerChanged(event_id=f"e-{customer_id}-{n}", customer_id=customer_id, kind=ChangeKind.UPDATED, version=n + 1,
-                           data=CustomerData(f"v{n}"), occurred_at=T0)
+    return CustomerChanged(
+        event_id=f"e-{customer_id}-{n}",
+        customer_id=customer_id,
+        kind=ChangeKind.UPDATED,
+        version=n + 1,
+        data=CustomerData(f"v{n}"),
+        occurred_at=T0,
+    )
 
 
 def mapping(customer_id: int, external_id: str, system: str = "stripe") -> ExternalMapping:
-    return ExternalMapping(customer_id=customer_id, system=system, external_id=external_id, synced=CustomerData("A"),
-                           synced_version=1, synced_at=T0)
+    return ExternalMapping(
+        customer_id=customer_id, system=system, external_id=external_id, synced=CustomerData("A"), synced_version=1, synced_at=T0
+    )
 
 
 async def test_committed_work_is_visible_to_the_next_unit_of_work(uow_factory):
@@ -60,7 +67,11 @@ async def test_customers_get_increasing_ids_and_saves_replace(uow_factory):
     assert b.id > a.id
     async with uow_factory() as uow:
         stored = await uow.customers.get(a.id)
-        assert (stored.data, stored.version, stored.updated_at) == (CustomerData("A2", "a@example.com"), 2, T0 + timedelta(seconds=1))
+        assert (stored.data, stored.version, stored.updated_at) == (
+            CustomerData("A2", "a@example.com"),
+            2,
+            T0 + timedelta(seconds=1),
+        )
         assert await uow.customers.get(b.id + 1000) is None
 
 

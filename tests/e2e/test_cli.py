@@ -13,8 +13,22 @@ from tests.support.stripe_server import free_port
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "API_TOKEN")}
 
-COMMANDS = [[], ["api"], ["worker"], ["dev"], ["relay"], ["migrate"], ["topics"], ["init"], ["dlq"], ["dlq", "list"], ["dlq", "replay"],
-            ["stripe"], ["stripe", "binding"], ["stripe", "rebind"]]
+COMMANDS = [
+    [],
+    ["api"],
+    ["worker"],
+    ["dev"],
+    ["relay"],
+    ["migrate"],
+    ["topics"],
+    ["init"],
+    ["dlq"],
+    ["dlq", "list"],
+    ["dlq", "replay"],
+    ["stripe"],
+    ["stripe", "binding"],
+    ["stripe", "rebind"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -29,7 +43,9 @@ def test_every_command_has_help(command):
 @pytest.fixture
 def dev_server():
     port = free_port()
-    proc = subprocess.Popen([CUSTSYNC, "dev", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [CUSTSYNC, "dev", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV
+    )
     base = f"http://127.0.0.1:{port}"
 
     def healthy():
@@ -88,7 +104,9 @@ def test_the_worker_stops_cleanly_on_sigint():
 
 
 def test_a_bad_setting_stops_start_up_with_one_clear_line():
-    result = subprocess.run([CUSTSYNC, "worker"], capture_output=True, text=True, timeout=30, env={**ENV, "STRIPE_MAX_RPS": "lots"})
+    result = subprocess.run(
+        [CUSTSYNC, "worker"], capture_output=True, text=True, timeout=30, env={**ENV, "STRIPE_MAX_RPS": "lots"}
+    )
     assert result.returncode != 0
     assert "STRIPE_MAX_RPS" in result.stderr and "Traceback" not in result.stderr
 
@@ -103,7 +121,10 @@ def test_dlq_replay_needs_exactly_one_of_id_or_all(args):
 def test_dlq_without_a_database_says_so_in_one_line():
     result = subprocess.run([CUSTSYNC, "dlq", "list"], capture_output=True, text=True, timeout=30, env=ENV)
     assert result.returncode == 1
-    assert result.stderr.strip() == "Error: DATABASE_URL is not set: dead letters live in the database (in `custsync dev`, use the API)"
+    assert (
+        result.stderr.strip()
+        == "Error: DATABASE_URL is not set: dead letters live in the database (in `custsync dev`, use the API)"
+    )
 
 
 @pytest.mark.parametrize("command", ["api", "worker"])
@@ -119,8 +140,12 @@ def test_api_and_worker_on_real_storage_refuse_to_start_without_a_stripe_key(com
     )
 
 
-UNREACHABLE = {"DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:9/none", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
-               "STRIPE_SECRET_KEY": "sk_test_unreachable", "STRIPE_API_BASE": "http://127.0.0.1:9"}
+UNREACHABLE = {
+    "DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1:9/none",
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+    "STRIPE_SECRET_KEY": "sk_test_unreachable",
+    "STRIPE_API_BASE": "http://127.0.0.1:9",
+}
 
 
 def test_the_api_on_real_storage_refuses_to_start_without_a_token():
@@ -131,8 +156,9 @@ def test_the_api_on_real_storage_refuses_to_start_without_a_token():
 
 
 def test_dev_beyond_this_machine_needs_a_token_too():
-    result = subprocess.run([CUSTSYNC, "dev", "--host", "0.0.0.0", "--port", str(free_port())], capture_output=True,
-                            text=True, timeout=30, env=ENV)
+    result = subprocess.run(
+        [CUSTSYNC, "dev", "--host", "0.0.0.0", "--port", str(free_port())], capture_output=True, text=True, timeout=30, env=ENV
+    )
     assert result.returncode == 1 and "API_TOKEN is not set: custsync dev refuses" in result.stderr
 
 
@@ -171,11 +197,14 @@ def test_an_unreachable_backend_is_waited_for_one_line_per_attempt(command):
     assert "Traceback" not in out
 
 
-@pytest.mark.parametrize(("command", "line"), [
-    ("migrate", "Error: cannot migrate the database at 127.0.0.1:9/none: the database is unavailable"),
-    ("topics", "Error: cannot reach Kafka at 127.0.0.1:9: KafkaConnectionError"),
-    ("init", "Error: cannot migrate the database at 127.0.0.1:9/none: the database is unavailable"),
-])
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        ("migrate", "Error: cannot migrate the database at 127.0.0.1:9/none: the database is unavailable"),
+        ("topics", "Error: cannot reach Kafka at 127.0.0.1:9: KafkaConnectionError"),
+        ("init", "Error: cannot migrate the database at 127.0.0.1:9/none: the database is unavailable"),
+    ],
+)
 def test_what_a_deployment_runs_first_fails_with_one_line_when_a_backend_is_unreachable(command, line):
     result = subprocess.run([CUSTSYNC, command], capture_output=True, text=True, timeout=60, env={**ENV, **UNREACHABLE})
     assert result.returncode == 1
@@ -186,8 +215,9 @@ def test_what_a_deployment_runs_first_fails_with_one_line_when_a_backend_is_unre
 def test_topic_partitions_and_replication_are_settings_of_topics():
     result = subprocess.run([CUSTSYNC, "topics", "--help"], capture_output=True, text=True, timeout=30, env=ENV)
     assert "--partitions" in result.stdout and "--replication-factor" in result.stdout
-    refused = subprocess.run([CUSTSYNC, "topics", "--replication-factor", "0"], capture_output=True, text=True, timeout=30,
-                             env={**ENV, **UNREACHABLE})
+    refused = subprocess.run(
+        [CUSTSYNC, "topics", "--replication-factor", "0"], capture_output=True, text=True, timeout=30, env={**ENV, **UNREACHABLE}
+    )
     assert refused.returncode == 2 and "--replication-factor" in refused.stderr
 
 

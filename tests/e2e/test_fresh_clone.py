@@ -25,7 +25,13 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNIN
 def fresh_clone(into: Path) -> Path:
     """The files a clone of this checkout would hold once its work is committed (as they are in the
     working tree), nothing ignored."""
-    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    tracked = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, tracked):
         source = ROOT / name
         if source.is_file():
@@ -39,10 +45,13 @@ def fresh_clone(into: Path) -> Path:
 def test_make_dev_on_a_fresh_clone_installs_quietly_and_serves(tmp_path):
     clone = fresh_clone(tmp_path / "custsync")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "DATABASE_URL", "KAFKA_", "API_TOKEN", "MAKE"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "DATABASE_URL", "KAFKA_", "API_TOKEN", "MAKE"))
+    }
     env["PYTHON"] = sys.executable  # the interpreter the suite runs on: Python 3.11 as on a new machine
-    proc = subprocess.Popen(["make", "dev", f"PORT={port}"], cwd=clone, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        ["make", "dev", f"PORT={port}"], cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 600
@@ -63,8 +72,8 @@ def test_make_dev_on_a_fresh_clone_installs_quietly_and_serves(tmp_path):
     banner = next(i for i, line in enumerate(lines) if line.startswith("custsync dev:"))
     assert lines[:banner] == ["installing custsync into .venv (once)...\n"], output
     assert "Traceback" not in output and "!!" not in output, output
-    rest = lines[banner + 1:]
-    logged = rest[next(i for i, line in enumerate(rest) if not line.startswith("  ")):]  # after the banner's own lines
+    rest = lines[banner + 1 :]
+    logged = rest[next(i for i, line in enumerate(rest) if not line.startswith("  ")) :]  # after the banner's own lines
     assert logged and all(LOG_LINE.match(line) for line in logged), "not one log format:\n" + output
     assert not [line for line in logged if " WARNING " in line or " ERROR " in line], output
     installed = {p.name for p in (clone / ".venv/lib").glob("python*/site-packages/*")}

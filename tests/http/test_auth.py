@@ -87,8 +87,13 @@ async def test_health_needs_no_token(secured_client):
 
 
 async def test_the_stripe_webhook_needs_no_token_only_its_signature(secured_client, secured_system):
-    event = {"id": "evt_auth", "object": "event", "type": "customer.created", "created": 1767225600,
-             "data": {"object": {"id": "cus_auth", "object": "customer", "name": "Grace", "email": None, "metadata": {}}}}
+    event = {
+        "id": "evt_auth",
+        "object": "event",
+        "type": "customer.created",
+        "created": 1767225600,
+        "data": {"object": {"id": "cus_auth", "object": "customer", "name": "Grace", "email": None, "metadata": {}}},
+    }
     payload, signature = secured_system.stripe.signed_event(event, secured_system.secret)
 
     response = await secured_client.post(STRIPE_WEBHOOK, content=payload, headers={"stripe-signature": signature})

@@ -85,7 +85,9 @@ async def test_what_stripe_refuses_is_a_422_problem_naming_the_parameter(dev_cli
     assert await settled_state(system) == before
 
 
-@pytest.mark.parametrize("payload, field", [({"nickname": "L"}, "nickname"), ({"name": 3}, "name"), ({"metadata": {"k": 1}}, "metadata")])
+@pytest.mark.parametrize(
+    "payload, field", [({"nickname": "L"}, "nickname"), ({"name": 3}, "name"), ({"metadata": {"k": 1}}, "metadata")]
+)
 async def test_an_invalid_dev_body_is_422_and_creates_nothing_in_stripe(dev_client, system, payload, field):
     before = await settled_state(system)
 
@@ -102,7 +104,10 @@ async def test_dev_bodies_must_be_json(dev_client, system):
     assert system.stripe.customers == {}
 
 
-@pytest.mark.parametrize("method, path", [("GET", DEV_STRIPE), ("POST", DEV_STRIPE), ("PATCH", f"{DEV_STRIPE}/cus_x"), ("DELETE", f"{DEV_STRIPE}/cus_x")])
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", DEV_STRIPE), ("POST", DEV_STRIPE), ("PATCH", f"{DEV_STRIPE}/cus_x"), ("DELETE", f"{DEV_STRIPE}/cus_x")],
+)
 async def test_dev_routes_are_absent_without_dev_routes(client, system, method, path):
     response = await client.request(method, path, json={"name": "X"} if method in ("POST", "PATCH") else None)
 

@@ -16,8 +16,14 @@ SECRET_MESSAGE = "password=hunter2 at db.internal:5432"
 
 @pytest.mark.parametrize(
     "method, path, allowed",
-    [("DELETE", CUSTOMERS, {"GET", "POST"}), ("PUT", CUSTOMERS, {"GET", "POST"}), ("POST", url(1), {"GET", "PUT", "PATCH", "DELETE"}),
-     ("DELETE", f"{url(1)}/sync-events", {"GET"}), ("GET", STRIPE_WEBHOOK, {"POST"}), ("POST", "/health", {"GET"})],
+    [
+        ("DELETE", CUSTOMERS, {"GET", "POST"}),
+        ("PUT", CUSTOMERS, {"GET", "POST"}),
+        ("POST", url(1), {"GET", "PUT", "PATCH", "DELETE"}),
+        ("DELETE", f"{url(1)}/sync-events", {"GET"}),
+        ("GET", STRIPE_WEBHOOK, {"POST"}),
+        ("POST", "/health", {"GET"}),
+    ],
 )
 async def test_a_method_the_route_does_not_have_is_405_with_allow(client, system, method, path, allowed):
     await create(client, name="Ada")
@@ -30,7 +36,9 @@ async def test_a_method_the_route_does_not_have_is_405_with_allow(client, system
     assert await settled_state(system) == before
 
 
-@pytest.mark.parametrize("path", ["/nope", "/api/v1", "/api/v2/customers", f"{url(1)}/orders", "/api/v1/customers/1/sync-events/x"])
+@pytest.mark.parametrize(
+    "path", ["/nope", "/api/v1", "/api/v2/customers", f"{url(1)}/orders", "/api/v1/customers/1/sync-events/x"]
+)
 async def test_an_unknown_route_is_a_404_problem(client, path):
     await create(client, name="Ada")
 
@@ -40,13 +48,20 @@ async def test_an_unknown_route_is_a_404_problem(client, path):
 def failing(exc: Exception):
     def boom(*_args, **_kwargs):
         raise exc
+
     return boom
 
 
 @pytest.mark.parametrize(
     "method, path, body",
-    [("GET", CUSTOMERS, None), ("GET", url(1), None), ("POST", CUSTOMERS, {"name": "Grace"}),
-     ("PATCH", url(1), {"name": "Grace"}), ("DELETE", url(1), None), ("GET", f"{url(1)}/sync-events", None)],
+    [
+        ("GET", CUSTOMERS, None),
+        ("GET", url(1), None),
+        ("POST", CUSTOMERS, {"name": "Grace"}),
+        ("PATCH", url(1), {"name": "Grace"}),
+        ("DELETE", url(1), None),
+        ("GET", f"{url(1)}/sync-events", None),
+    ],
 )
 async def test_an_unexpected_failure_is_a_500_problem_without_traceback_or_message(client, system, caplog, method, path, body):
     await create(client, name="Ada")
@@ -68,8 +83,13 @@ async def test_a_failure_while_publishing_a_webhook_is_a_500_problem_without_tra
         async def publish(self, envelopes):
             raise ConnectionError(SECRET_MESSAGE)
 
-    event = {"id": "evt_1", "object": "event", "type": "customer.created", "created": 1767225600,
-             "data": {"object": {"id": "cus_1", "object": "customer", "name": "Grace", "email": None, "metadata": {}}}}
+    event = {
+        "id": "evt_1",
+        "object": "event",
+        "type": "customer.created",
+        "created": 1767225600,
+        "data": {"object": {"id": "cus_1", "object": "customer", "name": "Grace", "email": None, "metadata": {}}},
+    }
     payload, signature = system.stripe.signed_event(event, system.secret)
     system.container.publisher.override(providers.Object(BrokenPublisher()))
     try:

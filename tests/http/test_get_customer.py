@@ -25,7 +25,9 @@ async def test_before_sync_the_stripe_mapping_is_pending_without_an_external_id(
 
     body = (await client.get(url(created["id"]))).json()
 
-    assert body["mappings"] == [{"system": "stripe", "external_id": None, "sync_status": "pending", "last_synced_at": None, "broken": None}]
+    assert body["mappings"] == [
+        {"system": "stripe", "external_id": None, "sync_status": "pending", "last_synced_at": None, "broken": None}
+    ]
 
 
 async def test_after_settle_the_stripe_mapping_is_synced_with_the_stripe_customer_id(client, system):
@@ -111,7 +113,16 @@ async def test_sync_events_contain_the_succeeded_outbound_create_after_settle(cl
         ("stripe", "create", "succeeded", 1, None)
     ]
     assert set(outbound[0]) == {
-        "event_id", "direction", "system", "operation", "status", "attempts", "last_error", "note", "created_at", "updated_at",
+        "event_id",
+        "direction",
+        "system",
+        "operation",
+        "status",
+        "attempts",
+        "last_error",
+        "note",
+        "created_at",
+        "updated_at",
     }
 
 

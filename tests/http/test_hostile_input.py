@@ -10,7 +10,17 @@ import json
 import pytest
 import stripe
 
-from tests.http.helpers import CUSTOMERS, DEV_STRIPE, JSON, STRIPE_WEBHOOK, asgi_request, assert_problem, create, settled_state, url
+from tests.http.helpers import (
+    CUSTOMERS,
+    DEV_STRIPE,
+    JSON,
+    STRIPE_WEBHOOK,
+    asgi_request,
+    assert_problem,
+    create,
+    settled_state,
+    url,
+)
 from tests.http.test_webhooks import inbound_ids
 from tests.support.system import WEBHOOK_SECRET
 
@@ -47,11 +57,14 @@ def deep(depth: int = DEPTH) -> str:
 
 @pytest.mark.parametrize(
     "payload",
-    [deep(),
-     '{"id": "evt_1", "type": "customer.created", "created": 1767225600, "data": {"object": {"id": "cus_1", "x": %s}}}' % deep(),
-     '{"id": "evt_1", "type": "customer.updated", "created": 1767225600, "data": {"object": {"id": "cus_1"}, '
-     '"previous_attributes": %s}}' % deep(),
-     '{"id": "evt_1", "type": "invoice.paid", "created": 1767225600, "data": {"object": {"x": %s}}}' % deep()],
+    [
+        deep(),
+        '{"id": "evt_1", "type": "customer.created", "created": 1767225600, "data": {"object": {"id": "cus_1", "x": %s}}}'
+        % deep(),
+        '{"id": "evt_1", "type": "customer.updated", "created": 1767225600, "data": {"object": {"id": "cus_1"}, '
+        '"previous_attributes": %s}}' % deep(),
+        '{"id": "evt_1", "type": "invoice.paid", "created": 1767225600, "data": {"object": {"x": %s}}}' % deep(),
+    ],
     ids=["whole-body", "in-the-object", "in-previous-attributes", "ignored-type"],
 )
 async def test_a_signed_webhook_nested_a_thousand_deep_is_400(client, system, payload):
@@ -67,8 +80,27 @@ async def test_a_signed_webhook_nested_a_thousand_deep_is_400(client, system, pa
 
 # Spellings int() reads as 1, others it refuses, and canonical ids no customer has (0 is never
 # issued; beyond a bigint none can be).
-NAMING_NO_CUSTOMER = ["+1", "%201", "1%20", "%2B1", "01", "001", "1_000", "١", "%D9%A1", "１", "-1", "1.0", "1e0", "0x1", " 1",
-                      "0", "9223372036854775807", "9223372036854775808", "99999999999999999999"]
+NAMING_NO_CUSTOMER = [
+    "+1",
+    "%201",
+    "1%20",
+    "%2B1",
+    "01",
+    "001",
+    "1_000",
+    "١",
+    "%D9%A1",
+    "１",
+    "-1",
+    "1.0",
+    "1e0",
+    "0x1",
+    " 1",
+    "0",
+    "9223372036854775807",
+    "9223372036854775808",
+    "99999999999999999999",
+]
 ID_ROUTES = [("GET", ""), ("HEAD", ""), ("PUT", ""), ("PATCH", ""), ("GET", "/sync-events"), ("DELETE", "")]
 BODIES = {"PUT": {"name": "Grace", "email": None}, "PATCH": {"name": "Grace"}}
 
@@ -97,8 +129,16 @@ async def test_the_canonical_id_still_names_the_customer_on_every_route(client):
 
 @pytest.mark.parametrize(
     "body, field",
-    [({"ids": [0]}, "ids[0]"), ({"ids": [-1]}, "ids[0]"), ({"ids": [2**63]}, "ids[0]"), ({"ids": ["1"]}, "ids[0]"),
-     ({"ids": [1.0]}, "ids[0]"), ({"ids": [True]}, "ids[0]"), ({"all": "true"}, "all"), ({"all": 1}, "all")],
+    [
+        ({"ids": [0]}, "ids[0]"),
+        ({"ids": [-1]}, "ids[0]"),
+        ({"ids": [2**63]}, "ids[0]"),
+        ({"ids": ["1"]}, "ids[0]"),
+        ({"ids": [1.0]}, "ids[0]"),
+        ({"ids": [True]}, "ids[0]"),
+        ({"all": "true"}, "all"),
+        ({"all": 1}, "all"),
+    ],
     ids=["zero", "negative", "beyond-bigint", "string", "float", "bool", "all-as-string", "all-as-number"],
 )
 async def test_a_replay_takes_only_json_integers_as_ids_and_true_as_all(client, system, body, field):
@@ -115,9 +155,15 @@ async def test_a_replay_takes_only_json_integers_as_ids_and_true_as_all(client, 
 
 @pytest.mark.parametrize(
     "path, field",
-    [(f"{CUSTOMERS}?email=a%00b", "email"), (f"{CUSTOMERS}?email=a%0Ab%40example.com", "email"), (f"{CUSTOMERS}?cursor=%00", "cursor"),
-     (f"{CUSTOMERS}?limit=1%00", "limit"), (f"{url(1)}/sync-events?limit=%00", "limit"), ("/api/v1/dead-letters?limit=%00", "limit"),
-     (f"{url('1%00')}", "customer_id")],
+    [
+        (f"{CUSTOMERS}?email=a%00b", "email"),
+        (f"{CUSTOMERS}?email=a%0Ab%40example.com", "email"),
+        (f"{CUSTOMERS}?cursor=%00", "cursor"),
+        (f"{CUSTOMERS}?limit=1%00", "limit"),
+        (f"{url(1)}/sync-events?limit=%00", "limit"),
+        ("/api/v1/dead-letters?limit=%00", "limit"),
+        (f"{url('1%00')}", "customer_id"),
+    ],
 )
 async def test_a_control_character_in_a_query_or_path_value_is_422_naming_it(client, path, field):
     await create(client, name="Ada")

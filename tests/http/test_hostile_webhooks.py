@@ -41,7 +41,9 @@ async def test_an_update_whose_object_says_deleted_is_re_fetched_and_deletes_not
         ({"id": 17}, "no usable id"),
     ],
 )
-async def test_a_genuine_event_with_a_malformed_customer_is_acknowledged_recorded_and_never_applied(client, system, change, reason):
+async def test_a_genuine_event_with_a_malformed_customer_is_acknowledged_recorded_and_never_applied(
+    client, system, change, reason
+):
     event = customer_event("evt_bad", "customer.created", {"id": "cus_bad", "name": "Bad", "email": None, **change})
     response = await post_signed(client, system, event)
     assert response.status_code == 200 and reason in response.json()["rejected"]
@@ -66,8 +68,9 @@ async def test_an_absurd_created_time_is_refused_with_200(client, system, create
 async def test_an_unusable_internal_id_is_no_claim_and_the_customer_is_imported(client, system, synced_customer, claim):
     in_stripe(system, "cus_claim", "Claim", None)
     system.stripe.customers["cus_claim"]["metadata"] = {"internal_id": claim}
-    event = customer_event("evt_claim", "customer.created", {"id": "cus_claim", "name": "Claim", "email": None,
-                                                              "metadata": {"internal_id": claim}})
+    event = customer_event(
+        "evt_claim", "customer.created", {"id": "cus_claim", "name": "Claim", "email": None, "metadata": {"internal_id": claim}}
+    )
     response = await post_signed(client, system, event)
     assert response.status_code == 200 and response.json()["rejected"] is None
     await system.settle()
@@ -88,10 +91,12 @@ async def test_a_repeated_refused_event_is_one_letter_and_replaying_it_dismisses
 
 @pytest.mark.parametrize(
     "payload",
-    [b'{"id": "", "type": "customer.created", "created": 1767225600, "data": {"object": {}}}',
-     b'{"id": "evt_1", "type": "customer.created", "created": "soon", "data": {"object": {}}}',
-     b'{"id": "evt_1", "type": "customer.created", "created": 1767225600, "data": {"object": []}}',
-     b'{"id": "evt_1", "type": 7, "created": 1767225600, "data": {"object": {}}}'],
+    [
+        b'{"id": "", "type": "customer.created", "created": 1767225600, "data": {"object": {}}}',
+        b'{"id": "evt_1", "type": "customer.created", "created": "soon", "data": {"object": {}}}',
+        b'{"id": "evt_1", "type": "customer.created", "created": 1767225600, "data": {"object": []}}',
+        b'{"id": "evt_1", "type": 7, "created": 1767225600, "data": {"object": {}}}',
+    ],
 )
 async def test_what_is_not_a_stripe_event_is_400(client, system, payload):
     header = stripe.WebhookSignature.generate_signature_header(payload.decode(), WEBHOOK_SECRET)
@@ -111,7 +116,9 @@ async def test_unprintable_tags_are_no_claim(client, system):
     in_stripe(system, "cus_tags", "Tags", None)
     metadata = {"internal_id": "1", "custsync_installation": "x\x00y", "custsync_create": "k\x00"}
     system.stripe.customers["cus_tags"]["metadata"] = metadata
-    event = customer_event("evt_tags", "customer.created", {"id": "cus_tags", "name": "Tags", "email": None, "metadata": metadata})
+    event = customer_event(
+        "evt_tags", "customer.created", {"id": "cus_tags", "name": "Tags", "email": None, "metadata": metadata}
+    )
     assert (await post_signed(client, system, event)).status_code == 200
     await system.settle()
     async with system.uow_factory() as uow:

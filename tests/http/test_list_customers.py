@@ -95,7 +95,9 @@ async def test_limit_accepts_its_bounds(client, limit):
     assert len(body["data"]) == min(limit, 2)
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", ""], ids=["zero", "over-100", "negative", "word", "float", "empty"])
+@pytest.mark.parametrize(
+    "limit", ["0", "101", "-1", "abc", "1.5", ""], ids=["zero", "over-100", "negative", "word", "float", "empty"]
+)
 async def test_limit_out_of_bounds_or_not_an_integer_is_422_naming_limit(client, limit):
     response = await client.get(CUSTOMERS, params={"limit": limit})
 
@@ -108,7 +110,17 @@ def b64(raw: bytes) -> str:
 
 @pytest.mark.parametrize(
     "cursor",
-    ["not-a-cursor!", "", "%%%", b64(b"after:x"), b64(b"before:1"), b64(b"after:-1"), b64(b"after:" + b"9" * 19), b64(b"\xff\xfe"), "é"],
+    [
+        "not-a-cursor!",
+        "",
+        "%%%",
+        b64(b"after:x"),
+        b64(b"before:1"),
+        b64(b"after:-1"),
+        b64(b"after:" + b"9" * 19),
+        b64(b"\xff\xfe"),
+        "é",
+    ],
     ids=["garbage", "empty", "percent", "non-numeric", "wrong-prefix", "negative", "too-long", "not-utf8", "non-ascii"],
 )
 async def test_a_cursor_this_api_did_not_issue_is_422_naming_cursor(client, cursor):

@@ -20,7 +20,9 @@ CLIENT_ERRORS = [
     pytest.param("GET", CUSTOMERS, {"authorization": f"Bearer {API_TOKEN}x"}, None, 401, id="wrong-token"),
     pytest.param("POST", CUSTOMERS, {**AUTH, **JSON}, DEEP, 400, id="deep-json"),
     pytest.param("POST", CUSTOMERS, {**AUTH, **JSON}, b'{"name": ', 400, id="malformed-json"),
-    pytest.param("POST", CUSTOMERS, {**AUTH, **JSON}, b'{"name": "x", "token": "' + API_TOKEN.encode() + b'"}', 422, id="unknown-field"),
+    pytest.param(
+        "POST", CUSTOMERS, {**AUTH, **JSON}, b'{"name": "x", "token": "' + API_TOKEN.encode() + b'"}', 422, id="unknown-field"
+    ),
     pytest.param("POST", CUSTOMERS, AUTH, b"name=x", 415, id="form-body"),
     pytest.param("GET", f"{CUSTOMERS}?email=a%00b", AUTH, None, 422, id="nul-in-query"),
     pytest.param("GET", f"{CUSTOMERS}?limit=1000", AUTH, None, 422, id="limit-out-of-range"),

@@ -51,8 +51,14 @@ async def test_head_of_an_unknown_customer_is_404_like_get(client):
 
 @pytest.mark.parametrize(
     "method, path",
-    [("DELETE", CUSTOMERS), ("POST", url(1)), ("PUT", "/health"), ("GET", STRIPE_WEBHOOK),
-     ("HEAD", STRIPE_WEBHOOK), ("HEAD", "/api/v1/dead-letters/replay")],  # no GET there, so no HEAD either
+    [
+        ("DELETE", CUSTOMERS),
+        ("POST", url(1)),
+        ("PUT", "/health"),
+        ("GET", STRIPE_WEBHOOK),
+        ("HEAD", STRIPE_WEBHOOK),
+        ("HEAD", "/api/v1/dead-letters/replay"),
+    ],  # no GET there, so no HEAD either
 )
 async def test_a_405_lists_the_same_methods_as_options(client, method, path):
     await create(client, name="Ada")

@@ -16,16 +16,38 @@ async def test_a_create_synced_to_stripe_counts_one_synced_delivery_and_its_late
     after = await scrape(client)
 
     delivered = "custsync_deliveries_total"
-    assert after.value(delivered, topic="sync.outbound", outcome="synced") - before.value(delivered, topic="sync.outbound", outcome="synced") == 1
+    assert (
+        after.value(delivered, topic="sync.outbound", outcome="synced")
+        - before.value(delivered, topic="sync.outbound", outcome="synced")
+        == 1
+    )
     latency = "custsync_sync_latency_seconds_count"
-    assert after.value(latency, direction="outbound", system="stripe") - before.value(latency, direction="outbound", system="stripe") == 1
+    assert (
+        after.value(latency, direction="outbound", system="stripe") - before.value(latency, direction="outbound", system="stripe")
+        == 1
+    )
     # Stripe's event of our own create comes back and is recognised as ours.
-    assert after.value(delivered, topic="sync.inbound", outcome="echo") + after.value(delivered, topic="sync.inbound", outcome="synced") >= 1
+    assert (
+        after.value(delivered, topic="sync.inbound", outcome="echo")
+        + after.value(delivered, topic="sync.inbound", outcome="synced")
+        >= 1
+    )
     mapping = await system.mapping(customer["id"])
     labels = after.label_values()
     assert str(customer["id"]) not in labels and mapping.external_id not in labels  # never a customer as a label
-    assert labels <= {"sync.outbound", "sync.inbound", "webhooks.rejected", "stripe", "outbound", "inbound", "synced", "echo",
-                      "unchanged", "conflict", "duplicate"}, labels
+    assert labels <= {
+        "sync.outbound",
+        "sync.inbound",
+        "webhooks.rejected",
+        "stripe",
+        "outbound",
+        "inbound",
+        "synced",
+        "echo",
+        "unchanged",
+        "conflict",
+        "duplicate",
+    }, labels
 
 
 async def test_an_edit_made_in_stripe_counts_inbound_with_its_latency_from_the_event(client, system, clock):
@@ -39,9 +61,16 @@ async def test_an_edit_made_in_stripe_counts_inbound_with_its_latency_from_the_e
     after = await scrape(client)
 
     delivered = "custsync_deliveries_total"
-    assert after.value(delivered, topic="sync.inbound", outcome="synced") - before.value(delivered, topic="sync.inbound", outcome="synced") == 1
+    assert (
+        after.value(delivered, topic="sync.inbound", outcome="synced")
+        - before.value(delivered, topic="sync.inbound", outcome="synced")
+        == 1
+    )
     latency = "custsync_sync_latency_seconds_count"
-    assert after.value(latency, direction="inbound", system="stripe") - before.value(latency, direction="inbound", system="stripe") == 1
+    assert (
+        after.value(latency, direction="inbound", system="stripe") - before.value(latency, direction="inbound", system="stripe")
+        == 1
+    )
     assert (await client.get(url(customer["id"]))).json()["name"] == "Ada King"
 
 
@@ -77,7 +106,11 @@ async def test_a_redelivered_webhook_counts_as_a_duplicate_where_the_inbox_drops
     await system.settle()
     after = await scrape(client)
     name = "custsync_deliveries_total"
-    assert after.value(name, topic="sync.inbound", outcome="duplicate") - before.value(name, topic="sync.inbound", outcome="duplicate") == 1
+    assert (
+        after.value(name, topic="sync.inbound", outcome="duplicate")
+        - before.value(name, topic="sync.inbound", outcome="duplicate")
+        == 1
+    )
 
 
 async def test_a_rate_limited_push_counts_a_retry_and_a_refused_one_a_dead_letter(client, system):
@@ -91,8 +124,14 @@ async def test_a_rate_limited_push_counts_a_retry_and_a_refused_one_a_dead_lette
     await system.settle()
     after = await scrape(client)
     name = "custsync_deliveries_total"
-    assert middle.value(name, topic="sync.outbound", outcome="retried") - before.value(name, topic="sync.outbound", outcome="retried") == 1
-    assert after.value(name, topic="sync.outbound", outcome="dead") - middle.value(name, topic="sync.outbound", outcome="dead") == 1
+    assert (
+        middle.value(name, topic="sync.outbound", outcome="retried")
+        - before.value(name, topic="sync.outbound", outcome="retried")
+        == 1
+    )
+    assert (
+        after.value(name, topic="sync.outbound", outcome="dead") - middle.value(name, topic="sync.outbound", outcome="dead") == 1
+    )
     assert after.value("custsync_dead_letters_stored_total", topic="sync.outbound") == 1
 
     replayed = await client.post("/api/v1/dead-letters/replay", json={"all": True})
@@ -140,8 +179,11 @@ async def test_the_worker_listener_serves_the_same_registry(system):
         before = await scrape(http)
         system.container.metrics().dead_lettered("sync.inbound")
         after = await scrape(http)
-    assert after.value("custsync_dead_letters_stored_total", topic="sync.inbound") - before.value(
-        "custsync_dead_letters_stored_total", topic="sync.inbound") == 1
+    assert (
+        after.value("custsync_dead_letters_stored_total", topic="sync.inbound")
+        - before.value("custsync_dead_letters_stored_total", topic="sync.inbound")
+        == 1
+    )
     assert after.value("process_cpu_seconds_total") >= 0 and "process_cpu_seconds_total" in after.text
 
 
@@ -180,9 +222,13 @@ async def test_a_retention_pass_counts_what_it_deleted_and_scrubbed(client, syst
     after = await scrape(client)
     for table, n in (("outbox", 3), ("inbox", 2), ("sync_records", 5), ("dead_letters", 0)):
         moved = after.value("custsync_retention_rows_deleted_total", table=table) - before.value(
-            "custsync_retention_rows_deleted_total", table=table)
+            "custsync_retention_rows_deleted_total", table=table
+        )
         assert moved == n, table
-    assert after.value("custsync_retention_customers_scrubbed_total") - before.value("custsync_retention_customers_scrubbed_total") == 1
+    assert (
+        after.value("custsync_retention_customers_scrubbed_total") - before.value("custsync_retention_customers_scrubbed_total")
+        == 1
+    )
 
 
 async def test_the_exposition_names_its_charset_once(client):

@@ -17,10 +17,15 @@ async def test_health_is_healthy(client):
     assert response.json() == {"status": "healthy"}
 
 
-@pytest.mark.parametrize(("path", "script"), [
-    ("/docs", "/static/vendor/swagger-ui/swagger-ui-bundle.js"), ("/redoc", "/static/vendor/redoc/redoc.standalone.js"),
-    ("/schema/swagger", "/static/vendor/swagger-ui/swagger-ui-bundle.js"), ("/schema/redoc", "/static/vendor/redoc/redoc.standalone.js"),
-])
+@pytest.mark.parametrize(
+    ("path", "script"),
+    [
+        ("/docs", "/static/vendor/swagger-ui/swagger-ui-bundle.js"),
+        ("/redoc", "/static/vendor/redoc/redoc.standalone.js"),
+        ("/schema/swagger", "/static/vendor/swagger-ui/swagger-ui-bundle.js"),
+        ("/schema/redoc", "/static/vendor/redoc/redoc.standalone.js"),
+    ],
+)
 async def test_the_api_docs_load_only_what_the_service_serves_itself(client, path, script):
     page = await client.get(path)
 

@@ -30,7 +30,8 @@ async def run_queued(system) -> None:
         stopping.set()
 
     await asyncio.gather(
-        run_reconciler(system.container.integrations(), context, system.clock, "runner", stopping, poll=0.01), stop_when_idle(),
+        run_reconciler(system.container.integrations(), context, system.clock, "runner", stopping, poll=0.01),
+        stop_when_idle(),
     )
 
 
@@ -57,13 +58,16 @@ async def test_a_queued_run_is_executed_by_the_runner_and_its_findings_are_serve
     assert [r["id"] for r in (await client.get(f"{RECONCILE}/runs")).json()] == [run["id"]]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"dry_run": "false"}, "dry_run"),  # no lenient booleans: "false" is not false
-    ({"dry_run": 0}, "dry_run"),
-    ({"match_by": "name"}, "match_by"),
-    ({"system": "salesforce"}, "system"),
-    ({"dry_run": True, "extra": 1}, None),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"dry_run": "false"}, "dry_run"),  # no lenient booleans: "false" is not false
+        ({"dry_run": 0}, "dry_run"),
+        ({"match_by": "name"}, "match_by"),
+        ({"system": "salesforce"}, "system"),
+        ({"dry_run": True, "extra": 1}, None),
+    ],
+)
 async def test_a_bad_reconcile_request_is_a_problem_and_queues_nothing(client, system, body, field):
     assert_problem(await client.post(RECONCILE, json=body), 422, field=field)
     async with system.uow_factory() as uow:
@@ -114,7 +118,8 @@ async def test_every_integer_query_parameter_states_its_bounds_in_the_schema(cli
     paths = (await client.get("/schema/openapi.json")).json()["paths"]
     integers = [
         (path, parameter["name"], parameter["schema"])
-        for path, operations in paths.items() for operation in operations.values()
+        for path, operations in paths.items()
+        for operation in operations.values()
         for parameter in operation.get("parameters", [])
         if parameter["in"] == "query" and ("integer" in str(parameter["schema"]))
     ]

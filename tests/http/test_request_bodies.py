@@ -56,7 +56,12 @@ async def test_an_empty_body_is_400_and_changes_nothing(client, system, method, 
 @pytest.mark.parametrize("method, customer_id", WRITES)
 @pytest.mark.parametrize(
     "headers",
-    [{"content-type": "text/plain"}, {}, {"content-type": "application/x-www-form-urlencoded"}, {"content-type": "application/xml"}],
+    [
+        {"content-type": "text/plain"},
+        {},
+        {"content-type": "application/x-www-form-urlencoded"},
+        {"content-type": "application/xml"},
+    ],
     ids=["text-plain", "missing", "form", "xml"],
 )
 async def test_a_body_that_is_not_declared_json_is_415_and_changes_nothing(client, system, method, customer_id, headers):
@@ -122,7 +127,9 @@ async def test_a_content_length_over_the_limit_is_413_before_the_body_is_read(cl
 
 @pytest.mark.parametrize("method, customer_id", WRITES)
 @pytest.mark.parametrize("raw", [b"[]", b"null", b'"Grace"'], ids=["array", "null", "string"])
-async def test_a_json_body_that_is_not_an_object_is_422_naming_the_body_and_changes_nothing(client, system, method, customer_id, raw):
+async def test_a_json_body_that_is_not_an_object_is_422_naming_the_body_and_changes_nothing(
+    client, system, method, customer_id, raw
+):
     before = await settled_state(system)
 
     response = await client.request(method, target(customer_id), content=raw, headers=JSON)

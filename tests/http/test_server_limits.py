@@ -35,7 +35,9 @@ class Server:
 
 async def serve(**overrides) -> AsyncIterator[Server]:
     options = {**uvicorn_options(), **overrides}
-    config = uvicorn.Config(create_app(EmbeddedSystem().container), host="127.0.0.1", port=0, log_config=None, access_log=False, **options)
+    config = uvicorn.Config(
+        create_app(EmbeddedSystem().container), host="127.0.0.1", port=0, log_config=None, access_log=False, **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):  # bounded: the server is up within a few event-loop turns
@@ -136,10 +138,12 @@ async def test_a_large_head_within_the_limit_and_a_large_body_are_served_then_a_
     body = b'{"name": "' + b"a" * (200 * 1024) + b'"}'
     writer.write(
         b"POST /api/v1/customers HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-        + b"Content-Length: %d\r\n" % len(body) + padding + b"\r\n"
+        + b"Content-Length: %d\r\n" % len(body)
+        + padding
+        + b"\r\n"
     )
     for start in range(0, len(body) - 100, 16 * 1024):  # bounded: 13 pieces
-        writer.write(body[start:min(start + 16 * 1024, len(body) - 100)])
+        writer.write(body[start : min(start + 16 * 1024, len(body) - 100)])
         await writer.drain()
     writer.write(body[-100:] + HEALTH)
     status, _ = await read_response(reader)
@@ -163,8 +167,14 @@ async def test_connections_beyond_the_cap_are_answered_503_at_once():
 
 @pytest.mark.parametrize(
     "partial, rest",
-    [(b"", HEALTH), (b"GET /health HTTP/1.1\r\nHost: te", b"st\r\n\r\n"),
-     (b'POST /api/v1/customers HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"name":', b' "Ada"}')],
+    [
+        (b"", HEALTH),
+        (b"GET /health HTTP/1.1\r\nHost: te", b"st\r\n\r\n"),
+        (
+            b'POST /api/v1/customers HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"name":',
+            b' "Ada"}',
+        ),
+    ],
     ids=["nothing-sent", "half-sent-head", "half-sent-body"],
 )
 async def test_uvicorn_does_not_bound_a_slow_request_so_a_proxy_must(server, partial, rest):

@@ -12,7 +12,8 @@ async def test_the_status_shows_the_backlog_then_the_failure_and_where_it_waits(
     await create(client, name="Ada", email="ada@example.com")
     waiting = (await client.get("/api/v1/status")).json()
     assert waiting["outbox_backlog"] == 1 and waiting["lag"] == {
-        "catalog": {f"sync.inbound:{p}": 0 for p in range(6)}, "stripe": {f"sync.outbound:{p}": 0 for p in range(6)},
+        "catalog": {f"sync.inbound:{p}": 0 for p in range(6)},
+        "stripe": {f"sync.outbound:{p}": 0 for p in range(6)},
     }
     [stripe] = waiting["integrations"]
     assert stripe["system"] == "stripe" and stripe["out_of_sync"]["unlinked"] == 1 and stripe["error_rate"] is None

@@ -34,12 +34,15 @@ async def customers(api: AsyncTestClient) -> list[dict]:
     return (await api.get("/api/v1/customers")).json()["data"]
 
 
-@pytest.mark.parametrize(("body", "field", "words"), [
-    ({"name": "B" * 81}, "name", "LastName"),
-    ({"name": "A" * 41 + " " + "L" * 40}, "name", "LastName"),  # too long a first part goes whole to LastName
-    ({"name": "[no name]"}, "name", "without a name"),
-    ({"name": "Ada", "email": "a" * 60 + "@" + "b" * 20 + ".example.com"}, "email", "Email"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"name": "B" * 81}, "name", "LastName"),
+        ({"name": "A" * 41 + " " + "L" * 40}, "name", "LastName"),  # too long a first part goes whole to LastName
+        ({"name": "[no name]"}, "name", "without a name"),
+        ({"name": "Ada", "email": "a" * 60 + "@" + "b" * 20 + ".example.com"}, "email", "Email"),
+    ],
+)
 async def test_what_salesforce_would_refuse_is_refused_up_front_and_nothing_is_stored(api, body, field, words):
     answer = await api.post("/api/v1/customers", json=body)
     assert answer.status_code == 422 and answer.headers["content-type"].startswith("application/problem+json")
@@ -124,8 +127,9 @@ async def test_a_first_sync_with_an_existing_org_links_by_email_and_makes_nobody
         await uow.commit()
     three_way.clock.advance(1)
     ctx = await three_way.context()
-    run, _ = await start_here(ctx, "salesforce", "test", dry_run=False, match_by=MatchBy.EMAIL, trigger="cli",
-                              presumed_dead=lambda other: False)
+    run, _ = await start_here(
+        ctx, "salesforce", "test", dry_run=False, match_by=MatchBy.EMAIL, trigger="cli", presumed_dead=lambda other: False
+    )
     done = await Reconciler(run, three_way.container.salesforce(), three_way.container.integrations(), ctx).execute()
     assert done.status is RunStatus.DONE
     await three_way.settle()

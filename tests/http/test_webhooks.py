@@ -16,8 +16,14 @@ from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem, tagged
 
 
 def customer_event(event_id: str, kind: str, customer: dict, created: int = 1767225600) -> dict:
-    return {"id": event_id, "object": "event", "type": kind, "created": created, "livemode": False,
-            "data": {"object": {"object": "customer", "metadata": {}, **customer}}}
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": kind,
+        "created": created,
+        "livemode": False,
+        "data": {"object": {"object": "customer", "metadata": {}, **customer}},
+    }
 
 
 def in_stripe(system, customer_id: str, name: str | None, email: str | None) -> dict:
@@ -108,7 +114,13 @@ async def test_a_redelivered_event_is_applied_once(client, system):
 
 @pytest.mark.parametrize("kind", ["invoice.paid", "customer.subscription.created", "charge.succeeded"])
 async def test_an_unhandled_event_type_is_200_ignored_and_publishes_nothing(client, system, kind):
-    event = {"id": "evt_other", "object": "event", "type": kind, "created": 1767225600, "data": {"object": {"id": "in_1", "object": "invoice"}}}
+    event = {
+        "id": "evt_other",
+        "object": "event",
+        "type": kind,
+        "created": 1767225600,
+        "data": {"object": {"id": "in_1", "object": "invoice"}},
+    }
 
     response = await post_signed(client, system, event)
     await system.settle()
@@ -120,7 +132,9 @@ async def test_an_unhandled_event_type_is_200_ignored_and_publishes_nothing(clie
 
 
 async def test_a_missing_signature_is_400_and_publishes_nothing(client, system):
-    payload, _ = system.stripe.signed_event(customer_event("evt_1", "customer.created", {"id": "cus_1", "name": "G"}), WEBHOOK_SECRET)
+    payload, _ = system.stripe.signed_event(
+        customer_event("evt_1", "customer.created", {"id": "cus_1", "name": "G"}), WEBHOOK_SECRET
+    )
 
     response = await client.post(STRIPE_WEBHOOK, content=payload, headers={"content-type": "application/json"})
 
@@ -137,7 +151,9 @@ async def test_a_signature_made_with_another_secret_is_400_and_publishes_nothing
 
 
 async def test_a_body_changed_after_signing_is_400_and_publishes_nothing(client, system):
-    payload, signature = system.stripe.signed_event(customer_event("evt_1", "customer.created", {"id": "cus_1", "name": "Grace"}), WEBHOOK_SECRET)
+    payload, signature = system.stripe.signed_event(
+        customer_event("evt_1", "customer.created", {"id": "cus_1", "name": "Grace"}), WEBHOOK_SECRET
+    )
     tampered = payload.replace(b"Grace", b"Evil!")
     assert tampered != payload
 
@@ -165,7 +181,10 @@ async def test_a_malformed_signature_header_is_400_and_publishes_nothing(client,
     assert inbound_ids(system) == []
 
 
-@pytest.mark.parametrize("payload", ["not json", "[]", '{"id": "evt_1"}', '{"id": "evt_1", "type": "customer.created", "created": "today", "data": {}}'])
+@pytest.mark.parametrize(
+    "payload",
+    ["not json", "[]", '{"id": "evt_1"}', '{"id": "evt_1", "type": "customer.created", "created": "today", "data": {}}'],
+)
 async def test_a_correctly_signed_body_that_is_not_a_stripe_event_is_400(client, system, payload):
     signature = stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)
 

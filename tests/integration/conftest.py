@@ -148,9 +148,15 @@ async def pipeline(pipeline_database_url: str, kafka: str, tmp_path) -> AsyncIte
     await truncate(pipeline_database_url)
     await reset_topics(kafka)
     env = {
-        **base_env(), "DATABASE_URL": pipeline_database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_PARTITIONS": "3",
-        "KAFKA_GROUP_ID": f"custsync-it-{uuid.uuid4().hex[:8]}", "STRIPE_SECRET_KEY": "sk_test_integration",
-        "STRIPE_WEBHOOK_SECRET": PIPELINE_WEBHOOK_SECRET, "STRIPE_MAX_RPS": "200", "API_TOKEN": PIPELINE_API_TOKEN,
+        **base_env(),
+        "DATABASE_URL": pipeline_database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "KAFKA_PARTITIONS": "3",
+        "KAFKA_GROUP_ID": f"custsync-it-{uuid.uuid4().hex[:8]}",
+        "STRIPE_SECRET_KEY": "sk_test_integration",
+        "STRIPE_WEBHOOK_SECRET": PIPELINE_WEBHOOK_SECRET,
+        "STRIPE_MAX_RPS": "200",
+        "API_TOKEN": PIPELINE_API_TOKEN,
     }
     with StripeServer() as stripe:
         env["STRIPE_API_BASE"] = stripe.url

@@ -34,8 +34,10 @@ def exits_with_one_line(proc: subprocess.Popen, pipeline) -> str:
 async def test_a_second_account_swapped_in_mid_run_changes_no_catalog_customer(pipeline):
     api, worker = pipeline.start_api(), pipeline.start_worker()
     wait_until(lambda: api_ready(pipeline), what="the API")
-    ids = [pipeline.http.post("/api/v1/customers", json={"name": f"C{i}", "email": f"c{i}@example.com"}, timeout=5).json()["id"]
-           for i in range(3)]
+    ids = [
+        pipeline.http.post("/api/v1/customers", json={"name": f"C{i}", "email": f"c{i}@example.com"}, timeout=5).json()["id"]
+        for i in range(3)
+    ]
     for customer_id in ids:
         wait_until(lambda: stripe_link(pipeline, customer_id), what=f"customer {customer_id} synced")
     before = catalog(pipeline)

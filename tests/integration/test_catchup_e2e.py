@@ -24,15 +24,22 @@ async def catalog_matches_stripe(pipeline) -> bool:
     """Every live catalog customer is linked to a live Stripe customer holding the same data and
     tagged with its id, and every live Stripe customer is one of them; nothing waits in the outbox."""
     [(pending,)] = await query(pipeline, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
-    rows = await query(pipeline, """
+    rows = await query(
+        pipeline,
+        """
         SELECT c.id, c.name, c.email, m.external_id FROM customers c
-        LEFT JOIN external_mappings m ON m.customer_id = c.id AND m.system = 'stripe' WHERE NOT c.deleted""")
+        LEFT JOIN external_mappings m ON m.customer_id = c.id AND m.system = 'stripe' WHERE NOT c.deleted""",
+    )
     stripe = pipeline.stripe.stripe.customers
     if pending or len(rows) != len(stripe):
         return False
     for customer_id, name, email, external_id in rows:
         held = stripe.get(external_id) if external_id else None
-        if held is None or (held["name"], held["email"]) != (name, email) or held["metadata"].get("internal_id") != str(customer_id):
+        if (
+            held is None
+            or (held["name"], held["email"]) != (name, email)
+            or held["metadata"].get("internal_id") != str(customer_id)
+        ):
             return False
     return True
 
@@ -44,10 +51,15 @@ async def test_changes_no_webhook_delivered_reach_the_catalog_through_catch_up(p
     for i in range(LINKED):
         answer = pipeline.http.post("/api/v1/customers", json={"name": f"Linked {i}", "email": f"linked{i}@example.com"})
         assert answer.status_code == 201, answer.text
-    await asyncio.to_thread(wait_until, lambda: asyncio.run(catalog_matches_stripe(pipeline)), 60, 0.2, "the API's customers in Stripe")
+    await asyncio.to_thread(
+        wait_until, lambda: asyncio.run(catalog_matches_stripe(pipeline)), 60, 0.2, "the API's customers in Stripe"
+    )
     # The first poll starts the cursor at that moment; what came before it is reconcile's business.
     await asyncio.to_thread(
-        wait_until, lambda: asyncio.run(query(pipeline, "SELECT 1 FROM sync_cursors WHERE system = 'stripe'")), 30, 0.2,
+        wait_until,
+        lambda: asyncio.run(query(pipeline, "SELECT 1 FROM sync_cursors WHERE system = 'stripe'")),
+        30,
+        0.2,
         "the first poll",
     )
     stripe = pipeline.stripe.stripe
@@ -67,7 +79,11 @@ async def test_changes_no_webhook_delivered_reach_the_catalog_through_catch_up(p
     last_change = time.monotonic()
 
     await asyncio.to_thread(
-        wait_until, lambda: asyncio.run(catalog_matches_stripe(pipeline)), INTERVAL + 30, 0.2, "the catalog caught up",
+        wait_until,
+        lambda: asyncio.run(catalog_matches_stripe(pipeline)),
+        INTERVAL + 30,
+        0.2,
+        "the catalog caught up",
     )
     caught_up = time.monotonic() - last_change
     print(f"caught up {caught_up:.1f}s after the last change (CATCHUP_INTERVAL={INTERVAL})")
@@ -85,7 +101,9 @@ async def test_changes_no_webhook_delivered_reach_the_catalog_through_catch_up(p
     # update reached Stripe for a customer Stripe changed (only the tags of the imported ones).
     [(applied,)] = await query(pipeline, "SELECT count(*) FROM inbox")
     assert applied - inbox_before >= 50
-    updates = Counter(path for method, path, _ in pipeline.stripe.requests if method == "POST" and path.startswith("/v1/customers/"))
+    updates = Counter(
+        path for method, path, _ in pipeline.stripe.requests if method == "POST" and path.startswith("/v1/customers/")
+    )
     assert not {f"/v1/customers/{external_id}" for external_id in linked_ids} & set(updates)
     assert worker.poll() is None
     assert "catch-up: " in pipeline.processes.log(worker)

@@ -117,8 +117,11 @@ async def test_what_was_not_committed_is_delivered_again_and_what_was_is_not(kaf
 async def test_the_lag_is_read_per_group_from_the_broker_as_kafka_consumer_groups_reads_it(kafka, kafka_topics, kafka_group):
     inbound, outbound = await kafka_topics.create(partitions=2, count=2)
     base = kafka_group()
-    groups = [SyncGroup("catalog", base, (inbound,)), SyncGroup("stripe", f"{base}.stripe", (outbound,)),
-              SyncGroup("salesforce", f"{base}.salesforce", (outbound,))]
+    groups = [
+        SyncGroup("catalog", base, (inbound,)),
+        SyncGroup("stripe", f"{base}.stripe", (outbound,)),
+        SyncGroup("salesforce", f"{base}.salesforce", (outbound,)),
+    ]
     async with KafkaPublisher(kafka) as publisher:
         await publisher.publish(envelopes(outbound, 6, keys=3) + envelopes(inbound, 2, keys=2))
     lag = KafkaLag(kafka, groups)

@@ -57,7 +57,8 @@ async def test_metrics_move_on_both_processes_and_the_status_reads_the_same_pict
     def synced() -> Scrape | None:
         now = scrape(worker)
         moved = now.value("custsync_deliveries_total", topic="sync.outbound", outcome="synced") > before.value(
-            "custsync_deliveries_total", topic="sync.outbound", outcome="synced")
+            "custsync_deliveries_total", topic="sync.outbound", outcome="synced"
+        )
         sampled = now.value("custsync_status_sampled_timestamp_seconds") > 0
         return now if moved and sampled and now.value("custsync_consumer_lag_messages") == 0 else None
 
@@ -90,6 +91,7 @@ async def test_ready_flips_to_503_naming_the_backend_that_stopped_and_back(pipel
     stop = outage(0)
     await stop.begin()
     try:
+
         def not_ready(url: str) -> dict | None:
             response = get(f"{url}/ready")
             if response is None or response.status_code != 503:
@@ -103,8 +105,12 @@ async def test_ready_flips_to_503_naming_the_backend_that_stopped_and_back(pipel
     finally:
         await stop.end()
     for url in (pipeline.api_url, worker):
-        wait_until(lambda: (r := get(f"{url}/ready")) is not None and r.status_code == 200, timeout=90, step=0.5,
-                   what=f"{url}/ready back to 200")
+        wait_until(
+            lambda: (r := get(f"{url}/ready")) is not None and r.status_code == 200,
+            timeout=90,
+            step=0.5,
+            what=f"{url}/ready back to 200",
+        )
 
 
 async def test_json_logs_follow_a_change_from_the_request_to_the_stripe_call_and_its_request_id(pipeline):
@@ -113,10 +119,14 @@ async def test_json_logs_follow_a_change_from_the_request_to_the_stripe_call_and
     worker = pipeline.processes.start("worker", LOG_FORMAT="json")
     api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {pipeline.api_token}"}, timeout=5)
     try:
-        wait_until(lambda: (r := get(f"http://127.0.0.1:{port}/ready")) is not None and r.status_code == 200, timeout=60,
-                   what="the API ready")
-        created = api.post("/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"},
-                           headers={"X-Request-Id": "it-change-1"})
+        wait_until(
+            lambda: (r := get(f"http://127.0.0.1:{port}/ready")) is not None and r.status_code == 200,
+            timeout=60,
+            what="the API ready",
+        )
+        created = api.post(
+            "/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"}, headers={"X-Request-Id": "it-change-1"}
+        )
         assert created.headers["x-request-id"] == "it-change-1"
         customer_id = created.json()["id"]
 
@@ -141,7 +151,10 @@ def test_the_status_screen_answers_while_kafka_is_down_with_the_lag_unknown(pipe
     """On-call reads the screen when something is wrong: Kafka unreachable is one of its lines, not
     a refusal of the whole command."""
     result = subprocess.run(
-        [CUSTSYNC, "status"], capture_output=True, text=True, timeout=60,
+        [CUSTSYNC, "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**pipeline.processes.env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"},
     )
     assert result.returncode == 0, result.stderr

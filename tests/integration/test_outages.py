@@ -19,9 +19,15 @@ pytestmark = pytest.mark.integration
 
 async def run_through(pipeline, outage: Outage, *, customers: int, operations: int, workers: int = 2):
     soak = Soak(
-        processes=pipeline.processes, server=pipeline.stripe, api_url=pipeline.api_url,
-        database_url=pipeline.database_url, secret=PIPELINE_WEBHOOK_SECRET,
-        customers=customers, operations=operations, workers=workers, outage=outage,
+        processes=pipeline.processes,
+        server=pipeline.stripe,
+        api_url=pipeline.api_url,
+        database_url=pipeline.database_url,
+        secret=PIPELINE_WEBHOOK_SECRET,
+        customers=customers,
+        operations=operations,
+        workers=workers,
+        outage=outage,
     )
     report = await soak.run(converge_timeout=120)
     print("\n" + "\n".join(report.lines()))

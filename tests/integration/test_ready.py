@@ -13,10 +13,16 @@ from tests.support.infra import recreate_database
 
 
 def container_on(database_url: str, kafka: str):
-    return build_container(load_settings(
-        {}, database_url=database_url, kafka_bootstrap_servers=kafka, stripe_secret_key="sk_test_ready",
-        stripe_api_base="http://127.0.0.1:9", api_auth="none",
-    ))
+    return build_container(
+        load_settings(
+            {},
+            database_url=database_url,
+            kafka_bootstrap_servers=kafka,
+            stripe_secret_key="sk_test_ready",
+            stripe_api_base="http://127.0.0.1:9",
+            api_auth="none",
+        )
+    )
 
 
 async def ready(container, *, start: bool = True) -> tuple[str, dict[str, str]]:
@@ -41,8 +47,11 @@ async def test_ready_when_postgres_and_kafka_answer(pipeline):
 
 @pytest.mark.parametrize("case", ["unreachable", "unmigrated"])
 async def test_not_ready_names_the_database(pipeline, case):
-    url = ("postgresql+asyncpg://custsync:custsync@127.0.0.1:1/nowhere" if case == "unreachable"
-           else await recreate_database(pipeline.database_url, "custsync_it_ready_unmigrated"))
+    url = (
+        "postgresql+asyncpg://custsync:custsync@127.0.0.1:1/nowhere"
+        if case == "unreachable"
+        else await recreate_database(pipeline.database_url, "custsync_it_ready_unmigrated")
+    )
     status, checks = await ready(container_on(url, pipeline.kafka), start=False)
     assert status == "not ready" and checks["kafka"] == "ok"
     assert ("cannot reach the database" if case == "unreachable" else "not migrated") in checks["postgres"]

@@ -28,7 +28,9 @@ async def existing_data(pipeline) -> None:
     case and the names not always alike), 10 of them twice in Stripe (ambiguous)."""
     stripe = pipeline.stripe.stripe
     for i in range(SHARED):
-        await stripe.create_async(params={"name": f"Person {i}", "email": f"P{i}@Example.com" if i % 7 == 0 else f"p{i}@example.com"})
+        await stripe.create_async(
+            params={"name": f"Person {i}", "email": f"P{i}@Example.com" if i % 7 == 0 else f"p{i}@example.com"}
+        )
     for i in range(AMBIGUOUS):
         await stripe.create_async(params={"name": f"Person {i} (second record)", "email": f"p{i}@example.com"})
     for i in range(STRIPE_ONLY):
@@ -53,8 +55,11 @@ def pipeline_now():
 
 def reconcile_json(pipeline, *args: str, timeout: float = 120) -> dict:
     result = subprocess.run(
-        [CUSTSYNC, "reconcile", "--json", "--no-progress", *args], env=pipeline.processes.env, capture_output=True,
-        text=True, timeout=timeout,
+        [CUSTSYNC, "reconcile", "--json", "--no-progress", *args],
+        env=pipeline.processes.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
@@ -71,9 +76,12 @@ async def query(pipeline, sql: str) -> list:
 
 async def converged(pipeline) -> bool:
     """Every link's two sides hold the same data, the links tagged, no export or tag pending."""
-    rows = await query(pipeline, """
+    rows = await query(
+        pipeline,
+        """
         SELECT c.id, c.name, c.email, m.external_id FROM customers c
-        LEFT JOIN external_mappings m ON m.customer_id = c.id AND m.system = 'stripe' WHERE NOT c.deleted""")
+        LEFT JOIN external_mappings m ON m.customer_id = c.id AND m.system = 'stripe' WHERE NOT c.deleted""",
+    )
     pending = await query(pipeline, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
     if pending[0][0]:
         return False
@@ -84,7 +92,11 @@ async def converged(pipeline) -> bool:
             unlinked += 1
             continue
         held = stripe.get(external_id)
-        if held is None or (held["name"], held["email"]) != (name, email) or held["metadata"].get("internal_id") != str(customer_id):
+        if (
+            held is None
+            or (held["name"], held["email"]) != (name, email)
+            or held["metadata"].get("internal_id") != str(customer_id)
+        ):
             return False
     return unlinked == AMBIGUOUS
 
@@ -107,7 +119,9 @@ def deliver_webhook(pipeline, event: dict) -> None:
     from tests.integration.conftest import PIPELINE_WEBHOOK_SECRET
 
     payload, header = pipeline.stripe.stripe.signed_event(event, PIPELINE_WEBHOOK_SECRET)
-    answer = pipeline.http.post("/api/v1/webhooks/stripe", content=payload, headers={"stripe-signature": header, "content-type": "application/json"})
+    answer = pipeline.http.post(
+        "/api/v1/webhooks/stripe", content=payload, headers={"stripe-signature": header, "content-type": "application/json"}
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -135,8 +149,10 @@ async def test_a_first_sync_links_one_pair_per_person_and_reports_the_ambiguous(
     assert run["status"] == "done", run
     fixes = Counter((f["kind"], f["fix"]) for f in findings)
     assert fixes == {
-        ("only_here", "link"): SHARED - AMBIGUOUS, ("ambiguous", "none"): AMBIGUOUS,
-        ("only_here", "export"): CATALOG - SHARED, ("only_there", "import"): STRIPE_ONLY,
+        ("only_here", "link"): SHARED - AMBIGUOUS,
+        ("ambiguous", "none"): AMBIGUOUS,
+        ("only_here", "export"): CATALOG - SHARED,
+        ("only_there", "import"): STRIPE_ONLY,
     }
     assert run["counts"]["external_listed"] == SHARED + AMBIGUOUS + STRIPE_ONLY
     await assert_first_sync_end_state(pipeline)
@@ -170,8 +186,11 @@ async def test_a_reconcile_killed_halfway_and_run_again_applies_no_fix_twice(pip
     assert Counter(f["fix_status"] for f in report["findings"]) == {"applied": 680, "none": AMBIGUOUS}
     await assert_first_sync_end_state(pipeline)
     # No fix applied twice: one outbox event per export and per import, at most two per link.
-    events = await query(pipeline, """
-        SELECT customer_id, payload->>'kind', payload->>'origin' FROM outbox ORDER BY position""")
+    events = await query(
+        pipeline,
+        """
+        SELECT customer_id, payload->>'kind', payload->>'origin' FROM outbox ORDER BY position""",
+    )
     created = Counter(customer_id for customer_id, kind, _ in events if kind == "created")
     assert len(created) == CATALOG + STRIPE_ONLY - AMBIGUOUS and set(created.values()) == {1}
     creates = {key for method, path, key in pipeline.stripe.requests if (method, path) == ("POST", "/v1/customers")}

@@ -56,8 +56,9 @@ class ServerThread(threading.Thread):
 
     async def _serve(self) -> None:
         system = EmbeddedSystem(Settings(database_url=self.database_url, api_token=TOKEN, stripe_webhook_secret=WEBHOOK_SECRET))
-        config = uvicorn.Config(create_app(system.container), host="127.0.0.1", port=0, log_config=None, access_log=False,
-                                **uvicorn_options())
+        config = uvicorn.Config(
+            create_app(system.container), host="127.0.0.1", port=0, log_config=None, access_log=False, **uvicorn_options()
+        )
         self.server = uvicorn.Server(config)
         self.server.config.setup_event_loop = lambda: None  # type: ignore[method-assign]
         try:
@@ -117,9 +118,25 @@ def test_the_whole_api_passes_every_schemathesis_check(api_url, selection):
     examples = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "8")
     seed = os.environ.get("SCHEMATHESIS_SEED", "20260901")
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG), "run", f"{api_url}/schema/openapi.json",
-        *selection, "--checks", "all", "--max-examples", examples, "--workers", "1",
-        "--header", f"Authorization: Bearer {TOKEN}", "--no-color", "--request-timeout", "10", "--warnings", "off",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{api_url}/schema/openapi.json",
+        *selection,
+        "--checks",
+        "all",
+        "--max-examples",
+        examples,
+        "--workers",
+        "1",
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
+        "--no-color",
+        "--request-timeout",
+        "10",
+        "--warnings",
+        "off",
         *(["--seed", seed] if seed else []),
     ]
 

@@ -14,9 +14,15 @@ async def test_both_sides_converge_under_faults_kills_and_messy_webhooks(pipelin
     pipeline.stripe.fault_rate = 0.1  # 429s and 500s for a tenth of the worker's Stripe calls
     pipeline.processes.env["WORKER_MAX_ATTEMPTS"] = "10"
     soak = Soak(
-        processes=pipeline.processes, server=pipeline.stripe, api_url=pipeline.api_url,
-        database_url=pipeline.database_url, secret=PIPELINE_WEBHOOK_SECRET,
-        customers=25, operations=150, workers=2, kill_every=40,
+        processes=pipeline.processes,
+        server=pipeline.stripe,
+        api_url=pipeline.api_url,
+        database_url=pipeline.database_url,
+        secret=PIPELINE_WEBHOOK_SECRET,
+        customers=25,
+        operations=150,
+        workers=2,
+        kill_every=40,
     )
     report = await soak.run(converge_timeout=90)
     print("\n".join(report.lines()))

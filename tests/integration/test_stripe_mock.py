@@ -66,7 +66,11 @@ async def raw_client(stripe_mock: str) -> AsyncIterator[object]:
 @pytest.fixture
 def adapter(customers_service, accounts_service, events_service, raw_client) -> StripeIntegration:
     return StripeIntegration(
-        customers_service, webhook_secrets=["whsec_x"], accounts=accounts_service, events=events_service, raw=raw_client,
+        customers_service,
+        webhook_secrets=["whsec_x"],
+        accounts=accounts_service,
+        events=events_service,
+        raw=raw_client,
     )
 
 

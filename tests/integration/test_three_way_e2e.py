@@ -46,13 +46,16 @@ DATA = "/services/data/v62.0"
 class ThreeWay:
     """The running pipeline and both other sides."""
 
-    def __init__(self, database_url: str, stripe: StripeServer, salesforce: SalesforceServer, processes: Processes, api_url: str) -> None:
+    def __init__(
+        self, database_url: str, stripe: StripeServer, salesforce: SalesforceServer, processes: Processes, api_url: str
+    ) -> None:
         self.database_url, self.stripe, self.salesforce, self.processes = database_url, stripe, salesforce, processes
         self.dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.http = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=5)
         # Edits made in Stripe's dashboard: they go through the server (its thread), never faulted.
-        self.dashboard = httpx.Client(base_url=stripe.url, timeout=5,
-                                      headers={"x-dashboard": "1", "authorization": "Bearer sk_test_dashboard"})
+        self.dashboard = httpx.Client(
+            base_url=stripe.url, timeout=5, headers={"x-dashboard": "1", "authorization": "Bearer sk_test_dashboard"}
+        )
         self.installation = ""
 
     def sql(self, statement: str, *args: Any) -> list[asyncpg.Record]:
@@ -107,7 +110,8 @@ class ThreeWay:
         """Nothing of this customer waits: the outbox is published, no sync record is unsettled."""
         [(unpublished,)] = self.sql("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         [(unsettled,)] = self.sql(
-            "SELECT count(*) FROM sync_records WHERE customer_id = $1 AND status IN ('pending', 'retrying')", customer_id)
+            "SELECT count(*) FROM sync_records WHERE customer_id = $1 AND status IN ('pending', 'retrying')", customer_id
+        )
         return unpublished == 0 and unsettled == 0
 
     def applied(self, system: str, event_id: str) -> bool:
@@ -122,7 +126,9 @@ class ThreeWay:
     def change_id(self, contact_id: str) -> str:
         """The event id catch-up gives the Contact's latest change (``<Id>@<SystemModstamp>#<state>``)."""
         contact = self.contact(contact_id)
-        return change_event_id({**contact, "SystemModstamp": stamp(contact["SystemModstamp"])}, "Custsync_Id__c", "Custsync_Create__c")
+        return change_event_id(
+            {**contact, "SystemModstamp": stamp(contact["SystemModstamp"])}, "Custsync_Id__c", "Custsync_Create__c"
+        )
 
     def writes_to_contact(self, contact_id: str) -> int:
         """Writes our worker sent to that Contact (updates, tags, deletes by id)."""
@@ -143,8 +149,14 @@ class ThreeWay:
         lines = [f"contact: {self.salesforce.contact(contact_id)}"]
         lines += [f"customer: {dict(r)}" for r in self.sql("SELECT * FROM customers WHERE id = $1", customer_id)]
         lines += [f"mapping: {dict(r)}" for r in self.sql("SELECT * FROM external_mappings WHERE customer_id = $1", customer_id)]
-        lines += [f"sync record: {dict(r)}" for r in self.sql("SELECT * FROM sync_records WHERE customer_id = $1 ORDER BY id", customer_id)]
-        lines += [f"salesforce request: {at:.3f} {method} {path} -> {status}" for at, method, path, status in self.salesforce.timed[-30:]]
+        lines += [
+            f"sync record: {dict(r)}"
+            for r in self.sql("SELECT * FROM sync_records WHERE customer_id = $1 ORDER BY id", customer_id)
+        ]
+        lines += [
+            f"salesforce request: {at:.3f} {method} {path} -> {status}"
+            for at, method, path, status in self.salesforce.timed[-30:]
+        ]
         return "\n".join(lines)
 
     # -- Stripe --------------------------------------------------------------------------------------
@@ -152,7 +164,9 @@ class ThreeWay:
         return [c for c in list(self.stripe.stripe.customers.values()) if all(c.get(k) == v for k, v in match.items())]
 
     def stripe_writes(self, stripe_id: str) -> int:
-        return sum(1 for method, path, _ in list(self.stripe.requests) if (method, path) == ("POST", f"/v1/customers/{stripe_id}"))
+        return sum(
+            1 for method, path, _ in list(self.stripe.requests) if (method, path) == ("POST", f"/v1/customers/{stripe_id}")
+        )
 
 
 def _database_url() -> str:
@@ -196,14 +210,24 @@ def three_way(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     api_port = free_port()
     with StripeServer() as stripe, SalesforceServer() as salesforce:
         env = {
-            **base_env(), "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_PARTITIONS": "3",
-            "KAFKA_GROUP_ID": group, "API_TOKEN": API_TOKEN,
-            "STRIPE_SECRET_KEY": "sk_test_integration", "STRIPE_WEBHOOK_SECRET": "whsec_three_way", "STRIPE_MAX_RPS": "200",
+            **base_env(),
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "KAFKA_PARTITIONS": "3",
+            "KAFKA_GROUP_ID": group,
+            "API_TOKEN": API_TOKEN,
+            "STRIPE_SECRET_KEY": "sk_test_integration",
+            "STRIPE_WEBHOOK_SECRET": "whsec_three_way",
+            "STRIPE_MAX_RPS": "200",
             "STRIPE_API_BASE": stripe.url,
-            "INTEGRATIONS": "stripe,salesforce", "SALESFORCE_INSTANCE_URL": salesforce.url,
-            "SALESFORCE_CLIENT_ID": salesforce.client_id, "SALESFORCE_CLIENT_SECRET": salesforce.client_secret,
+            "INTEGRATIONS": "stripe,salesforce",
+            "SALESFORCE_INSTANCE_URL": salesforce.url,
+            "SALESFORCE_CLIENT_ID": salesforce.client_id,
+            "SALESFORCE_CLIENT_SECRET": salesforce.client_secret,
             "SALESFORCE_MAX_RPS": "100",
-            "CATCHUP_INTERVAL": str(INTERVAL), "CATCHUP_OVERLAP": str(OVERLAP), "WORKER_RETRY_MAX_DELAY": "1",
+            "CATCHUP_INTERVAL": str(INTERVAL),
+            "CATCHUP_OVERLAP": str(OVERLAP),
+            "WORKER_RETRY_MAX_DELAY": "1",
         }
         processes = Processes(env, tmp_path_factory.mktemp("three-way"))
         pipeline = ThreeWay(database_url, stripe, salesforce, processes, f"http://127.0.0.1:{api_port}")
@@ -220,9 +244,12 @@ def three_way(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             wait_until(api_up, 30, 0.1, "the API up")
             # Catch-up reads from its first poll on: changes made on the other side before it are
             # a reconcile's business, so the tests start once both systems were polled.
-            wait_until(lambda: len(pipeline.sql(
-                "SELECT 1 FROM sync_cursors WHERE name = 'changes' AND position IS NOT NULL")) == 2, 30, 0.1,
-                "the first polls of Stripe and Salesforce")
+            wait_until(
+                lambda: len(pipeline.sql("SELECT 1 FROM sync_cursors WHERE name = 'changes' AND position IS NOT NULL")) == 2,
+                30,
+                0.1,
+                "the first polls of Stripe and Salesforce",
+            )
             [(pipeline.installation,)] = pipeline.sql("SELECT id FROM installation")
             yield pipeline
             for proc in (api, worker):
@@ -270,8 +297,9 @@ def test_b_an_edit_in_salesforce_reaches_the_catalog_and_stripe_and_is_not_sent_
 
     wait_until(lambda: p.customer(customer_id)["email"] == "grace.hopper@navy.example", 15, 0.1, "the edit in the catalog")
     assert p.customer(customer_id)["name"] == "Grace Hopper-Murray"
-    wait_until(lambda: p.stripe.stripe.customers[stripe_id]["email"] == "grace.hopper@navy.example", 15, 0.1,
-               "the edit in Stripe")
+    wait_until(
+        lambda: p.stripe.stripe.customers[stripe_id]["email"] == "grace.hopper@navy.example", 15, 0.1, "the edit in Stripe"
+    )
     assert p.stripe.stripe.customers[stripe_id]["name"] == "Grace Hopper-Murray"
     wait_until(lambda: p.synced_everywhere(customer_id), 10, 0.1, "both links synced")
     wait_until(lambda: p.quiet(customer_id), 10, 0.1, "nothing pending")
@@ -282,7 +310,10 @@ def test_b_an_edit_in_salesforce_reaches_the_catalog_and_stripe_and_is_not_sent_
     assert p.upserts_for(f"{p.installation}-{customer_id}") == upserts_before
     contact = p.contact(contact_id)
     assert (contact["Email"], contact["LastName"], contact["LastModifiedById"]) == (
-        "grace.hopper@navy.example", "Hopper-Murray", p.salesforce.org.person)
+        "grace.hopper@navy.example",
+        "Hopper-Murray",
+        p.salesforce.org.person,
+    )
     assert p.change_id(contact_id) == edit  # the Contact was not touched since the person's edit
 
 
@@ -300,7 +331,10 @@ def test_c_a_change_in_stripe_reaches_the_catalog_and_salesforce(three_way: Thre
     wait_until(lambda: p.contact(contact_id)["FirstName"] == "Katherine Coleman", 15, 0.1, "the change in Salesforce")
     contact = p.contact(contact_id)
     assert (contact["LastName"], contact["Email"], contact["LastModifiedById"]) == (
-        "Johnson", "katherine@example.com", p.salesforce.org.integration_user)
+        "Johnson",
+        "katherine@example.com",
+        p.salesforce.org.integration_user,
+    )
     wait_until(lambda: p.synced_everywhere(customer_id), 10, 0.1, "both links synced")
     wait_until(lambda: p.quiet(customer_id), 10, 0.1, "nothing pending")
     assert p.applied("stripe", event_id)
@@ -321,14 +355,17 @@ def test_d_a_contact_created_in_salesforce_is_imported_once_created_in_stripe_on
     customer_id = wait_until(imported, 15, 0.1, "the Contact imported into the catalog")
     ids = wait_until(lambda: p.synced_everywhere(customer_id), 15, 0.1, "the imported customer synced to both")
     assert ids["salesforce"] == contact_id
-    wait_until(lambda: p.contact(contact_id)["Custsync_Id__c"] == f"{p.installation}-{customer_id}", 10, 0.1,
-               "the Contact tagged")
+    wait_until(
+        lambda: p.contact(contact_id)["Custsync_Id__c"] == f"{p.installation}-{customer_id}", 10, 0.1, "the Contact tagged"
+    )
     # The tag is a change too: catch-up lists it back, and it is read as ours.
     wait_until(lambda: p.applied("salesforce", p.change_id(contact_id)), 10, 0.1, "the tag polled back")
     wait_until(lambda: p.quiet(customer_id), 10, 0.1, "nothing pending")
     time.sleep(2 * INTERVAL)
 
-    assert p.sql("SELECT id, name, deleted FROM customers WHERE email = 'hedy@example.com'") == [(customer_id, "Hedy Lamarr", False)]
+    assert p.sql("SELECT id, name, deleted FROM customers WHERE email = 'hedy@example.com'") == [
+        (customer_id, "Hedy Lamarr", False)
+    ]
     [held] = p.stripe_customers(email="hedy@example.com")
     assert held["id"] == ids["stripe"] and held["name"] == "Hedy Lamarr" and held["metadata"]["internal_id"] == str(customer_id)
     assert held["metadata"]["custsync_create"].startswith(f"custsync-{p.installation}-create-")
@@ -347,8 +384,12 @@ def test_e_a_contact_deleted_in_salesforce_deletes_the_customer_and_in_stripe_fo
     deletion = p.change_id(contact_id)
     deleted_at = time.monotonic()
 
-    wait_until(lambda: p.sql("SELECT deleted FROM customers WHERE id = $1", customer_id) == [(True,)], 15, 0.1,
-               "the catalog customer deleted")
+    wait_until(
+        lambda: p.sql("SELECT deleted FROM customers WHERE id = $1", customer_id) == [(True,)],
+        15,
+        0.1,
+        "the catalog customer deleted",
+    )
     wait_until(lambda: stripe_id in p.stripe.stripe.deleted, 15, 0.1, "the Stripe customer deleted")
     assert p.applied("salesforce", deletion)
     assert p.http.get(f"/api/v1/customers/{customer_id}").status_code in (404, 410)
@@ -379,21 +420,34 @@ def test_f_a_salesforce_outage_holds_salesforce_back_while_stripe_gets_the_chang
 
     with p.salesforce_down():
         p.patch(customer_id, email="frances.allen@example.com")
-        wait_until(lambda: p.link(customer_id, "salesforce")["sync_status"] == "retrying", 15, 0.1,
-                   "the Salesforce link retrying")
-        wait_until(lambda: p.stripe.stripe.customers[stripe_id]["email"] == "frances.allen@example.com", 15, 0.1,
-                   "the change in Stripe during the Salesforce outage")
+        wait_until(
+            lambda: p.link(customer_id, "salesforce")["sync_status"] == "retrying", 15, 0.1, "the Salesforce link retrying"
+        )
+        wait_until(
+            lambda: p.stripe.stripe.customers[stripe_id]["email"] == "frances.allen@example.com",
+            15,
+            0.1,
+            "the change in Stripe during the Salesforce outage",
+        )
         assert p.link(customer_id, "stripe")["sync_status"] == "synced"
         # The worker keeps trying (nothing is dead-lettered), and Salesforce waits meanwhile.
         contact_url = f"{DATA}/sobjects/Contact/{contact_id}"
-        wait_until(lambda: sum(1 for _, _, path, status in list(p.salesforce.timed) if (path, status) == (contact_url, 503)) >= 2,
-                   10, 0.1, "a retry during the outage")
+        wait_until(
+            lambda: sum(1 for _, _, path, status in list(p.salesforce.timed) if (path, status) == (contact_url, 503)) >= 2,
+            10,
+            0.1,
+            "a retry during the outage",
+        )
         assert p.link(customer_id, "salesforce")["sync_status"] == "retrying"
         assert p.contact(contact_id)["Email"] == "frances@example.com"
 
     try:
-        wait_until(lambda: p.contact(contact_id)["Email"] == "frances.allen@example.com", 20, 0.1,
-                   "Salesforce converged after the outage")
+        wait_until(
+            lambda: p.contact(contact_id)["Email"] == "frances.allen@example.com",
+            20,
+            0.1,
+            "Salesforce converged after the outage",
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{p.diagnosis(customer_id, contact_id)}") from None
     wait_until(lambda: p.synced_everywhere(customer_id), 10, 0.1, "both links synced")
@@ -410,15 +464,24 @@ def test_f_a_second_change_made_during_a_salesforce_outage_reaches_stripe_before
 
     with p.salesforce_down():
         p.patch(customer_id, email="margaret.hamilton@example.com")
-        wait_until(lambda: p.stripe.stripe.customers[stripe_id]["email"] == "margaret.hamilton@example.com", 15, 0.1,
-                   "the first change in Stripe during the Salesforce outage")
-        wait_until(lambda: p.link(customer_id, "salesforce")["sync_status"] == "retrying", 15, 0.1,
-                   "the Salesforce link retrying")
+        wait_until(
+            lambda: p.stripe.stripe.customers[stripe_id]["email"] == "margaret.hamilton@example.com",
+            15,
+            0.1,
+            "the first change in Stripe during the Salesforce outage",
+        )
+        wait_until(
+            lambda: p.link(customer_id, "salesforce")["sync_status"] == "retrying", 15, 0.1, "the Salesforce link retrying"
+        )
         # The catalog changes again while the first change still waits for Salesforce: Stripe's
         # own consumer group carries it at once (application.sync.groups).
         p.patch(customer_id, name="Margaret H. Hamilton")
-        wait_until(lambda: p.stripe.stripe.customers[stripe_id]["name"] == "Margaret H. Hamilton", 5, 0.1,
-                   "the second change in Stripe during the Salesforce outage")
+        wait_until(
+            lambda: p.stripe.stripe.customers[stripe_id]["name"] == "Margaret H. Hamilton",
+            5,
+            0.1,
+            "the second change in Stripe during the Salesforce outage",
+        )
         assert p.link(customer_id, "stripe")["sync_status"] == "synced"
         assert p.link(customer_id, "salesforce")["sync_status"] == "retrying"
         assert p.contact(contact_id)["Email"] == "margaret@example.com"  # Salesforce still waits
@@ -432,8 +495,15 @@ def test_f_a_second_change_made_during_a_salesforce_outage_reaches_stripe_before
         assert lag("salesforce") >= 1  # the changes wait on Salesforce's group alone
 
     try:
-        wait_until(lambda: (p.contact(contact_id)["Email"], p.contact(contact_id)["FirstName"]) == (
-            "margaret.hamilton@example.com", "Margaret H."), 20, 0.1, "Salesforce converged after the outage")
+        wait_until(
+            lambda: (
+                (p.contact(contact_id)["Email"], p.contact(contact_id)["FirstName"])
+                == ("margaret.hamilton@example.com", "Margaret H.")
+            ),
+            20,
+            0.1,
+            "Salesforce converged after the outage",
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{p.diagnosis(customer_id, contact_id)}") from None
     wait_until(lambda: p.synced_everywhere(customer_id), 10, 0.1, "both links synced")

@@ -26,11 +26,20 @@ def winner(policy: ConflictPolicy, catalog_at: float, stripe_at: float) -> str:
     return "stripe" if int(stripe_at) > int(catalog_at) else "catalog"  # Stripe's whole seconds; ties to us
 
 
-@settings(max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), policy=st.sampled_from(list(ConflictPolicy)), seed=st.integers(0, 2**32 - 1),
-       field=st.sampled_from(["name", "email"]), stripe_first=st.booleans(), gap=st.sampled_from([0.0, 0.4, 1.0, 3.0]),
-       schedule=SCHEDULE)
+@settings(
+    max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    data=st.data(),
+    policy=st.sampled_from(list(ConflictPolicy)),
+    seed=st.integers(0, 2**32 - 1),
+    field=st.sampled_from(["name", "email"]),
+    stripe_first=st.booleans(),
+    gap=st.sampled_from([0.0, 0.4, 1.0, 3.0]),
+    schedule=SCHEDULE,
+)
 def test_a_true_conflict_ends_with_the_policys_winner(data, policy, seed, field, stripe_first, gap, schedule):
     values = {"name": ("Catalog Name", "Stripe Name"), "email": ("catalog@example.com", "stripe@example.com")}[field]
 
@@ -44,7 +53,9 @@ def test_a_true_conflict_ends_with_the_policys_winner(data, policy, seed, field,
         h.wire.pending.clear()  # everything so far was delivered
 
         async def here() -> float:
-            await patch_customer(PatchCustomer(customer_id=customer.id, changes={field: values[0]}), h.system.uow_factory(), h.clock)
+            await patch_customer(
+                PatchCustomer(customer_id=customer.id, changes={field: values[0]}), h.system.uow_factory(), h.clock
+            )
             return h.clock.now().timestamp()
 
         async def there() -> float:

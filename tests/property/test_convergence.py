@@ -29,8 +29,20 @@ from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 
 NAMES = st.sampled_from(["Ada", "Grace", "Linus", None])
 EMAILS = st.sampled_from(["ada@example.com", "grace@example.com", None])
-OPS = ["api_create", "api_update", "api_delete", "stripe_create", "stripe_update", "stripe_delete",
-       "relay", "consume", "crash", "deliver", "deliver_twice", "tick"]
+OPS = [
+    "api_create",
+    "api_update",
+    "api_delete",
+    "stripe_create",
+    "stripe_update",
+    "stripe_delete",
+    "relay",
+    "consume",
+    "crash",
+    "deliver",
+    "deliver_twice",
+    "tick",
+]
 
 
 class Harness:
@@ -75,7 +87,9 @@ class Harness:
             if choice < 0.35 and (ids := await self.alive_here()):
                 customer_id = self.rng.choice(ids)
                 try:
-                    await patch_customer(PatchCustomer(customer_id=customer_id, changes={field: value}), self.system.uow_factory(), self.clock)
+                    await patch_customer(
+                        PatchCustomer(customer_id=customer_id, changes={field: value}), self.system.uow_factory(), self.clock
+                    )
                 except CustomerNotFound:
                     pass
             elif choice < 0.7 and (ids := self.alive_in_stripe()):
@@ -149,10 +163,12 @@ class Harness:
         assert not (self.stripe_deleted & set(stripe_side))
 
 
-@settings(max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), policy=st.sampled_from(list(ConflictPolicy)), seed=st.integers(0, 2**32 - 1),
-       length=st.integers(5, 120))
+@settings(
+    max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(data=st.data(), policy=st.sampled_from(list(ConflictPolicy)), seed=st.integers(0, 2**32 - 1), length=st.integers(5, 120))
 def test_any_interleaving_converges_once_quiet(data, policy, seed, length):
     async def scenario() -> None:
         harness = Harness(policy, seed)

@@ -30,7 +30,9 @@ from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 NAMES = st.sampled_from(["Ada", "Grace", "Linus", "Refused", None])
 EMAILS = st.sampled_from(["ada@example.com", "grace@example.com", None])
 # Updates never set the refused name: only creates are refused (a refused update is a plain dead letter).
-FIELD_VALUES = st.one_of(st.tuples(st.just("name"), st.sampled_from(["Ada", "Grace", "Linus", None])), st.tuples(st.just("email"), EMAILS))
+FIELD_VALUES = st.one_of(
+    st.tuples(st.just("name"), st.sampled_from(["Ada", "Grace", "Linus", None])), st.tuples(st.just("email"), EMAILS)
+)
 STRATEGIES = ["webhooks_first", "pushes_first", "interleaved"]
 REFUSED = "Refused"  # a name this Stripe account refuses as invalid: its creates are dead-lettered
 OTHER_INSTALLATION = "0ther1nstallation"
@@ -64,7 +66,9 @@ class Run:
         self.vanished: set[str] = set()
         self.before: set[str] = set()
         self.stripe_writes: dict[tuple[str, str], int] = {}
-        self.foreign_tags: dict[str, dict[str, str]] = {}  # Stripe id -> another installation's tags  # (customer, field) -> second of the last write
+        self.foreign_tags: dict[
+            str, dict[str, str]
+        ] = {}  # Stripe id -> another installation's tags  # (customer, field) -> second of the last write
 
     async def apply(self, op: tuple) -> None:
         """One change of the history, on one side, at the current time (nothing is synced)."""
@@ -78,7 +82,9 @@ class Run:
             self.api_ids.append((await create_customer(CreateCustomer(**data), uow(), clock)).id)
         elif kind == "api_update" and alive_here:
             field, value = op[2]
-            await patch_customer(PatchCustomer(customer_id=alive_here[op[1] % len(alive_here)], changes={field: value}), uow(), clock)
+            await patch_customer(
+                PatchCustomer(customer_id=alive_here[op[1] % len(alive_here)], changes={field: value}), uow(), clock
+            )
         elif kind == "api_delete" and alive_here:
             customer_id = alive_here[op[1] % len(alive_here)]
             await delete_customer(DeleteCustomer(customer_id=customer_id), uow(), clock)
@@ -189,8 +195,11 @@ class Run:
 
     async def assert_safe(self) -> None:
         installation = await self.system.installation()
-        ours = [o["metadata"].get("internal_id") for o in self.stripe.customers.values()
-                if o["metadata"].get("custsync_installation") == installation and o["id"] not in self.before]
+        ours = [
+            o["metadata"].get("internal_id")
+            for o in self.stripe.customers.values()
+            if o["metadata"].get("custsync_installation") == installation and o["id"] not in self.before
+        ]
         assert len(ours) == len(set(ours)), "two Stripe customers for one catalog customer"
         assert not {o["id"] for o in self.stripe.customers.values() if o["metadata"].get("internal_id") is None} - self.before
         for external_id, tags in self.foreign_tags.items():
@@ -232,17 +241,31 @@ async def one_run(policy: ConflictPolicy, seed: int, setup: list, history: list,
     return await run.state()
 
 
-@settings(max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")) // 4, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(policy=st.sampled_from(list(ConflictPolicy)), seed=st.integers(0, 2**32 - 1),
-       setup=st.lists(st.one_of(st.tuples(st.just("api_create"), NAMES, EMAILS),
-                                st.tuples(st.just("stripe_create"), NAMES, EMAILS, st.just(None), st.just(0))), min_size=1, max_size=4),
-       history=st.lists(OPS, min_size=1, max_size=25), orders=st.lists(st.integers(0, 2**32 - 1), min_size=2, max_size=2, unique=True),
-       strategies=st.permutations(STRATEGIES))
+@settings(
+    max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")) // 4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    policy=st.sampled_from(list(ConflictPolicy)),
+    seed=st.integers(0, 2**32 - 1),
+    setup=st.lists(
+        st.one_of(
+            st.tuples(st.just("api_create"), NAMES, EMAILS),
+            st.tuples(st.just("stripe_create"), NAMES, EMAILS, st.just(None), st.just(0)),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    history=st.lists(OPS, min_size=1, max_size=25),
+    orders=st.lists(st.integers(0, 2**32 - 1), min_size=2, max_size=2, unique=True),
+    strategies=st.permutations(STRATEGIES),
+)
 def test_the_final_state_is_the_same_for_every_delivery_order(policy, seed, setup, history, orders, strategies):
     async def scenario() -> None:
-        first, second = [await one_run(policy, seed, setup, history, order, strategy)
-                         for order, strategy in zip(orders, strategies)]
+        first, second = [
+            await one_run(policy, seed, setup, history, order, strategy) for order, strategy in zip(orders, strategies)
+        ]
         assert first == second
 
     asyncio.run(scenario())

@@ -34,8 +34,24 @@ from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 NAMES = st.sampled_from(["Ada", "Grace Hopper", "Linus", None])
 EMAILS = st.sampled_from(["ada@example.com", "grace@example.com", None])
 PERSON_NAMES = st.sampled_from([(None, "Ada"), ("Grace", "Hopper"), (None, "Linus"), ("Ada", "King Lovelace")])
-OPS = ["api_create", "api_update", "api_delete", "stripe_create", "stripe_update", "stripe_delete",
-       "sf_create", "sf_update", "sf_delete", "relay", "consume", "crash", "deliver", "deliver_twice", "poll", "tick"]
+OPS = [
+    "api_create",
+    "api_update",
+    "api_delete",
+    "stripe_create",
+    "stripe_update",
+    "stripe_delete",
+    "sf_create",
+    "sf_update",
+    "sf_delete",
+    "relay",
+    "consume",
+    "crash",
+    "deliver",
+    "deliver_twice",
+    "poll",
+    "tick",
+]
 OVERLAP = 30.0
 
 
@@ -57,7 +73,9 @@ class FlakyOrg:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if "/oauth2/" not in request.url.path and self._fault():
-            status, code = self.rng.choice([(503, "SERVER_UNAVAILABLE"), (403, "REQUEST_LIMIT_EXCEEDED"), (400, "UNABLE_TO_LOCK_ROW")])
+            status, code = self.rng.choice(
+                [(503, "SERVER_UNAVAILABLE"), (403, "REQUEST_LIMIT_EXCEEDED"), (400, "UNABLE_TO_LOCK_ROW")]
+            )
             return httpx.Response(status, json=[{"errorCode": code, "message": "injected", "fields": []}])
         response = self.org.handle(request)
         if request.method in ("PATCH", "DELETE") and response.status_code < 300 and self._fault():
@@ -202,10 +220,12 @@ class Harness:
         assert not (self.stripe_deleted & set(stripe_side)) and not (self.sf_deleted & set(contacts))
 
 
-@settings(max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")) // 2, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), policy=st.sampled_from(list(ConflictPolicy)), seed=st.integers(0, 2**31),
-       length=st.integers(5, 120))
+@settings(
+    max_examples=int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "400")) // 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(data=st.data(), policy=st.sampled_from(list(ConflictPolicy)), seed=st.integers(0, 2**31), length=st.integers(5, 120))
 def test_any_interleaving_on_three_sides_converges_once_quiet(data, policy, seed, length):
     async def scenario() -> None:
         harness = Harness(policy, seed)

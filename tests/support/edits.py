@@ -21,8 +21,14 @@ STRIPE_EDITS = ("stripe_create", "stripe_update", "stripe_delete")
 
 
 async def catalog_edit(
-    op: str, data: st.DataObject, uow: UnitOfWorkFactory, clock: Clock, alive: Callable[[], Awaitable[list[int]]],
-    names: st.SearchStrategy, emails: st.SearchStrategy, deleted: set[int],
+    op: str,
+    data: st.DataObject,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    alive: Callable[[], Awaitable[list[int]]],
+    names: st.SearchStrategy,
+    emails: st.SearchStrategy,
+    deleted: set[int],
 ) -> None:
     """``op`` (one of CATALOG_EDITS) through the use cases, on a live customer drawn from ``alive()``."""
     if op == "api_create":
@@ -44,7 +50,11 @@ async def catalog_edit(
 
 
 async def stripe_edit(
-    op: str, data: st.DataObject, stripe: InMemoryStripe, names: st.SearchStrategy, emails: st.SearchStrategy,
+    op: str,
+    data: st.DataObject,
+    stripe: InMemoryStripe,
+    names: st.SearchStrategy,
+    emails: st.SearchStrategy,
     deleted: set[str],
 ) -> None:
     """``op`` (one of STRIPE_EDITS) as a person makes it in Stripe, on a customer Stripe still has."""

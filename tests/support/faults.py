@@ -99,7 +99,7 @@ class WebhookWire:
 
     def collect(self) -> None:
         events = self.system.stripe.events
-        self.pending += events[self.taken:]
+        self.pending += events[self.taken :]
         self.taken = len(events)
 
     async def deliver(self, index: int, keep: bool = False) -> None:

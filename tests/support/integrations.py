@@ -117,7 +117,11 @@ async def harness(kind: str) -> AsyncIterator[Harness]:
         async def answer(request: httpx.Request) -> httpx.Response:
             parts = request.url.path.strip("/").split("/")
             status, payload, headers = await server._route(
-                server.stripe, request.method, parts, _params(request.content), request.headers.get("idempotency-key"),
+                server.stripe,
+                request.method,
+                parts,
+                _params(request.content),
+                request.headers.get("idempotency-key"),
                 request.url.query,
             )
             return httpx.Response(status, json=payload, headers={"Request-Id": "req_contract", **headers})

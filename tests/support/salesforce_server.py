@@ -114,14 +114,18 @@ class SalesforceServer:
         if path == TOKEN_PATH:
             body: Any = {"error": "unknown_error", "error_description": "Salesforce is unavailable (test server outage)"}
         else:
-            body = [{"errorCode": "SERVER_UNAVAILABLE", "message": "Salesforce is unavailable (test server outage)", "fields": []}]
+            body = [
+                {"errorCode": "SERVER_UNAVAILABLE", "message": "Salesforce is unavailable (test server outage)", "fields": []}
+            ]
         return httpx.Response(self.down_status, headers=headers, json=body)
 
     @staticmethod
     async def _send(send: Callable, response: httpx.Response) -> None:
         content = response.content
         skip = {"content-length", "transfer-encoding", "content-encoding"}
-        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.multi_items() if k.lower() not in skip]
+        headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.multi_items() if k.lower() not in skip
+        ]
         headers.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": content})

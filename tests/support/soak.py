@@ -48,12 +48,16 @@ class SoakReport:
     process_exits: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        outage = [
-            f"outage                              {self.outage} down for {self.outage_seconds:.0f} s",
-            f"API calls answered 503 meanwhile    {self.refused_during_outage}",
-            f"webhooks answered 5xx other than 503 {self.webhook_server_errors}",
-            f"processes that exited               {len(self.process_exits)} {self.process_exits or ''}",
-        ] if self.outage else []
+        outage = (
+            [
+                f"outage                              {self.outage} down for {self.outage_seconds:.0f} s",
+                f"API calls answered 503 meanwhile    {self.refused_during_outage}",
+                f"webhooks answered 5xx other than 503 {self.webhook_server_errors}",
+                f"processes that exited               {len(self.process_exits)} {self.process_exits or ''}",
+            ]
+            if self.outage
+            else []
+        )
         after = "after the outage ended" if self.outage else "after the last op   "
         return [
             f"customers created through the API   {self.customers}",
@@ -76,7 +80,13 @@ class WebhookSender:
     BACKOFF_SECONDS = 5.0  # Stripe's is minutes to hours; scaled down to the tests' time
 
     def __init__(self, server: StripeServer, api_url: str, secret: str, rng: random.Random, repeat: float = 0.3) -> None:
-        self.server, self.url, self.secret, self.rng, self.repeat = server, f"{api_url}/api/v1/webhooks/stripe", secret, rng, repeat
+        self.server, self.url, self.secret, self.rng, self.repeat = (
+            server,
+            f"{api_url}/api/v1/webhooks/stripe",
+            secret,
+            rng,
+            repeat,
+        )
         self.taken = 0
         self.pending: list[dict] = []
         self.deliveries = 0
@@ -85,8 +95,8 @@ class WebhookSender:
 
     async def pump(self, http: httpx.AsyncClient, limit: int = 50) -> int:
         events = self.server.stripe.events  # appended to by the server thread; slicing is atomic
-        self.pending += events[self.taken:]
-        self.taken += len(events[self.taken:])
+        self.pending += events[self.taken :]
+        self.taken += len(events[self.taken :])
         sent = 0
         if time.monotonic() < self.backoff_until:
             return 0
@@ -94,7 +104,9 @@ class WebhookSender:
             event = self.pending.pop(self.rng.randrange(len(self.pending)))
             payload, header = self.server.stripe.signed_event(event, self.secret)
             try:
-                response = await http.post(self.url, content=payload, headers={"stripe-signature": header, "content-type": "application/json"})
+                response = await http.post(
+                    self.url, content=payload, headers={"stripe-signature": header, "content-type": "application/json"}
+                )
                 delivered, unavailable = response.status_code == 200, response.status_code == 503
                 if response.status_code >= 500 and not unavailable:
                     self.server_errors.append(response.status_code)
@@ -136,7 +148,9 @@ def service_outage(name: str, script: str, seconds: float, start: tuple[str, ...
     path = str(Path(__file__).resolve().parents[2] / "scripts" / script)
 
     async def run(*args: str) -> None:
-        proc = await asyncio.create_subprocess_exec(path, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            path, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
         _, err = await asyncio.wait_for(proc.communicate(), 180)
         if proc.returncode:
             raise RuntimeError(f"{script} {' '.join(args)} failed: {err.decode()[-2000:]}")
@@ -160,9 +174,21 @@ def kafka_outage(seconds: float) -> Outage:
 
 
 class Soak:
-    def __init__(self, *, processes: Processes, server: StripeServer, api_url: str, database_url: str, secret: str,
-                 customers: int, operations: int, workers: int = 2, kill_every: int = 0, seed: int = 7,
-                 outage: Outage | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        processes: Processes,
+        server: StripeServer,
+        api_url: str,
+        database_url: str,
+        secret: str,
+        customers: int,
+        operations: int,
+        workers: int = 2,
+        kill_every: int = 0,
+        seed: int = 7,
+        outage: Outage | None = None,
+    ) -> None:
         self.processes, self.server, self.api_url, self.database_url = processes, server, api_url, database_url
         self.outage = outage
         self.customers, self.operations, self.workers, self.kill_every = customers, operations, workers, kill_every
@@ -228,7 +254,9 @@ class Soak:
             self.report.outage_seconds = time.monotonic() - began
 
     async def _operate(self, http: httpx.AsyncClient, ids: list[int], pace: float = 0.0) -> None:
-        dashboard = httpx.AsyncClient(base_url=self.server.url, timeout=30, headers={"x-dashboard": "1", "authorization": "Bearer sk_test_dashboard"})
+        dashboard = httpx.AsyncClient(
+            base_url=self.server.url, timeout=30, headers={"x-dashboard": "1", "authorization": "Bearer sk_test_dashboard"}
+        )
         try:
             for n in range(self.operations):
                 if self.rng.random() < 0.5:
@@ -303,10 +331,14 @@ class Soak:
 
     async def divergences(self) -> list[str]:
         async with self.engine.connect() as connection:
-            rows = (await connection.execute(text(
-                "SELECT c.id, c.name, c.email, c.deleted, m.external_id FROM customers c "
-                "LEFT JOIN external_mappings m ON m.customer_id = c.id AND m.system = 'stripe'"
-            ))).all()
+            rows = (
+                await connection.execute(
+                    text(
+                        "SELECT c.id, c.name, c.email, c.deleted, m.external_id FROM customers c "
+                        "LEFT JOIN external_mappings m ON m.customer_id = c.id AND m.system = 'stripe'"
+                    )
+                )
+            ).all()
         stripe_side = dict(self.server.stripe.customers)
         found, linked = [], set()
         for cid, name, email, deleted, external_id in rows:

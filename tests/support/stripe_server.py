@@ -122,8 +122,13 @@ class StripeServer:
             self.timed.append((arrived, method, path, params))
             if self.rate_limit is not None and self._over_the_limit(account, method == "GET", arrived):
                 self.rate_limited += 1
-                error = {"error": {"type": "invalid_request_error", "code": "rate_limit",
-                                   "message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."}}
+                error = {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "rate_limit",
+                        "message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+                    }
+                }
                 return await self._send(send, 429, error)
             if self.latency:
                 await asyncio.sleep(self.latency)
@@ -183,15 +188,22 @@ class StripeServer:
             kind = "api_error" if (exc.http_status or 500) >= 500 else "invalid_request_error"
             error = {"error": {"type": kind, "code": exc.code, "message": exc.user_message or str(exc)}}
             return exc.http_status or 500, error, dict(exc.headers or {})
-        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: /{'/'.join(parts)})"}}, {}
+        return (
+            404,
+            {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: /{'/'.join(parts)})"}},
+            {},
+        )
 
     @staticmethod
     async def _send(send: Callable, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
         # Stripe names every answer, errors included, with a Request-Id (support quotes it back).
         request_id = f"req_{secrets.token_hex(7)}"
-        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"request-id", request_id.encode())]
+        raw = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"request-id", request_id.encode()),
+        ]
         raw += [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})

@@ -75,7 +75,7 @@ class EmbeddedSystem:
     async def deliver_webhooks(self) -> int:
         if self.stripe is None:
             return 0
-        events = self.stripe.events[self.delivered:]
+        events = self.stripe.events[self.delivered :]
         if not self.webhooks:
             self.delivered += len(events)
             return 0
@@ -132,7 +132,11 @@ class EmbeddedSystem:
 
         settings = self.container.settings()
         return SyncContext(
-            self.uow_factory, self.clock, policy or settings.conflict_policy, await self.installation(), self.container.account_guard()
+            self.uow_factory,
+            self.clock,
+            policy or settings.conflict_policy,
+            await self.installation(),
+            self.container.account_guard(),
         )
 
     async def installation(self) -> str:

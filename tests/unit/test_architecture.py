@@ -37,5 +37,15 @@ def test_the_domain_imports_only_the_standard_library_and_msgspec():
 
 @pytest.mark.parametrize("package", ["domain", "application"])
 def test_the_core_imports_no_framework_driver_or_outer_layer(package):
-    forbidden = {"sqlalchemy", "asyncpg", "aiokafka", "stripe", "litestar", "dependency_injector", "httpx", "adapters", "entrypoints"}
+    forbidden = {
+        "sqlalchemy",
+        "asyncpg",
+        "aiokafka",
+        "stripe",
+        "litestar",
+        "dependency_injector",
+        "httpx",
+        "adapters",
+        "entrypoints",
+    }
     assert set(imported_top_levels(package)) & forbidden == set()

@@ -239,10 +239,18 @@ async def test_the_loop_waits_out_outages_one_line_per_attempt_then_catches_up_a
 
     integration = Interleaved(StripeIntegration(fake, [WEBHOOK_SECRET]), stripe_down_twice)
     stopping = asyncio.Event()
-    loop = asyncio.create_task(run_catch_up(
-        {"stripe": integration}, db.unit_of_work, FlakyPublisher(broker, failures=1), clock, stopping,
-        owner="w1", interval=0.02, overlap=120.0,
-    ))
+    loop = asyncio.create_task(
+        run_catch_up(
+            {"stripe": integration},
+            db.unit_of_work,
+            FlakyPublisher(broker, failures=1),
+            clock,
+            stopping,
+            owner="w1",
+            interval=0.02,
+            overlap=120.0,
+        )
+    )
     await wait_for(lambda: len(broker.messages(INBOUND_TOPIC)) == 2)
     polls = integration.calls
     await wait_for(lambda: integration.calls >= polls + 3)  # idle polls meanwhile
@@ -266,9 +274,18 @@ async def test_every_integration_is_polled_on_its_own_cursor():
         await fake.create_async(params={"name": f"{name} customer"})
     integrations = {name: StripeIntegration(fake, [WEBHOOK_SECRET], system=name) for name, fake in stripes.items()}
     stopping = asyncio.Event()
-    loop = asyncio.create_task(run_catch_up(
-        integrations, db.unit_of_work, InMemoryPublisher(broker), clock, stopping, owner="w1", interval=0.02, overlap=120.0,
-    ))
+    loop = asyncio.create_task(
+        run_catch_up(
+            integrations,
+            db.unit_of_work,
+            InMemoryPublisher(broker),
+            clock,
+            stopping,
+            owner="w1",
+            interval=0.02,
+            overlap=120.0,
+        )
+    )
     await wait_for(lambda: len(broker.messages(INBOUND_TOPIC)) == 2)
     stopping.set()
     await asyncio.wait_for(loop, 5)
@@ -316,10 +333,19 @@ async def test_each_poll_is_counted_with_what_it_found_and_failed_polls_apart():
     await fake.create_async(params={"name": "Bob"})
     metrics = InMemoryMetrics()
     stopping = asyncio.Event()
-    loop = asyncio.create_task(run_catch_up(
-        {"stripe": StripeIntegration(fake, [WEBHOOK_SECRET])}, db.unit_of_work, FlakyPublisher(broker, failures=1), clock,
-        stopping, owner="w1", interval=0.02, overlap=120.0, metrics=metrics,
-    ))
+    loop = asyncio.create_task(
+        run_catch_up(
+            {"stripe": StripeIntegration(fake, [WEBHOOK_SECRET])},
+            db.unit_of_work,
+            FlakyPublisher(broker, failures=1),
+            clock,
+            stopping,
+            owner="w1",
+            interval=0.02,
+            overlap=120.0,
+            metrics=metrics,
+        )
+    )
     await wait_for(lambda: metrics.counts["catch-up", "stripe", "ok"] >= 2)
     stopping.set()
     await asyncio.wait_for(loop, 5)
@@ -339,6 +365,7 @@ async def test_a_first_poll_tried_again_after_a_failure_still_reads_from_when_th
     began = clock.now()
     await fake.create_async(params={"name": "Ada"})  # stamped 10:00:00, while the first poll fails
     clock.advance(3)
-    done = await catch_up_once(StripeIntegration(fake, [WEBHOOK_SECRET]), db.unit_of_work, InMemoryPublisher(broker), clock,
-                               "w1", 120.0, began=began)
+    done = await catch_up_once(
+        StripeIntegration(fake, [WEBHOOK_SECRET]), db.unit_of_work, InMemoryPublisher(broker), clock, "w1", 120.0, began=began
+    )
     assert done is not None and done.published == 1 and len(broker.messages(INBOUND_TOPIC)) == 1

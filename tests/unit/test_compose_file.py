@@ -65,7 +65,8 @@ def test_every_service_command_is_a_real_custsync_command(compose, service):
 def test_services_start_in_order(compose):
     services = compose["services"]
     assert services["init"]["depends_on"] == {
-        "postgres": {"condition": "service_healthy"}, "kafka": {"condition": "service_healthy"},
+        "postgres": {"condition": "service_healthy"},
+        "kafka": {"condition": "service_healthy"},
     }
     for name in ("api", "worker"):
         assert services[name]["depends_on"] == {"init": {"condition": "service_completed_successfully"}}

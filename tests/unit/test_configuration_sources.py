@@ -43,7 +43,9 @@ def test_env_example_gives_the_defaults_and_leaves_the_required_ones_to_fill_in(
         elif name not in LOCAL_SERVICES:
             assert not commented, f"{name} is commented out: give its default"
             expected = defaults[ENV_NAMES[name]]
-            assert msgspec.convert(value, type(expected), strict=False) == expected, f"{name}={value} is not the default {expected!r}"
+            assert msgspec.convert(value, type(expected), strict=False) == expected, (
+                f"{name}={value} is not the default {expected!r}"
+            )
 
 
 def test_a_copied_example_filled_in_is_accepted():

@@ -32,7 +32,9 @@ async def test_a_conflict_ends_with_the_policys_winner_on_both_sides(clock, poli
         await system.stripe.update_async(external_id, params={"name": "Stripe"})
 
     async def edit_here():
-        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Catalog"}), system.uow_factory(), system.clock)
+        await patch_customer(
+            PatchCustomer(customer_id=customer.id, changes={"name": "Catalog"}), system.uow_factory(), system.clock
+        )
 
     for edit in (edit_here, edit_in_stripe) if stripe_later else (edit_in_stripe, edit_here):
         await edit()
@@ -58,7 +60,9 @@ async def test_a_conflict_ends_with_the_policys_winner_on_both_sides(clock, poli
 
 
 async def test_changes_to_different_fields_on_each_side_are_both_kept(clock):
-    system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy.LATEST_WINS), clock=clock)
+    system = EmbeddedSystem(
+        Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy.LATEST_WINS), clock=clock
+    )
     customer = await create_customer(CreateCustomer("Ada", "ada@example.com"), system.uow_factory(), system.clock)
     await system.settle()
     external_id = (await system.mapping(customer.id)).external_id
@@ -68,4 +72,7 @@ async def test_changes_to_different_fields_on_each_side_are_both_kept(clock):
     await system.consume()
     await system.settle()
     assert (await system.customer(customer.id)).data.email == "ada@stripe.example"
-    assert (system.stripe.customers[external_id]["name"], system.stripe.customers[external_id]["email"]) == ("Ada L.", "ada@stripe.example")
+    assert (system.stripe.customers[external_id]["name"], system.stripe.customers[external_id]["email"]) == (
+        "Ada L.",
+        "ada@stripe.example",
+    )

@@ -41,7 +41,11 @@ async def setup(clock, handler, payloads, retry=RetryPolicy(max_attempts=3, base
     broker = InMemoryBroker(partitions=1)
     await broker.append([Envelope(TOPIC, "k", f"e{i}", p) for i, p in enumerate(payloads)])
     consumer = SyncConsumer(
-        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock, retry,
+        InMemorySubscription(broker, [TOPIC]),
+        InMemoryPublisher(broker),
+        {TOPIC: handler},
+        clock,
+        retry,
         uow_factory=(db or InMemoryDatabase()).unit_of_work,
     )
     return broker, consumer
@@ -113,7 +117,10 @@ async def test_stopping_mid_retry_leaves_the_message_uncommitted_for_redelivery(
     assert await consumer.run_once(stopping) == 0
     assert broker.committed[("custsync-worker", TOPIC, 0)] == 0
     restarted = SyncConsumer(
-        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock,
+        InMemorySubscription(broker, [TOPIC]),
+        InMemoryPublisher(broker),
+        {TOPIC: handler},
+        clock,
         uow_factory=InMemoryDatabase().unit_of_work,
     )
     assert await restarted.run_once(asyncio.Event()) == 1
@@ -135,7 +142,11 @@ async def test_a_dead_letter_is_kept_in_the_store_with_its_original_topic_and_er
     async with db.unit_of_work() as uow:
         [letter] = await uow.dead_letters.list(10)
     assert (letter.topic, letter.key, letter.event_id, letter.payload) == (TOPIC, "k", "e0", b"a")
-    assert (letter.error, letter.created_at, letter.replayed_at) == ("PermanentIntegrationError: invalid email", clock.now(), None)
+    assert (letter.error, letter.created_at, letter.replayed_at) == (
+        "PermanentIntegrationError: invalid email",
+        clock.now(),
+        None,
+    )
     assert [m.event_id for m in broker.messages(f"{TOPIC}.dlq")] == ["e0"]  # and still published for watchers
 
 
@@ -205,7 +216,10 @@ async def test_a_dead_letter_waits_for_the_broker_and_is_stored_once(clock, db):
     await broker.append([Envelope(TOPIC, "k", "e0", b"junk")])
     handler = RecordingHandler({b"junk": [UndecodableMessage("not JSON")]})
     consumer = SyncConsumer(
-        InMemorySubscription(broker, [TOPIC]), UnreliablePublisher(broker, failures=3), {TOPIC: handler}, clock,
+        InMemorySubscription(broker, [TOPIC]),
+        UnreliablePublisher(broker, failures=3),
+        {TOPIC: handler},
+        clock,
         uow_factory=db.unit_of_work,
     )
     assert await consumer.run_once(asyncio.Event()) == 1
@@ -275,7 +289,9 @@ async def test_a_waiting_key_holds_up_only_itself_and_the_commit_point_waits_for
     await broker.append([Envelope(TOPIC, "fast", f"f{i}", f"fast-{i}".encode()) for i in range(5)])
     source = InMemorySubscription(broker, [TOPIC])
     handler = Gate()
-    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, clock, RetryPolicy(base_delay=0.02, max_delay=0.02))
+    consumer = SyncConsumer(
+        source, InMemoryPublisher(broker), {TOPIC: handler}, clock, RetryPolicy(base_delay=0.02, max_delay=0.02)
+    )
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:
@@ -309,7 +325,11 @@ async def test_a_partition_holding_max_buffered_uncommitted_is_paused_and_paused
     source = InMemorySubscription(broker, [TOPIC])
     handler = Gate()
     consumer = SyncConsumer(
-        source, InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(), RetryPolicy(base_delay=0.02, max_delay=0.02),
+        source,
+        InMemoryPublisher(broker),
+        {TOPIC: handler},
+        SystemClock(),
+        RetryPolicy(base_delay=0.02, max_delay=0.02),
         max_buffered=4,
     )
     stopping = asyncio.Event()
@@ -365,7 +385,11 @@ async def test_different_keys_run_concurrently_up_to_the_bound_and_one_key_stric
     await broker.append([Envelope(TOPIC, f"k{k}", f"e{k}-{i}", f"k{k}:{i}".encode()) for i in range(4) for k in range(12)])
     handler = Overlap()
     consumer = SyncConsumer(
-        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock, concurrency=5,
+        InMemorySubscription(broker, [TOPIC]),
+        InMemoryPublisher(broker),
+        {TOPIC: handler},
+        clock,
+        concurrency=5,
     )
     assert await consumer.run_once(asyncio.Event()) == 48
     assert handler.peak == 5  # bounded, and used
@@ -428,8 +452,9 @@ async def test_a_foreign_record_with_nul_in_its_key_and_id_is_dead_lettered_with
     broker = InMemoryBroker(partitions=1)
     await broker.append([Envelope(TOPIC, "k\x00", "e\x00vil", b"junk")])
     handler = RecordingHandler({b"junk": [UndecodableMessage("not JSON")]})
-    consumer = SyncConsumer(InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock,
-                            uow_factory=db.unit_of_work)
+    consumer = SyncConsumer(
+        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, clock, uow_factory=db.unit_of_work
+    )
     assert await consumer.run_once(asyncio.Event()) == 1
     async with db.unit_of_work() as uow:
         [letter] = await uow.dead_letters.list(10)
@@ -444,8 +469,12 @@ async def test_keys_waiting_out_failures_do_not_take_every_slot_from_the_others(
     await broker.append([Envelope(TOPIC, "c", "c0", b"healthy")])
     handler = Gate()
     consumer = SyncConsumer(
-        InMemorySubscription(broker, [TOPIC]), InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(),
-        RetryPolicy(base_delay=0.05, max_delay=0.05), concurrency=2,
+        InMemorySubscription(broker, [TOPIC]),
+        InMemoryPublisher(broker),
+        {TOPIC: handler},
+        SystemClock(),
+        RetryPolicy(base_delay=0.05, max_delay=0.05),
+        concurrency=2,
     )
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
@@ -475,7 +504,9 @@ async def test_a_delivery_in_backoff_stops_retrying_once_its_partition_went_to_a
     await broker.append([Envelope(TOPIC, "a", "a0", b"wait-a")])
     source = Revocable(broker, [TOPIC])
     handler = Gate()
-    consumer = SyncConsumer(source, InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(), RetryPolicy(base_delay=0.02, max_delay=0.02))
+    consumer = SyncConsumer(
+        source, InMemoryPublisher(broker), {TOPIC: handler}, SystemClock(), RetryPolicy(base_delay=0.02, max_delay=0.02)
+    )
     stopping = asyncio.Event()
     running = asyncio.create_task(consumer.run(stopping))
     try:

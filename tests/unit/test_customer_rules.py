@@ -22,8 +22,20 @@ def test_plausible_emails_pass(email):
 
 
 @pytest.mark.parametrize(
-    "email", ["ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a..b@example.com", ".a@example.com",
-              "ada@@example.com", "ada@-example.com", "ada@example.c0m", "ada@exa_mple..com"],
+    "email",
+    [
+        "ada",
+        "ada@",
+        "@example.com",
+        "ada@example",
+        "a b@example.com",
+        "a..b@example.com",
+        ".a@example.com",
+        "ada@@example.com",
+        "ada@-example.com",
+        "ada@example.c0m",
+        "ada@exa_mple..com",
+    ],
 )
 def test_broken_emails_are_refused(email):
     with pytest.raises(InvalidCustomer) as exc:

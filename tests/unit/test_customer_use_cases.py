@@ -20,7 +20,13 @@ async def test_create_stores_the_customer_and_its_event_together(db, clock):
     customer = await create_customer(CreateCustomer(" Ada ", "ada@example.com"), db.unit_of_work(), clock)
     assert (customer.id, customer.data, customer.version) == (1, CustomerData("Ada", "ada@example.com"), 1)
     [event] = await outbox(db)
-    assert (event.customer_id, event.kind, event.version, event.data, event.origin) == (1, ChangeKind.CREATED, 1, customer.data, None)
+    assert (event.customer_id, event.kind, event.version, event.data, event.origin) == (
+        1,
+        ChangeKind.CREATED,
+        1,
+        customer.data,
+        None,
+    )
 
 
 async def test_ids_are_assigned_by_the_catalog(db, clock):
@@ -38,7 +44,9 @@ async def test_invalid_input_stores_nothing(db, clock):
 async def test_replace_sets_every_field_and_emits_an_update(db, clock):
     created = await create_customer(CreateCustomer("Ada", "ada@example.com"), db.unit_of_work(), clock)
     clock.advance(5)
-    replaced = await replace_customer(ReplaceCustomer(customer_id=created.id, name="Ada L.", email=None), db.unit_of_work(), clock)
+    replaced = await replace_customer(
+        ReplaceCustomer(customer_id=created.id, name="Ada L.", email=None), db.unit_of_work(), clock
+    )
     assert replaced.data == CustomerData("Ada L.", None)
     assert replaced.version == 2 and replaced.updated_at > created.updated_at
     assert [e.kind for e in await outbox(db)] == [ChangeKind.CREATED, ChangeKind.UPDATED]
@@ -46,14 +54,18 @@ async def test_replace_sets_every_field_and_emits_an_update(db, clock):
 
 async def test_patch_changes_only_the_given_fields(db, clock):
     created = await create_customer(CreateCustomer("Ada", "ada@example.com"), db.unit_of_work(), clock)
-    patched = await patch_customer(PatchCustomer(customer_id=created.id, changes={"email": "new@example.com"}), db.unit_of_work(), clock)
+    patched = await patch_customer(
+        PatchCustomer(customer_id=created.id, changes={"email": "new@example.com"}), db.unit_of_work(), clock
+    )
     assert patched.data == CustomerData("Ada", "new@example.com")
 
 
 async def test_a_write_that_changes_nothing_emits_nothing(db, clock):
     created = await create_customer(CreateCustomer("Ada", "ada@example.com"), db.unit_of_work(), clock)
     same = await patch_customer(PatchCustomer(customer_id=created.id, changes={"name": " Ada "}), db.unit_of_work(), clock)
-    again = await replace_customer(ReplaceCustomer(customer_id=created.id, name="Ada", email="ada@example.com"), db.unit_of_work(), clock)
+    again = await replace_customer(
+        ReplaceCustomer(customer_id=created.id, name="Ada", email="ada@example.com"), db.unit_of_work(), clock
+    )
     assert same.version == again.version == 1
     assert len(await outbox(db)) == 1
 
@@ -62,7 +74,11 @@ async def test_a_stale_expected_version_is_refused_and_changes_nothing(db, clock
     created = await create_customer(CreateCustomer("Ada"), db.unit_of_work(), clock)
     await patch_customer(PatchCustomer(customer_id=created.id, changes={"name": "B"}), db.unit_of_work(), clock)
     with pytest.raises(StaleVersion) as exc:
-        await patch_customer(PatchCustomer(customer_id=created.id, changes={"name": "C"}, expected_versions=frozenset({1})), db.unit_of_work(), clock)
+        await patch_customer(
+            PatchCustomer(customer_id=created.id, changes={"name": "C"}, expected_versions=frozenset({1})),
+            db.unit_of_work(),
+            clock,
+        )
     assert exc.value.actual == 2
     with pytest.raises(StaleVersion):
         await delete_customer(DeleteCustomer(customer_id=created.id, expected_versions=frozenset({1})), db.unit_of_work(), clock)
@@ -98,7 +114,8 @@ async def test_a_new_customer_shows_a_pending_link_for_every_configured_system(d
     created = await create_customer(CreateCustomer("Ada"), db.unit_of_work(), clock)
     view = await get_customer(created.id, db.unit_of_work(), ["stripe", "salesforce"])
     assert [(link.system, link.external_id, link.sync_status) for link in view.links] == [
-        ("stripe", None, "pending"), ("salesforce", None, "pending"),
+        ("stripe", None, "pending"),
+        ("salesforce", None, "pending"),
     ]
 
 

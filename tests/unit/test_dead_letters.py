@@ -39,10 +39,17 @@ async def refused_create(system):
 
 
 def test_a_reopened_record_is_pending_again_and_keeps_what_went_wrong(clock):
-    dead = SyncRecord.pending("e1", 1, Direction.OUTBOUND, "stripe", Operation.CREATE, clock.now()).failed(clock.now(), "refused", dead=True)
+    dead = SyncRecord.pending("e1", 1, Direction.OUTBOUND, "stripe", Operation.CREATE, clock.now()).failed(
+        clock.now(), "refused", dead=True
+    )
     clock.advance(60)
     reopened = dead.reopened(clock.now())
-    assert (reopened.status, reopened.attempts, reopened.last_error, reopened.note) == (SyncStatus.PENDING, 1, "refused", "replayed")
+    assert (reopened.status, reopened.attempts, reopened.last_error, reopened.note) == (
+        SyncStatus.PENDING,
+        1,
+        "refused",
+        "replayed",
+    )
     assert not reopened.status.settled and reopened.updated_at == clock.now()
 
 
@@ -51,7 +58,12 @@ async def test_a_create_stripe_refused_is_dead_and_listed_with_its_error(system)
     assert (await outbound_record(system, customer.id)).status is SyncStatus.DEAD
     [letter] = await dead_letters(system)
     [envelope] = system.messages(OUTBOUND_TOPIC)
-    assert (letter.topic, letter.event_id, letter.key, letter.payload) == (OUTBOUND_TOPIC, envelope.event_id, envelope.key, envelope.payload)
+    assert (letter.topic, letter.event_id, letter.key, letter.payload) == (
+        OUTBOUND_TOPIC,
+        envelope.event_id,
+        envelope.key,
+        envelope.payload,
+    )
     assert REFUSAL in letter.error and letter.replayed_at is None
 
 
@@ -74,13 +86,20 @@ async def test_a_replay_goes_back_on_the_original_topic_with_the_same_key_and_ev
     [letter] = await dead_letters(system)
     await replay(system)
     original, replayed = system.messages(OUTBOUND_TOPIC)
-    assert (replayed.key, replayed.event_id, replayed.payload, replayed.error) == (original.key, original.event_id, original.payload, None)
+    assert (replayed.key, replayed.event_id, replayed.payload, replayed.error) == (
+        original.key,
+        original.event_id,
+        original.payload,
+        None,
+    )
 
 
 async def test_a_replay_pushes_the_customers_current_state_not_the_dead_snapshot(system):
     customer = await refused_create(system)
     with stripe_refusing(system.stripe):
-        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Ada L."}), system.uow_factory(), system.clock)
+        await patch_customer(
+            PatchCustomer(customer_id=customer.id, changes={"name": "Ada L."}), system.uow_factory(), system.clock
+        )
         await system.settle()
     assert len(await dead_letters(system)) == 2
     await replay(system)

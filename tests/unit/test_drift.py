@@ -22,8 +22,15 @@ def customer(data: CustomerData = BASE, *, version: int = 2, deleted: bool = Fal
 
 
 def link(baseline: CustomerData = BASE, *, synced_version: int = 2, broken: str | None = None) -> ExternalMapping:
-    return ExternalMapping(customer_id=1, system="stripe", external_id="cus_1", synced=baseline,
-                           synced_version=synced_version, synced_at=T0, broken=broken)
+    return ExternalMapping(
+        customer_id=1,
+        system="stripe",
+        external_id="cus_1",
+        synced=baseline,
+        synced_version=synced_version,
+        synced_at=T0,
+        broken=broken,
+    )
 
 
 def there(data: CustomerData = BASE) -> ExternalCustomer:
@@ -34,11 +41,14 @@ def test_a_pair_holding_the_same_values_is_in_sync_and_needs_nothing():
     assert compare_linked(customer(), link(), there()) == (FindingKind.IN_SYNC, Fix.NONE, (), None)
 
 
-@pytest.mark.parametrize(("here", "over_there", "detail"), [
-    (BASE, CustomerData("Ada L.", "ada@example.com"), "name: changed there"),
-    (CustomerData("Ada L.", "ada@example.com"), BASE, "name: changed here"),
-    (CustomerData("Ada K.", "ada@example.com"), CustomerData("Ada L.", "ada@example.com"), "name: changed on both sides"),
-])
+@pytest.mark.parametrize(
+    ("here", "over_there", "detail"),
+    [
+        (BASE, CustomerData("Ada L.", "ada@example.com"), "name: changed there"),
+        (CustomerData("Ada L.", "ada@example.com"), BASE, "name: changed here"),
+        (CustomerData("Ada K.", "ada@example.com"), CustomerData("Ada L.", "ada@example.com"), "name: changed on both sides"),
+    ],
+)
 def test_a_pair_that_differs_is_refreshed_through_the_inbound_rules_and_says_who_changed_what(here, over_there, detail):
     kind, fix, fields, said = compare_linked(customer(here), link(), there(over_there))
     assert (kind, fix, fields, said) == (FindingKind.DIFFERS, Fix.REFRESH, ("name",), detail)
@@ -68,31 +78,46 @@ def test_a_broken_link_whose_record_is_listed_again_is_pushed():
     assert (kind, fix) == (FindingKind.DIFFERS, Fix.PUSH) and "404 on retrieve" in detail
 
 
-@pytest.mark.parametrize(("here", "over_there", "policy", "merged"), [
-    # a field set on one side only takes that value: a link never clears anything
-    (CustomerData(None, "ada@example.com"), CustomerData("Ada", "ada@example.com"), ConflictPolicy.LATEST_WINS, BASE),
-    (CustomerData("Ada", "ada@example.com"), CustomerData(None, "ada@example.com"), ConflictPolicy.LATEST_WINS, BASE),
-    # set differently on both: the catalog's (the hub) ...
-    (CustomerData("Ada", "ada@example.com"), CustomerData("Ada L.", "ADA@example.com"), ConflictPolicy.LATEST_WINS, BASE),
-    (CustomerData("Ada", "ada@example.com"), CustomerData("Ada L.", "ADA@example.com"), ConflictPolicy.INTERNAL_WINS, BASE),
-    # ... unless the external side wins every conflict
-    (CustomerData("Ada", "ada@example.com"), CustomerData("Ada L.", "ADA@example.com"), ConflictPolicy.EXTERNAL_WINS,
-     CustomerData("Ada L.", "ADA@example.com")),
-    (CustomerData("Ada", None), CustomerData(None, "ada@example.com"), ConflictPolicy.EXTERNAL_WINS, BASE),
-])
+@pytest.mark.parametrize(
+    ("here", "over_there", "policy", "merged"),
+    [
+        # a field set on one side only takes that value: a link never clears anything
+        (CustomerData(None, "ada@example.com"), CustomerData("Ada", "ada@example.com"), ConflictPolicy.LATEST_WINS, BASE),
+        (CustomerData("Ada", "ada@example.com"), CustomerData(None, "ada@example.com"), ConflictPolicy.LATEST_WINS, BASE),
+        # set differently on both: the catalog's (the hub) ...
+        (CustomerData("Ada", "ada@example.com"), CustomerData("Ada L.", "ADA@example.com"), ConflictPolicy.LATEST_WINS, BASE),
+        (CustomerData("Ada", "ada@example.com"), CustomerData("Ada L.", "ADA@example.com"), ConflictPolicy.INTERNAL_WINS, BASE),
+        # ... unless the external side wins every conflict
+        (
+            CustomerData("Ada", "ada@example.com"),
+            CustomerData("Ada L.", "ADA@example.com"),
+            ConflictPolicy.EXTERNAL_WINS,
+            CustomerData("Ada L.", "ADA@example.com"),
+        ),
+        (CustomerData("Ada", None), CustomerData(None, "ada@example.com"), ConflictPolicy.EXTERNAL_WINS, BASE),
+    ],
+)
 def test_a_first_link_takes_the_union_and_settles_conflicts_by_the_policy(here, over_there, policy, merged):
     assert first_link_data(here, over_there, policy) == merged
 
 
-@pytest.mark.parametrize(("email", "key"), [
-    ("Ada@Example.COM", "ada@example.com"), ("ada@example.com", "ada@example.com"), (None, None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("email", "key"),
+    [
+        ("Ada@Example.COM", "ada@example.com"),
+        ("ada@example.com", "ada@example.com"),
+        (None, None),
+        ("", None),
+    ],
+)
 def test_emails_match_ignoring_case_and_a_missing_email_matches_nothing(email, key):
     assert email_key(email) == key
 
 
 def test_a_run_counts_add_up_and_zeroes_are_not_stored():
-    run = ReconcileRun(id=1, system="stripe", status=RunStatus.RUNNING, dry_run=False, match_by=None, trigger="cli", created_at=T0)
+    run = ReconcileRun(
+        id=1, system="stripe", status=RunStatus.RUNNING, dry_run=False, match_by=None, trigger="cli", created_at=T0
+    )
     counted = run.counted(in_sync=3, differs=0).counted(in_sync=2, only_here=1)
     assert counted.counts == {"in_sync": 5, "only_here": 1} and run.counts == {}
     assert RunStatus.QUEUED.active and RunStatus.RUNNING.active and not RunStatus.DONE.active

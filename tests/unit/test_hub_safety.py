@@ -32,9 +32,14 @@ class Hub:
 
     def __init__(self, policy: str = "latest_wins") -> None:
         self.clock = FakeClock(datetime(2026, 1, 1, 10, 0, 0, 100_000, tzinfo=UTC))
-        self.system = EmbeddedSystem(Settings(
-            stripe_webhook_secret=WEBHOOK_SECRET, integrations="stripe,salesforce", conflict_policy=ConflictPolicy(policy),
-        ), clock=self.clock)
+        self.system = EmbeddedSystem(
+            Settings(
+                stripe_webhook_secret=WEBHOOK_SECRET,
+                integrations="stripe,salesforce",
+                conflict_policy=ConflictPolicy(policy),
+            ),
+            clock=self.clock,
+        )
         c = self.container = self.system.container
         self.org = c.salesforce_org()
         self.integrations = c.integrations()
@@ -52,11 +57,14 @@ class Hub:
         return await create_customer(CreateCustomer(name, email), self.system.uow_factory(), self.clock)
 
     async def patch(self, customer_id, **changes):
-        return await patch_customer(PatchCustomer(customer_id=customer_id, changes=changes), self.system.uow_factory(), self.clock)
+        return await patch_customer(
+            PatchCustomer(customer_id=customer_id, changes=changes), self.system.uow_factory(), self.clock
+        )
 
     async def poll(self):
-        return await catch_up_once(self.integrations["salesforce"], self.container.uow_factory(), self.container.publisher(),
-                                   self.clock, "poller", 120.0)
+        return await catch_up_once(
+            self.integrations["salesforce"], self.container.uow_factory(), self.container.publisher(), self.clock, "poller", 120.0
+        )
 
     def contact(self, contact_id):
         return self.org.shown(self.org.contacts[contact_id])
@@ -75,8 +83,11 @@ class Hub:
         await self.system.settle()
         self.new(OUTBOUND_TOPIC)
         self.new(INBOUND_TOPIC)
-        return (customer, (await self.system.mapping(customer.id, "stripe")).external_id,
-                (await self.system.mapping(customer.id, "salesforce")).external_id)
+        return (
+            customer,
+            (await self.system.mapping(customer.id, "stripe")).external_id,
+            (await self.system.mapping(customer.id, "salesforce")).external_id,
+        )
 
     async def salesforce_create_fails(self, name: str, email: str, *, executed: bool = False):
         """A customer made here: Stripe takes it, Salesforce's first create attempt fails (503;
@@ -130,8 +141,13 @@ async def test_a_create_never_writes_over_a_live_contact_that_holds_our_id_witho
     # A catalog restored from a backup reissues id 2; the Contact of the old customer 2 is a person's.
     hub = Hub()
     installation = await hub.system.installation()
-    grace = hub.org.create(FirstName="Grace", LastName="Hopper", Email="grace@navy.example",
-                           Custsync_Id__c=f"{installation}-2", Custsync_Create__c=f"custsync-{installation}-create-old")
+    grace = hub.org.create(
+        FirstName="Grace",
+        LastName="Hopper",
+        Email="grace@navy.example",
+        Custsync_Id__c=f"{installation}-2",
+        Custsync_Create__c=f"custsync-{installation}-create-old",
+    )
     await hub.create("Someone Else", "someone@example.com")
     ada = await hub.create("Ada Lovelace", "ada@example.com")
     await hub.system.settle()
@@ -140,7 +156,9 @@ async def test_a_create_never_writes_over_a_live_contact_that_holds_our_id_witho
     assert (held["FirstName"], held["LastName"], held["Email"]) == ("Grace", "Hopper", "grace@navy.example")
     assert await hub.system.mapping(ada.id, "salesforce") is None
     [record] = [r for r in await hub.system.history(ada.id) if r.system == "salesforce"]
-    assert record.status is SyncStatus.DEAD and "already holds" in record.last_error and "nothing was written" in record.last_error
+    assert (
+        record.status is SyncStatus.DEAD and "already holds" in record.last_error and "nothing was written" in record.last_error
+    )
     assert len(hub.org.live()) == 2  # Grace's, and the other customer's: no second Contact made on a guess
 
 
@@ -233,8 +251,9 @@ async def test_a_push_to_salesforce_asked_by_an_operator_is_no_push_to_stripe(po
     hub.system.webhooks = False  # a Stripe dashboard edit whose event has not come yet
     hub.clock.advance(2)
     await hub.system.stripe.update_async(stripe_id, params={"email": "ada@lovelace.org"})
-    await resync(customer.id, "salesforce", Direction.PUSH, hub.integrations, hub.system.uow_factory, hub.container.publisher(),
-                 hub.clock)
+    await resync(
+        customer.id, "salesforce", Direction.PUSH, hub.integrations, hub.system.uow_factory, hub.container.publisher(), hub.clock
+    )
     await hub.system.settle()
     assert hub.stripe_email(stripe_id) == "ada@lovelace.org"
 
@@ -311,8 +330,17 @@ async def test_a_forced_event_from_before_forced_for_is_forced_for_no_system():
         await uow.commit()
     hub.clock.advance(1)
     assert (await hub.reconcile("salesforce")).counts["ambiguous"] == 1
-    legacy = encode(CustomerChanged(event_id=new_event_id(), customer_id=ada.id, kind=ChangeKind.CREATED, version=ada.version,
-                                    data=ada.data, occurred_at=ada.updated_at, forced=True))
+    legacy = encode(
+        CustomerChanged(
+            event_id=new_event_id(),
+            customer_id=ada.id,
+            kind=ChangeKind.CREATED,
+            version=ada.version,
+            data=ada.data,
+            occurred_at=ada.updated_at,
+            forced=True,
+        )
+    )
     assert not decode(legacy, CustomerChanged).forced_at("salesforce")
     with pytest.raises(AmbiguousExport):
         await hub.out["salesforce"].handle(legacy)

@@ -57,7 +57,10 @@ SERIES_OF = {
     "counter": (("_total", "counter", ()), ("_created", "gauge", ())),
     "gauge": (("", "gauge", ()),),
     "histogram": (
-        ("_bucket", "counter", ("le",)), ("_sum", "counter", ()), ("_count", "counter", ()), ("_created", "gauge", ()),
+        ("_bucket", "counter", ("le",)),
+        ("_sum", "counter", ()),
+        ("_count", "counter", ()),
+        ("_created", "gauge", ()),
     ),
     "summary": (("", "gauge", ("quantile",)), ("_sum", "counter", ()), ("_count", "counter", ()), ("_created", "gauge", ())),
     "info": (("_info", "gauge", ()),),
@@ -96,6 +99,7 @@ CUSTSYNC_FAMILIES = {s.family for s in SERIES.values() if s.family.startswith("c
 
 
 # -- PromQL ---------------------------------------------------------------------------------------
+
 
 class BadQuery(AssertionError):
     pass
@@ -188,6 +192,7 @@ def only_series_in(node) -> str | None:
     def visit(n):
         if isinstance(n, pq.VectorSelector):
             found.append(selector_name(n))
+
     pq.walk(node, pre_visit=visit)
     return found[0] if len(set(found)) == 1 else None
 
@@ -224,8 +229,11 @@ def binary_labels(node) -> frozenset[str] | None:
         if named - (lhs | rhs):
             raise BadQuery(f"ignoring({', '.join(sorted(named))}): {sorted(named - (lhs | rhs))} on neither side of {op}")
         compared_l, compared_r = lhs - named, rhs - named
-    if op != "or" and compared_l != compared_r and card in (pq.VectorMatchCardinality.OneToOne,
-                                                            pq.VectorMatchCardinality.ManyToMany):
+    if (
+        op != "or"
+        and compared_l != compared_r
+        and card in (pq.VectorMatchCardinality.OneToOne, pq.VectorMatchCardinality.ManyToMany)
+    ):
         raise BadQuery(
             f"the sides of {op} carry different labels ({sorted(compared_l)} vs {sorted(compared_r)}): "
             "no series would ever match; aggregate both alike or use on(...)"
@@ -260,6 +268,7 @@ def metrics_named(expr: str) -> set[str]:
     def visit(node):
         if isinstance(node, pq.VectorSelector):
             names.add(selector_name(node))
+
     pq.walk(pq.parse(expr), pre_visit=visit)
     return names
 
@@ -283,6 +292,7 @@ def check_legend(expr: str, legend: str) -> None:
 
 
 # -- the files ------------------------------------------------------------------------------------
+
 
 def alert_rules() -> list[dict]:
     return [rule for group in load_yaml(ALERTS_YML)["groups"] for rule in group["rules"]]
@@ -365,10 +375,21 @@ def test_the_dashboard_shows_every_custsync_metric():
 def test_the_dashboard_has_the_panels_on_call_reads():
     titles = {p["title"] for p in dashboard_panels()}
     for title in (
-        "Outbox backlog and oldest age", "Consumer lag per topic/partition", "Deliveries by outcome",
-        "End-to-end sync latency p50 / p99", "Retried and dead-lettered", "Dead letters waiting per topic",
-        "Calls by status class", "Rate-limited (429)", "Request budget wait p50 / p99", "Webhooks received by result",
-        "Webhooks rejected by reason", "Customers out of sync by status", "Catch-up", "Reconcile", "Last success age",
+        "Outbox backlog and oldest age",
+        "Consumer lag per topic/partition",
+        "Deliveries by outcome",
+        "End-to-end sync latency p50 / p99",
+        "Retried and dead-lettered",
+        "Dead letters waiting per topic",
+        "Calls by status class",
+        "Rate-limited (429)",
+        "Request budget wait p50 / p99",
+        "Webhooks received by result",
+        "Webhooks rejected by reason",
+        "Customers out of sync by status",
+        "Catch-up",
+        "Reconcile",
+        "Last success age",
     ):
         assert title in titles
 
@@ -394,9 +415,15 @@ def test_every_alert_expression_names_real_metrics_and_labels(name):
 def test_the_alerts_cover_what_pages():
     named = {name: metrics_named(rule["expr"]) for name, rule in ALERTS.items()}
     wanted = {
-        "up", "custsync_outbox_oldest_event_age_seconds", "custsync_consumer_lag_messages", "custsync_dead_letters_waiting",
-        "custsync_external_requests_total", "custsync_last_success_timestamp_seconds", "custsync_customers_out_of_sync",
-        "custsync_status_sampled_timestamp_seconds", "custsync_catchup_changes_total",
+        "up",
+        "custsync_outbox_oldest_event_age_seconds",
+        "custsync_consumer_lag_messages",
+        "custsync_dead_letters_waiting",
+        "custsync_external_requests_total",
+        "custsync_last_success_timestamp_seconds",
+        "custsync_customers_out_of_sync",
+        "custsync_status_sampled_timestamp_seconds",
+        "custsync_catchup_changes_total",
     }
     assert wanted <= set().union(*named.values())
 
@@ -404,14 +431,17 @@ def test_the_alerts_cover_what_pages():
 # The negative cases: each must be refused, for the reason given.
 BROKEN = {
     "a renamed metric": (
-        ALERTS["CustsyncOutboxStuck"]["expr"].replace("custsync_outbox_oldest_event_age_seconds", "custsync_outbox_oldest_age_seconds"),
+        ALERTS["CustsyncOutboxStuck"]["expr"].replace(
+            "custsync_outbox_oldest_event_age_seconds", "custsync_outbox_oldest_age_seconds"
+        ),
         "unknown metric 'custsync_outbox_oldest_age_seconds'",
     ),
     "a counter without _total": ("sum(rate(custsync_deliveries[5m]))", "unknown metric"),
     "a selector label the metric lacks": ('custsync_external_requests_total{status="429"}', "has no label 'status'"),
     "a by label the metric lacks": ("sum by (topic) (custsync_customers_out_of_sync)", "not labels of what it aggregates"),
     "a quantile without le": (
-        "histogram_quantile(0.99, sum by (system) (rate(custsync_rate_limit_wait_seconds_bucket[5m])))", "without `le`",
+        "histogram_quantile(0.99, sum by (system) (rate(custsync_rate_limit_wait_seconds_bucket[5m])))",
+        "without `le`",
     ),
     "rate over a gauge": ("rate(custsync_outbox_backlog_events[5m])", "takes a counter"),
     "sides that never match": (
@@ -441,6 +471,7 @@ def test_a_legend_naming_a_label_the_query_drops_would_be_caught():
 
 
 # -- Prometheus's targets and Grafana's provisioning against the compose file -----------------------
+
 
 def served_metrics(service: dict) -> tuple[str, int]:
     """(host, port) a custsync service serves /metrics on, as its compose command and environment say."""
@@ -486,8 +517,13 @@ def test_prometheus_scrapes_the_api_and_the_worker_where_they_serve(compose):
 
 def test_a_wrong_scrape_port_would_be_caught(compose):
     worker = compose["services"]["worker"]
-    moved = {**compose, "services": {**compose["services"],
-                                     "worker": {**worker, "environment": {**worker["environment"], "METRICS_PORT": "9200"}}}}
+    moved = {
+        **compose,
+        "services": {
+            **compose["services"],
+            "worker": {**worker, "environment": {**worker["environment"], "METRICS_PORT": "9200"}},
+        },
+    }
     assert scrape_problems(load_yaml(PROMETHEUS_YML), moved) == ["worker:9100: worker serves /metrics on 9200"]
     renamed = {**compose, "services": {k if k != "api" else "custsync-api": v for k, v in compose["services"].items()}}
     assert any("no compose service 'api'" in p for p in scrape_problems(load_yaml(PROMETHEUS_YML), renamed))
@@ -506,7 +542,7 @@ def mounted(service: dict, container_path: str) -> Path:
                 best = (source, target)
     assert best is not None, f"nothing mounted at {container_path}"
     source, target = best
-    return (ROOT / source / container_path[len(target):].lstrip("/")).resolve()
+    return (ROOT / source / container_path[len(target) :].lstrip("/")).resolve()
 
 
 def flag(command: list[str], name: str) -> str | None:

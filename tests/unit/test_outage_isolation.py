@@ -56,7 +56,9 @@ async def test_changes_made_while_salesforce_is_down_reach_stripe_at_once_and_sa
     org = system.container.salesforce_org()
     outage = Outage(org)
     http = httpx.AsyncClient(transport=httpx.MockTransport(outage.handle))
-    system.use_integration("salesforce", SalesforceIntegration(http, ClientCredentials(http, org.instance_url, "custsync-dev", "custsync-dev")))
+    system.use_integration(
+        "salesforce", SalesforceIntegration(http, ClientCredentials(http, org.instance_url, "custsync-dev", "custsync-dev"))
+    )
     uow = system.uow_factory
     customer = await create_customer(CreateCustomer("Ada Lovelace", "ada@example.com"), uow(), system.clock)
     await system.settle()
@@ -69,12 +71,12 @@ async def test_changes_made_while_salesforce_is_down_reach_stripe_at_once_and_sa
     try:
         await patch_customer(PatchCustomer(customer_id=customer.id, changes={"email": "ada@lovelace.org"}), uow(), system.clock)
         await system.relay()
-        await eventually(lambda: (system.stripe.customers[stripe_id]["email"] == "ada@lovelace.org"), "the email in Stripe")
-        await eventually(lambda: (outage.refused >= 2), "Salesforce's group retrying")
+        await eventually(lambda: system.stripe.customers[stripe_id]["email"] == "ada@lovelace.org", "the email in Stripe")
+        await eventually(lambda: outage.refused >= 2, "Salesforce's group retrying")
         # A second change of the same customer while the first still waits for Salesforce.
         await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Ada King"}), uow(), system.clock)
         await system.relay()
-        await eventually(lambda: (system.stripe.customers[stripe_id]["name"] == "Ada King"), "the name in Stripe")
+        await eventually(lambda: system.stripe.customers[stripe_id]["name"] == "Ada King", "the name in Stripe")
         assert set(system.consumer.waiting()) == {"salesforce"}  # only Salesforce's group waits
         held = org.shown(org.contacts[contact_id])
         assert (held["LastName"], held["Email"]) == ("Lovelace", "ada@example.com")
@@ -90,9 +92,18 @@ async def test_changes_made_while_salesforce_is_down_reach_stripe_at_once_and_sa
         assert await lag_of("salesforce") == 2  # both changes wait for Salesforce, on its group's offsets
 
         outage.down = False
-        await eventually(lambda: ((org.shown(org.contacts[contact_id])["FirstName"], org.shown(org.contacts[contact_id])["LastName"],
-                                        org.shown(org.contacts[contact_id])["Email"]) == ("Ada", "King", "ada@lovelace.org")),
-                         "Salesforce converged after the outage", seconds=40)
+        await eventually(
+            lambda: (
+                (
+                    org.shown(org.contacts[contact_id])["FirstName"],
+                    org.shown(org.contacts[contact_id])["LastName"],
+                    org.shown(org.contacts[contact_id])["Email"],
+                )
+                == ("Ada", "King", "ada@lovelace.org")
+            ),
+            "Salesforce converged after the outage",
+            seconds=40,
+        )
     finally:
         stopping.set()
         await asyncio.wait_for(worker, 10)
@@ -101,4 +112,3 @@ async def test_changes_made_while_salesforce_is_down_reach_stripe_at_once_and_sa
     for system_name in ("stripe", "salesforce"):
         mapping = await system.mapping(customer.id, system_name)
         assert mapping.synced_version == (await system.customer(customer.id)).version
-

@@ -52,9 +52,15 @@ async def test_a_create_retried_after_losing_its_result_reuses_the_idempotency_k
     [(_, key)] = [call for call in system.stripe.calls if call[0] == "create"]
     async with system.uow_factory() as uow:
         await uow.mappings.remove(customer.id, "stripe")
-        await uow.create_intents.add(CreateIntent(
-            customer_id=customer.id, system="stripe", idempotency_key=key, data=customer.data, created_at=system.clock.now(),
-        ))
+        await uow.create_intents.add(
+            CreateIntent(
+                customer_id=customer.id,
+                system="stripe",
+                idempotency_key=key,
+                data=customer.data,
+                created_at=system.clock.now(),
+            )
+        )
         for record in await uow.sync_records.for_customer(customer.id, 10):
             await uow.sync_records.save(record.failed(system.clock.now(), "crashed", dead=False))
         await uow.commit()
@@ -109,7 +115,9 @@ async def test_a_customer_created_and_deleted_before_syncing_never_reaches_strip
 async def test_events_are_applied_from_current_state_so_a_burst_converges(system):
     customer = await create(system)
     for i in range(5):
-        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock)
+        await patch_customer(
+            PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock
+        )
     await system.settle()
     twin = system.stripe.customers[(await system.mapping(customer.id)).external_id]
     assert twin["name"] == "Ada 4"
@@ -122,7 +130,9 @@ async def test_a_burst_of_edits_to_a_linked_customer_costs_one_push(system):
     await system.settle()
     before, published = len(system.stripe.calls), len(system.messages(OUTBOUND_TOPIC))
     for i in range(20):
-        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock)
+        await patch_customer(
+            PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock
+        )
     await system.settle()
     twin = system.stripe.customers[(await system.mapping(customer.id)).external_id]
     assert twin["name"] == "Ada 19"
@@ -136,7 +146,9 @@ async def test_a_burst_already_on_the_topic_is_coalesced_by_the_worker(system):
     await system.settle()
     before = len(system.stripe.calls)
     for i in range(5):  # relayed one by one (as several relay turns would), consumed together
-        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock)
+        await patch_customer(
+            PatchCustomer(customer_id=customer.id, changes={"name": f"Ada {i}"}), system.uow_factory(), system.clock
+        )
         await system.relay()
     await system.settle()
     assert [m for m, _ in system.stripe.calls[before:]] == ["retrieve", "update"]
@@ -151,8 +163,13 @@ def test_the_relay_leaves_out_only_events_a_later_one_of_the_same_customer_stand
 
     def event(n, customer_id=1, origin=None):
         return CustomerChanged(
-            event_id=f"e{n}", customer_id=customer_id, kind=ChangeKind.UPDATED, version=n, data=None,
-            occurred_at=datetime(2026, 1, 1, tzinfo=UTC), origin=origin,
+            event_id=f"e{n}",
+            customer_id=customer_id,
+            kind=ChangeKind.UPDATED,
+            version=n,
+            data=None,
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+            origin=origin,
         )
 
     batch = [event(1), event(2, customer_id=2), event(3), event(4, origin="stripe"), event(5), event(6), event(7, customer_id=2)]
@@ -166,8 +183,14 @@ def test_only_an_event_asking_the_same_thing_stands_for_an_earlier_one():
 
     def event(kind=ChangeKind.UPDATED, origin=None, forced=False, customer_id=1):
         return CustomerChanged(
-            event_id="e", customer_id=customer_id, kind=kind, version=1, data=None,
-            occurred_at=datetime(2026, 1, 1, tzinfo=UTC), origin=origin, forced=forced,
+            event_id="e",
+            customer_id=customer_id,
+            kind=kind,
+            version=1,
+            data=None,
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+            origin=origin,
+            forced=forced,
         )
 
     assert event().stands_for(event(ChangeKind.CREATED))  # a create not yet pushed: the push creates
@@ -230,19 +253,26 @@ async def test_a_create_whose_answers_were_lost_is_retried_into_the_customer_it_
 
 
 def _internal_wins(clock):
-    return EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy.INTERNAL_WINS), clock=clock)
+    return EmbeddedSystem(
+        Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy.INTERNAL_WINS), clock=clock
+    )
 
 
 async def test_under_internal_wins_an_update_is_one_call_and_other_policies_read_first(clock):
     from domain.conflicts import ConflictPolicy
 
-    for policy, calls in ((ConflictPolicy.INTERNAL_WINS, ["update"]), (ConflictPolicy.LATEST_WINS, ["retrieve", "update"]),
-                          (ConflictPolicy.EXTERNAL_WINS, ["retrieve", "update"])):
+    for policy, calls in (
+        (ConflictPolicy.INTERNAL_WINS, ["update"]),
+        (ConflictPolicy.LATEST_WINS, ["retrieve", "update"]),
+        (ConflictPolicy.EXTERNAL_WINS, ["retrieve", "update"]),
+    ):
         system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=policy), clock=clock)
         customer = await create(system)
         await system.settle()
         before = len(system.stripe.calls)
-        await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "Grace"}), system.uow_factory(), system.clock)
+        await patch_customer(
+            PatchCustomer(customer_id=customer.id, changes={"name": "Grace"}), system.uow_factory(), system.clock
+        )
         await system.settle()
         assert [m for m, _ in system.stripe.calls[before:]] == calls, policy
         external_id = (await system.mapping(customer.id)).external_id
@@ -263,7 +293,10 @@ async def test_a_change_made_in_stripe_to_another_field_survives_a_write_without
     await system.settle()  # then Stripe's event: taken
     current = await system.customer(customer.id)
     assert (current.name, current.email) == ("Grace", "grace@stripe.example")
-    assert (system.stripe.customers[external_id]["name"], system.stripe.customers[external_id]["email"]) == ("Grace", "grace@stripe.example")
+    assert (system.stripe.customers[external_id]["name"], system.stripe.customers[external_id]["email"]) == (
+        "Grace",
+        "grace@stripe.example",
+    )
 
 
 async def test_a_write_without_a_read_to_a_customer_deleted_in_stripe_deletes_it_here_only_on_proof(clock):

@@ -36,8 +36,12 @@ def test_what_is_wrong_with_the_statement_or_data_is_not(sqlstate):
 
 def test_a_closed_connection_is_an_outage_but_another_interface_error_is_a_bug():
     assert is_unavailable(wrapped(asyncpg.exceptions.InterfaceError("connection is closed")))
-    assert is_unavailable(wrapped(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")))
-    assert not is_unavailable(wrapped(asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress")))
+    assert is_unavailable(
+        wrapped(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"))
+    )
+    assert not is_unavailable(
+        wrapped(asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress"))
+    )
 
 
 def test_connection_refused_and_an_exhausted_pool_are_outages():

@@ -34,7 +34,10 @@ def test_an_external_state_equal_to_the_baseline_is_an_echo():
 
 def test_an_external_change_is_taken_field_by_field():
     merge = merge_inbound(
-        customer(CustomerData("Ada L.", "ada@example.com")), mapping(), CustomerData("Ada", "new@example.com"), T0,
+        customer(CustomerData("Ada L.", "ada@example.com")),
+        mapping(),
+        CustomerData("Ada", "new@example.com"),
+        T0,
         ConflictPolicy.INTERNAL_WINS,
     )
     # Our unsynced name change survives; their email change lands: no conflict, nothing lost.
@@ -73,14 +76,18 @@ def test_a_conflict_is_settled_by_the_policy(policy, external_offset, expected):
 def test_latest_wins_waits_for_the_event_of_a_state_it_only_re_fetched():
     # Stripe holds a value no event has dated yet: its time is unknown, so nothing is decided.
     ours = customer(CustomerData("Catalog", "ada@example.com"), updated_at=T0)
-    merge = merge_inbound(ours, mapping(), CustomerData("Stripe", "ada@example.com"), T0 + timedelta(hours=1), ConflictPolicy.LATEST_WINS)
+    merge = merge_inbound(
+        ours, mapping(), CustomerData("Stripe", "ada@example.com"), T0 + timedelta(hours=1), ConflictPolicy.LATEST_WINS
+    )
     assert merge.deferred == {"name"} and merge.data.name == "Catalog" and merge.baseline.name == "Ada"
 
 
 def test_a_newer_external_change_wins_even_over_our_push_that_overwrote_it():
     # We pushed "Catalog" (changed at T0) over Stripe's "Stripe", which an event dates T0 + 5 s.
     ours = customer(CustomerData("Catalog", "ada@example.com"), updated_at=T0)
-    pushed = with_writes(mapping(CustomerData("Catalog", "ada@example.com")), name=FieldWrite("Stripe", T0 + timedelta(seconds=5)))
+    pushed = with_writes(
+        mapping(CustomerData("Catalog", "ada@example.com")), name=FieldWrite("Stripe", T0 + timedelta(seconds=5))
+    )
     merge = merge_inbound(ours, pushed, CustomerData("Catalog", "ada@example.com"), T0, ConflictPolicy.LATEST_WINS)
     assert merge.data.name == "Stripe" and merge.times == {"name": T0 + timedelta(seconds=5)}
 

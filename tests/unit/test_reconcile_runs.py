@@ -25,10 +25,13 @@ from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem, tagged
 
 async def reconcile(system, *, dry_run=False, match_by=None, owner="test", stopping=None, progress=None, dead=False):
     ctx = await system.context()
-    run, _ = await start_here(ctx, "stripe", owner, dry_run=dry_run, match_by=match_by, trigger="cli",
-                              presumed_dead=lambda other: dead)
+    run, _ = await start_here(
+        ctx, "stripe", owner, dry_run=dry_run, match_by=match_by, trigger="cli", presumed_dead=lambda other: dead
+    )
     integration = system.container.stripe()
-    return await Reconciler(run, integration, system.container.integrations(), ctx, stopping=stopping, progress=progress).execute()
+    return await Reconciler(
+        run, integration, system.container.integrations(), ctx, stopping=stopping, progress=progress
+    ).execute()
 
 
 async def findings(system, run):
@@ -78,7 +81,9 @@ async def test_nothing_on_either_side_is_a_run_with_nothing_to_report(system):
 
 
 async def test_a_first_sync_imports_what_only_stripe_has_and_exports_what_only_the_catalog_has(system):
-    stripe_ids, catalog_ids = await before_install(system, stripe=[("Ada", "ada@example.com")], catalog=[("Bob", "bob@example.com")])
+    stripe_ids, catalog_ids = await before_install(
+        system, stripe=[("Ada", "ada@example.com")], catalog=[("Bob", "bob@example.com")]
+    )
     run = await reconcile(system)
     kinds = Counter(f.kind for f in await findings(system, run))
     assert kinds == {FindingKind.ONLY_THERE: 1, FindingKind.ONLY_HERE: 1}
@@ -108,10 +113,20 @@ async def test_a_dry_run_reports_and_changes_nothing(system):
 async def test_match_by_email_links_one_to_one_matches_and_reports_every_ambiguous_case(system):
     stripe_ids, catalog_ids = await before_install(
         system,
-        stripe=[("Ada", "ADA@example.com"), ("Bo", "bo@example.com"), ("Bo twin", "bo@example.com"), ("Cy", "cy@example.com"),
-                (None, "dee@example.com")],
-        catalog=[("Ada Lovelace", "ada@example.com"), ("Bo", "bo@example.com"), ("Cy", "cy@example.com"),
-                 ("Cy again", "cy@example.com"), ("Dee", "dee@example.com")],
+        stripe=[
+            ("Ada", "ADA@example.com"),
+            ("Bo", "bo@example.com"),
+            ("Bo twin", "bo@example.com"),
+            ("Cy", "cy@example.com"),
+            (None, "dee@example.com"),
+        ],
+        catalog=[
+            ("Ada Lovelace", "ada@example.com"),
+            ("Bo", "bo@example.com"),
+            ("Cy", "cy@example.com"),
+            ("Cy again", "cy@example.com"),
+            ("Dee", "dee@example.com"),
+        ],
     )
     run = await reconcile(system, match_by=MatchBy.EMAIL)
     found = await findings(system, run)
@@ -223,7 +238,9 @@ async def test_a_customer_deleted_here_whose_deletion_never_reached_stripe_is_de
 
 async def test_a_record_claiming_one_of_our_customers_without_proof_is_left_for_a_person(system):
     _, [bob] = await before_install(system, catalog=[("Bob", "bob@example.com")])
-    await system.stripe.create_async(params={"name": "Bob?", "metadata": {"internal_id": str(bob), "custsync_installation": await system.installation()}})
+    await system.stripe.create_async(
+        params={"name": "Bob?", "metadata": {"internal_id": str(bob), "custsync_installation": await system.installation()}}
+    )
     system.delivered = len(system.stripe.events)
     run = await reconcile(system)
     kinds = {f.kind: f for f in await findings(system, run)}
@@ -234,7 +251,9 @@ async def test_a_record_claiming_one_of_our_customers_without_proof_is_left_for_
 
 async def test_an_interrupted_run_resumes_from_its_checkpoint_and_applies_each_fix_once(system):
     await before_install(
-        system, stripe=[(f"S{i}", f"s{i}@example.com") for i in range(250)], catalog=[(f"C{i}", f"c{i}@example.com") for i in range(30)],
+        system,
+        stripe=[(f"S{i}", f"s{i}@example.com") for i in range(250)],
+        catalog=[(f"C{i}", f"c{i}@example.com") for i in range(30)],
     )
     installed = len(system.stripe.calls)
     stopping = asyncio.Event()
@@ -273,7 +292,11 @@ async def test_a_first_sync_starts_catch_up_where_its_list_started_and_a_dry_run
     run = await reconcile(system)
     async with system.uow_factory() as uow:
         cursor = await uow.cursors.get("stripe", "changes")
-    assert run.started_at == started and cursor is not None and cursor.position == f"{int(started.timestamp())}/{int(started.timestamp())}"
+    assert (
+        run.started_at == started
+        and cursor is not None
+        and cursor.position == f"{int(started.timestamp())}/{int(started.timestamp())}"
+    )
     assert cursor.leased_by is None  # given back at once
     system.clock.advance(3600)
     await reconcile(system)
@@ -290,10 +313,14 @@ async def test_a_case_left_ambiguous_is_held_from_live_import_and_export_until_a
     """After a run reports a shared email as ambiguous, a later edit on either side must not make the
     person twice (live sync does not match by email): the import and the export wait as dead
     letters; once linked (`--match-by email`), their replay applies to the pair."""
-    [stripe_id], [customer_id] = await before_install(system, stripe=[("Ada", "ada@example.com")], catalog=[("Ada", "ada@example.com")])
+    [stripe_id], [customer_id] = await before_install(
+        system, stripe=[("Ada", "ada@example.com")], catalog=[("Ada", "ada@example.com")]
+    )
     await reconcile(system)  # no matching: ambiguous
     await system.stripe.update_async(stripe_id, params={"name": "Ada (Stripe)"})
-    await patch_customer(PatchCustomer(customer_id=customer_id, changes={"name": "Ada (catalog)"}), system.uow_factory(), system.clock)
+    await patch_customer(
+        PatchCustomer(customer_id=customer_id, changes={"name": "Ada (catalog)"}), system.uow_factory(), system.clock
+    )
     await system.settle()
     assert len(system.stripe.customers) == 1 and len(await catalog(system)) == 1  # nobody twice
     letters = await dead_letters(system)
@@ -365,13 +392,19 @@ async def test_the_worker_schedules_a_drift_check_every_interval_and_runs_it(sys
 
 # -- found by review: each once a way to duplicate, drop or never settle ----------------------------
 
+
 async def test_a_customer_a_record_claims_without_proof_is_neither_exported_nor_linked(system):
     """The restored-database case: a Stripe record's metadata names catalog customer 1 of this
     installation, but no create intent proves it. It is left for a person -- and so is customer 1:
     exporting it would make them twice in Stripe."""
     _, [bob] = await before_install(system, catalog=[("Bob", "bob@example.com")])
-    await system.stripe.create_async(params={"name": "Bob", "email": "bob@example.com",
-                                             "metadata": {"internal_id": str(bob), "custsync_installation": await system.installation()}})
+    await system.stripe.create_async(
+        params={
+            "name": "Bob",
+            "email": "bob@example.com",
+            "metadata": {"internal_id": str(bob), "custsync_installation": await system.installation()},
+        }
+    )
     system.delivered = len(system.stripe.events)
     for match_by in (None, MatchBy.EMAIL):
         run = await reconcile(system, match_by=match_by)
@@ -446,7 +479,11 @@ async def test_under_latest_wins_a_conflict_whose_event_was_lost_for_good_is_set
     await system.settle()
     run = await reconcile(system)
     [finding] = await findings(system, run)
-    assert (finding.kind, finding.fix_status, finding.detail) == (FindingKind.DIFFERS, FixStatus.APPLIED, "name: changed on both sides")
+    assert (finding.kind, finding.fix_status, finding.detail) == (
+        FindingKind.DIFFERS,
+        FixStatus.APPLIED,
+        "name: changed on both sides",
+    )
     await system.settle()
     assert (await system.customer(ada.id)).name == system.stripe.customers[external_id]["name"] == "Ada (catalog)"
     assert await findings(system, await reconcile(system)) == []
@@ -473,10 +510,13 @@ async def test_dry_runs_do_not_postpone_the_scheduled_drift_check(system):
 
 # -- found by the second review -----------------------------------------------------------------------
 
+
 async def test_a_preview_with_match_by_email_does_not_release_what_it_did_not_link(system):
     """A dry run changes nothing, holds included: previewing `--match-by email` plans a link, links
     nothing, and the pair a real run left ambiguous stays held from live import and export."""
-    [stripe_id], [customer_id] = await before_install(system, stripe=[("Ada S", "ada@example.com")], catalog=[("Ada C", "ada@example.com")])
+    [stripe_id], [customer_id] = await before_install(
+        system, stripe=[("Ada S", "ada@example.com")], catalog=[("Ada C", "ada@example.com")]
+    )
     await reconcile(system)
     system.clock.advance(60)
     preview = await reconcile(system, dry_run=True, match_by=MatchBy.EMAIL)

@@ -48,7 +48,9 @@ async def test_the_running_relay_wakes_on_commit_rather_than_waiting_out_its_pol
     broker = InMemoryBroker()
     stopping = asyncio.Event()
     # A poll interval of an hour: only the wake-up can deliver within the test's timeout.
-    relay = asyncio.create_task(run_relay(db.unit_of_work, InMemoryPublisher(broker), clock, InMemoryOutboxWakeup(db), stopping, poll_interval=3600))
+    relay = asyncio.create_task(
+        run_relay(db.unit_of_work, InMemoryPublisher(broker), clock, InMemoryOutboxWakeup(db), stopping, poll_interval=3600)
+    )
     await asyncio.sleep(0.01)
     await create_customer(CreateCustomer("A"), db.unit_of_work(), clock)
     for _ in range(100):

@@ -60,13 +60,18 @@ def test_a_deletion_is_settled_once_nothing_of_it_waits_and_every_link_carried_i
     t = clock.now()
     live = Customer(id=1, data=CustomerData("Ada"), version=1, created_at=t, updated_at=t)
     gone = live.tombstone(t)
-    link = ExternalMapping(customer_id=1, system="stripe", external_id="cus_1", synced=CustomerData("Ada"), synced_version=1, synced_at=t)
-    caught_up = ExternalMapping(customer_id=1, system="stripe", external_id="cus_1", synced=CustomerData("Ada"),
-                                synced_version=gone.version, synced_at=t)
+    link = ExternalMapping(
+        customer_id=1, system="stripe", external_id="cus_1", synced=CustomerData("Ada"), synced_version=1, synced_at=t
+    )
+    caught_up = ExternalMapping(
+        customer_id=1, system="stripe", external_id="cus_1", synced=CustomerData("Ada"), synced_version=gone.version, synced_at=t
+    )
     assert not deletion_settled(live, [], unpublished=False, in_flight=False)
     assert not deletion_settled(gone, [], unpublished=True, in_flight=False)
     assert not deletion_settled(gone, [caught_up, link], unpublished=False, in_flight=False)  # one link has not carried it yet
-    assert deletion_settled(gone, [caught_up], unpublished=False, in_flight=False) and deletion_settled(gone, [], unpublished=False, in_flight=False)
+    assert deletion_settled(gone, [caught_up], unpublished=False, in_flight=False) and deletion_settled(
+        gone, [], unpublished=False, in_flight=False
+    )
 
 
 def test_an_email_is_redacted_however_it_is_spelled_and_other_text_stays():
@@ -126,8 +131,16 @@ class _Spy:
 async def published_events(db: InMemoryDatabase, count: int, at) -> None:
     async with db.unit_of_work() as uow:
         for n in range(count):
-            await uow.outbox.add(CustomerChanged(event_id=f"e{n}", customer_id=1, kind=ChangeKind.UPDATED, version=n + 1,
-                                                 data=CustomerData("Ada"), occurred_at=at))
+            await uow.outbox.add(
+                CustomerChanged(
+                    event_id=f"e{n}",
+                    customer_id=1,
+                    kind=ChangeKind.UPDATED,
+                    version=n + 1,
+                    data=CustomerData("Ada"),
+                    occurred_at=at,
+                )
+            )
         await uow.relay.mark_published([p.position for p in await uow.relay.claim(count)], at)
         await uow.commit()
 
@@ -233,7 +246,9 @@ async def test_an_outage_is_waited_out_and_the_pass_made_after(db, clock, caplog
 
     stopping, passes = asyncio.Event(), []
     with caplog.at_level(logging.WARNING, logger="application.sync.retention"):
-        await asyncio.wait_for(run_retention(factory, clock, stopping, days=DAYS, on_pass=lambda d: (passes.append(d), stopping.set())), 5)
+        await asyncio.wait_for(
+            run_retention(factory, clock, stopping, days=DAYS, on_pass=lambda d: (passes.append(d), stopping.set())), 5
+        )
     assert passes == [RetentionPass()]
     assert any("retention pass waits" in r.getMessage() for r in caplog.records)
 

@@ -36,8 +36,10 @@ TOKEN_PATH = "/services/oauth2/token"
 DATA = "/services/data/v62.0"
 CONTACT = "003000000000001AAA"
 INSTALLATION = "0123456789abcdef0123456789abcdef"
-FIELDS = ("Id,FirstName,LastName,Email,Custsync_Id__c,Custsync_Create__c,IsDeleted,MasterRecordId,"
-          "CreatedDate,LastModifiedDate,SystemModstamp,LastModifiedById")
+FIELDS = (
+    "Id,FirstName,LastName,Email,Custsync_Id__c,Custsync_Create__c,IsDeleted,MasterRecordId,"
+    "CreatedDate,LastModifiedDate,SystemModstamp,LastModifiedById"
+)
 
 
 class Metrics:
@@ -70,10 +72,20 @@ def failure(status: int, code: str, message: str = "no", fields: list[str] | Non
 
 
 def row(id: str = CONTACT, **fields) -> dict:
-    base = {"attributes": {"type": "Contact"}, "Id": id, "FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com",
-            "Custsync_Id__c": None, "Custsync_Create__c": None, "IsDeleted": False, "MasterRecordId": None,
-            "CreatedDate": "2026-01-01T00:00:00.000+0000", "LastModifiedDate": "2026-01-01T00:00:00.000+0000",
-            "SystemModstamp": "2026-01-01T00:00:00.000+0000"}
+    base = {
+        "attributes": {"type": "Contact"},
+        "Id": id,
+        "FirstName": "Ada",
+        "LastName": "Lovelace",
+        "Email": "ada@example.com",
+        "Custsync_Id__c": None,
+        "Custsync_Create__c": None,
+        "IsDeleted": False,
+        "MasterRecordId": None,
+        "CreatedDate": "2026-01-01T00:00:00.000+0000",
+        "LastModifiedDate": "2026-01-01T00:00:00.000+0000",
+        "SystemModstamp": "2026-01-01T00:00:00.000+0000",
+    }
     return base | fields
 
 
@@ -128,7 +140,10 @@ async def test_the_first_call_asks_for_a_token_with_the_form_and_later_calls_reu
     [asked] = token_calls(router)
     assert asked.method == "POST" and asked.headers["content-type"] == "application/x-www-form-urlencoded"
     assert dict(httpx.QueryParams(asked.content.decode())) == {
-        "grant_type": "client_credentials", "client_id": "contract", "client_secret": "secret"}
+        "grant_type": "client_credentials",
+        "client_id": "contract",
+        "client_secret": "secret",
+    }
     assert org.token_requests == 1 and len(org.calls) == 3
     assert len({r.headers["authorization"] for r in data_calls(router)}) == 1
     assert data_calls(router)[0].headers["authorization"] == f"Bearer {next(iter(org.tokens))}"
@@ -148,18 +163,24 @@ async def test_an_expired_session_asks_for_one_new_token_and_the_call_is_repeate
 
 async def test_a_second_401_in_a_row_pauses_sync_after_exactly_one_new_token(router, http, token):
     route = router.patch(host=HOST, path=f"{DATA}/sobjects/Contact/{CONTACT}").mock(
-        return_value=failure(401, "INVALID_SESSION_ID", "Session expired or invalid"))
+        return_value=failure(401, "INVALID_SESSION_ID", "Session expired or invalid")
+    )
     with pytest.raises(IntegrationAuthError):
         await adapter(http).update_customer(CONTACT, {"email": "a@example.com"})
     assert token.call_count == 2 and route.call_count == 2
     assert [c.request.headers["authorization"] for c in route.calls] == ["Bearer 00D!token1", "Bearer 00D!token2"]
 
 
-@pytest.mark.parametrize(("answer", "kind"), [
-    (httpx.Response(400, json={"error": "invalid_client", "error_description": "invalid client credentials"}),
-     IntegrationAuthError),
-    (httpx.Response(503, text="down for maintenance"), RetryableIntegrationError),
-])
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (
+            httpx.Response(400, json={"error": "invalid_client", "error_description": "invalid client credentials"}),
+            IntegrationAuthError,
+        ),
+        (httpx.Response(503, text="down for maintenance"), RetryableIntegrationError),
+    ],
+)
 async def test_a_refused_or_unavailable_token_endpoint_sends_no_data_call(router, http, answer, kind):
     router.post(INSTANCE + TOKEN_PATH).mock(return_value=answer)
     data = router.route(host=HOST, path__startswith=DATA).mock(return_value=httpx.Response(204))
@@ -169,20 +190,27 @@ async def test_a_refused_or_unavailable_token_endpoint_sends_no_data_call(router
 
 
 # -- every class of answer on data calls ----------------------------------------------------------------
-@pytest.mark.parametrize(("answer", "kind", "retry_after"), [
-    (failure(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), RetryableIntegrationError, LIMIT_RETRY_AFTER),
-    (failure(400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"), RetryableIntegrationError, None),
-    (failure(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred"), RetryableIntegrationError, None),
-    (httpx.Response(503, text="Service Unavailable", headers={"Retry-After": "7"}), RetryableIntegrationError, 7.0),
-    (failure(429, "REQUEST_LIMIT_EXCEEDED_CONCURRENT", "slow down", **{"Retry-After": "42"}), RetryableIntegrationError, 42.0),
-    (failure(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Rule says no"), RequestRefused, None),
-    (failure(400, "DUPLICATES_DETECTED", "Use one of these records?"), RequestRefused, None),
-    (failure(400, "INVALID_EMAIL_ADDRESS", "Email: invalid email address: x", ["Email"]), RequestRefused, None),
-    (failure(400, "STRING_TOO_LONG", "LastName: data value too large", ["LastName"]), RequestRefused, None),
-    (failure(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"]), RequestRefused, None),
-    (failure(400, "INVALID_CROSS_REFERENCE_KEY", "a 400 whose code is new to us"), RequestRefused, None),
-    (failure(403, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"), IntegrationAuthError, None),
-])
+@pytest.mark.parametrize(
+    ("answer", "kind", "retry_after"),
+    [
+        (failure(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), RetryableIntegrationError, LIMIT_RETRY_AFTER),
+        (failure(400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"), RetryableIntegrationError, None),
+        (failure(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred"), RetryableIntegrationError, None),
+        (httpx.Response(503, text="Service Unavailable", headers={"Retry-After": "7"}), RetryableIntegrationError, 7.0),
+        (
+            failure(429, "REQUEST_LIMIT_EXCEEDED_CONCURRENT", "slow down", **{"Retry-After": "42"}),
+            RetryableIntegrationError,
+            42.0,
+        ),
+        (failure(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Rule says no"), RequestRefused, None),
+        (failure(400, "DUPLICATES_DETECTED", "Use one of these records?"), RequestRefused, None),
+        (failure(400, "INVALID_EMAIL_ADDRESS", "Email: invalid email address: x", ["Email"]), RequestRefused, None),
+        (failure(400, "STRING_TOO_LONG", "LastName: data value too large", ["LastName"]), RequestRefused, None),
+        (failure(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"]), RequestRefused, None),
+        (failure(400, "INVALID_CROSS_REFERENCE_KEY", "a 400 whose code is new to us"), RequestRefused, None),
+        (failure(403, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"), IntegrationAuthError, None),
+    ],
+)
 async def test_each_answer_to_a_write_is_the_ports_error(router, http, token, answer, kind, retry_after):
     route = router.patch(host=HOST, path=f"{DATA}/sobjects/Contact/{CONTACT}").mock(return_value=answer)
     with pytest.raises(Exception) as caught:
@@ -205,7 +233,8 @@ async def test_no_answer_waits_and_is_counted_without_a_status(router, http, tok
 @pytest.mark.parametrize("recycle_bin", [rows(), rows(row(IsDeleted=False))], ids=["empty", "not-deleted"])
 async def test_a_404_with_nothing_deleted_in_the_recycle_bin_is_missing_not_deleted(router, http, token, recycle_bin):
     router.get(host=HOST, path=f"{DATA}/sobjects/Contact/{CONTACT}").mock(
-        return_value=failure(404, "NOT_FOUND", "The requested resource does not exist"))
+        return_value=failure(404, "NOT_FOUND", "The requested resource does not exist")
+    )
     bin_ = router.get(host=HOST, path=f"{DATA}/queryAll").mock(return_value=recycle_bin)
     with pytest.raises(ExternalCustomerMissing):
         await adapter(http).retrieve_customer(CONTACT)
@@ -214,7 +243,8 @@ async def test_a_404_with_nothing_deleted_in_the_recycle_bin_is_missing_not_dele
 
 async def test_a_404_with_the_row_deleted_in_the_recycle_bin_is_a_deletion(router, http, token):
     router.get(host=HOST, path=f"{DATA}/sobjects/Contact/{CONTACT}").mock(
-        return_value=failure(404, "ENTITY_IS_DELETED", "entity is deleted"))
+        return_value=failure(404, "ENTITY_IS_DELETED", "entity is deleted")
+    )
     router.get(host=HOST, path=f"{DATA}/queryAll").mock(return_value=rows(row(IsDeleted=True)))
     found = await adapter(http).retrieve_customer(CONTACT)
     assert (found.external_id, found.deleted, found.data) == (CONTACT, True, CustomerData("Ada Lovelace", "ada@example.com"))
@@ -237,8 +267,11 @@ async def test_a_contact_deleted_in_the_org_reads_as_deleted_and_a_merged_one_as
 async def test_an_upsert_matching_several_contacts_fails_for_good(router, http, token):
     value = f"{INSTALLATION}-42"
     router.get(host=HOST, path=f"{DATA}/queryAll").mock(return_value=rows())
-    router.patch(host=HOST, path=f"{DATA}/sobjects/Contact/Custsync_Id__c/{value}").mock(return_value=httpx.Response(
-        300, json=[f"{DATA}/sobjects/Contact/003000000000001AAA", f"{DATA}/sobjects/Contact/003000000000002AAA"]))
+    router.patch(host=HOST, path=f"{DATA}/sobjects/Contact/Custsync_Id__c/{value}").mock(
+        return_value=httpx.Response(
+            300, json=[f"{DATA}/sobjects/Contact/003000000000001AAA", f"{DATA}/sobjects/Contact/003000000000002AAA"]
+        )
+    )
     tag = OwnershipTag(internal_id=42, installation=INSTALLATION, create_key="custsync-c-42")
     with pytest.raises(PermanentIntegrationError) as caught:
         await adapter(http).create_customer(CustomerData("Ada", None), tag=tag, idempotency_key="custsync-c-42")
@@ -249,14 +282,19 @@ async def test_an_upsert_matching_several_contacts_fails_for_good(router, http, 
 async def test_a_create_looks_in_the_recycle_bin_then_upserts_on_the_external_id(router, http, org):
     tag = OwnershipTag(internal_id=42, installation=INSTALLATION, create_key="custsync-create-42")
     value = f"{INSTALLATION}-42"
-    made = await adapter(http).create_customer(CustomerData("Ada King Lovelace", "ada@example.com"), tag=tag,
-                                               idempotency_key="custsync-create-42")
+    made = await adapter(http).create_customer(
+        CustomerData("Ada King Lovelace", "ada@example.com"), tag=tag, idempotency_key="custsync-create-42"
+    )
     look_up, upsert = data_calls(router)
     assert (look_up.method, look_up.url.path) == ("GET", f"{DATA}/queryAll")
     assert look_up.url.params["q"] == f"SELECT {FIELDS} FROM Contact WHERE Custsync_Id__c = '{value}'"
     assert (upsert.method, upsert.url.path) == ("PATCH", f"{DATA}/sobjects/Contact/Custsync_Id__c/{value}")
     assert json.loads(upsert.content) == {
-        "FirstName": "Ada King", "LastName": "Lovelace", "Email": "ada@example.com", "Custsync_Create__c": "custsync-create-42"}
+        "FirstName": "Ada King",
+        "LastName": "Lovelace",
+        "Email": "ada@example.com",
+        "Custsync_Create__c": "custsync-create-42",
+    }
     [contact] = org.by_external_id(value)
     assert made.external_id == contact["Id"] and contact["Custsync_Create__c"] == "custsync-create-42"
     assert made.claim == Claim(internal_id=42, installation=INSTALLATION, create_key="custsync-create-42")
@@ -264,13 +302,16 @@ async def test_a_create_looks_in_the_recycle_bin_then_upserts_on_the_external_id
     assert again.external_id == made.external_id and len(org.live()) == 1  # a repeated create makes nothing new
 
 
-@pytest.mark.parametrize(("changes", "body"), [
-    ({"name": "Ada Lovelace"}, {"FirstName": "Ada", "LastName": "Lovelace"}),
-    ({"email": "ada@example.com"}, {"Email": "ada@example.com"}),
-    ({"email": None}, {"Email": None}),
-    ({"name": None, "email": "a@example.com"}, {"FirstName": None, "LastName": "[no name]", "Email": "a@example.com"}),
-    ({"name": "Plato"}, {"FirstName": None, "LastName": "Plato"}),
-])
+@pytest.mark.parametrize(
+    ("changes", "body"),
+    [
+        ({"name": "Ada Lovelace"}, {"FirstName": "Ada", "LastName": "Lovelace"}),
+        ({"email": "ada@example.com"}, {"Email": "ada@example.com"}),
+        ({"email": None}, {"Email": None}),
+        ({"name": None, "email": "a@example.com"}, {"FirstName": None, "LastName": "[no name]", "Email": "a@example.com"}),
+        ({"name": "Plato"}, {"FirstName": None, "LastName": "Plato"}),
+    ],
+)
 async def test_an_update_patches_only_the_fields_it_was_given(router, http, token, changes, body):
     route = router.patch(host=HOST, path=f"{DATA}/sobjects/Contact/{CONTACT}").mock(return_value=httpx.Response(204))
     await adapter(http).update_customer(CONTACT, changes)
@@ -303,15 +344,19 @@ async def test_a_hostile_email_is_escaped_in_the_soql_and_matches_only_itself(ro
     assert [c.external_id for c in page.customers] == [target] and page.customers[0].data.email == HOSTILE
     query = data_calls(router)[-1]
     assert query.url.path == f"{DATA}/query"
-    assert query.url.params["q"] == (f"SELECT {FIELDS} FROM Contact WHERE Email = " r"""'o\'ha\\ra"@example.com'"""
-                                     " ORDER BY CreatedDate DESC, Id DESC")
+    assert query.url.params["q"] == (
+        f"SELECT {FIELDS} FROM Contact WHERE Email = "
+        r"""'o\'ha\\ra"@example.com'"""
+        " ORDER BY CreatedDate DESC, Id DESC"
+    )
     injected = await sf.list_customers(limit=10, email="x' OR Email != 'x")
     assert injected.customers == []  # the quote stays inside the literal: no OR reaches the query
 
 
 async def test_a_list_by_email_keeps_only_the_exact_email_whatever_soql_matched(router, http, token):
-    router.get(host=HOST, path=f"{DATA}/query").mock(return_value=rows(
-        row("003000000000001AAA", Email="Ada@Example.com"), row("003000000000002AAA", Email="ada@example.com")))
+    router.get(host=HOST, path=f"{DATA}/query").mock(
+        return_value=rows(row("003000000000001AAA", Email="Ada@Example.com"), row("003000000000002AAA", Email="ada@example.com"))
+    )
     page = await adapter(http).list_customers(limit=10, email="ada@example.com")
     assert [c.external_id for c in page.customers] == ["003000000000002AAA"]
 
@@ -330,18 +375,24 @@ async def test_queries_ask_for_a_batch_size_within_salesforces_bounds(router, ht
     assert query.headers["sforce-query-options"] == more.headers["sforce-query-options"] == f"batchSize={batch}"
 
 
-@pytest.mark.parametrize("cursor", [
-    f"https://evil.example{DATA}/query/01gxx0000000001-200",
-    f"{INSTANCE}{DATA}/query/01gxx0000000001-200",
-    f"{DATA}/sobjects/Contact/{CONTACT}",
-    f"{DATA}/query/01gxx0000000001-200?q=SELECT+Id+FROM+User",
-    "/services/data/v61.0/query/01gxx0000000001-200",
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        f"https://evil.example{DATA}/query/01gxx0000000001-200",
+        f"{INSTANCE}{DATA}/query/01gxx0000000001-200",
+        f"{DATA}/sobjects/Contact/{CONTACT}",
+        f"{DATA}/query/01gxx0000000001-200?q=SELECT+Id+FROM+User",
+        "/services/data/v61.0/query/01gxx0000000001-200",
+    ],
+)
 async def test_a_cursor_that_is_not_ours_is_refused_without_a_request(router, http, org, cursor):
     sf = adapter(http)
     since = FakeClock().now()
-    for call in (lambda: sf.list_customers(limit=10, cursor=cursor), lambda: sf.recent_changes(since=since, cursor=cursor),
-                 lambda: sf.created_customers(created_since=since, cursor=cursor)):
+    for call in (
+        lambda: sf.list_customers(limit=10, cursor=cursor),
+        lambda: sf.recent_changes(since=since, cursor=cursor),
+        lambda: sf.created_customers(created_since=since, cursor=cursor),
+    ):
         with pytest.raises(PermanentIntegrationError, match="not a query cursor of ours"):
             await call()
     assert router.calls.call_count == 0
@@ -356,18 +407,22 @@ async def test_a_cursor_climbing_out_of_query_is_refused_without_a_request(route
 
 # -- figures ----------------------------------------------------------------------------------------------
 async def test_each_call_is_counted_with_its_label_and_status_and_the_daily_usage_reported(router, http, token):
-    answers = [failure(401, "INVALID_SESSION_ID", "Session expired or invalid"),
-               httpx.Response(204, headers={"Sforce-Limit-Info": "api-usage=18/15000"}),
-               failure(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.",
-                       **{"Sforce-Limit-Info": "api-usage=15000/15000"})]
+    answers = [
+        failure(401, "INVALID_SESSION_ID", "Session expired or invalid"),
+        httpx.Response(204, headers={"Sforce-Limit-Info": "api-usage=18/15000"}),
+        failure(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", **{"Sforce-Limit-Info": "api-usage=15000/15000"}),
+    ]
     router.patch(host=HOST, path=f"{DATA}/sobjects/Contact/{CONTACT}").mock(side_effect=answers)
     metrics = Metrics()
     sf = adapter(http, metrics=metrics)
     await sf.update_customer(CONTACT, {"email": "a@example.com"})
     with pytest.raises(RetryableIntegrationError):
         await sf.update_customer(CONTACT, {"email": "b@example.com"})
-    assert metrics.requests == [("salesforce", "contacts.update", 401), ("salesforce", "contacts.update", 204),
-                                ("salesforce", "contacts.update", 403)]
+    assert metrics.requests == [
+        ("salesforce", "contacts.update", 401),
+        ("salesforce", "contacts.update", 204),
+        ("salesforce", "contacts.update", 403),
+    ]
     assert metrics.usage == [("salesforce", 18, 15000), ("salesforce", 15000, 15000)]  # error answers count too
     assert metrics.waits == []  # no budget, no wait reported
 
@@ -380,7 +435,11 @@ async def test_the_orgs_usage_header_is_reported_and_every_label_named(router, h
     await sf.retrieve_customer(made.external_id)
     await sf.list_customers(limit=10)
     assert [(label, status) for _, label, status in metrics.requests] == [
-        ("queryAll", 200), ("contacts.upsert", 201), ("contacts.retrieve", 200), ("query", 200)]
+        ("queryAll", 200),
+        ("contacts.upsert", 201),
+        ("contacts.retrieve", 200),
+        ("query", 200),
+    ]
     assert metrics.usage == [("salesforce", n, org.daily_limit) for n in (1, 2, 3, 4)]
 
 
@@ -394,10 +453,13 @@ async def test_a_budget_paces_calls_and_each_wait_is_reported(router, http, toke
 
 
 # -- the account ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("instance", "mode"), [
-    ("https://x--dev.sandbox.my.salesforce.com", "sandbox"),
-    ("https://x.my.salesforce.com", "production"),
-])
+@pytest.mark.parametrize(
+    ("instance", "mode"),
+    [
+        ("https://x--dev.sandbox.my.salesforce.com", "sandbox"),
+        ("https://x.my.salesforce.com", "production"),
+    ],
+)
 async def test_the_account_is_the_tokens_org_in_its_mode(router, http, instance, mode):
     router.post(INSTANCE + TOKEN_PATH).mock(return_value=granted(instance=instance))
     assert await adapter(http).account() == ExternalAccount("00D5g000004ABCD", mode)
@@ -431,5 +493,8 @@ async def test_a_polls_page_logs_at_debug_and_every_other_call_at_info(http, org
         others = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert [(level, message.split(" in ")[0]) for level, message in polled] == [(logging.DEBUG, "salesforce queryAll -> 200")]
     assert [message.split(" in ")[0] for _, message in others] == [
-        "salesforce query -> 200", "salesforce contacts.retrieve -> 200", "salesforce contacts.update -> 204"]
+        "salesforce query -> 200",
+        "salesforce contacts.retrieve -> 200",
+        "salesforce contacts.update -> 204",
+    ]
     assert {level for level, _ in others} == {logging.INFO}

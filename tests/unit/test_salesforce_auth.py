@@ -15,10 +15,17 @@ TOKEN_URL = f"{INSTANCE}/services/oauth2/token"
 
 
 def granted(n: int = 1) -> httpx.Response:
-    return httpx.Response(200, json={
-        "access_token": f"00Dxx!token{n}", "instance_url": INSTANCE, "token_type": "Bearer", "issued_at": "1767225600000",
-        "id": f"{INSTANCE}/id/00Dxx/005xx", "signature": "sig",
-    })
+    return httpx.Response(
+        200,
+        json={
+            "access_token": f"00Dxx!token{n}",
+            "instance_url": INSTANCE,
+            "token_type": "Bearer",
+            "issued_at": "1767225600000",
+            "id": f"{INSTANCE}/id/00Dxx/005xx",
+            "signature": "sig",
+        },
+    )
 
 
 @respx.mock
@@ -47,13 +54,19 @@ async def test_an_expired_token_is_replaced_once_and_an_older_expiry_changes_not
 
 
 @respx.mock
-@pytest.mark.parametrize(("answer", "kind"), [
-    (httpx.Response(400, json={"error": "invalid_client", "error_description": "invalid client credentials"}), IntegrationAuthError),
-    (httpx.Response(401, text="Unauthorized"), IntegrationAuthError),
-    (httpx.Response(503, text="maintenance"), RetryableIntegrationError),
-    (httpx.ConnectError("refused"), RetryableIntegrationError),
-    (httpx.Response(200, json={"unexpected": True}), RetryableIntegrationError),
-])
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        (
+            httpx.Response(400, json={"error": "invalid_client", "error_description": "invalid client credentials"}),
+            IntegrationAuthError,
+        ),
+        (httpx.Response(401, text="Unauthorized"), IntegrationAuthError),
+        (httpx.Response(503, text="maintenance"), RetryableIntegrationError),
+        (httpx.ConnectError("refused"), RetryableIntegrationError),
+        (httpx.Response(200, json={"unexpected": True}), RetryableIntegrationError),
+    ],
+)
 async def test_a_failed_token_request_is_classified_and_never_cached(answer, kind):
     route = respx.post(TOKEN_URL).mock(side_effect=[answer, granted()])
     async with httpx.AsyncClient() as http:

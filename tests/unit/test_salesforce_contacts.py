@@ -7,22 +7,27 @@ from adapters.salesforce.contacts import NO_NAME, contact_fields, customer_data,
 from domain.customer import CustomerData
 
 
-@pytest.mark.parametrize(("name", "first", "last"), [
-    ("Ada Lovelace", "Ada", "Lovelace"),
-    ("Ada King Lovelace", "Ada King", "Lovelace"),
-    ("Plato", None, "Plato"),
-    (None, None, NO_NAME),
-    ("", None, NO_NAME),
-    ("Ada  Lovelace", None, "Ada  Lovelace"),  # Salesforce would trim "Ada ": kept whole
-    (" Plato", None, " Plato"),
-    ("Plato ", None, "Plato "),
-    ("李 小龍", "李", "小龍"),
-])
+@pytest.mark.parametrize(
+    ("name", "first", "last"),
+    [
+        ("Ada Lovelace", "Ada", "Lovelace"),
+        ("Ada King Lovelace", "Ada King", "Lovelace"),
+        ("Plato", None, "Plato"),
+        (None, None, NO_NAME),
+        ("", None, NO_NAME),
+        ("Ada  Lovelace", None, "Ada  Lovelace"),  # Salesforce would trim "Ada ": kept whole
+        (" Plato", None, " Plato"),
+        ("Plato ", None, "Plato "),
+        ("李 小龍", "李", "小龍"),
+    ],
+)
 def test_a_name_splits_at_its_last_inner_space(name, first, last):
     assert split_name(name) == (first, last)
 
 
-@pytest.mark.parametrize("name", ["Ada Lovelace", "Ada King Lovelace", "Plato", None, "Ada  Lovelace", " Plato", "Plato ", "a b c d"])
+@pytest.mark.parametrize(
+    "name", ["Ada Lovelace", "Ada King Lovelace", "Plato", None, "Ada  Lovelace", " Plato", "Plato ", "a b c d"]
+)
 @pytest.mark.parametrize("email", ["ada@example.com", None])
 def test_every_customer_round_trips_through_a_contact_without_drifting(name, email):
     data = CustomerData(name, email)
@@ -31,7 +36,8 @@ def test_every_customer_round_trips_through_a_contact_without_drifting(name, ema
 
 def test_a_contact_made_in_salesforce_reads_as_its_names_joined():
     assert customer_data({"FirstName": "Grace", "LastName": "Hopper", "Email": "grace@example.com"}) == CustomerData(
-        "Grace Hopper", "grace@example.com")
+        "Grace Hopper", "grace@example.com"
+    )
     assert customer_data({"FirstName": None, "LastName": "Hopper", "Email": None}) == CustomerData("Hopper", None)
     # A first name a person typed on a Contact we wrote without a name: that is its name (the
     # placeholder never reaches the catalog, nor Stripe through it).

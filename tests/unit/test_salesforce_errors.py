@@ -16,25 +16,35 @@ from application.errors import (
 
 def answer(status: int, code: str | None = None, message: str = "", **headers: str) -> httpx.Response:
     body = [{"errorCode": code, "message": message, "fields": []}] if code else None
-    return httpx.Response(status, json=body, headers=headers) if body is not None else httpx.Response(status, text=message, headers=headers)
+    return (
+        httpx.Response(status, json=body, headers=headers)
+        if body is not None
+        else httpx.Response(status, text=message, headers=headers)
+    )
 
 
-@pytest.mark.parametrize(("response", "kind", "retryable"), [
-    (answer(401, "INVALID_SESSION_ID", "Session expired or invalid"), IntegrationAuthError, True),
-    (answer(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), RetryableIntegrationError, True),
-    (answer(400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"), RetryableIntegrationError, True),
-    (answer(503, None, "Service Unavailable"), RetryableIntegrationError, True),
-    (answer(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred"), RetryableIntegrationError, True),
-    (answer(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]"), RequestRefused, False),
-    (answer(400, "INVALID_EMAIL_ADDRESS", "Email: invalid email address: x"), RequestRefused, False),
-    (answer(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Rule says no"), RequestRefused, False),
-    (answer(400, "DUPLICATES_DETECTED", "Use one of these records?"), RequestRefused, False),
-    (answer(404, "NOT_FOUND", "The requested resource does not exist"), ExternalCustomerMissing, False),
-    (answer(404, "ENTITY_IS_DELETED", "entity is deleted"), ExternalCustomerMissing, False),
-    (answer(403, "INSUFFICIENT_ACCESS", "insufficient access rights on object id"), IntegrationAuthError, True),
-    (answer(300, None, "[\"/services/data/v62.0/sobjects/Contact/003A\", \"/services/data/v62.0/sobjects/Contact/003B\"]"),
-     PermanentIntegrationError, False),
-])
+@pytest.mark.parametrize(
+    ("response", "kind", "retryable"),
+    [
+        (answer(401, "INVALID_SESSION_ID", "Session expired or invalid"), IntegrationAuthError, True),
+        (answer(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), RetryableIntegrationError, True),
+        (answer(400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"), RetryableIntegrationError, True),
+        (answer(503, None, "Service Unavailable"), RetryableIntegrationError, True),
+        (answer(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred"), RetryableIntegrationError, True),
+        (answer(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]"), RequestRefused, False),
+        (answer(400, "INVALID_EMAIL_ADDRESS", "Email: invalid email address: x"), RequestRefused, False),
+        (answer(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Rule says no"), RequestRefused, False),
+        (answer(400, "DUPLICATES_DETECTED", "Use one of these records?"), RequestRefused, False),
+        (answer(404, "NOT_FOUND", "The requested resource does not exist"), ExternalCustomerMissing, False),
+        (answer(404, "ENTITY_IS_DELETED", "entity is deleted"), ExternalCustomerMissing, False),
+        (answer(403, "INSUFFICIENT_ACCESS", "insufficient access rights on object id"), IntegrationAuthError, True),
+        (
+            answer(300, None, '["/services/data/v62.0/sobjects/Contact/003A", "/services/data/v62.0/sobjects/Contact/003B"]'),
+            PermanentIntegrationError,
+            False,
+        ),
+    ],
+)
 def test_each_answer_is_classified_with_the_rules_stripes_follow(response, kind, retryable):
     error = classify(response)
     assert type(error) is kind and error.retryable is retryable

@@ -13,11 +13,17 @@ def test_defaults_run_everything_in_memory():
 
 
 def test_environment_variables_are_read_and_converted():
-    settings = load_settings({
-        "DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1/db", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
-        "STRIPE_MAX_RPS": "10.5", "CONFLICT_POLICY": "stripe_wins",
-        "STRIPE_WEBHOOK_SECRET": "whsec_a", "STRIPE_WEBHOOK_SECRET_PREVIOUS": "whsec_b", "API_TOKEN": "t",
-    })
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql+asyncpg://u:p@127.0.0.1/db",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+            "STRIPE_MAX_RPS": "10.5",
+            "CONFLICT_POLICY": "stripe_wins",
+            "STRIPE_WEBHOOK_SECRET": "whsec_a",
+            "STRIPE_WEBHOOK_SECRET_PREVIOUS": "whsec_b",
+            "API_TOKEN": "t",
+        }
+    )
     assert (settings.storage_backend, settings.broker_backend) == ("postgres", "kafka")
     assert settings.stripe_max_rps == 10.5
     assert settings.conflict_policy is ConflictPolicy.EXTERNAL_WINS
@@ -26,8 +32,11 @@ def test_environment_variables_are_read_and_converted():
 
 @pytest.mark.parametrize(
     ("env", "named"),
-    [({"STRIPE_MAX_RPS": "fast"}, "STRIPE_MAX_RPS"), ({"CONFLICT_POLICY": "coin_flip"}, "CONFLICT_POLICY"),
-     ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES")],
+    [
+        ({"STRIPE_MAX_RPS": "fast"}, "STRIPE_MAX_RPS"),
+        ({"CONFLICT_POLICY": "coin_flip"}, "CONFLICT_POLICY"),
+        ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES"),
+    ],
 )
 def test_a_bad_value_fails_at_start_up_naming_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
@@ -40,8 +49,11 @@ def test_unrelated_environment_variables_are_ignored():
 
 @pytest.mark.parametrize(
     "env",
-    [{"DATABASE_URL": "postgresql+asyncpg://u:p@h/db"}, {"KAFKA_BOOTSTRAP_SERVERS": "h:9092"},
-     {"DATABASE_URL": "mysql://u:p@h/db", "KAFKA_BOOTSTRAP_SERVERS": "h:9092"}],
+    [
+        {"DATABASE_URL": "postgresql+asyncpg://u:p@h/db"},
+        {"KAFKA_BOOTSTRAP_SERVERS": "h:9092"},
+        {"DATABASE_URL": "mysql://u:p@h/db", "KAFKA_BOOTSTRAP_SERVERS": "h:9092"},
+    ],
 )
 def test_half_a_real_backend_is_refused(env):
     with pytest.raises(SettingsError):
@@ -54,7 +66,9 @@ def test_catch_up_polls_every_minute_reading_two_minutes_back_unless_told_otherw
     assert (settings.catchup_interval, settings.catchup_overlap) == (0.0, 30.0)
 
 
-@pytest.mark.parametrize("env", [{"CATCHUP_INTERVAL": "-1"}, {"CATCHUP_OVERLAP": "-5"}, {"CATCHUP_INTERVAL": "nan"}, {"CATCHUP_OVERLAP": "inf"}])
+@pytest.mark.parametrize(
+    "env", [{"CATCHUP_INTERVAL": "-1"}, {"CATCHUP_OVERLAP": "-5"}, {"CATCHUP_INTERVAL": "nan"}, {"CATCHUP_OVERLAP": "inf"}]
+)
 def test_a_negative_or_unbounded_catch_up_setting_is_refused(env):
     with pytest.raises(SettingsError, match="CATCHUP_INTERVAL and CATCHUP_OVERLAP"):
         load_settings(env)
@@ -71,11 +85,18 @@ def test_a_reconcile_interval_that_is_negative_unbounded_or_under_a_minute_is_re
         load_settings({"RECONCILE_INTERVAL": value})
 
 
-@pytest.mark.parametrize(("key", "kind"), [
-    ("pk_test_51Habc", "a publishable key (pk_...)"), ("pk_live_51Habc", "a publishable key (pk_...)"),
-    ("whsec_abc", "a webhook signing secret (whsec_...)"), ("sk_test", "not a Stripe API key"), ("ghp_token", "not a Stripe API key"),
-    ("sk_test_...", "not a Stripe API key"), ("sk_live_51Habc\n", "not a Stripe API key"),
-])
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("pk_test_51Habc", "a publishable key (pk_...)"),
+        ("pk_live_51Habc", "a publishable key (pk_...)"),
+        ("whsec_abc", "a webhook signing secret (whsec_...)"),
+        ("sk_test", "not a Stripe API key"),
+        ("ghp_token", "not a Stripe API key"),
+        ("sk_test_...", "not a Stripe API key"),
+        ("sk_live_51Habc\n", "not a Stripe API key"),
+    ],
+)
 def test_a_stripe_key_of_the_wrong_kind_is_refused_before_any_call(key, kind):
     with pytest.raises(SettingsError, match=re.escape(f"STRIPE_SECRET_KEY is {kind}: custsync needs a secret key")):
         load_settings({"STRIPE_SECRET_KEY": key})

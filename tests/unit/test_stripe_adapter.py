@@ -26,7 +26,9 @@ async def test_create_tags_our_id_and_omits_unset_fields(stripe_integration, fak
     assert created.external_id.startswith("cus_") and created.internal_id == 42
     stored = fake_stripe.customers[created.external_id]
     assert (stored["name"], stored["email"], stored["metadata"]) == (
-        "Ada", None, {"internal_id": "42", "custsync_installation": INSTALLATION, "custsync_create": "key-42"}
+        "Ada",
+        None,
+        {"internal_id": "42", "custsync_installation": INSTALLATION, "custsync_create": "key-42"},
     )
     assert (created.claim.internal_id, created.claim.installation, created.claim.create_key) == (42, INSTALLATION, "key-42")
 
@@ -80,7 +82,11 @@ async def test_listing_walks_every_customer_newest_first(stripe_integration):
 async def test_link_adds_our_id_without_touching_other_metadata(stripe_integration, fake_stripe):
     created = await fake_stripe.create_async(params={"name": "Grace", "metadata": {"crm": "x1"}})
     await stripe_integration.link_customer(created["id"], OwnershipTag(internal_id=9, installation=INSTALLATION))
-    assert fake_stripe.customers[created["id"]]["metadata"] == {"crm": "x1", "internal_id": "9", "custsync_installation": INSTALLATION}
+    assert fake_stripe.customers[created["id"]]["metadata"] == {
+        "crm": "x1",
+        "internal_id": "9",
+        "custsync_installation": INSTALLATION,
+    }
 
 
 async def test_stripe_validation_errors_are_permanent(stripe_integration):
@@ -110,8 +116,16 @@ class FailingCustomers:
         (stripe.InvalidRequestError("bad param", "email", http_status=400), RequestRefused, None),
         (stripe.IdempotencyError("key reused with other parameters", http_status=400), PermanentIntegrationError, None),
         (stripe.APIError("a concurrent request under the same key", http_status=409), RetryableIntegrationError, None),
-        (stripe.InvalidRequestError("lock timeout", None, http_status=400, headers={"Stripe-Should-Retry": "true"}), RetryableIntegrationError, None),
-        (stripe.APIError("do not retry", http_status=500, headers={"stripe-should-retry": "false"}), PermanentIntegrationError, None),
+        (
+            stripe.InvalidRequestError("lock timeout", None, http_status=400, headers={"Stripe-Should-Retry": "true"}),
+            RetryableIntegrationError,
+            None,
+        ),
+        (
+            stripe.APIError("do not retry", http_status=500, headers={"stripe-should-retry": "false"}),
+            PermanentIntegrationError,
+            None,
+        ),
     ],
 )
 async def test_sdk_errors_are_classified(error, expected, retry_after):

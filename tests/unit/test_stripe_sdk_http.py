@@ -34,7 +34,9 @@ def form(request: httpx.Request) -> dict[str, str]:
 def stripe_http():
     with respx.mock(assert_all_called=False) as mock:
         # The worker checks the key's account before creates (application.accounts.AccountGuard).
-        mock.get("https://api.stripe.com/v1/account").mock(return_value=httpx.Response(200, json={"id": "acct_1", "object": "account"}))
+        mock.get("https://api.stripe.com/v1/account").mock(
+            return_value=httpx.Response(200, json={"id": "acct_1", "object": "account"})
+        )
         yield mock
 
 
@@ -61,18 +63,23 @@ async def test_a_create_posts_the_fields_our_id_and_an_idempotency_key(system, s
     key = request.headers["idempotency-key"]
     assert key.startswith(f"custsync-{installation}-create-")
     assert form(request) == {
-        "name": "Ada", "email": "ada@example.com", "metadata[internal_id]": str(customer.id),
-        "metadata[custsync_installation]": installation, "metadata[custsync_create]": key,
+        "name": "Ada",
+        "email": "ada@example.com",
+        "metadata[internal_id]": str(customer.id),
+        "metadata[custsync_installation]": installation,
+        "metadata[custsync_create]": key,
     }
     assert request.headers["authorization"] == "Bearer sk_test_123"
     assert (await system.mapping(customer.id)).external_id == "cus_1"
 
 
 async def test_a_429_is_retried_with_the_same_idempotency_key(system, stripe_http):
-    route = stripe_http.post(API).mock(side_effect=[
-        error(429, "Too many requests", "rate_limit", headers={"Retry-After": "2"}),
-        httpx.Response(200, json=customer_json()),
-    ])
+    route = stripe_http.post(API).mock(
+        side_effect=[
+            error(429, "Too many requests", "rate_limit", headers={"Retry-After": "2"}),
+            httpx.Response(200, json=customer_json()),
+        ]
+    )
     customer = await create(system)
     await system.settle()
     keys = [call.request.headers["idempotency-key"] for call in route.calls]
@@ -150,9 +157,12 @@ async def test_a_404_on_a_mapped_customer_changes_nothing_here_and_breaks_the_li
 
 async def test_a_404_on_update_is_a_deletion_only_when_a_retrieve_says_deleted(system, stripe_http):
     customer = await linked(system, stripe_http)
-    retrieve = stripe_http.get(f"{API}/cus_1").mock(side_effect=[
-        httpx.Response(200, json=customer_json()), httpx.Response(200, json=DELETED),
-    ])
+    retrieve = stripe_http.get(f"{API}/cus_1").mock(
+        side_effect=[
+            httpx.Response(200, json=customer_json()),
+            httpx.Response(200, json=DELETED),
+        ]
+    )
     stripe_http.post(f"{API}/cus_1").mock(return_value=error(404, *NO_SUCH_CUSTOMER))  # deleted meanwhile
     await patch_customer(PatchCustomer(customer_id=customer.id, changes={"name": "B"}), system.uow_factory(), system.clock)
     await system.settle()
@@ -182,10 +192,12 @@ async def test_a_404_on_delete_of_a_customer_stripe_never_had_breaks_the_link(sy
 
 
 async def test_refused_credentials_pause_the_worker_instead_of_dead_lettering(system, stripe_http):
-    route = stripe_http.post(API).mock(side_effect=[
-        error(401, "Invalid API Key provided", kind="invalid_request_error"),
-        httpx.Response(200, json=customer_json()),
-    ])
+    route = stripe_http.post(API).mock(
+        side_effect=[
+            error(401, "Invalid API Key provided", kind="invalid_request_error"),
+            httpx.Response(200, json=customer_json()),
+        ]
+    )
     customer = await create(system)
     await system.settle()
     assert route.call_count == 2 and 60.0 in system.clock.slept
@@ -214,8 +226,15 @@ async def test_a_full_list_reads_pages_as_plain_json_with_the_query_stripe_expec
     """Reconcile's list goes through StripeClient.raw_request_async (no StripeObjects per page): the
     same GET, auth and paging; a record we cannot read is skipped, not fatal."""
     pages = [
-        {"object": "list", "data": [customer_json("cus_1"), customer_json("cus_2", email=None, internal_id="2"),
-                                    {"id": "cus_bad", "object": "customer", "metadata": "not an object"}], "has_more": True},
+        {
+            "object": "list",
+            "data": [
+                customer_json("cus_1"),
+                customer_json("cus_2", email=None, internal_id="2"),
+                {"id": "cus_bad", "object": "customer", "metadata": "not an object"},
+            ],
+            "has_more": True,
+        },
         {"object": "list", "data": [customer_json("cus_3", internal_id="3")], "has_more": False},
     ]
     route = stripe_http.get(API).mock(side_effect=[httpx.Response(200, json=page) for page in pages])
@@ -247,12 +266,21 @@ async def test_a_catch_up_poll_logs_at_debug_and_every_other_call_at_info(system
     from datetime import UTC, datetime
 
     stripe_http.get("https://api.stripe.com/v1/events").mock(
-        return_value=httpx.Response(200, json={"object": "list", "data": [], "has_more": False}, headers={"Request-Id": "req_poll"}))
+        return_value=httpx.Response(
+            200, json={"object": "list", "data": [], "has_more": False}, headers={"Request-Id": "req_poll"}
+        )
+    )
     stripe_http.get(API).mock(
-        return_value=httpx.Response(200, json={"object": "list", "data": [], "has_more": False}, headers={"Request-Id": "req_list"}))
+        return_value=httpx.Response(
+            200, json={"object": "list", "data": [], "has_more": False}, headers={"Request-Id": "req_list"}
+        )
+    )
     stripe = system.container.integrations()["stripe"]
     with caplog.at_level(logging.DEBUG, logger="adapters.stripe.limiter"):
         await stripe.recent_changes(since=datetime(2026, 1, 1, tzinfo=UTC))
         await stripe.list_customers(limit=10, created_since=datetime(2026, 1, 1, tzinfo=UTC))
     lines = [(r.levelno, r.getMessage().split(" in ")[0]) for r in caplog.records]
-    assert lines == [(logging.DEBUG, "stripe events.list -> 200"), (logging.INFO, "stripe raw_request -> 200")]  # the list, as JSON
+    assert lines == [
+        (logging.DEBUG, "stripe events.list -> 200"),
+        (logging.INFO, "stripe raw_request -> 200"),
+    ]  # the list, as JSON

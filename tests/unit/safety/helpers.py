@@ -16,7 +16,9 @@ from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 
 
 def make(clock, policy="latest_wins", **kw):
-    return EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy(policy), **kw), clock=clock)
+    return EmbeddedSystem(
+        Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy(policy), **kw), clock=clock
+    )
 
 
 async def new_customer(system, name="A", email="a@example.com"):

@@ -1,6 +1,7 @@
 """A create Stripe carried out but answered with a failure that does not say the data was refused
 (a 500 with ``Stripe-Should-Retry: false``, a 409 for a concurrent request under the same key) is
 looked up, never taken for a refusal: one customer on each side (found by the hostile review)."""
+
 import pytest
 import stripe
 

@@ -1,6 +1,7 @@
 """A person edits our new Stripe customer before its events are handled: linking our own create
 from its event takes what the create sent as the baseline, so the edit is seen and synced under
 every policy (found by the hostile review)."""
+
 import pytest
 
 from adapters.memory.stripe import InMemoryStripe

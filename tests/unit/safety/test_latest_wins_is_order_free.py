@@ -18,7 +18,9 @@ FIRST = ["our_push_first", "stripe_events_first"]
 async def scenario(clock, steps, order: str, first: str) -> tuple[str, str]:
     """Run ``steps`` (the changes, at their times, nothing synced in between), then deliver Stripe's
     events in ``order`` with the worker starting on ``first``; return (catalog, Stripe) names."""
-    system = EmbeddedSystem(Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy.LATEST_WINS), clock=clock)
+    system = EmbeddedSystem(
+        Settings(stripe_webhook_secret=WEBHOOK_SECRET, conflict_policy=ConflictPolicy.LATEST_WINS), clock=clock
+    )
     customer = await create_customer(CreateCustomer("A", "a@example.com"), system.uow_factory(), clock)
     await system.settle()
     external_id = (await system.mapping(customer.id)).external_id

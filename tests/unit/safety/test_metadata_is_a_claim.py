@@ -31,7 +31,9 @@ async def test_a_stranger_claiming_a_customer_deleted_before_it_synced_is_never_
 async def test_a_stranger_claiming_an_unsynced_customer_is_imported_and_our_create_still_happens(system, claim):
     ours = await create_customer(CreateCustomer("Ours", "ours@example.com"), system.uow_factory(), system.clock)
     assert ours.id == 1
-    stranger = await system.stripe.create_async(params={"name": "Stranger", "metadata": {"internal_id": claim.format(id=ours.id)}})
+    stranger = await system.stripe.create_async(
+        params={"name": "Stranger", "metadata": {"internal_id": claim.format(id=ours.id)}}
+    )
     await system.deliver_webhooks()
     await system.consume()  # the stranger's event is handled before our create goes out
     await system.settle()

@@ -30,7 +30,7 @@ async def test_another_accounts_key_never_deletes_a_catalog_customer(system):
 async def test_an_event_whose_re_fetch_answers_404_breaks_the_link_and_changes_nothing(system):
     customer_id, external_id = await new_customer(system, "Ada", "ada@example.com")
     await system.stripe.update_async(external_id, params={"name": "Changed there"})
-    pending = system.stripe.events[system.delivered:]
+    pending = system.stripe.events[system.delivered :]
     system.use_stripe(InMemoryStripe(system.clock))  # the re-fetch goes to an account without it
     for event in pending:
         system.stripe.events.append(event)
@@ -65,8 +65,13 @@ async def test_a_broken_link_heals_when_the_right_account_is_back(system):
     assert (await system.mapping(customer_id)).broken
     system.use_stripe(right)
     system.delivered = len(right.events)
-    await patch_customer(PatchCustomer(customer_id=customer_id, changes={"email": "ada@lovelace.dev"}), system.uow_factory(), system.clock)
+    await patch_customer(
+        PatchCustomer(customer_id=customer_id, changes={"email": "ada@lovelace.dev"}), system.uow_factory(), system.clock
+    )
     await system.settle()
     mapping = await system.mapping(customer_id)
     assert mapping.broken is None and mapping.in_sync_with(await system.customer(customer_id))
-    assert (right.customers[mapping.external_id]["name"], right.customers[mapping.external_id]["email"]) == ("Ada L.", "ada@lovelace.dev")
+    assert (right.customers[mapping.external_id]["name"], right.customers[mapping.external_id]["email"]) == (
+        "Ada L.",
+        "ada@lovelace.dev",
+    )

@@ -1,6 +1,7 @@
 """An update of ours that landed but whose answer was lost (a 500, a timeout), then a newer catalog edit
 before the retry: what Stripe holds is our own write, not a change over there, so the newer edit
 wins under every policy and both sides converge (found by the hostile review)."""
+
 import pytest
 
 from application.commands import CreateCustomer, PatchCustomer

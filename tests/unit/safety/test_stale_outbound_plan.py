@@ -37,7 +37,7 @@ class PersonMeanwhile(InMemoryStripe):
         system, self.system = self.system, None
         await InMemoryStripe.update_async(self, customer, params={"name": "Y"})
         ctx = await system.context()
-        for event in self.events[system.delivered:]:
+        for event in self.events[system.delivered :]:
             await sync_inbound(parse_event(json.dumps(event).encode(), "stripe"), system.container.integrations(), ctx)
 
 

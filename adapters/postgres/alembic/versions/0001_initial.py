@@ -98,10 +98,7 @@ def upgrade() -> None:
         $$
         """
     )
-    op.execute(
-        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
-        "FOR EACH STATEMENT EXECUTE FUNCTION custsync_notify_outbox()"
-    )
+    op.execute("CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION custsync_notify_outbox()")
 
     op.create_table(
         "inbox",

@@ -55,7 +55,10 @@ def upgrade() -> None:
     )
     # One active run per system: a second request joins it (or is refused), never runs beside it.
     op.create_index(
-        "ix_reconcile_runs_active", "reconcile_runs", ["system"], unique=True,
+        "ix_reconcile_runs_active",
+        "reconcile_runs",
+        ["system"],
+        unique=True,
         postgresql_where=sa.text("status IN ('queued', 'running')"),
     )
     op.create_index("ix_reconcile_runs_system_id", "reconcile_runs", ["system", "id"])
@@ -73,7 +76,9 @@ def upgrade() -> None:
         sa.Column("fix_status", sa.Text, nullable=False),
         sa.Column("at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_reconcile_findings"),
-        sa.ForeignKeyConstraint(["run_id"], ["reconcile_runs.id"], name="fk_reconcile_findings_run_id_reconcile_runs", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["reconcile_runs.id"], name="fk_reconcile_findings_run_id_reconcile_runs", ondelete="CASCADE"
+        ),
         sa.UniqueConstraint("run_id", "subject", name="uq_reconcile_findings_run_id_subject"),
     )
     op.create_table(
@@ -85,10 +90,15 @@ def upgrade() -> None:
         sa.Column("record", postgresql.JSONB),
         sa.Column("decided", sa.Boolean, nullable=False, server_default=sa.text("false")),
         sa.PrimaryKeyConstraint("run_id", "external_id", name="pk_reconcile_seen"),
-        sa.ForeignKeyConstraint(["run_id"], ["reconcile_runs.id"], name="fk_reconcile_seen_run_id_reconcile_runs", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["reconcile_runs.id"], name="fk_reconcile_seen_run_id_reconcile_runs", ondelete="CASCADE"
+        ),
     )
     op.create_index(
-        "ix_reconcile_seen_run_id_email_key", "reconcile_seen", ["run_id", "email_key"], postgresql_where=sa.text("unlinked"),
+        "ix_reconcile_seen_run_id_email_key",
+        "reconcile_seen",
+        ["run_id", "email_key"],
+        postgresql_where=sa.text("unlinked"),
     )
 
 

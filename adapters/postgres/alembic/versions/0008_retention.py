@@ -30,26 +30,36 @@ PUBLISHED = sa.text("published_at IS NOT NULL")
 def upgrade() -> None:
     op.add_column("customers", sa.Column("scrubbed_at", sa.DateTime(timezone=True)))
     op.create_index(
-        "ix_customers_unscrubbed", "customers", ["id"], postgresql_where=sa.text("deleted AND scrubbed_at IS NULL"),
+        "ix_customers_unscrubbed",
+        "customers",
+        ["id"],
+        postgresql_where=sa.text("deleted AND scrubbed_at IS NULL"),
         if_not_exists=True,
     )
     op.create_index("ix_outbox_published_at", "outbox", ["published_at"], postgresql_where=PUBLISHED, if_not_exists=True)
-    op.create_index(
-        "ix_outbox_published_customer_id", "outbox", ["customer_id"], postgresql_where=PUBLISHED, if_not_exists=True
-    )
+    op.create_index("ix_outbox_published_customer_id", "outbox", ["customer_id"], postgresql_where=PUBLISHED, if_not_exists=True)
     op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"], if_not_exists=True)
     op.create_index(
-        "ix_sync_records_succeeded_updated_at", "sync_records", ["updated_at"],
-        postgresql_where=sa.text("status = 'succeeded'"), if_not_exists=True,
+        "ix_sync_records_succeeded_updated_at",
+        "sync_records",
+        ["updated_at"],
+        postgresql_where=sa.text("status = 'succeeded'"),
+        if_not_exists=True,
     )
     op.create_index(
-        "ix_dead_letters_replayed_at", "dead_letters", ["replayed_at"], postgresql_where=sa.text("replayed_at IS NOT NULL"),
+        "ix_dead_letters_replayed_at",
+        "dead_letters",
+        ["replayed_at"],
+        postgresql_where=sa.text("replayed_at IS NOT NULL"),
         if_not_exists=True,
     )
     # The status screen's (and the sampled metrics') unsettled records: few, whatever the history.
     op.create_index(
-        "ix_sync_records_unsettled", "sync_records", ["system", "status", "updated_at"],
-        postgresql_where=sa.text("status IN ('pending', 'retrying', 'dead')"), if_not_exists=True,
+        "ix_sync_records_unsettled",
+        "sync_records",
+        ["system", "status", "updated_at"],
+        postgresql_where=sa.text("status IN ('pending', 'retrying', 'dead')"),
+        if_not_exists=True,
     )
 
 
