@@ -68,7 +68,8 @@ async def _knows(integration: Integration, account: object, external_id: str) ->
     except ExternalCustomerMissing:
         raise UnprovenBinding(
             f"{integration.system}: the credentials belong to {account}, which does not know {external_id}, a customer "
-            f"this catalog is linked to; refusing to bind to it (if it is the right account, run `custsync {integration.system} rebind`)"
+            "this catalog is linked to; refusing to bind to it "
+            f"(if it is the right account, run `custsync {integration.system} rebind`)"
         ) from None
 
 

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 
-_fields: ContextVar[Mapping[str, object]] = ContextVar("custsync_log_fields", default={})
+_fields: ContextVar[Mapping[str, object]] = ContextVar("custsync_log_fields", default=MappingProxyType({}))
 
 
 def current_correlation() -> str | None:

@@ -507,7 +507,7 @@ async def floor() -> None:
 
     stripe = build_container(load_settings()).stripe()
     started, pages, records, cursor = time.perf_counter(), 0, 0, None
-    for pages in range(1, MAX_PAGES + 1):
+    for pages in range(1, MAX_PAGES + 1):  # noqa: B007 - read after the loop: how many pages it took
         page = await stripe.list_customers(limit=PAGE, cursor=cursor)
         records += len(page.customers)
         if page.next_cursor is None:

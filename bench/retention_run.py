@@ -65,7 +65,7 @@ async def main(args: argparse.Namespace) -> None:
     engine = create_engine(url, pool_size=2)
     try:
         async with engine.begin() as c:
-            for table, sql in SEED.items():
+            for sql in SEED.values():
                 await c.execute(text(sql), {"n": args.rows, "old": CUTOFF - timedelta(days=1), "recent": NOW})
             await c.execute(text("ANALYZE"))
         print(

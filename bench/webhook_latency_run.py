@@ -66,7 +66,7 @@ async def main(requests: int) -> None:
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             await wait_for_health(http)
-            for n in range(50):  # warm-up: connections, JIT-free but caches and the Kafka producer
+            for _ in range(50):  # warm-up: connections, JIT-free but caches and the Kafka producer
                 await http.get("/health")
             health, hooks = [], []
             for n in range(requests):  # interleaved, so both see the same machine load

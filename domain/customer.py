@@ -49,7 +49,7 @@ class FieldTimes(msgspec.Struct, frozen=True):
     email: datetime | None = None
 
     def with_fields(self, fields: frozenset[str] | set[str], at: datetime) -> FieldTimes:
-        return msgspec.structs.replace(self, **{f: at for f in fields}) if fields else self
+        return msgspec.structs.replace(self, **dict.fromkeys(fields, at)) if fields else self
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True):

@@ -41,8 +41,9 @@ def deletion_settled(customer: Customer, mappings: Iterable[ExternalMapping], un
     (``in_flight``: a create intent waits for its answer with no link made yet, or a sync record of
     it is pending or retrying -- a create that lands after a scrub would link it with the values
     it sent), and
-    every link has carried the deletion over (its baseline is at the tombstone's version). Nothing the outbound delete needs is personal
-    (the external id, the create intent's key), but until then its events are still on their way:
+    every link has carried the deletion over (its baseline is at the tombstone's version). Nothing the
+    outbound delete needs is personal (the external id, the create intent's key), but until then its
+    events are still on their way:
     the baselines kept meanwhile let the inbound side tell the echoes of our own writes without a
     re-fetch. A deletion still retried, dead-lettered or behind a broken link keeps its data until
     it settles (a replay carries it; the next pass scrubs)."""

@@ -7,29 +7,30 @@ from collections.abc import Callable, Mapping
 import httpx
 from dependency_injector import containers, providers
 
+from adapters.budget import InMemoryLedger, RateBudget
 from adapters.clock import SystemClock
-from adapters.prometheus import PrometheusMetrics, new_registry
+from adapters.kafka.lag import KafkaLag
+from adapters.kafka.publisher import KafkaPublisher
+from adapters.kafka.subscription import KafkaSubscription
 from adapters.memory.bus import InMemoryBroker, InMemoryLag, InMemoryOutboxWakeup, InMemoryPublisher, InMemorySubscription
 from adapters.memory.database import InMemoryDatabase
 from adapters.memory.salesforce import InMemorySalesforce
 from adapters.memory.stripe import InMemoryStripe
-from adapters.salesforce.auth import ClientCredentials
-from adapters.salesforce.integration import SalesforceIntegration
-from adapters.kafka.publisher import KafkaPublisher
-from adapters.kafka.lag import KafkaLag
-from adapters.kafka.subscription import KafkaSubscription
+from adapters.postgres.budget import PostgresLedger
 from adapters.postgres.engine import create_engine
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from adapters.postgres.wakeup import PostgresOutboxWakeup
+from adapters.prometheus import PrometheusMetrics, new_registry
+from adapters.salesforce.auth import ClientCredentials
+from adapters.salesforce.integration import SalesforceIntegration
 from adapters.stripe.integration import StripeIntegration, key_mode
-from adapters.budget import InMemoryLedger, RateBudget
-from adapters.postgres.budget import PostgresLedger
 from adapters.stripe.limiter import RateLimited
 from adapters.stripe.sdk import stripe_client
 from application.accounts import AccountGuard, InstallationIdentity
 from application.ports import Integration, MessageSource
 from application.sync.consumer import RetryPolicy, SyncConsumer
-from application.sync.groups import CATALOG, SyncConsumers, SyncGroup, sync_groups as groups_for
+from application.sync.groups import CATALOG, SyncConsumers, SyncGroup
+from application.sync.groups import sync_groups as groups_for
 from application.sync.handlers import InboundHandler, OutboundHandler
 from entrypoints.settings import Settings
 
@@ -245,7 +246,7 @@ def sync_consumers(container: Container, sources: Mapping[str, MessageSource], *
             handler = container.inbound_handler()
         else:
             handler = container.outbound_handler(integrations={group.name: integrations[group.name]})
-        handlers = {topic: handler for topic in group.topics}
+        handlers = dict.fromkeys(group.topics, handler)
         consumers[group.name] = container.consumer(source=sources[group.name], handlers=handlers, **options)
     return SyncConsumers(consumers)
 

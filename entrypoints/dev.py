@@ -40,7 +40,7 @@ def webhook_delivery_task(container: Container, fake: InMemoryStripe, secret: st
                     await deliver_stripe_event(container, fake, event, secret)
                 except InvalidWebhook as exc:
                     log.error("fake Stripe webhook refused: %s", exc)
-                except Exception:  # noqa: BLE001 - one bad event must never stop the whole dev process
+                except Exception:
                     log.exception("fake Stripe webhook %s could not be delivered", event.get("id"))
                 delivered += 1
             waiter = asyncio.create_task(fake.new_events.wait())

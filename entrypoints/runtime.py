@@ -222,7 +222,7 @@ def sampler_task(container: Container) -> Task:
                 failures += 1
                 if failures == 1:  # the gauges stand still; custsync_status_sampled_timestamp_seconds shows since when
                     log.warning("cannot sample the status for metrics: %s", exc)
-            except Exception:  # noqa: BLE001 - a bug here must not stop the worker's sync
+            except Exception:
                 failures += 1
                 if failures == 1:  # once, with its trace; the gauges stand still meanwhile
                     log.exception("sampling the status for metrics failed")
@@ -262,10 +262,8 @@ class CannotServe(RuntimeError):
 
 
 async def _serve(server: uvicorn.Server) -> None:
-    try:
+    with contextlib.suppress(SystemExit):  # how uvicorn gives up when it cannot bind: the caller says it in one line
         await server.serve()
-    except SystemExit:  # how uvicorn gives up when it cannot bind: the caller says it in one line
-        pass
 
 
 def serve_api_processes(host: str, port: int, workers: int, *, wait: bool = True) -> bool:

@@ -441,10 +441,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise SettingsError("API_AUTH=none and API_TOKEN are both set: choose one")
     if not settings.uses_memory and not settings.database_url.startswith("postgresql+asyncpg://"):
         raise SettingsError("DATABASE_URL must look like postgresql+asyncpg://user:password@host:port/database")
-    if (
-        settings.storage_backend == "memory"
-        and settings.broker_backend == "kafka"
-        or (settings.storage_backend == "postgres" and settings.broker_backend == "memory")
+    if (settings.storage_backend == "memory" and settings.broker_backend == "kafka") or (
+        settings.storage_backend == "postgres" and settings.broker_backend == "memory"
     ):
         raise SettingsError("set both DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, or neither (in-memory, for custsync dev)")
     return settings

@@ -23,7 +23,7 @@ class KafkaLag:
     async def lag(self) -> dict[tuple[str, str, int], int]:
         try:
             return await asyncio.wait_for(self._read(), self._timeout)
-        except Exception as exc:  # noqa: BLE001 - any failure of the broker's clients: the lag is unknown, nothing more
+        except Exception as exc:
             why = str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__} {exc}".rstrip()
             raise BrokerUnavailable(f"cannot read the consumer lag from {self._config['bootstrap_servers']}: {why}") from exc
 

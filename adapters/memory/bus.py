@@ -4,13 +4,14 @@ keep order, consumer groups with committed offsets, and redelivery of whatever w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 
+from adapters.memory.database import InMemoryDatabase
 from application.ports import Delivery, Envelope
 from application.sync.groups import SyncGroup
-from adapters.memory.database import InMemoryDatabase
 
 
 class InMemoryBroker:
@@ -35,10 +36,8 @@ class InMemoryBroker:
 
     async def wait_for_append(self, timeout: float) -> None:
         async with self._appended:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._appended.wait(), timeout)
-            except TimeoutError:
-                pass
 
 
 class InMemoryPublisher:
@@ -116,8 +115,6 @@ class InMemoryOutboxWakeup:
         self._event = db.outbox_written
 
     async def wait(self, timeout: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
         self._event.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
@@ -19,8 +20,8 @@ from application.ports import Cursor, Envelope, PendingEvent
 from domain.binding import AccountBinding
 from domain.customer import Customer, CustomerData, FieldTimes
 from domain.dead_letters import DeadLetter
-from domain.errors import ConcurrentUpdate
 from domain.drift import Finding, ReconcileRun
+from domain.errors import ConcurrentUpdate
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import CustomerChanged, ExternalCustomer
 from domain.sync import Direction, SyncRecord
@@ -135,7 +136,7 @@ class InMemoryCustomerRepository:
             and (after_id is None or cid > after_id)
             and (wanted is None or (c.email is not None and c.email.lower() == wanted))
         )
-        return [c for _, c in zip(range(limit), rows)]
+        return list(itertools.islice(rows, limit))
 
     async def get_many(self, customer_ids: Sequence[int]) -> dict[int, Customer]:
         return {i: self._t.customers[i] for i in customer_ids if i in self._t.customers}
@@ -246,7 +247,7 @@ class InMemoryOutbox:
 
     async def claim(self, limit: int) -> list[PendingEvent]:
         pending = (PendingEvent(pos, event) for pos, (event, published) in self._t.outbox.items() if published is None)
-        return [p for _, p in zip(range(limit), pending)]
+        return list(itertools.islice(pending, limit))
 
     async def mark_published(self, positions: Sequence[int], at: datetime) -> None:
         for pos in positions:

@@ -196,7 +196,7 @@ class InMemoryReconcileRepository:
     async def unlinked_seen(self, run_id: int, email_keys: Sequence[str]) -> dict[str, list[ExternalCustomer]]:
         wanted = set(email_keys)
         found: dict[str, list[ExternalCustomer]] = {}
-        for (r, external_id), (record, _) in sorted(self._t.reconcile_seen.items()):
+        for (r, _external_id), (record, _) in sorted(self._t.reconcile_seen.items()):
             key = email_key(record.data.email) if record is not None else None
             if r == run_id and key in wanted:
                 found.setdefault(key, []).append(record)

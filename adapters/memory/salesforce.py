@@ -307,7 +307,7 @@ class InMemorySalesforce:
             "FirstName": None,
             "LastName": None,
             "Email": None,
-            **{f: None for f in self.custom_fields},
+            **dict.fromkeys(self.custom_fields),
         }
         contact.update(fields)
         self.contacts[contact["Id"]] = contact

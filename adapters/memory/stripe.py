@@ -37,8 +37,8 @@ from typing import Any
 import msgspec
 import stripe
 
-from application.ports import Clock
 from adapters.clock import SystemClock
+from application.ports import Clock
 
 _FIELDS = ("name", "email")
 KEY_LIFETIME = timedelta(hours=24)

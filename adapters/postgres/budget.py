@@ -12,8 +12,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.postgres.errors import is_unavailable, unavailable
 from adapters.budget import Lease, slot_step
+from adapters.postgres.errors import is_unavailable, unavailable
 
 _RESERVE = text("""
     INSERT INTO rate_budgets AS b (name, next_free_at) VALUES (:name, clock_timestamp() + :span * interval '1 second')

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext

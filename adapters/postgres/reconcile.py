@@ -198,12 +198,12 @@ class SqlAlchemyReconcileRepository:
     async def fix_counts(self, run_id: int) -> dict[str, int]:
         f = reconcile_findings.c
         query = select(f.fix_status, func.count()).where(f.run_id == run_id).group_by(f.fix_status)
-        return {status: n for status, n in await self._c.execute(query)}
+        return dict((await self._c.execute(query)).all())
 
     async def kind_counts(self, run_id: int) -> dict[str, int]:
         f = reconcile_findings.c
         query = select(f.kind, func.count()).where(f.run_id == run_id).group_by(f.kind)
-        return {kind: n for kind, n in await self._c.execute(query)}
+        return dict((await self._c.execute(query)).all())
 
     # -- what a run has seen ----------------------------------------------------------------------
     async def mark_seen(self, run_id: int, seen: Sequence[SeenExternal]) -> None:

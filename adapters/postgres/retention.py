@@ -35,11 +35,11 @@ from adapters.postgres.dead_letters import _dead_letter
 from adapters.postgres.repositories import _customer, _is_bigint, _json, _mapping, _row_limit
 from adapters.postgres.tables import create_intents, customers, dead_letters, external_mappings, inbox, outbox, sync_records
 from application.ports import EventsScrubbed, ScrubCandidate
+from domain.customer import CustomerData
 from domain.mapping import ExternalMapping
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC
-from domain.customer import CustomerData
-from domain.sync import FAILING, UNFINISHED
 from domain.retention import deletion_settled, mapping_emails, redacted, scrubbed_letter, scrubbed_mapping
+from domain.sync import FAILING, UNFINISHED
 
 o, i, s, d, c = outbox.c, inbox.c, sync_records.c, dead_letters.c, customers.c
 # Spelled as the partial indexes' predicates are (a bound parameter would not prove them).

@@ -8,16 +8,12 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from application.errors import StorageUnavailable
-
 from adapters.postgres.accounts import SqlAlchemyBindingRepository, SqlAlchemyInstallationRepository
 from adapters.postgres.create_intents import SqlAlchemyCreateIntentRepository
 from adapters.postgres.cursors import SqlAlchemyCursorRepository
 from adapters.postgres.dead_letters import SqlAlchemyDeadLetterRepository
 from adapters.postgres.errors import is_unavailable, unavailable
 from adapters.postgres.reconcile import SqlAlchemyReconcileRepository
-from adapters.postgres.retention import SqlAlchemyRetention
-from adapters.postgres.status import SqlAlchemyStatusRepository
 from adapters.postgres.repositories import (
     SqlAlchemyCustomerRepository,
     SqlAlchemyInbox,
@@ -25,6 +21,9 @@ from adapters.postgres.repositories import (
     SqlAlchemyOutbox,
     SqlAlchemySyncRecordRepository,
 )
+from adapters.postgres.retention import SqlAlchemyRetention
+from adapters.postgres.status import SqlAlchemyStatusRepository
+from application.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

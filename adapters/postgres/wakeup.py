@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import asyncpg
@@ -51,10 +52,8 @@ class PostgresOutboxWakeup:
         deadline = loop.time() + timeout
         if not self._closed and not self._listening():
             await self._listen(deadline - loop.time())
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._woken.wait(), max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            pass
         self._woken.clear()
 
     async def close(self) -> None:

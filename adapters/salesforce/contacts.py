@@ -37,7 +37,7 @@ def split_name(name: str | None) -> tuple[str | None, str]:
         return None, NO_NAME
     cut = name.rfind(" ")
     first, last = name[:cut], name[cut + 1 :]
-    if 0 < cut and first == first.strip() and last and last == last.strip() and len(first) <= FIRST_NAME_MAX:
+    if cut > 0 and first == first.strip() and last and last == last.strip() and len(first) <= FIRST_NAME_MAX:
         return first, last
     # Salesforce trims what it stores: a part that would lose a space keeps the name whole in
     # LastName, as does a first part too long for FirstName.

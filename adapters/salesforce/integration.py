@@ -253,7 +253,8 @@ class SalesforceIntegration:
 
     async def created_customers(self, *, created_since: datetime, cursor: str | None = None) -> Page:
         rows, next_cursor = await self._page(
-            f"SELECT {self._fields} FROM Contact WHERE CreatedDate >= {_literal(created_since)} ORDER BY CreatedDate DESC, Id DESC",
+            f"SELECT {self._fields} FROM Contact WHERE CreatedDate >= {_literal(created_since)} "
+            "ORDER BY CreatedDate DESC, Id DESC",
             cursor,
             everything=True,
         )

@@ -201,7 +201,7 @@ async def _poll(
                     recently=recently,
                     began=began,
                 )
-            except Exception as exc:  # noqa: BLE001 - catch-up must outlive any outage
+            except Exception as exc:
                 if metrics is not None:
                     metrics.caught_up(system, listed=0, published=0, failed=True)
                 failures += 1
@@ -264,7 +264,7 @@ async def _release(uow_factory: UnitOfWorkFactory, system: str, owner: str) -> N
         async with uow_factory() as uow:
             await uow.cursors.release(system, CURSOR, owner)
             await uow.commit()
-    except Exception as exc:  # noqa: BLE001 - stopping anyway: the lease runs out by itself
+    except Exception as exc:
         log.warning("%s catch-up: could not give its lease up (%s); it expires by itself", system, exc)
 
 

@@ -72,6 +72,9 @@ class RetryPolicy(msgspec.Struct, frozen=True):
         return max(backoff, min(retry_after or 0.0, self.max_delay))
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 class Failure(Enum):
     TRANSIENT = "transient"
     PERMANENT = "permanent"
@@ -106,7 +109,7 @@ class Coalescing(Protocol):
     def supersedes(self, later: bytes, earlier: bytes) -> bool: ...
 
 
-class _Partition:
+class _OffsetBook:
     """The offsets of one partition accepted here and not yet committed, in offset order.
 
     Deliveries of one partition finish out of order (different keys run concurrently); the commit
@@ -150,9 +153,9 @@ class _Lane:
 
     def __init__(self, topic: str, key: str) -> None:
         self.topic, self.key = topic, key
-        self.queue: deque[tuple[Delivery, _Partition]] = deque()
+        self.queue: deque[tuple[Delivery, _OffsetBook]] = deque()
         self.task: asyncio.Task[None] | None = None
-        self.in_hand: tuple[Delivery, _Partition] | None = None  # the delivery being handled, and its partition's log
+        self.in_hand: tuple[Delivery, _OffsetBook] | None = None  # the delivery being handled, and its partition's log
         self.waiting: str | None = None  # the error it is waiting out, while it waits
 
     @property
@@ -182,7 +185,7 @@ class SyncConsumer:
         publisher: MessagePublisher,
         handlers: Mapping[str, TopicHandler],
         clock: Clock,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         batch_size: int = 100,
         *,
         uow_factory: UnitOfWorkFactory | None = None,
@@ -196,7 +199,7 @@ class SyncConsumer:
         self._source, self._publisher, self._handlers, self._uow_factory = source, publisher, handlers, uow_factory
         self._clock, self._retry, self._batch_size, self._max_buffered = clock, retry, batch_size, max_buffered
         self._slots = asyncio.Semaphore(concurrency)
-        self._partitions: dict[Partition, _Partition] = {}
+        self._partitions: dict[Partition, _OffsetBook] = {}
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._paused: set[Partition] = set()
         self._fetch_failures = 0
@@ -228,7 +231,7 @@ class SyncConsumer:
     async def _fetch(self, stopping: asyncio.Event, timeout: float) -> list[Delivery]:
         try:
             deliveries = await self._source.fetch(self._batch_size, timeout)
-        except Exception as exc:  # noqa: BLE001 - a broker outage must not end the worker
+        except Exception as exc:
             self._fetch_failures += 1
             delay = self._retry.delay(self._fetch_failures)
             log.warning("cannot fetch from the broker (%s); retrying in %.1fs", describe(exc), delay)
@@ -241,16 +244,16 @@ class SyncConsumer:
         self._forget_revoked()
         for delivery in deliveries:
             partition = (delivery.envelope.topic, delivery.partition)
-            log_ = self._partitions.get(partition)
-            if log_ is None:
-                log_ = self._partitions[partition] = _Partition(partition)
-            if not log_.accept(delivery):
+            book = self._partitions.get(partition)
+            if book is None:
+                book = self._partitions[partition] = _OffsetBook(partition)
+            if not book.accept(delivery):
                 continue
             key = (delivery.envelope.topic, delivery.envelope.key)
             lane = self._lanes.get(key)
             if lane is None:
                 lane = self._lanes[key] = _Lane(*key)
-            lane.queue.append((delivery, log_))
+            lane.queue.append((delivery, book))
             if not lane.busy:
                 lane.task = asyncio.create_task(self._drain(lane, stopping), name=f"lane {key}")
 
@@ -259,7 +262,7 @@ class SyncConsumer:
         hand finishes; its new owner, or this member if it gets it back, starts again from the
         last committed offset)."""
         assigned = self._source.assignment()
-        revoked = {p: log_ for p, log_ in self._partitions.items() if p not in assigned}
+        revoked = {p: book for p, book in self._partitions.items() if p not in assigned}
         for partition in revoked:
             del self._partitions[partition]
         if revoked:
@@ -272,7 +275,7 @@ class SyncConsumer:
         """Pause the partitions holding ``max_buffered`` uncommitted deliveries; resume the rest.
         Told every turn, not only on changes: a rebalance gives a partition back unpaused."""
         assigned = self._source.assignment()
-        full = {p for p, log_ in self._partitions.items() if len(log_.order) >= self._max_buffered} & assigned
+        full = {p for p, book in self._partitions.items() if len(book.order) >= self._max_buffered} & assigned
         self._source.pause(full)
         self._source.resume(assigned - full)
         if pause := full - self._paused:
@@ -289,45 +292,45 @@ class SyncConsumer:
     async def _commit(self) -> int:
         """Commit each partition up to its lowest unfinished delivery; returns how many finished
         deliveries the commit covered."""
-        logs = [log_ for log_ in self._partitions.values() if log_.committable is not None]
-        if not logs:
+        books = [book for book in self._partitions.values() if book.committable is not None]
+        if not books:
             return 0
-        done = [log_.committable for log_ in logs if log_.committable is not None]
+        done = [book.committable for book in books if book.committable is not None]
         try:
             await self._source.commit(done)
-        except Exception as exc:  # noqa: BLE001 - kept, and committed with the next ones
+        except Exception as exc:
             log.warning("cannot commit offsets now (%s); they will be committed later", describe(exc))
             return 0
-        return sum(log_.committed(delivery) for log_, delivery in zip(logs, done))
+        return sum(book.committed(delivery) for book, delivery in zip(books, done, strict=True))
 
     # -- one lane ---------------------------------------------------------------------------------
 
     async def _drain(self, lane: _Lane, stopping: asyncio.Event) -> None:
         try:
             while lane.queue and not stopping.is_set():
-                delivery, log_ = lane.in_hand = self._next(lane)
+                delivery, book = lane.in_hand = self._next(lane)
                 try:
                     await self._process(delivery, lane, stopping)
                 except _Stopped:
                     return  # uncommitted: delivered again to whoever takes the partition
                 finally:
                     lane.in_hand, lane.waiting = None, None
-                log_.finish(delivery)
+                book.finish(delivery)
         finally:
             if not lane.queue and self._lanes.get((lane.topic, lane.key)) is lane:
                 del self._lanes[(lane.topic, lane.key)]
 
-    def _next(self, lane: _Lane) -> tuple[Delivery, _Partition]:
+    def _next(self, lane: _Lane) -> tuple[Delivery, _OffsetBook]:
         """The lane's next delivery; with a coalescing handler, the last of a run that each later
         one supersedes (the ones it stands for are finished, not handled)."""
-        delivery, log_ = lane.queue.popleft()
+        delivery, book = lane.queue.popleft()
         handler = self._handlers.get(lane.topic)
         supersedes = handler.supersedes if isinstance(handler, Coalescing) else None
         while supersedes is not None and lane.queue and supersedes(lane.queue[0][0].envelope.payload, delivery.envelope.payload):
-            log_.finish(delivery)
+            book.finish(delivery)
             self.coalesced += 1
-            delivery, log_ = lane.queue.popleft()
-        return delivery, log_
+            delivery, book = lane.queue.popleft()
+        return delivery, book
 
     async def _process(self, delivery: Delivery, lane: _Lane, stopping: asyncio.Event) -> None:
         envelope = delivery.envelope
@@ -369,7 +372,7 @@ class SyncConsumer:
                 async with self._slots:
                     await work()
                 return None
-            except Exception as exc:  # noqa: BLE001 - every failure is classified below
+            except Exception as exc:
                 kind, error = classify(exc), describe(exc)
                 where = f"{envelope.event_id} ({lane.partition[0]}:{lane.partition[1]})"
                 if kind is Failure.PERMANENT:
@@ -405,7 +408,7 @@ class SyncConsumer:
                     await handler.give_up(envelope.payload, error)
                 except BackendUnavailable:
                     raise
-                except Exception:  # noqa: BLE001 - the history note is a courtesy; the letter is what counts
+                except Exception:
                     log.exception("could not record the dead %s in the sync history", envelope.event_id)
 
             await self._until_done(note, envelope, lane, stopping, retry_unexpected=False)
@@ -419,8 +422,8 @@ class SyncConsumer:
         one stops retrying it (uncommitted here, it is theirs to redeliver)."""
         if lane.in_hand is None:
             return True
-        log_ = lane.in_hand[1]
-        return self._partitions.get(log_.partition) is log_
+        book = lane.in_hand[1]
+        return self._partitions.get(book.partition) is book
 
     async def _pause(self, seconds: float, stopping: asyncio.Event) -> bool:
         return await sleep_unless_stopped(self._clock, seconds, stopping)

@@ -7,6 +7,7 @@ existing external record only on proof that our own create made it (``find_own_c
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import msgspec
@@ -21,12 +22,12 @@ from application.errors import (
 )
 from application.ports import Clock, Integration, Integrations, UnitOfWork, UnitOfWorkFactory
 from application.sync.context import SyncContext as Context
-from domain.errors import ConcurrentUpdate
 from application.sync.creates import create, create_intent, store_create
 from application.sync.lookup import find_own_create
 from domain.conflicts import ConflictPolicy
 from domain.customer import SYNCED_FIELDS, Customer, CustomerData
 from domain.drift import email_key
+from domain.errors import ConcurrentUpdate
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
 from domain.ownership import OwnershipTag, claimed_by_another_installation, write_key
@@ -220,10 +221,10 @@ async def _delete(
         found = await find_own_create(integration, intent, ctx.installation)
         if found is None:
             return _Outcome(Operation.DELETE, note="never synced (its create made nothing)", drop_intent=True)
-        try:  # proven ours (its create key): the deletion the user asked for
+        # Proven ours (its create key): the deletion the user asked for. Missing meanwhile: deleted
+        # already (the list showed it, so it is no other account's).
+        with contextlib.suppress(ExternalCustomerMissing):
             await integration.delete_customer(found.external_id)
-        except ExternalCustomerMissing:
-            pass  # deleted meanwhile: the list showed it, so it is no other account's
         return _Outcome(Operation.DELETE, note=f"deleted {found.external_id}, which a create of ours had made", drop_intent=True)
     if mapping.synced_version >= customer.version:
         return _Outcome(Operation.DELETE, note="already deleted")

@@ -522,22 +522,21 @@ class Reconciler:
     # -- phase 4: external records linked to nothing here ------------------------------------------
     async def _unlinked_page(self) -> tuple[list[Finding], bool]:
         run, now = self.run, self._ctx.clock.now()
-        findings: list[Finding] = []
         async with self._ctx.uow_factory() as uow:
             records = await uow.reconcile.undecided(run.id, run.checkpoint, EXTERNAL_PAGE)
-            for x in records:
-                findings.append(
-                    self._finding(
-                        f"external:{x.external_id}",
-                        FindingKind.ONLY_THERE,
-                        Fix.IMPORT,
-                        now,
-                        None,
-                        x.external_id,
-                        (),
-                        "linked to no catalog customer: imported",
-                    )
+            findings = [
+                self._finding(
+                    f"external:{x.external_id}",
+                    FindingKind.ONLY_THERE,
+                    Fix.IMPORT,
+                    now,
+                    None,
+                    x.external_id,
+                    (),
+                    "linked to no catalog customer: imported",
                 )
+                for x in records
+            ]
             done = len(records) < EXTERNAL_PAGE
             return await self._checkpoint(
                 uow, findings, now, Phase.DONE if done else None, None if done else records[-1].external_id
@@ -863,7 +862,7 @@ async def run_reconciler(
                 continue
         except BackendUnavailable as exc:
             log.warning("reconcile runner waits: %s", exc)
-        except Exception:  # noqa: BLE001 - the runner must outlive a bug in one run
+        except Exception:
             log.exception("reconcile runner failed; trying again")
         await sleep_unless_stopped(clock, poll, stopping)
 

@@ -8,8 +8,8 @@ import random
 from typing import Protocol
 
 from application.errors import BackendUnavailable
-from application.sync.waiting import sleep_unless_stopped
 from application.ports import Clock, Envelope, MessagePublisher, UnitOfWorkFactory
+from application.sync.waiting import sleep_unless_stopped
 from domain.messages import OUTBOUND_TOPIC, CustomerChanged, encode
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ async def run_relay(
     while not stopping.is_set():
         try:
             sent = await relay_once(uow_factory, publisher, clock, batch_size)
-        except Exception as exc:  # noqa: BLE001 - the relay must outlive a broker or database outage
+        except Exception as exc:
             failures += 1
             delay = random.uniform(poll_interval / 2, min(max_delay, poll_interval * 2 ** min(failures - 1, 10)))
             if isinstance(exc, BackendUnavailable):

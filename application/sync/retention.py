@@ -166,7 +166,7 @@ async def run_retention(
     while not stopping.is_set():
         try:
             done = await retention.run_pass()
-        except Exception as exc:  # noqa: BLE001 - retention must outlive any outage, and never stop the worker
+        except Exception as exc:
             failures += 1
             delay = backoff(failures, max_delay)
             if isinstance(exc, BackendUnavailable):

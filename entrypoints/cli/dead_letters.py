@@ -79,12 +79,17 @@ def _table(letters: list[DeadLetter]) -> str:
         (str(d.id), d.topic, d.event_id, _when(d.created_at), _when(d.replayed_at) if d.replayed_at else "-", short(d.error))
         for d in letters
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+    return "\n".join(table(rows))
 
 
 def _when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as aligned columns; the last column, the long one, is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]]) for row in rows]
 
 
 def short(error: str, width: int = 80) -> str:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 import msgspec
 
 from domain.drift import Finding, FindingKind, MatchBy, ReconcileRun, RunStatus
-from entrypoints.cli.dead_letters import short
+from entrypoints.cli.dead_letters import short, table
 from entrypoints.cli.root import main, read_settings, require_real_integrations, with_backends
 from entrypoints.container import Container
 
@@ -111,7 +111,7 @@ async def _reconcile(
 class _ProgressBar:
     """tqdm on stderr: records listed, then catalog pages compared, phase by phase."""
 
-    PHASES = {
+    PHASES: ClassVar[dict[str, str]] = {
         "external": "{system}: listing",
         "missing": "links not listed",
         "catalog": "unlinked catalog customers",
@@ -168,9 +168,8 @@ def _report(run: ReconcileRun, findings: list[Finding]) -> str:
             )
             for f in shown
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         lines.append("")
-        lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+        lines += table(rows)
         if len(findings) > len(shown):
             lines.append(f"... and {len(findings) - len(shown)} more (--json, or GET /api/v1/reconcile/runs/{run.id}/findings)")
     else:

@@ -7,11 +7,11 @@ from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, Router
 from litestar.datastructures import CacheControlHeader
-from litestar.exceptions import NotFoundException
-from litestar.response import Redirect
 from litestar.di import Provide
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from entrypoints.container import Container
@@ -23,7 +23,7 @@ from entrypoints.http.dev import FakeSalesforceController, FakeStripeController
 from entrypoints.http.methods import correct_allow, get
 from entrypoints.http.metrics import metrics_route
 from entrypoints.http.openapi import COMPONENTS, document
-from entrypoints.http.problems import TITLES, EXCEPTION_HANDLERS, PROBLEM_JSON, problem
+from entrypoints.http.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, TITLES, problem
 from entrypoints.http.ready import ready_route
 from entrypoints.http.reconcile import ReconcileController, ResyncController
 from entrypoints.http.schemas import Health

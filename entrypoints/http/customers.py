@@ -46,8 +46,8 @@ def _versions(request: Request) -> frozenset[int] | None:
 
 class CustomerController(Controller):
     path = "/api/v1/customers"
-    tags = ["customers"]
-    guards = [api_request]
+    tags = ("customers",)
+    guards = (api_request,)
     security = SECURITY
 
     @get("/", summary="List customers, oldest first", responses=problems(*GUARDED, 422))

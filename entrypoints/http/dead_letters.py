@@ -6,7 +6,6 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, post
-from entrypoints.http.params import invalid_body
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -15,13 +14,14 @@ from entrypoints.http.deps import ServicesDep, UowDep
 from entrypoints.http.guards import api_request
 from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
+from entrypoints.http.params import invalid_body
 from entrypoints.http.schemas import DeadLetterOut, DeadLetterReplay, ReplayOut
 
 
 class DeadLetterController(Controller):
     path = "/api/v1/dead-letters"
-    tags = ["dead letters"]
-    guards = [api_request]
+    tags = ("dead letters",)
+    guards = (api_request,)
     security = SECURITY
 
     @get("/", summary="Dead letters, newest first", responses=problems(*GUARDED, 422))

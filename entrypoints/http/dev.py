@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 import stripe
-from litestar.params import FromPath, JSONBody
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_404_NOT_FOUND, HTTP_422_UNPROCESSABLE_ENTITY
 
 from adapters.memory.salesforce import Refused
@@ -39,10 +39,10 @@ def _refused_by_stripe(_: Request, exc: stripe.InvalidRequestError) -> Response:
 
 class FakeStripeController(Controller):
     path = "/dev/stripe/customers"
-    tags = ["dev: the fake Stripe side"]
+    tags = ("dev: the fake Stripe side",)
     # Changes made here reach the catalog through sync, so they need the catalog's token too.
-    guards = [api_request]
-    exception_handlers = {stripe.InvalidRequestError: _refused_by_stripe}
+    guards = (api_request,)
+    exception_handlers = {stripe.InvalidRequestError: _refused_by_stripe}  # noqa: RUF012 - the controller configuration Litestar reads
 
     @get("/", summary="Customers as the in-memory Stripe holds them, newest first")
     async def list_stripe_customers(self, fake_stripe: FakeStripeDep) -> dict[str, Any]:
@@ -85,9 +85,9 @@ def _refused_by_salesforce(_: Request, exc: Refused) -> Response:
 
 class FakeSalesforceController(Controller):
     path = "/dev/salesforce/contacts"
-    tags = ["dev: the fake Salesforce side"]
-    guards = [api_request]
-    exception_handlers = {Refused: _refused_by_salesforce}
+    tags = ("dev: the fake Salesforce side",)
+    guards = (api_request,)
+    exception_handlers = {Refused: _refused_by_salesforce}  # noqa: RUF012 - the controller configuration Litestar reads
 
     @get("/", summary="Contacts as the in-memory Salesforce org holds them (deleted ones left out)")
     async def list_salesforce_contacts(self, fake_salesforce: FakeSalesforceDep) -> list[dict[str, Any]]:

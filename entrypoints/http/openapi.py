@@ -8,8 +8,18 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import Components, Link, OpenAPIHeader, Operation, RequestBody, Schema, SecurityScheme
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Parameter
+from litestar.openapi.spec import (
+    Components,
+    Link,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 
 from entrypoints.http.problems import PROBLEM_JSON
 from entrypoints.http.schemas import CustomerCreate, CustomerPatch, CustomerReplace, DeadLetterReplay, Problem
@@ -75,7 +85,7 @@ def document(app: Litestar, systems: list[str]) -> None:
         schema = (openapi.components.schemas or {}).get(name)
         if schema is not None and struct.__struct_config__.forbid_unknown_fields:
             schema.additional_properties = False
-    for path, item in (openapi.paths or {}).items():
+    for item in (openapi.paths or {}).values():
         item.head = None  # HEAD is served wherever GET is (RFC 9110); listing it twice helps no one
         for operation in _operations(item):
             _drop_litestar_validation_response(operation)

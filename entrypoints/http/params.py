@@ -14,7 +14,7 @@ _CANONICAL_ID = re.compile(r"0|[1-9][0-9]{0,18}")
 PRINTABLE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
 
 # The segment is taken as text and read by ``catalog_id``: Litestar's ``{x:int}`` converter calls
-# int(), for which "+1", " 1", "1_0" and "١" (an Arabic-Indic one) are all 1.
+# int(), for which "+1", " 1", "1_0" and "\u0661" (an Arabic-Indic one) are all 1.
 CustomerIdPath = Annotated[
     str,
     PathParameter(

@@ -35,8 +35,8 @@ RunIdPath = Annotated[
 
 class ReconcileController(Controller):
     path = "/api/v1/reconcile"
-    tags = ["reconcile"]
-    guards = [api_request]
+    tags = ("reconcile",)
+    guards = (api_request,)
     security = SECURITY
 
     @post(
@@ -123,8 +123,8 @@ class ReconcileController(Controller):
 
 class ResyncController(Controller):
     path = "/api/v1/customers/{customer_id:str}/resync"
-    tags = ["customers"]
-    guards = [api_request]
+    tags = ("customers",)
+    guards = (api_request,)
     security = SECURITY
 
     @post(
@@ -132,7 +132,8 @@ class ResyncController(Controller):
         summary="Re-sync one customer (push the catalog's state, or pull the external one)",
         status_code=HTTP_202_ACCEPTED,
         description="Whatever the baselines and the conflict policy say; queued for the worker. Its outcome shows in the "
-        "customer's sync-events under `event_id`. 404: no such customer (or deleted); 409: a pull of a customer not linked there.",
+        "customer's sync-events under `event_id`. 404: no such customer (or deleted); "
+        "409: a pull of a customer not linked there.",
         responses=problems(*GUARDED, *BODY, 404, 409),
     )
     async def resync(

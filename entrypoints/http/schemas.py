@@ -53,8 +53,8 @@ class CustomerReplace(msgspec.Struct, forbid_unknown_fields=True):
 class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
     """PATCH changes only the fields given; ``null`` clears one."""
 
-    name: Name | None | UnsetType = UNSET
-    email: Email | None | UnsetType = UNSET
+    name: Name | UnsetType | None = UNSET
+    email: Email | UnsetType | None = UNSET
 
     def changes(self) -> dict[str, str | None]:
         return {f: getattr(self, f) for f in self.__struct_fields__ if getattr(self, f) is not UNSET}
@@ -66,7 +66,8 @@ class LinkOut(msgspec.Struct):
     sync_status: Annotated[
         str,
         Meta(
-            description="pending, synced, retrying (its last attempt failed and it is being tried again: an outage, a rate limit), dead (see the dead letters) or broken."
+            description="pending, synced, retrying (its last attempt failed and it is being tried again: an outage, "
+            "a rate limit), dead (see the dead letters) or broken."
         ),
     ]
     last_synced_at: datetime | None

@@ -8,7 +8,8 @@ read is parsed whatever its size, as with h11). Idle keep-alive connections are 
 connections beyond a cap are answered 503 at once.
 What uvicorn cannot bound: it has no timeout for a request's head or body, so a client that sends
 its headers or its body slowly (slowloris) holds a connection for as long as it likes. In
-production the API must sit behind a proxy that buffers requests and times them out (docs/reference/api-conventions.md); tests/http/test_server_limits.py pins both sides.
+production the API must sit behind a proxy that buffers requests and times them out
+(docs/reference/api-conventions.md); tests/http/test_server_limits.py pins both sides.
 """
 
 from __future__ import annotations

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from entrypoints.http.methods import get
-
 from application.status import StatusReport, read_status
 from entrypoints.http.deps import ServicesDep
 from entrypoints.http.guards import api_request
+from entrypoints.http.methods import get
 from entrypoints.http.openapi import GUARDED, SECURITY, problems
 
 

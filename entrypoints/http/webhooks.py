@@ -8,9 +8,9 @@ from litestar.status_codes import HTTP_200_OK
 
 from application.errors import InvalidWebhook, UnknownSystem, WebhookNotConfigured
 from application.sync.webhooks import receive_webhook
-from entrypoints.http.openapi import problems
 from entrypoints.http.deps import ServicesDep
 from entrypoints.http.guards import refuse_control_characters
+from entrypoints.http.openapi import problems
 from entrypoints.http.schemas import WebhookAck
 
 WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata caps it well below this

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from application.ports import Envelope
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC

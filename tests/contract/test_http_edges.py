@@ -15,9 +15,9 @@ from adapters.postgres.engine import create_engine
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from application.sync.dead_letters import list_dead_letters
 from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
 from tests.contract.conftest import asgi_client
 from tests.http.helpers import CUSTOMERS, JSON, STRIPE_WEBHOOK, assert_problem, url
-from entrypoints.settings import Settings
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
 
 BIGINT_MAX = 2**63 - 1
@@ -181,8 +181,7 @@ async def test_a_webhook_when_the_database_is_saturated_is_still_accepted_it_nee
     system, app = app_on(tiny_pool)
     payload = event({})
     header = stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)
-    async with asgi_client(app) as api:
-        async with system.uow_factory(), system.uow_factory():  # every pooled connection held
-            response = await api.post(STRIPE_WEBHOOK, content=payload.encode(), headers={"stripe-signature": header, **JSON})
+    async with asgi_client(app) as api, system.uow_factory(), system.uow_factory():  # every pooled connection held
+        response = await api.post(STRIPE_WEBHOOK, content=payload.encode(), headers={"stripe-signature": header, **JSON})
     assert response.status_code == 200 and response.json()["event_id"] == "evt_1"
     assert [m.event_id for m in system.messages("sync.inbound")] == ["evt_1"]

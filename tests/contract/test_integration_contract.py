@@ -16,9 +16,9 @@ from application.sync.lookup import find_own_create
 from domain.binding import ExternalAccount
 from domain.customer import CustomerData
 from domain.mapping import CreateIntent
-from domain.safety import must_refetch
 from domain.messages import ChangeKind
 from domain.ownership import OwnershipTag, proves_own_create, write_key
+from domain.safety import must_refetch
 from tests.support.integrations import KINDS, harness
 
 INSTALLATION = "0123456789abcdef0123456789abcdef"

@@ -5,6 +5,7 @@ run on the in-memory adapter, to pin that both agree on the edge cases."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import uuid
 from collections import defaultdict
@@ -21,8 +22,8 @@ from sqlalchemy.engine import make_url
 from adapters.memory.clock import FakeClock
 from adapters.postgres.engine import create_engine
 from adapters.postgres.migrations import SchemaNotMigrated, ensure_migrated, upgrade
-from adapters.postgres.tables import metadata
 from adapters.postgres.repositories import oldest_pending
+from adapters.postgres.tables import metadata
 from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from adapters.postgres.wakeup import PostgresOutboxWakeup, asyncpg_dsn
 from application.sync.relay import relay_once
@@ -90,7 +91,7 @@ async def test_the_ledger_hands_out_disjoint_slots_to_every_process_on_the_datab
     leases = await asyncio.gather(*(ledger(5) for ledger in ledgers for _ in range(5)))
     step = slot_step(100.0)
     slots = sorted(lease.first + i * step for lease in leases for i in range(lease.count))
-    assert len(slots) == 100 and all(b - a >= step for a, b in zip(slots, slots[1:]))  # no slot shared
+    assert len(slots) == 100 and all(b - a >= step for a, b in itertools.pairwise(slots))  # no slot shared
     first = min(lease.first for lease in leases)
     assert max(slots) - first == 99 * step  # and none wasted between reservations made back to back
     assert all(abs((lease.now - lease.first).total_seconds()) < 5 for lease in leases[:1])

@@ -59,11 +59,12 @@ def deep(depth: int = DEPTH) -> str:
     "payload",
     [
         deep(),
-        '{"id": "evt_1", "type": "customer.created", "created": 1767225600, "data": {"object": {"id": "cus_1", "x": %s}}}'
-        % deep(),
+        '{"id": "evt_1", "type": "customer.created", "created": 1767225600, "data": {"object": {"id": "cus_1", "x": '
+        + deep()
+        + "}}}",
         '{"id": "evt_1", "type": "customer.updated", "created": 1767225600, "data": {"object": {"id": "cus_1"}, '
-        '"previous_attributes": %s}}' % deep(),
-        '{"id": "evt_1", "type": "invoice.paid", "created": 1767225600, "data": {"object": {"x": %s}}}' % deep(),
+        '"previous_attributes": ' + deep() + "}}",
+        '{"id": "evt_1", "type": "invoice.paid", "created": 1767225600, "data": {"object": {"x": ' + deep() + "}}}",
     ],
     ids=["whole-body", "in-the-object", "in-previous-attributes", "ignored-type"],
 )

@@ -171,7 +171,8 @@ async def test_connections_beyond_the_cap_are_answered_503_at_once():
         (b"", HEALTH),
         (b"GET /health HTTP/1.1\r\nHost: te", b"st\r\n\r\n"),
         (
-            b'POST /api/v1/customers HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"name":',
+            b"POST /api/v1/customers HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 15\r\n\r\n{"name":',
             b' "Ada"}',
         ),
     ],

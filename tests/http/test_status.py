@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from tests.http.helpers import API_TOKEN, create
-from entrypoints.status_screen import render
-from application.status import StatusReport
 import msgspec
+
+from application.status import StatusReport
+from entrypoints.status_screen import render
+from tests.http.helpers import API_TOKEN, create
 
 
 async def test_the_status_shows_the_backlog_then_the_failure_and_where_it_waits(client, system):

@@ -6,12 +6,11 @@ import time
 
 import pytest
 import stripe
-
-from tests.http.helpers import CUSTOMERS, STRIPE_WEBHOOK, assert_problem, url
 from litestar.testing import AsyncTestClient
 
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
+from tests.http.helpers import CUSTOMERS, STRIPE_WEBHOOK, assert_problem, url
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem, tagged
 
 
@@ -227,7 +226,7 @@ async def test_an_event_delivered_again_after_it_was_applied_changes_nothing_and
     event = customer_event("evt_dup", "customer.created", in_stripe(system, "cus_dup", "Grace Hopper", None))
     await post_signed(client, system, event)
     await system.settle()
-    [customer] = [c for c in system.container.database().tables.customers.values()]
+    [customer] = list(system.container.database().tables.customers.values())
     history = await system.history(customer.id)
 
     transactions = system.container.database().transactions

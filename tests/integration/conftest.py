@@ -31,7 +31,7 @@ def kafka() -> str:
     try:
         # Its own short-lived loop: this runs once per session, outside the tests' loops.
         asyncio.run(wait_for_broker(servers, timeout=10.0))
-    except Exception as exc:  # noqa: BLE001 - whatever the cause, say how to fix it
+    except Exception as exc:
         pytest.fail(
             f"Kafka is not reachable at {servers} ({exc}). Start it with `scripts/services.sh up`, "
             "or point KAFKA_BOOTSTRAP_SERVERS at a broker.",
@@ -93,10 +93,10 @@ def kafka_group() -> Callable[[], str]:
 # The whole pipeline (owner: the infrastructure tests): real `custsync` processes on a database of
 # their own, the real sync topics recreated per test, and a Stripe-compatible HTTP server.
 # ===================================================================================================
-from adapters.postgres.engine import create_engine  # noqa: E402
-from tests.support.infra import migrate, recreate_database, reset_topics, truncate  # noqa: E402
-from tests.support.processes import Processes, base_env, wait_until  # noqa: E402
-from tests.support.stripe_server import StripeServer, free_port  # noqa: E402
+from adapters.postgres.engine import create_engine
+from tests.support.infra import migrate, recreate_database, reset_topics, truncate
+from tests.support.processes import Processes, base_env, wait_until
+from tests.support.stripe_server import StripeServer, free_port
 
 PIPELINE_DATABASE = "custsync_it"
 PIPELINE_WEBHOOK_SECRET = "whsec_integration"
@@ -173,7 +173,7 @@ async def pipeline(pipeline_database_url: str, kafka: str, tmp_path) -> AsyncIte
 # stripe-mock (owner: the Stripe adapter's request-shape tests). Self-contained: nothing outside this
 # section depends on it. Stripe's official mock, started by `scripts/services.sh up` (scripts/stripe-mock.sh).
 # ===================================================================================================
-from tests.support.stripe_mock import check_stripe_mock, stripe_mock_url  # noqa: E402
+from tests.support.stripe_mock import check_stripe_mock, stripe_mock_url
 
 
 @pytest.fixture(scope="session")
@@ -182,7 +182,7 @@ def stripe_mock() -> str:
     url = stripe_mock_url()
     try:
         check_stripe_mock(url)
-    except Exception as exc:  # noqa: BLE001 - whatever the cause, say how to fix it
+    except Exception as exc:
         pytest.fail(
             f"stripe-mock is not reachable at {url} ({exc}). Start it with `scripts/services.sh up` "
             "(or `scripts/stripe-mock.sh up`), or point STRIPE_MOCK_URL at one.",

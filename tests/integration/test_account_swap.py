@@ -39,7 +39,7 @@ async def test_a_second_account_swapped_in_mid_run_changes_no_catalog_customer(p
         for i in range(3)
     ]
     for customer_id in ids:
-        wait_until(lambda: stripe_link(pipeline, customer_id), what=f"customer {customer_id} synced")
+        wait_until(lambda customer_id=customer_id: stripe_link(pipeline, customer_id), what=f"customer {customer_id} synced")
     before = catalog(pipeline)
 
     # Mid-run, the key starts answering for another account (a key switched at a proxy, a

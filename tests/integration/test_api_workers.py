@@ -4,6 +4,7 @@ pool and producer; SIGTERM stops them all cleanly; a process that cannot start s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,10 +22,8 @@ def children(pid: int) -> list[str]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 found.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-            except FileNotFoundError:
-                pass
     return found
 
 

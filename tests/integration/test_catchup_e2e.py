@@ -94,7 +94,7 @@ async def test_changes_no_webhook_delivered_reach_the_catalog_through_catch_up(p
     by_id = {customer_id: (name, email) for customer_id, name, email in live}
     for external_id in linked_ids[:7]:
         assert by_id[linked[external_id]] == (f"Renamed {linked[external_id]}", f"new{linked[external_id]}@example.com")
-    assert {customer_id for customer_id in linked.values()} - set(by_id) == {linked[e] for e in linked_ids[8:]}
+    assert set(linked.values()) - set(by_id) == {linked[e] for e in linked_ids[8:]}
     [(deleted,)] = await query(pipeline, "SELECT count(*) FROM customers WHERE deleted")
     assert deleted == 2  # the linked two; the three made and deleted in between were never imported
     # Every change was applied once, through the inbox, and nothing bounced back: no outbound

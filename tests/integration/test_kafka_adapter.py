@@ -48,7 +48,7 @@ async def collect(*subscriptions: KafkaSubscription, expected: int) -> list[list
         if sum(map(len, got)) >= expected or time.monotonic() > deadline:
             break
         batches = await asyncio.gather(*(s.fetch(100, 0.2) for s in subscriptions))
-        for mine, batch in zip(got, batches):
+        for mine, batch in zip(got, batches, strict=True):
             mine.extend(batch)
     return got
 
@@ -272,7 +272,7 @@ async def test_ensure_topics_creates_what_is_missing_with_the_partition_count_an
         described = await admin.describe_topics(names)
     finally:
         await admin.close()
-    assert {d["topic"]: len(d["partitions"]) for d in described} == {name: 5 for name in names}
+    assert {d["topic"]: len(d["partitions"]) for d in described} == dict.fromkeys(names, 5)
 
 
 async def test_existing_topics_of_another_shape_are_left_as_they_are_and_said(kafka, kafka_topics, caplog):

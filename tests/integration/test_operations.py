@@ -99,14 +99,14 @@ async def test_ready_flips_to_503_naming_the_backend_that_stopped_and_back(pipel
             return response.json()
 
         for url in (pipeline.api_url, worker):
-            body = wait_until(lambda: not_ready(url), timeout=30, step=0.5, what=f"{url}/ready to say 503")
+            body = wait_until(lambda url=url: not_ready(url), timeout=30, step=0.5, what=f"{url}/ready to say 503")
             assert body["status"] == "not ready" and body["checks"][backend] != "ok", body
             assert (get(f"{url}/health")).status_code == 200  # liveness stays: nothing to restart for
     finally:
         await stop.end()
     for url in (pipeline.api_url, worker):
         wait_until(
-            lambda: (r := get(f"{url}/ready")) is not None and r.status_code == 200,
+            lambda url=url: (r := get(f"{url}/ready")) is not None and r.status_code == 200,
             timeout=90,
             step=0.5,
             what=f"{url}/ready back to 200",

@@ -5,6 +5,7 @@ missing topics. The topics of the pipeline's broker are created by the pipeline 
 from __future__ import annotations
 
 import pytest
+
 from entrypoints.container import build_container
 from entrypoints.http.ready import readiness
 from entrypoints.lifecycle import running
@@ -61,7 +62,7 @@ async def test_not_ready_names_missing_topics(pipeline):
     container = container_on(pipeline.database_url, pipeline.kafka)
     async with running(container, wait=False):
         publisher = container.publisher()
-        with pytest.raises(Exception, match="topics missing: no.such.topic"):
+        with pytest.raises(Exception, match=r"topics missing: no\.such\.topic"):
             await publisher.check(["sync.outbound", "no.such.topic"], 2.0)
 
 

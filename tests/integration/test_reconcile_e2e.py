@@ -177,7 +177,7 @@ async def test_a_reconcile_killed_halfway_and_run_again_applies_no_fix_twice(pip
         await asyncio.sleep(0.05)
     assert slow.poll() is None, "the run finished before it could be killed"
     pipeline.processes.kill(slow)
-    [(status, phase)] = await query(pipeline, "SELECT status, phase FROM reconcile_runs")
+    [(status, _phase)] = await query(pipeline, "SELECT status, phase FROM reconcile_runs")
     assert status == "running" and applied >= 150
 
     report = reconcile_json(pipeline, "--match-by", "email")

@@ -50,7 +50,7 @@ class ServerThread(threading.Thread):
     def run(self) -> None:
         try:
             asyncio.run(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported by the fixture
+        except BaseException as exc:
             self.error = exc
             self.started.set()
 

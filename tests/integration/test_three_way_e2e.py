@@ -12,11 +12,11 @@ fresh consumer groups start at the end of the shared sync topics, which are left
 from __future__ import annotations
 
 import asyncio
-from contextlib import contextmanager
 import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg

@@ -5,6 +5,7 @@ the catalog equals Stripe, nobody exists twice and nothing deleted comes back.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 
@@ -86,12 +87,10 @@ class Harness:
             value = self.rng.choice(["Ada", "Grace", None] if field == "name" else ["ada@example.com", None])
             if choice < 0.35 and (ids := await self.alive_here()):
                 customer_id = self.rng.choice(ids)
-                try:
+                with contextlib.suppress(CustomerNotFound):
                     await patch_customer(
                         PatchCustomer(customer_id=customer_id, changes={field: value}), self.system.uow_factory(), self.clock
                     )
-                except CustomerNotFound:
-                    pass
             elif choice < 0.7 and (ids := self.alive_in_stripe()):
                 await self.system.stripe.update_async(self.rng.choice(ids), params={field: value or ""})
             else:

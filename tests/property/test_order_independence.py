@@ -78,7 +78,7 @@ class Run:
         if kind == "tick":
             clock.advance(op[1])
         elif kind == "api_create":
-            data = {k: v for k, v in (("name", op[1]), ("email", op[2]))}
+            data = {"name": op[1], "email": op[2]}
             self.api_ids.append((await create_customer(CreateCustomer(**data), uow(), clock)).id)
         elif kind == "api_update" and alive_here:
             field, value = op[2]
@@ -264,7 +264,8 @@ async def one_run(policy: ConflictPolicy, seed: int, setup: list, history: list,
 def test_the_final_state_is_the_same_for_every_delivery_order(policy, seed, setup, history, orders, strategies):
     async def scenario() -> None:
         first, second = [
-            await one_run(policy, seed, setup, history, order, strategy) for order, strategy in zip(orders, strategies)
+            await one_run(policy, seed, setup, history, order, strategy)
+            for order, strategy in zip(orders, strategies, strict=False)
         ]
         assert first == second
 

@@ -67,7 +67,7 @@ class Processes:
                 proc.wait(5)
 
 
-async def wait_for_health(http: "httpx.AsyncClient", timeout: float = 30.0) -> None:
+async def wait_for_health(http: httpx.AsyncClient, timeout: float = 30.0) -> None:
     """Until ``GET /health`` answers 200 on ``http``'s base URL (a `custsync api` starting up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

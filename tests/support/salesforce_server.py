@@ -97,7 +97,8 @@ class SalesforceServer:
         if self.down_status is not None:
             self.outage_answers += 1
             self.timed.append((time.time(), method, path, self.down_status))
-            return await self._send(send, self._outage(path))
+            await self._send(send, self._outage(path))
+            return
         raw_path = scope.get("raw_path") or path.encode()
         query = scope.get("query_string", b"")
         url = f"{self.url}{raw_path.decode('latin-1')}" + (f"?{query.decode('latin-1')}" if query else "")

@@ -355,8 +355,7 @@ class Soak:
                 found.append(f"customer {cid}: catalog {(name, email)} != Stripe {(twin['name'], twin['email'])}")
             if twin["metadata"].get("internal_id") != str(cid):
                 found.append(f"customer {cid}: Stripe {external_id} carries internal_id {twin['metadata'].get('internal_id')}")
-        for external_id in set(stripe_side) - linked:
-            found.append(f"Stripe {external_id} has no live twin in the catalog")
+        found += [f"Stripe {external_id} has no live twin in the catalog" for external_id in set(stripe_side) - linked]
         owners = [c["metadata"].get("internal_id") for c in stripe_side.values() if c["metadata"].get("internal_id")]
         if len(owners) != len(set(owners)):
             found.append("two Stripe customers carry the same internal_id")

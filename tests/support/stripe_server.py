@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import random
+import secrets
 import socket
 import threading
 import time
@@ -100,7 +100,8 @@ class StripeServer:
         account = self._account(headers.get("authorization", ""))
         if account is None:
             error = {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
-            return await self._send(send, 401, error)
+            await self._send(send, 401, error)
+            return
         dashboard = headers.get("x-dashboard") == "1"  # edits "made in the dashboard": never faulted
         if dashboard:
             self.dashboard_requests += 1
@@ -111,7 +112,8 @@ class StripeServer:
             # under the idempotency key either.
             self.outage_answers += 1
             error = {"error": {"type": "api_error", "message": "Stripe is temporarily unavailable (test server outage)"}}
-            return await self._send(send, self.down_status, error)
+            await self._send(send, self.down_status, error)
+            return
         parts = path.strip("/").split("/")
         call = _METHODS.get((method, len(parts))) if parts[:2] == ["v1", "customers"] else None
         if (method, parts) == ("GET", ["v1", "events"]):
@@ -129,7 +131,8 @@ class StripeServer:
                         "message": "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
                     }
                 }
-                return await self._send(send, 429, error)
+                await self._send(send, 429, error)
+                return
             if self.latency:
                 await asyncio.sleep(self.latency)
         if call and not dashboard and self.fault_rate and self._random.random() < self.fault_rate:

@@ -37,7 +37,10 @@ class RecordingHandler:
         self.given_up.append((payload, error))
 
 
-async def setup(clock, handler, payloads, retry=RetryPolicy(max_attempts=3, base_delay=1, max_delay=8), db=None):
+RETRY = RetryPolicy(max_attempts=3, base_delay=1, max_delay=8)
+
+
+async def setup(clock, handler, payloads, retry=RETRY, db=None):
     broker = InMemoryBroker(partitions=1)
     await broker.append([Envelope(TOPIC, "k", f"e{i}", p) for i, p in enumerate(payloads)])
     consumer = SyncConsumer(
@@ -191,7 +194,7 @@ class DatabaseDownWhileDying(RecordingHandler):
 
 async def test_a_dead_letter_waits_for_the_database_instead_of_crashing_the_worker(clock, db):
     handler = DatabaseDownWhileDying({b"a": [PermanentIntegrationError("invalid email")]}, outage=4)
-    broker, consumer = await setup(clock, handler, [b"a", b"b"], db=db)
+    _broker, consumer = await setup(clock, handler, [b"a", b"b"], db=db)
     assert await consumer.run_once(asyncio.Event()) == 2
     assert handler.given_up == [(b"a", "PermanentIntegrationError: invalid email")] and handler.handled == [b"b"]
     async with db.unit_of_work() as uow:

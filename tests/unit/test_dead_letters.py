@@ -83,7 +83,7 @@ async def test_after_the_fix_a_replay_carries_the_create_to_stripe(system):
 
 async def test_a_replay_goes_back_on_the_original_topic_with_the_same_key_and_event_id(system):
     await refused_create(system)
-    [letter] = await dead_letters(system)
+    [_letter] = await dead_letters(system)
     await replay(system)
     original, replayed = system.messages(OUTBOUND_TOPIC)
     assert (replayed.key, replayed.event_id, replayed.payload, replayed.error) == (

@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.memory.clock import FakeClock
-from application.commands import CreateCustomer, PatchCustomer
+from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
 from application.customers.create import create_customer
-from application.customers.update import patch_customer
-from application.commands import DeleteCustomer
 from application.customers.delete import delete_customer
+from application.customers.update import patch_customer
 from application.errors import AmbiguousExport, RetryableIntegrationError
 from application.sync.catchup import catch_up_once
 from application.sync.reconcile import Reconciler, start_here
@@ -181,7 +180,7 @@ async def test_a_create_repeated_after_its_first_landed_keeps_what_a_person_chan
 
 async def test_a_create_repeated_after_a_person_merged_its_contact_away_makes_no_second_one():
     hub = Hub()
-    customer, created = await hub.salesforce_create_fails("Ada Lovelace", "ada@example.com", executed=True)
+    customer, _created = await hub.salesforce_create_fails("Ada Lovelace", "ada@example.com", executed=True)
     [ours] = hub.org.live()
     survivor = hub.org.create(FirstName="Ada", LastName="Lovelace", Email="ada@example.com")
     hub.clock.advance(2)
@@ -349,7 +348,7 @@ async def test_a_forced_event_from_before_forced_for_is_forced_for_no_system():
 
 async def test_the_echo_of_our_own_deletion_costs_no_call():
     hub = Hub()
-    customer, stripe_id, contact_id = await hub.linked("Ada Lovelace", "ada@example.com")
+    customer, _stripe_id, _contact_id = await hub.linked("Ada Lovelace", "ada@example.com")
     await delete_customer(DeleteCustomer(customer_id=customer.id), hub.system.uow_factory(), hub.clock)
     await hub.system.settle()
     assert hub.contact((await hub.system.mapping(customer.id, "salesforce")).external_id)["IsDeleted"]

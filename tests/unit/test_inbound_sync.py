@@ -37,7 +37,7 @@ async def test_the_echo_of_our_own_write_changes_nothing_here(system):
 
 
 async def test_an_inbound_change_is_not_pushed_back_to_stripe(system):
-    customer, external_id = await linked_customer(system)
+    _customer, external_id = await linked_customer(system)
     await system.stripe.update_async(external_id, params={"name": "From the dashboard"})
     calls = len(system.stripe.calls)
     await system.settle()

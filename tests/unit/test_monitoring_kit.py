@@ -537,9 +537,9 @@ def mounted(service: dict, container_path: str) -> Path:
         if not source.startswith((".", "/")):
             continue  # a named volume: data, not the repository
         assert mode == ["ro"], f"{volume}: configuration is mounted read-only"
-        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
-            if best is None or len(target) > len(best[1]):
-                best = (source, target)
+        mounted = container_path == target or container_path.startswith(target.rstrip("/") + "/")
+        if mounted and (best is None or len(target) > len(best[1])):
+            best = (source, target)
     assert best is not None, f"nothing mounted at {container_path}"
     source, target = best
     return (ROOT / source / container_path[len(target) :].lstrip("/")).resolve()
@@ -601,6 +601,6 @@ def test_every_alert_links_its_runbook_entry_and_the_runbook_has_one_for_each():
     """Whoever is paged reads the alert's runbook_url: an entry (a `## <alert>` heading) for every
     alert, and none for an alert that no longer exists."""
     entries = re.findall(r"^## (Custsync\w+)\s*$", RUNBOOK.read_text(), flags=re.MULTILINE)
-    assert entries == [name for name in ALERTS], "the runbook's entries are not the alerts of alerts.yml, in its order"
+    assert entries == list(ALERTS), "the runbook's entries are not the alerts of alerts.yml, in its order"
     for name, rule in ALERTS.items():
         assert rule["annotations"]["runbook_url"] == f"docs/operations/runbook.md#{name.lower()}", name

@@ -3,11 +3,6 @@
 import stripe
 
 from adapters.stripe.integration import StripeIntegration
-from entrypoints.settings import Settings
-from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem, tagged
-
-POLICY = Settings().conflict_policy  # what the worker runs with by default
-
 from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
 from application.customers.create import create_customer
 from application.customers.delete import delete_customer
@@ -17,6 +12,10 @@ from domain.conflicts import ConflictPolicy
 from domain.mapping import CreateIntent
 from domain.messages import OUTBOUND_TOPIC, CustomerChanged, decode
 from domain.sync import Direction, SyncStatus
+from entrypoints.settings import Settings
+from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem, tagged
+
+POLICY = Settings().conflict_policy  # what the worker runs with by default
 
 
 async def create(system, name="Ada", email="ada@example.com"):

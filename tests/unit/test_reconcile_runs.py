@@ -4,12 +4,11 @@ email, a second run finding nothing, and a run interrupted and resumed applying 
 from __future__ import annotations
 
 import asyncio
-
-from adapters.memory.metrics import InMemoryMetrics
 from collections import Counter
 
 import pytest
 
+from adapters.memory.metrics import InMemoryMetrics
 from application.commands import CreateCustomer, DeleteCustomer, PatchCustomer
 from application.customers.create import create_customer
 from application.customers.delete import delete_customer
@@ -57,7 +56,7 @@ async def before_install(system, stripe=(), catalog=()):
 
 async def catalog(system):
     async with system.uow_factory() as uow:
-        return [c for c in (await uow.customers.page(after_id=None, limit=10_000))]
+        return list(await uow.customers.page(after_id=None, limit=10_000))
 
 
 async def assert_converged(system):
@@ -81,7 +80,7 @@ async def test_nothing_on_either_side_is_a_run_with_nothing_to_report(system):
 
 
 async def test_a_first_sync_imports_what_only_stripe_has_and_exports_what_only_the_catalog_has(system):
-    stripe_ids, catalog_ids = await before_install(
+    stripe_ids, _catalog_ids = await before_install(
         system, stripe=[("Ada", "ada@example.com")], catalog=[("Bob", "bob@example.com")]
     )
     run = await reconcile(system)
@@ -504,7 +503,7 @@ async def test_dry_runs_do_not_postpone_the_scheduled_drift_check(system):
     await _schedule(ctx, system.container.integrations(), 3600)
     async with system.uow_factory() as uow:
         runs = await uow.reconcile.runs("stripe", 10)
-    assert [(r.trigger, r.dry_run, r.status) for r in runs][0] == ("schedule", False, RunStatus.QUEUED)
+    assert next((r.trigger, r.dry_run, r.status) for r in runs) == ("schedule", False, RunStatus.QUEUED)
     assert runs[0].created_at - runs[-1].created_at == timedelta(seconds=3700)
 
 

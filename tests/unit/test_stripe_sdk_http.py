@@ -1,5 +1,6 @@
 """The Stripe adapter on the official SDK, checked at the HTTP level with respx."""
 
+import itertools
 from urllib.parse import parse_qsl
 
 import httpx
@@ -218,7 +219,7 @@ async def test_retries_count_against_the_request_budget(system, stripe_http):
     await create(system)
     await system.settle()
     # Backoff alone would retry after ~10 ms; the 25 requests/s budget spaces every attempt >= 40 ms.
-    gaps = [b - a for a, b in zip(sent_at, sent_at[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
     assert len(sent_at) == 4 and min(gaps) >= 0.04 - 1e-6
 
 

@@ -77,7 +77,7 @@ def test_no_configured_secret_refuses_everything(fake_stripe):
 
 @pytest.mark.parametrize("body", [b"not json", b"\xff\xfe", b"[]", b'{"id": 1}'])
 def test_a_signed_body_that_is_not_an_event_is_refused(integration, body):
-    payload, headers = signed(body)
+    _payload, headers = signed(body)
     with pytest.raises(InvalidWebhook):
         integration.parse_webhook(body, headers if body != b"\xff\xfe" else {"stripe-signature": "t=1,v1=00"})
 

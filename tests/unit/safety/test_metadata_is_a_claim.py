@@ -3,10 +3,10 @@ a second installation all carry ids of ours; none may delete, merge or drop anyt
 
 import pytest
 
+from adapters.memory.stripe import InMemoryStripe
 from application.commands import CreateCustomer, DeleteCustomer
 from application.customers.create import create_customer
 from application.customers.delete import delete_customer
-from adapters.memory.stripe import InMemoryStripe
 from domain.customer import CustomerData
 from entrypoints.settings import Settings
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem

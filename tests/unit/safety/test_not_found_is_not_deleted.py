@@ -1,10 +1,10 @@
 """Finding 1: a 404 from Stripe is not a deletion. Stripe keeps deleted customers retrievable with
 ``deleted: true``; a 404 means another account, another mode or a restored database."""
 
+from adapters.memory.stripe import InMemoryStripe
 from application.commands import PatchCustomer
 from application.customers.queries import get_customer
 from application.customers.update import patch_customer
-from adapters.memory.stripe import InMemoryStripe
 from domain.customer import CustomerData
 from domain.messages import INBOUND_TOPIC, OUTBOUND_TOPIC, dead_letter_topic
 from domain.sync import SyncStatus

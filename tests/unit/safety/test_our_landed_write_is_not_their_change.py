@@ -10,9 +10,9 @@ from application.customers.update import patch_customer
 from application.errors import RetryableIntegrationError
 from application.sync.outbound import sync_outbound
 from domain.conflicts import ConflictPolicy
+from domain.messages import OUTBOUND_TOPIC, CustomerChanged, decode
 from entrypoints.settings import Settings
 from tests.support.system import WEBHOOK_SECRET, EmbeddedSystem
-from domain.messages import OUTBOUND_TOPIC, CustomerChanged, decode
 
 
 @pytest.mark.parametrize("policy", ["latest_wins", "stripe_wins", "internal_wins"])
