@@ -45,9 +45,10 @@ install-docs: $(VENV)/.installed-docs ## ...and the documentation tools
 dev: install ## Run API + worker + fake Stripe and Salesforce in one in-memory process on PORT (8000)
 	@$(BIN)/custsync dev --port $(PORT)
 
-lint: install-test ## The lint set and the formatter (ruff), and the dependency rule (import-linter)
+lint: install-test ## The lint set and the formatter (ruff), the types (mypy), the dependency rule (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 test: install-test lint services ## Install, start PostgreSQL, Kafka and a browser, run the whole suite

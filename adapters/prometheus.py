@@ -50,7 +50,7 @@ def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
     process's figures merged (the registry of one process would show a random worker's share)."""
     if os.environ.get(MULTIPROCESS_ENV):
         merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged)
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # prometheus_client: MultiProcessCollector.__init__ has no annotations
         return generate_latest(merged), CONTENT_TYPE_LATEST
     return generate_latest(registry), CONTENT_TYPE_LATEST
 

@@ -6,6 +6,7 @@ the embedded dev mode, ``adapters/postgres``, ``adapters/kafka`` and ``adapters/
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -464,9 +465,11 @@ class Integration(Protocol):
 
     async def update_customer(
         self, external_id: str, changes: Mapping[str, str | None], *, idempotency_key: str | None = None
-    ) -> None:
+    ) -> ExternalCustomer | None:
         """Send only ``changes`` (field -> new value, ``None`` clears). The key marks the write
-        as ours in the events it causes (a system without keys: repeating a write is harmless)."""
+        as ours in the events it causes (a system without keys: repeating a write is harmless).
+        The record as the answer shows it, when the system answers with one (Stripe does; a
+        Salesforce PATCH answers 204): sync never relies on it, a re-fetch does that."""
 
     async def link_customer(self, external_id: str, tag: OwnershipTag, *, idempotency_key: str | None = None) -> None:
         """Tag a customer created over there as ours (Stripe: metadata, merged key by key)."""
@@ -513,7 +516,8 @@ class DeadLetterRepository(Protocol):
 
     async def get(self, letter_id: int) -> DeadLetter | None: ...
 
-    async def unreplayed(self, ids: Sequence[int] | None) -> list[DeadLetter]:
+    # ``builtins.list``: inside this class ``list`` names the method above.
+    async def unreplayed(self, ids: Sequence[int] | None) -> builtins.list[DeadLetter]:
         """Those of ``ids`` (``None``: all) not yet replayed, in the order they first died (for one
         customer, their order on the topic); locked against other replays until the next commit."""
 

@@ -140,7 +140,9 @@ def _scrubbed_webhook(payload: bytes, external_ids: set[str]) -> ScrubbedPayload
     except msgspec.DecodeError:
         return None
     data = event.get("data") if isinstance(event, dict) else None
-    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    obj = data.get("object")
     if not isinstance(obj, dict) or obj.get("id") not in external_ids:
         return None
     kept = {k: obj[k] for k in ("id", "object") if k in obj}

@@ -7,31 +7,26 @@ from collections.abc import Callable, Mapping
 import httpx
 from dependency_injector import containers, providers
 
-from adapters.budget import InMemoryLedger, RateBudget
-from adapters.clock import SystemClock
-from adapters.kafka.lag import KafkaLag
-from adapters.kafka.publisher import KafkaPublisher
-from adapters.kafka.subscription import KafkaSubscription
-from adapters.memory.bus import InMemoryBroker, InMemoryLag, InMemoryOutboxWakeup, InMemoryPublisher, InMemorySubscription
+from adapters.budget import Ledger, RateBudget
+from adapters.memory.bus import InMemoryBroker
 from adapters.memory.database import InMemoryDatabase
 from adapters.memory.salesforce import InMemorySalesforce
 from adapters.memory.stripe import InMemoryStripe
-from adapters.postgres.budget import PostgresLedger
 from adapters.postgres.engine import create_engine
-from adapters.postgres.unit_of_work import SqlAlchemyUnitOfWorkFactory
-from adapters.postgres.wakeup import PostgresOutboxWakeup
 from adapters.prometheus import PrometheusMetrics, new_registry
 from adapters.salesforce.auth import ClientCredentials
-from adapters.salesforce.integration import SalesforceIntegration
-from adapters.stripe.integration import StripeIntegration, key_mode
+from adapters.stripe.integration import key_mode
 from adapters.stripe.limiter import RateLimited
 from adapters.stripe.sdk import stripe_client
 from application.accounts import AccountGuard, InstallationIdentity
-from application.ports import Integration, MessageSource
-from application.sync.consumer import RetryPolicy, SyncConsumer
+from application.ports import ConsumerLag, Integration, MessageSource, UnitOfWorkFactory
+from application.sync.consumer import RetryPolicy, SyncConsumer, TopicHandler
 from application.sync.groups import CATALOG, SyncConsumers, SyncGroup
 from application.sync.groups import sync_groups as groups_for
 from application.sync.handlers import InboundHandler, OutboundHandler
+from application.sync.relay import OutboxWakeup
+from entrypoints import factories as f
+from entrypoints.factories import CheckedPublisher, select
 from entrypoints.settings import Settings
 
 
@@ -41,8 +36,11 @@ def enabled(names: tuple[str, ...], **builders: Callable[[], Integration]) -> di
 
 
 class Container(containers.DeclarativeContainer):
+    """Each adapter is built by a factory that returns the port it implements (entrypoints.factories),
+    and each choice of backend is a ``select`` of one port: mypy checks every adapter against its port."""
+
     settings = providers.Dependency(instance_of=Settings)
-    clock = providers.Singleton(SystemClock)
+    clock = providers.Singleton(f.system_clock)
     # This process's figures (GET /metrics); every container its own registry.
     metrics_registry = providers.Singleton(new_registry)
     metrics = providers.Singleton(PrometheusMetrics, metrics_registry)
@@ -52,31 +50,31 @@ class Container(containers.DeclarativeContainer):
     engine = providers.Singleton(
         create_engine, settings.provided.database_url, settings.provided.db_pool_size, settings.provided.db_pool_timeout
     )
-    uow_factory = providers.Selector(
+    uow_factory: providers.Provider[UnitOfWorkFactory] = select(
         settings.provided.storage_backend,
-        memory=database.provided.unit_of_work,
-        postgres=providers.Singleton(SqlAlchemyUnitOfWorkFactory, engine),
+        memory=providers.Callable(f.memory_units_of_work, database),
+        postgres=providers.Singleton(f.postgres_units_of_work, engine),
     )
-    outbox_wakeup = providers.Selector(
+    outbox_wakeup: providers.Provider[OutboxWakeup] = select(
         settings.provided.storage_backend,
-        memory=providers.Singleton(InMemoryOutboxWakeup, database),
-        postgres=providers.Singleton(PostgresOutboxWakeup, settings.provided.database_url),
+        memory=providers.Singleton(f.memory_wakeup, database),
+        postgres=providers.Singleton(f.postgres_wakeup, settings.provided.database_url),
     )
 
     # Messaging: Kafka, or the in-memory broker. The worker reads with one consumer group per
     # destination (application.sync.groups): sync.inbound for the catalog, sync.outbound per system.
     broker = providers.Singleton(InMemoryBroker, partitions=settings.provided.kafka_partitions)
-    publisher = providers.Selector(
+    publisher: providers.Provider[CheckedPublisher] = select(
         settings.provided.broker_backend,
-        memory=providers.Singleton(InMemoryPublisher, broker),
-        kafka=providers.Singleton(KafkaPublisher, settings.provided.kafka_bootstrap_servers),
+        memory=providers.Singleton(f.memory_publisher, broker),
+        kafka=providers.Singleton(f.kafka_publisher, settings.provided.kafka_bootstrap_servers),
     )
     sync_groups = providers.Singleton(groups_for, settings.provided.kafka_group_id, settings.provided.integration_names)
-    subscription = providers.Selector(  # called with topics= and group_id= of one SyncGroup
+    subscription: providers.Provider[MessageSource] = select(  # called with topics= and group_id= of one SyncGroup
         settings.provided.broker_backend,
-        memory=providers.Factory(InMemorySubscription, broker),
+        memory=providers.Factory(f.memory_subscription, broker),
         kafka=providers.Factory(
-            KafkaSubscription,
+            f.kafka_subscription,
             settings.provided.kafka_bootstrap_servers,
             max_poll_interval_ms=settings.provided.kafka_max_poll_interval_ms,
             session_timeout_ms=settings.provided.kafka_session_timeout_ms,
@@ -84,10 +82,10 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    consumer_lag = providers.Selector(
+    consumer_lag: providers.Provider[ConsumerLag] = select(
         settings.provided.broker_backend,
-        memory=providers.Singleton(InMemoryLag, broker, sync_groups),
-        kafka=providers.Singleton(KafkaLag, settings.provided.kafka_bootstrap_servers, sync_groups),
+        memory=providers.Singleton(f.memory_lag, broker, sync_groups),
+        kafka=providers.Singleton(f.kafka_lag, settings.provided.kafka_bootstrap_servers, sync_groups),
     )
 
     # Integrations, keyed by system name: a new one is one more entry here, nothing else changes.
@@ -101,10 +99,10 @@ class Container(containers.DeclarativeContainer):
     )
     # One request budget for the whole Stripe account: its ledger of time slots is shared through
     # PostgreSQL by every worker, CLI and API process (in memory: this process alone).
-    stripe_ledger = providers.Selector(
+    stripe_ledger: providers.Provider[Ledger] = select(
         settings.provided.storage_backend,
-        memory=providers.Singleton(InMemoryLedger, settings.provided.stripe_max_rps, clock),
-        postgres=providers.Singleton(PostgresLedger, engine, "stripe", settings.provided.stripe_max_rps),
+        memory=providers.Singleton(f.memory_ledger, settings.provided.stripe_max_rps, clock),
+        postgres=providers.Singleton(f.postgres_ledger, engine, "stripe", settings.provided.stripe_max_rps),
     )
     stripe_bucket = providers.Singleton(RateBudget, settings.provided.stripe_max_rps, clock, stripe_ledger)
     stripe_customers = providers.Selector(
@@ -114,12 +112,12 @@ class Container(containers.DeclarativeContainer):
     )
     stripe_accounts = providers.Selector(
         settings.provided.stripe_backend,
-        memory=stripe_customers,  # the stand-in is one account: it answers GET /v1/account too
+        memory=providers.Callable(f.stand_in_accounts, stripe_customers),
         sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.accounts, stripe_bucket, metrics, "accounts"),
     )
     stripe_events = providers.Selector(
         settings.provided.stripe_backend,
-        memory=stripe_customers.provided.event_api,
+        memory=providers.Callable(f.stand_in_events, stripe_customers),
         sdk=providers.Singleton(RateLimited, stripe_sdk.provided.v1.events, stripe_bucket, metrics, "events"),
     )
     stripe_raw = providers.Selector(
@@ -133,7 +131,7 @@ class Container(containers.DeclarativeContainer):
         sdk=providers.Callable(key_mode, settings.provided.stripe_secret_key),
     )
     stripe = providers.Singleton(
-        StripeIntegration,
+        f.stripe_integration,
         customers=stripe_customers,
         accounts=stripe_accounts,
         events=stripe_events,
@@ -153,7 +151,7 @@ class Container(containers.DeclarativeContainer):
     )
     salesforce_transport = providers.Selector(
         settings.provided.salesforce_backend,
-        memory=providers.Singleton(httpx.MockTransport, salesforce_org.provided.handle),
+        memory=providers.Singleton(f.stand_in_transport, salesforce_org),
         http=providers.Object(None),
     )
     salesforce_http = providers.Singleton(
@@ -178,14 +176,14 @@ class Container(containers.DeclarativeContainer):
             http=settings.provided.salesforce_client_secret,
         ),
     )
-    salesforce_ledger = providers.Selector(
+    salesforce_ledger: providers.Provider[Ledger] = select(
         settings.provided.storage_backend,
-        memory=providers.Singleton(InMemoryLedger, settings.provided.salesforce_max_rps, clock),
-        postgres=providers.Singleton(PostgresLedger, engine, "salesforce", settings.provided.salesforce_max_rps),
+        memory=providers.Singleton(f.memory_ledger, settings.provided.salesforce_max_rps, clock),
+        postgres=providers.Singleton(f.postgres_ledger, engine, "salesforce", settings.provided.salesforce_max_rps),
     )
     salesforce_bucket = providers.Singleton(RateBudget, settings.provided.salesforce_max_rps, clock, salesforce_ledger)
     salesforce = providers.Singleton(
-        SalesforceIntegration,
+        f.salesforce_integration,
         salesforce_http,
         salesforce_credentials,
         api_version=settings.provided.salesforce_api_version,
@@ -242,6 +240,7 @@ def sync_consumers(container: Container, sources: Mapping[str, MessageSource], *
     for group in container.sync_groups():
         if group.name not in sources:
             continue
+        handler: TopicHandler
         if group.name == CATALOG:
             handler = container.inbound_handler()
         else:

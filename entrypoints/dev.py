@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from adapters.memory.stripe import InMemoryStripe
 from application.errors import InvalidWebhook
@@ -14,7 +15,7 @@ from entrypoints.runtime import Task
 log = logging.getLogger("custsync.dev")
 
 
-async def deliver_stripe_event(container: Container, fake: InMemoryStripe, event: dict, secret: str) -> None:
+async def deliver_stripe_event(container: Container, fake: InMemoryStripe, event: dict[str, Any], secret: str) -> None:
     """One fake-Stripe event delivered as Stripe would: signed, through the webhook use case."""
     payload, signature = fake.signed_event(event, secret)
     await receive_webhook(

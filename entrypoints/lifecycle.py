@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypeVar
 
+from adapters.kafka.publisher import KafkaPublisher
 from adapters.kafka.subscription import KafkaSubscription
 from adapters.postgres.migrations import ensure_migrated
+from adapters.postgres.wakeup import PostgresOutboxWakeup
 from application.accounts import check_bindings
 from application.errors import BackendUnavailable, IntegrationAuthError, RetryableIntegrationError
 from application.ports import MessageSource
 from application.sync.groups import SyncGroup
+from application.sync.waiting import Backoff, keep_trying
 from entrypoints.container import Container, subscribe
 
 log = logging.getLogger("custsync")
@@ -32,10 +35,6 @@ class NotReady(RuntimeError):
     """A backend is not ready for this process (un-migrated database, missing topics)."""
 
 
-class Stopped(Exception):
-    """Asked to stop while waiting for a backend."""
-
-
 def _unreachable(error: Exception) -> bool:
     """A backend or an external system that may answer later (refused credentials will not)."""
     if isinstance(error, IntegrationAuthError):
@@ -44,6 +43,7 @@ def _unreachable(error: Exception) -> bool:
 
 
 async def until_reachable(
+    container: Container,
     what: Callable[[], Awaitable[T]],
     *,
     wait: bool = True,
@@ -52,26 +52,20 @@ async def until_reachable(
     doing: str = "",
 ) -> T:
     """``what()``, again and again while what it needs cannot be reached (one line per attempt,
-    prefixed by ``doing``); with ``wait`` off the first such failure is raised; ``stopping`` set
-    meanwhile raises Stopped."""
-    delay, attempt = 1.0, 0
-    while True:
-        attempt += 1
-        try:
-            return await what()
-        except Exception as exc:
-            if not wait or not _unreachable(exc):
-                raise
-            log.warning("%s%s; retrying in %.0fs (attempt %d)", doing, exc, delay, attempt)
-            if stopping is None:
-                await asyncio.sleep(delay)
-            else:
-                try:
-                    await asyncio.wait_for(stopping.wait(), delay)
-                    raise Stopped from exc
-                except TimeoutError:
-                    pass
-            delay = min(delay * 2, max_delay)
+    prefixed by ``doing``), on the container's clock; with ``wait`` off the first such failure is
+    raised; ``stopping`` set meanwhile raises Stopped."""
+
+    def waiting(error: Exception, delay: float, failures: int) -> None:
+        log.warning("%s%s; retrying in %.1fs (attempt %d)", doing, error, delay, failures)
+
+    return await keep_trying(
+        what,
+        clock=container.clock(),
+        stopping=stopping or asyncio.Event(),
+        backoff=Backoff(cap=max_delay),
+        passing=lambda error, _: wait and _unreachable(error),
+        waiting=waiting,
+    )
 
 
 @asynccontextmanager
@@ -90,11 +84,14 @@ async def running(
         if settings.storage_backend == "postgres":
             engine = container.engine()
             stack.push_async_callback(engine.dispose)
-            stack.push_async_callback(container.outbox_wakeup().close)
-            await until_reachable(lambda: ensure_migrated(engine), wait=wait, stopping=stopping)
+            wakeup = container.outbox_wakeup()
+            assert isinstance(wakeup, PostgresOutboxWakeup)  # what the container selects for storage_backend postgres
+            stack.push_async_callback(wakeup.close)
+            await until_reachable(container, lambda: ensure_migrated(engine), wait=wait, stopping=stopping)
         if settings.broker_backend == "kafka" and publishing:
             publisher = container.publisher()
-            await until_reachable(publisher.start, wait=wait, stopping=stopping)
+            assert isinstance(publisher, KafkaPublisher)  # what the container selects for broker_backend kafka
+            await until_reachable(container, publisher.start, wait=wait, stopping=stopping)
             stack.push_async_callback(publisher.stop)
         yield
 
@@ -107,7 +104,7 @@ async def subscribed(
     Raises Stopped if asked to stop while the broker is still out of reach."""
     source = subscribe(container, group)
     if isinstance(source, KafkaSubscription):
-        await until_reachable(source.start, wait=wait, stopping=stopping)
+        await until_reachable(container, source.start, wait=wait, stopping=stopping)
         try:
             yield source
         finally:
@@ -122,14 +119,16 @@ async def bind_accounts(container: Container, *, wait: bool = True, required: bo
     process refuses to start. An unreachable system is waited for, one line per attempt -- unless
     ``wait`` is off: then a process that needs the check (the worker, ``required``) stops with
     that line, and one that does not (the API, which never calls Stripe) serves meanwhile."""
-    await until_reachable(container.identity().id, wait=wait)
+    await until_reachable(container, container.identity().id, wait=wait)
 
     async def check() -> None:
         for binding in await check_bindings(container.integrations(), container.uow_factory(), container.clock()):
             log.info("%s: bound to %s", binding.system, binding.account)
 
     try:
-        await until_reachable(check, wait=wait, max_delay=BIND_RETRY_MAX_DELAY, doing="cannot check the external account yet: ")
+        await until_reachable(
+            container, check, wait=wait, max_delay=BIND_RETRY_MAX_DELAY, doing="cannot check the external account yet: "
+        )
     except Exception as exc:
         if wait or required or not _unreachable(exc):
             raise

@@ -28,10 +28,10 @@ from application.sync.context import SyncContext
 from application.sync.reconcile import run_reconciler
 from application.sync.relay import run_relay
 from application.sync.retention import run_retention
-from application.sync.waiting import sleep_unless_stopped
+from application.sync.waiting import Stopped, sleep_unless_stopped
 from entrypoints.container import Container, sync_consumers
 from entrypoints.http.server import uvicorn_options
-from entrypoints.lifecycle import Stopped, bind_accounts, running, subscribed
+from entrypoints.lifecycle import bind_accounts, running, subscribed
 
 log = logging.getLogger("custsync")
 Task = Callable[[asyncio.Event], Awaitable[None]]

@@ -46,7 +46,7 @@ def to_delivery(record: ConsumerRecord[bytes, bytes]) -> Delivery:
     return Delivery(envelope, record.partition, record.offset)
 
 
-class _LogRebalances(ConsumerRebalanceListener):
+class _LogRebalances(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types: its base class is Any
     def __init__(self, group_id: str) -> None:
         self._group_id = group_id
 

@@ -4,6 +4,7 @@ table, committed atomically, and holds the one lock for its whole life (serializ
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import itertools
 from collections.abc import Sequence
@@ -16,7 +17,25 @@ import msgspec
 from adapters.memory.reconcile import InMemoryReconcileRepository
 from adapters.memory.retention import InMemoryRetention
 from adapters.memory.status import InMemoryStatusRepository
-from application.ports import Cursor, Envelope, PendingEvent
+from application.ports import (
+    BindingRepository,
+    CreateIntentRepository,
+    Cursor,
+    CursorRepository,
+    CustomerRepository,
+    DeadLetterRepository,
+    Envelope,
+    Inbox,
+    InstallationRepository,
+    MappingRepository,
+    Outbox,
+    OutboxRelayPort,
+    PendingEvent,
+    ReconcileRepository,
+    RetentionRepository,
+    StatusRepository,
+    SyncRecordRepository,
+)
 from domain.binding import AccountBinding
 from domain.customer import Customer, CustomerData, FieldTimes
 from domain.dead_letters import DeadLetter
@@ -69,6 +88,23 @@ class InMemoryDatabase:
 
 
 class InMemoryUnitOfWork:
+    # The ports (application.ports.UnitOfWork), as each repository is typed: mypy checks every one
+    # against its port where it is assigned.
+    customers: CustomerRepository
+    mappings: MappingRepository
+    create_intents: CreateIntentRepository
+    sync_records: SyncRecordRepository
+    inbox: Inbox
+    outbox: Outbox
+    relay: OutboxRelayPort
+    dead_letters: DeadLetterRepository
+    installation: InstallationRepository
+    bindings: BindingRepository
+    cursors: CursorRepository
+    reconcile: ReconcileRepository
+    retention: RetentionRepository
+    status: StatusRepository
+
     def __init__(self, db: InMemoryDatabase) -> None:
         self._db = db
         self._tables = Tables()
@@ -82,8 +118,7 @@ class InMemoryUnitOfWork:
         self.create_intents = InMemoryCreateIntentRepository(self._tables)
         self.sync_records = InMemorySyncRecordRepository(self._tables)
         self.inbox = InMemoryInbox(self._tables)
-        self.outbox = InMemoryOutbox(self._tables)
-        self.relay = self.outbox
+        self.outbox = self.relay = InMemoryOutbox(self._tables)  # both sides of the outbox
         self.dead_letters = InMemoryDeadLetterRepository(self._tables)
         self.installation = InMemoryInstallationRepository(self._tables)
         self.bindings = InMemoryBindingRepository(self._tables)
@@ -288,7 +323,8 @@ class InMemoryDeadLetterRepository:
     async def get(self, letter_id: int) -> DeadLetter | None:
         return self._t.dead_letters.get(letter_id)
 
-    async def unreplayed(self, ids: Sequence[int] | None) -> list[DeadLetter]:
+    # ``builtins.list``: inside this class ``list`` names the method above.
+    async def unreplayed(self, ids: Sequence[int] | None) -> builtins.list[DeadLetter]:
         # The unit of work holds the database's only lock: nobody else can replay these meanwhile.
         wanted = None if ids is None else set(ids)
         return [

@@ -197,8 +197,10 @@ class InMemoryReconcileRepository:
         wanted = set(email_keys)
         found: dict[str, list[ExternalCustomer]] = {}
         for (r, _external_id), (record, _) in sorted(self._t.reconcile_seen.items()):
-            key = email_key(record.data.email) if record is not None else None
-            if r == run_id and key in wanted:
+            if r != run_id or record is None:
+                continue
+            key = email_key(record.data.email)
+            if key in wanted:
                 found.setdefault(key, []).append(record)
         return found
 

@@ -137,35 +137,37 @@ class InMemoryRetention:
             return None
         for mapping in mappings:
             found |= mapping_emails(mapping)
-            if (scrubbed := scrubbed_mapping(mapping)) is not None:
-                self._t.mappings[(customer_id, mapping.system)] = msgspec.structs.replace(scrubbed, version=mapping.version + 1)
+            if (clean_mapping := scrubbed_mapping(mapping)) is not None:
+                self._t.mappings[(customer_id, mapping.system)] = msgspec.structs.replace(
+                    clean_mapping, version=mapping.version + 1
+                )
                 rows += 1
         for key, intent in list(self._t.create_intents.items()):
-            if key[0] == customer_id and (scrubbed := scrubbed_intent(intent)) is not None:
+            if key[0] == customer_id and (clean_intent := scrubbed_intent(intent)) is not None:
                 found |= emails_of(intent.data)
-                self._t.create_intents[key] = scrubbed
+                self._t.create_intents[key] = clean_intent
                 rows += 1
         letters = [d for d in self._t.dead_letters.values() if _is_of(d, customer_id, mappings)]
         external_ids = {m.external_id for m in mappings}
         changed: dict[int, DeadLetter] = {}
         for letter in letters:
-            if (scrubbed := scrubbed_letter(letter, external_ids)) is not None:
-                found |= scrubbed.emails
-                changed[letter.id] = msgspec.structs.replace(letter, payload=scrubbed.payload)
+            if (clean_letter := scrubbed_letter(letter, external_ids)) is not None:
+                found |= clean_letter.emails
+                changed[letter.id] = msgspec.structs.replace(letter, payload=clean_letter.payload)
         for letter in letters:
             current = changed.get(letter.id, letter)
             if (error := redacted(current.error, found)) != current.error:
                 changed[letter.id] = msgspec.structs.replace(current, error=error or "")
         self._t.dead_letters.update(changed)
         rows += len(changed)
-        for key, record in list(self._t.sync_records.items()):
+        for record_key, record in list(self._t.sync_records.items()):
             if record.customer_id != customer_id:
                 continue
             clean = msgspec.structs.replace(
                 record, note=redacted(record.note, found), last_error=redacted(record.last_error, found)
             )
             if clean != record:
-                self._t.sync_records[key] = clean
+                self._t.sync_records[record_key] = clean
                 rows += 1
         if customer.data != CustomerData():
             self._t.customers[customer_id] = msgspec.structs.replace(customer, data=CustomerData())

@@ -206,7 +206,12 @@ class InMemorySalesforce:
             body = self._clean(_body(request), creating=False)
             return self._faulty("update", lambda: (self._update(contact_id, body, self.integration_user), httpx.Response(204))[1])
         if method == "DELETE":
-            return self._faulty("delete", lambda: (self._delete(contact_id, self.integration_user), httpx.Response(204))[1])
+
+            def delete() -> httpx.Response:
+                self._delete(contact_id, self.integration_user)
+                return httpx.Response(204)
+
+            return self._faulty("delete", delete)
         raise Refused(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
 
     def _token(self, request: httpx.Request) -> httpx.Response:
@@ -296,7 +301,7 @@ class InMemorySalesforce:
             raise Refused(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"])
         self._validate(fields, None)
         now = self._now()
-        contact = {
+        contact: dict[str, Any] = {
             "Id": f"003{self._suffix()}",
             "IsDeleted": False,
             "MasterRecordId": None,
@@ -457,14 +462,14 @@ class Comparison(msgspec.Struct, frozen=True):
     def holds(self, record: Mapping[str, Any]) -> bool:
         actual = record.get(self.field)
         if self.op == "=":
-            return actual == self.value
+            return bool(actual == self.value)
         if self.op == "!=":
-            return actual != self.value
+            return bool(actual != self.value)
         if actual is None or self.value is None:
             return False
-        return {"<": actual < self.value, "<=": actual <= self.value, ">": actual > self.value, ">=": actual >= self.value}[
-            self.op
-        ]
+        return bool(
+            {"<": actual < self.value, "<=": actual <= self.value, ">": actual > self.value, ">=": actual >= self.value}[self.op]
+        )
 
 
 class Condition(msgspec.Struct, frozen=True):

@@ -225,9 +225,7 @@ class InMemoryStripe:
         if after is not None:
             ids = [e["id"] for e in newest_first]
             if after not in ids:
-                raise stripe.InvalidRequestError(
-                    f"No such event: '{after}'", "starting_after", code="resource_missing", http_status=404
-                )
+                raise _invalid_request(f"No such event: '{after}'", "starting_after", "resource_missing", 404)
             newest_first = newest_first[ids.index(after) + 1 :]
         page = newest_first[:limit]
         return {"object": "list", "data": copy.deepcopy(page), "has_more": len(newest_first) > limit, "url": "/v1/events"}
@@ -327,7 +325,7 @@ def _listed(customer: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
         return False
     created = params.get("created")
     if isinstance(created, (int, str)):
-        return customer["created"] == int(created)
+        return bool(customer["created"] == int(created))
     if isinstance(created, Mapping):
         bounds = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
         return all(bounds[op](customer["created"], int(value)) for op, value in created.items() if op in bounds)
@@ -353,8 +351,12 @@ def _check(params: Mapping[str, Any]) -> None:
 
 
 def _invalid(param: str, message: str) -> stripe.InvalidRequestError:
-    return stripe.InvalidRequestError(message, param, code="parameter_invalid", http_status=400)
+    return _invalid_request(message, param, "parameter_invalid", 400)
 
 
 def _missing(customer_id: str) -> stripe.InvalidRequestError:
-    return stripe.InvalidRequestError(f"No such customer: '{customer_id}'", "id", code="resource_missing", http_status=404)
+    return _invalid_request(f"No such customer: '{customer_id}'", "id", "resource_missing", 404)
+
+
+def _invalid_request(message: str, param: str, code: str, http_status: int) -> stripe.InvalidRequestError:
+    return stripe.InvalidRequestError(message, param, code=code, http_status=http_status)  # type: ignore[no-untyped-call]  # stripe 16: InvalidRequestError.__init__ has no annotations

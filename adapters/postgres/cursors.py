@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -57,7 +58,7 @@ class SqlAlchemyCursorRepository:
         )
 
 
-def _cursor(row: Row) -> Cursor:
+def _cursor(row: Row[Any]) -> Cursor:
     return Cursor(
         system=row.system,
         name=row.name,

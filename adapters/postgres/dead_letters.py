@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -33,11 +35,11 @@ class SqlAlchemyDeadLetterRepository:
         }
         statement = insert(dead_letters).values(values)
         # Upsert on (topic, event_id): the letter keeps its id, so it is the same one in the list.
-        statement = statement.on_conflict_do_update(
+        upsert = statement.on_conflict_do_update(
             index_elements=[d.topic, d.event_id],
             set_={name: statement.excluded[name] for name in values if name not in ("topic", "event_id")},
         ).returning(dead_letters)
-        return _dead_letter((await self._c.execute(statement)).one())
+        return _dead_letter((await self._c.execute(upsert)).one())
 
     async def list(self, limit: int, include_replayed: bool = False) -> list[DeadLetter]:
         query = select(dead_letters).order_by(d.created_at.desc(), d.id.desc()).limit(_row_limit(limit))
@@ -51,7 +53,8 @@ class SqlAlchemyDeadLetterRepository:
         row = (await self._c.execute(select(dead_letters).where(d.id == letter_id))).first()
         return None if row is None else _dead_letter(row)
 
-    async def unreplayed(self, ids: Sequence[int] | None) -> list[DeadLetter]:
+    # ``builtins.list``: inside this class ``list`` names the method above.
+    async def unreplayed(self, ids: Sequence[int] | None) -> builtins.list[DeadLetter]:
         # FOR UPDATE: a concurrent replay waits here, then (READ COMMITTED re-checks the WHERE on
         # rows that changed meanwhile) no longer sees letters this one marked replayed.
         query = select(dead_letters).where(d.replayed_at.is_(None)).order_by(d.id).with_for_update()
@@ -72,7 +75,7 @@ class SqlAlchemyDeadLetterRepository:
         )
 
 
-def _dead_letter(row: Row) -> DeadLetter:
+def _dead_letter(row: Row[Any]) -> DeadLetter:
     return DeadLetter(
         id=row.id,
         topic=row.topic,

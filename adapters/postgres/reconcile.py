@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import Row, and_, exists, func, or_, select, text, update
@@ -373,11 +374,11 @@ def _run_values(run: ReconcileRun) -> dict[str, object]:
     return values
 
 
-def _run(row: Row) -> ReconcileRun:
+def _run(row: Row[Any]) -> ReconcileRun:
     return msgspec.convert({"id": row.id, **{name: getattr(row, name) for name in _RUN_FIELDS}}, ReconcileRun)
 
 
-def _finding(row: Row) -> Finding:
+def _finding(row: Row[Any]) -> Finding:
     return Finding(
         run_id=row.run_id,
         subject=row.subject,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import Row, Select, Text, bindparam, cast, exists, func, literal, select, update
@@ -166,7 +167,7 @@ class SqlAlchemyCustomerRepository:
         return {row.id: _customer(row) for row in await self._c.execute(select(customers).where(customers.c.id.in_(ids)))}
 
 
-def _customer(row: Row) -> Customer:
+def _customer(row: Row[Any]) -> Customer:
     return Customer(
         id=row.id,
         data=CustomerData(row.name, row.email),
@@ -264,12 +265,12 @@ class SqlAlchemyMappingRepository:
             m = external_mappings.c
             await self._c.execute(external_mappings.delete().where(m.customer_id == customer_id, m.system == system))
 
-    async def _one(self, query: Select, params: dict[str, object] | None = None) -> ExternalMapping | None:
+    async def _one(self, query: Select[Any], params: dict[str, object] | None = None) -> ExternalMapping | None:
         row = (await self._c.execute(query, params)).first()
         return None if row is None else _mapping(row)
 
 
-def _mapping(row: Row) -> ExternalMapping:
+def _mapping(row: Row[Any]) -> ExternalMapping:
     return ExternalMapping(
         customer_id=row.customer_id,
         system=row.system,
@@ -327,7 +328,7 @@ class SqlAlchemySyncRecordRepository:
         return [_sync_record(row) for row in await self._c.execute(query)]
 
 
-def _sync_record(row: Row) -> SyncRecord:
+def _sync_record(row: Row[Any]) -> SyncRecord:
     return SyncRecord(
         event_id=row.event_id,
         customer_id=row.customer_id,
@@ -367,7 +368,7 @@ class SqlAlchemyInbox:
 RELAY_LOCK = int.from_bytes(b"custsync", "big") >> 1
 
 
-def oldest_pending(limit: int) -> Select:
+def oldest_pending(limit: int) -> Select[Any]:
     """The relay's read: a range of the pending index, as long as the batch."""
     return (
         select(outbox.c.position, cast(outbox.c.payload, Text).label("payload"))

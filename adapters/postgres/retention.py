@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
-    Alias,
     ColumnElement,
+    FromClause,
     Select,
     Table,
     any_,
@@ -43,9 +44,9 @@ from domain.sync import FAILING, UNFINISHED
 
 o, i, s, d, c = outbox.c, inbox.c, sync_records.c, dead_letters.c, customers.c
 # Spelled as the partial indexes' predicates are (a bound parameter would not prove them).
-_SUCCEEDED = literal_column("'succeeded'")
+_SUCCEEDED: ColumnElement[str] = literal_column("'succeeded'")
 _NO_DATA = cast(literal('{"data": null}'), JSONB)
-_CTID = literal_column("ctid")
+_CTID: ColumnElement[Any] = literal_column("ctid")
 
 
 class SqlAlchemyRetention:
@@ -99,7 +100,7 @@ class SqlAlchemyRetention:
         )
         return await self._delete(dead_letters, d.id, chosen)
 
-    async def _delete(self, table: Table, key: ColumnElement, chosen: Select) -> int:
+    async def _delete(self, table: Table, key: ColumnElement[Any], chosen: Select[Any]) -> int:
         # ``= ANY(ARRAY(...))``, not ``IN (...)``: the planner may answer IN with a hash join over
         # the whole table; an array makes it look each chosen row up by its key.
         return (await self._c.execute(delete(table).where(key == any_(func.array(chosen.scalar_subquery()))))).rowcount
@@ -261,7 +262,7 @@ class SqlAlchemyRetention:
         return changed
 
 
-def _same_link(other: Alias, record: Alias) -> tuple[ColumnElement[bool], ...]:
+def _same_link(other: FromClause[Any], record: FromClause[Any]) -> tuple[ColumnElement[bool], ...]:
     return (
         other.c.customer_id == record.c.customer_id,
         other.c.system == record.c.system,

@@ -6,8 +6,9 @@ one walk over the catalog is ``out_of_sync``'s join of live customers with their
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal_column, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, exists, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -25,7 +26,7 @@ def _spelled(statuses: frozenset[SyncStatus]) -> list[ColumnElement[str]]:
     return [literal_column(f"'{s.value}'") for s in sorted(statuses)]
 
 
-SUCCEEDED = literal_column(f"'{SyncStatus.SUCCEEDED.value}'")
+SUCCEEDED: ColumnElement[str] = literal_column(f"'{SyncStatus.SUCCEEDED.value}'")
 FAILING = _spelled(domain_sync.FAILING)
 UNSETTLED = _spelled(domain_sync.UNFINISHED)
 
@@ -45,7 +46,7 @@ class SqlAlchemyStatusRepository:
         return {topic: int(n) for topic, n in rows}
 
     async def activity(self, system: str, since: datetime) -> SyncActivity:
-        def last(direction: str):  # the newest succeeded record, read backwards along its index
+        def last(direction: str) -> ScalarSelect[Any]:  # the newest succeeded record, read backwards along its index
             return (
                 select(r.updated_at)
                 .where(r.status == SUCCEEDED, r.system == system, r.direction == direction)

@@ -24,6 +24,22 @@ from adapters.postgres.repositories import (
 from adapters.postgres.retention import SqlAlchemyRetention
 from adapters.postgres.status import SqlAlchemyStatusRepository
 from application.errors import StorageUnavailable
+from application.ports import (
+    BindingRepository,
+    CreateIntentRepository,
+    CursorRepository,
+    CustomerRepository,
+    DeadLetterRepository,
+    Inbox,
+    InstallationRepository,
+    MappingRepository,
+    Outbox,
+    OutboxRelayPort,
+    ReconcileRepository,
+    RetentionRepository,
+    StatusRepository,
+    SyncRecordRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +52,23 @@ class SqlAlchemyUnitOfWork:
     Like the in-memory one it may be entered again after it was left (each time on a fresh
     connection), and it stays usable after ``commit()``: the next statement opens a new transaction.
     """
+
+    # The ports (application.ports.UnitOfWork), as each repository is typed: mypy checks every one
+    # against its port where it is assigned.
+    customers: CustomerRepository
+    mappings: MappingRepository
+    create_intents: CreateIntentRepository
+    sync_records: SyncRecordRepository
+    inbox: Inbox
+    outbox: Outbox
+    relay: OutboxRelayPort
+    dead_letters: DeadLetterRepository
+    installation: InstallationRepository
+    bindings: BindingRepository
+    cursors: CursorRepository
+    reconcile: ReconcileRepository
+    retention: RetentionRepository
+    status: StatusRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -62,8 +95,7 @@ class SqlAlchemyUnitOfWork:
         self.mappings = SqlAlchemyMappingRepository(connection)
         self.sync_records = SqlAlchemySyncRecordRepository(connection)
         self.inbox = SqlAlchemyInbox(connection)
-        self.outbox = SqlAlchemyOutbox(connection)
-        self.relay = self.outbox
+        self.outbox = self.relay = SqlAlchemyOutbox(connection)  # both sides of the outbox
         self.dead_letters = SqlAlchemyDeadLetterRepository(connection)
         self.create_intents = SqlAlchemyCreateIntentRepository(connection)
         self.installation = SqlAlchemyInstallationRepository(connection)

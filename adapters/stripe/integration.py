@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import stripe
 
@@ -83,7 +83,7 @@ class StripeIntegration:
         self.system = system
         self._customers = customers
         # The in-memory stand-in serves every surface.
-        self._accounts = accounts if accounts is not None else customers  # type: ignore[assignment]
+        self._accounts: AccountsService = accounts if accounts is not None else cast(AccountsService, customers)
         self._events = events if events is not None else getattr(customers, "event_api", None)
         # Full lists (reconcile) read pages as plain JSON: building StripeObjects for each page
         # costs more CPU than the page's share of the rate budget (bench/reconcile).

@@ -58,8 +58,7 @@ def _link(customer: Customer, system: str, mapping: ExternalMapping | None, hist
         status = "synced"
     else:
         latest = next((r for r in history if r.system == system and r.direction is Direction.OUTBOUND), None)
-        failing = latest is not None and latest.status in FAILING
-        status = latest.status.value if failing else "pending"
+        status = latest.status.value if latest is not None and latest.status in FAILING else "pending"
     return Link(
         system=system,
         external_id=mapping.external_id if mapping else None,

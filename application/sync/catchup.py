@@ -20,9 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from application.errors import BackendUnavailable, IntegrationError
 from application.ports import Clock, Cursor, Integration, Integrations, MessagePublisher, SyncMetrics, UnitOfWorkFactory
-from application.sync.waiting import backoff, sleep_unless_stopped
+from application.sync.waiting import Backoff, Stopped, keep_trying, logged, sleep_unless_stopped
 from application.sync.webhooks import inbound_envelope
 from domain.messages import ExternalChange
 
@@ -185,38 +184,42 @@ async def _poll(
 ) -> None:
     """An outage (the database, the broker, the system itself) is waited out, one line per attempt,
     with jittered backoff never longer than the interval: the missed changes wait in the log."""
-    system, failures, recently, began = integration.system, 0, RecentlyPublished(), clock.now()
+    system, recently, began = integration.system, RecentlyPublished(), clock.now()
+    logged_wait, recovered = logged(log, f"{system} catch-up")
+
+    def waiting(error: Exception, delay: float, failures: int) -> None:
+        if metrics is not None:
+            metrics.caught_up(system, listed=0, published=0, failed=True)
+        logged_wait(error, delay, failures)
+
+    # Never longer than the interval between polls (a Retry-After is honoured up to the cap).
+    backoff = Backoff(cap=min(interval, max_delay), honour_up_to=max_delay)
     try:
         while not stopping.is_set():
             try:
-                done = await catch_up_once(
-                    integration,
-                    uow_factory,
-                    publisher,
-                    clock,
-                    owner,
-                    overlap,
-                    lease=lease_seconds(interval),
+                done = await keep_trying(
+                    lambda: catch_up_once(
+                        integration,
+                        uow_factory,
+                        publisher,
+                        clock,
+                        owner,
+                        overlap,
+                        lease=lease_seconds(interval),
+                        stopping=stopping,
+                        recently=recently,
+                        began=began,
+                    ),
+                    clock=clock,
                     stopping=stopping,
-                    recently=recently,
-                    began=began,
+                    backoff=backoff,
+                    waiting=waiting,
+                    recovered=recovered,
                 )
-            except Exception as exc:
-                if metrics is not None:
-                    metrics.caught_up(system, listed=0, published=0, failed=True)
-                failures += 1
-                delay = backoff(failures, min(interval, max_delay), getattr(exc, "retry_after", None), honour_up_to=max_delay)
-                if isinstance(exc, BackendUnavailable | IntegrationError):
-                    log.warning("%s catch-up waits %.1fs (attempt %d): %s", system, delay, failures, exc)
-                else:
-                    log.exception("%s catch-up failed (attempt %d); retrying in %.1fs", system, failures, delay)
-                await sleep_unless_stopped(clock, delay, stopping)
-                continue
+            except Stopped:
+                return
             if metrics is not None and done is not None:
                 metrics.caught_up(system, listed=done.listed, published=done.published, failed=False)
-            if failures:
-                log.info("%s catch-up resumed after %d failed attempt(s)", system, failures)
-                failures = 0
             if done is not None and done.published:
                 log.info(
                     "%s catch-up: %d change(s) not applied yet published to sync.inbound, %d already applied",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
@@ -45,7 +44,7 @@ from application.ports import (
     SyncMetrics,
     UnitOfWorkFactory,
 )
-from application.sync.waiting import sleep_unless_stopped
+from application.sync.waiting import Backoff, Stopped, keep_trying, sleep_unless_stopped
 from domain.messages import UndecodableMessage, dead_letter_topic
 from domain.sync import Handled
 
@@ -66,10 +65,9 @@ class RetryPolicy(msgspec.Struct, frozen=True):
     max_delay: float = 30.0
     auth_pause: float = 60.0  # credentials refused: pause the partition, never dead-letter
 
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Full jitter, capped; never sooner than the server asked (Retry-After)."""
-        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** min(attempt - 1, 30)))
-        return max(backoff, min(retry_after or 0.0, self.max_delay))
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(base=self.base_delay, cap=self.max_delay)
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -95,10 +93,6 @@ def describe(error: BaseException) -> str:
     if isinstance(error, UndecodableMessage):
         return str(error)  # says what was wrong with the bytes; there is nothing else to name
     return f"{type(error).__name__}: {error}"
-
-
-class _Stopped(Exception):
-    """Asked to stop while waiting: the delivery stays uncommitted and is delivered again."""
 
 
 @runtime_checkable
@@ -233,7 +227,7 @@ class SyncConsumer:
             deliveries = await self._source.fetch(self._batch_size, timeout)
         except Exception as exc:
             self._fetch_failures += 1
-            delay = self._retry.delay(self._fetch_failures)
+            delay = self._retry.backoff.delay(self._fetch_failures)
             log.warning("cannot fetch from the broker (%s); retrying in %.1fs", describe(exc), delay)
             await self._pause(delay, stopping)
             return []
@@ -311,7 +305,7 @@ class SyncConsumer:
                 delivery, book = lane.in_hand = self._next(lane)
                 try:
                     await self._process(delivery, lane, stopping)
-                except _Stopped:
+                except Stopped:
                     return  # uncommitted: delivered again to whoever takes the partition
                 finally:
                     lane.in_hand, lane.waiting = None, None
@@ -362,39 +356,58 @@ class SyncConsumer:
     ) -> tuple[str, bool] | None:
         """Run ``work`` until it succeeds (None) or fails in a way that must be dead-lettered (the
         error, and whether the message itself is readable). Transient failures are waited out
-        however long they last."""
-        attempt = unexpected = 0
-        while True:
-            attempt += 1
-            try:
-                # A slot per attempt, not per delivery: a key waiting out a failure holds up
-                # only itself, never the other keys' share of the concurrency.
-                async with self._slots:
-                    await work()
-                return None
-            except Exception as exc:
-                kind, error = classify(exc), describe(exc)
-                where = f"{envelope.event_id} ({lane.partition[0]}:{lane.partition[1]})"
-                if kind is Failure.PERMANENT:
-                    log.error("dead-lettering %s: %s", where, error)
-                    return error, not isinstance(exc, UndecodableMessage)
-                if kind is Failure.UNEXPECTED:
-                    unexpected += 1
-                    if retry_unexpected and unexpected >= self._retry.max_attempts:
-                        log.error("dead-lettering %s after %d attempt(s): %s", where, unexpected, error)
-                        return error, True
-                    log.warning("attempt %d of %s failed unexpectedly: %s", attempt, where, error, exc_info=True)
-                if isinstance(exc, IntegrationAuthError):
-                    log.critical("credentials refused, pausing %s until they are fixed: %s", where, error)
-                    delay = self._retry.auth_pause
-                else:
-                    delay = self._retry.delay(attempt, getattr(exc, "retry_after", None))
-                    if kind is Failure.TRANSIENT:
-                        log.warning("%s waits %.1fs (attempt %d): %s", where, delay, attempt, error)
-                lane.waiting = error
-                self._metrics.retried(envelope.topic, kind.value)
-            if not await self._pause(delay, stopping) or not self._still_ours(lane):
-                raise _Stopped
+        however long they last; refused credentials pause longer; an unexpected error (a bug) is
+        tried ``max_attempts`` times. A stop, or the partition gone to another member, raises
+        Stopped: the delivery stays uncommitted for whoever takes it."""
+        where = f"{envelope.event_id} ({lane.partition[0]}:{lane.partition[1]})"
+        unexpected = 0
+
+        async def attempt() -> None:
+            # A slot per attempt, not per delivery: a key waiting out a failure holds up only
+            # itself, never the other keys' share of the concurrency.
+            async with self._slots:
+                await work()
+
+        def passing(error: Exception, failures: int) -> bool:
+            nonlocal unexpected
+            kind = classify(error)
+            if kind is Failure.UNEXPECTED:
+                unexpected += 1
+                if retry_unexpected and unexpected >= self._retry.max_attempts:
+                    return False
+                log.warning("attempt %d of %s failed unexpectedly: %s", failures, where, describe(error), exc_info=error)
+            return kind is not Failure.PERMANENT
+
+        def waiting(error: Exception, delay: float, failures: int) -> None:
+            kind, text = classify(error), describe(error)
+            if isinstance(error, IntegrationAuthError):
+                log.critical("credentials refused, pausing %s until they are fixed: %s", where, text)
+            elif kind is Failure.TRANSIENT:
+                log.warning("%s waits %.1fs (attempt %d): %s", where, delay, failures, text)
+            lane.waiting = text
+            self._metrics.retried(envelope.topic, kind.value)
+
+        try:
+            await keep_trying(
+                attempt,
+                clock=self._clock,
+                stopping=stopping,
+                backoff=self._retry.backoff,
+                passing=passing,
+                pause=lambda error: self._retry.auth_pause if isinstance(error, IntegrationAuthError) else None,
+                waiting=waiting,
+                still_wanted=lambda: self._still_ours(lane),
+            )
+        except Stopped:
+            raise
+        except Exception as error:
+            text = describe(error)
+            if classify(error) is Failure.PERMANENT:
+                log.error("dead-lettering %s: %s", where, text)
+                return text, not isinstance(error, UndecodableMessage)
+            log.error("dead-lettering %s after %d attempt(s): %s", where, unexpected, text)
+            return text, True
+        return None
 
     async def _bury(
         self, handler: TopicHandler | None, envelope: Envelope, error: str, lane: _Lane, stopping: asyncio.Event

@@ -83,7 +83,8 @@ async def _all_found(uow: UnitOfWork, ids: Sequence[int], letters: list[DeadLett
     missing = sorted(set(ids) - found)
     if not missing:
         return
-    unknown, replayed = [], []
+    unknown: list[int] = []
+    replayed: list[int] = []
     for letter_id in missing:
         (unknown if await uow.dead_letters.get(letter_id) is None else replayed).append(letter_id)
     raise DeadLetterNotFound(unknown, replayed)

@@ -121,9 +121,10 @@ async def _apply(
             # found nothing to delete then, so send the user's deletion again now.
             await record_change(uow, customer, ChangeKind.DELETED)
             return customer.id, "linked our own create of a customer deleted here: deleting it there too"
-    customer = await uow.customers.get(mapping.customer_id)
-    if customer is None or customer.deleted:
+    found = await uow.customers.get(mapping.customer_id)
+    if found is None or found.deleted:
         return mapping.customer_id, "customer is deleted here: ignored"
+    customer = found
     known = mapping
     writes = _writes(change, mapping, ctx.installation, external.data)
     mapping = mapping.with_external_writes(writes)

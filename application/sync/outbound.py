@@ -249,7 +249,7 @@ async def _update(integration: Integration, customer: Customer, mapping: Externa
         if proves_deletion(found):
             return gone
         held: CustomerData | None = found.data
-        plan = plan_update(customer, mapping, held, ctx.policy, ctx.clock.now())
+        plan = plan_update(customer, mapping, found.data, ctx.policy, ctx.clock.now())
         note = _conflict_note(plan, ctx.policy, integration.system)
     else:  # internal_wins, nothing in doubt: one call (domain.reconcile.reads_before_writing)
         held, plan, note = None, blind_plan(customer, mapping), None

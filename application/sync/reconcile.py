@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -51,7 +52,7 @@ from application.ports import (
 from application.sync.catchup import start_from
 from application.sync.context import SyncContext
 from application.sync.inbound import sync_inbound
-from application.sync.waiting import backoff, sleep_unless_stopped
+from application.sync.waiting import Backoff, Stopped, keep_trying, logged, sleep_unless_stopped
 from domain.drift import (
     Finding,
     FindingKind,
@@ -213,15 +214,14 @@ class Reconciler:
         beating = asyncio.create_task(self._heartbeat())
         try:
             if not self.run.dry_run:
-                assert self.run.started_at is not None and self.run.owner is not None
+                started, owner = self.run.started_at, self.run.owner
+                assert started is not None and owner is not None  # a run that is not a dry run has both
                 # A first sync before the worker ever ran: its catch-up starts where this list did.
                 await self._patiently(
-                    lambda: start_from(
-                        self._ctx.uow_factory, self._integration.system, self.run.started_at, self.run.owner, self._ctx.clock
-                    )
+                    lambda: start_from(self._ctx.uow_factory, self._integration.system, started, owner, self._ctx.clock)
                 )
                 await self._apply_planned()  # fixes found before an interruption, not applied yet
-            phases = {
+            phases: dict[Phase, Callable[[], Awaitable[None]]] = {
                 Phase.EXTERNAL: self._external,
                 Phase.MISSING: lambda: self._paged(self._missing_page),
                 Phase.CATALOG: lambda: self._paged(self._catalog_page),
@@ -235,7 +235,7 @@ class Reconciler:
                 await self._finish(RunStatus.DONE)
         except (AccountChanged, _Fatal) as exc:
             await self._finish(RunStatus.FAILED, str(exc))
-        except _Stopped:
+        except Stopped:
             log.info("reconcile %s stopped in phase %s; it resumes from its checkpoint", self.run.id, self.run.phase.value)
         except RunLost as exc:
             log.warning("%s: this runner stops", exc)
@@ -265,7 +265,7 @@ class Reconciler:
                         break
                     if isinstance(page, BaseException):
                         raise page
-                    findings = await self._patiently(lambda page=page: self._compare_page(page, page.next_cursor))
+                    findings = await self._patiently(functools.partial(self._compare_page, page, page.next_cursor))
                     await self._apply(findings)
                     self._records.clear()
                     if page.next_cursor is None:
@@ -593,8 +593,8 @@ class Reconciler:
                 continue
             if self._halted():
                 return  # the rest stay planned: a resumed run applies them
-            status, note = await self._patiently(lambda f=finding: self._fix(f, resumed))
-            await self._patiently(lambda f=finding, s=status, n=note: self._mark(f, s, n))
+            status, note = await self._patiently(functools.partial(self._fix, finding, resumed))
+            await self._patiently(functools.partial(self._mark, finding, status, note))
 
     async def _fix(self, finding: Finding, resumed: bool) -> tuple[FixStatus, str | None]:
         if finding.fix in (Fix.REFRESH, Fix.IMPORT):
@@ -776,6 +776,8 @@ class Reconciler:
 
     async def _heartbeat(self) -> None:
         while True:
+            # Wall time, not the injected clock: a fake clock's sleeps are instant, so a heartbeat on
+            # it would spin beside the run it watches and move the run's own time.
             await asyncio.sleep(HEARTBEAT_EVERY)
             try:
                 async with self._ctx.uow_factory() as uow:
@@ -789,33 +791,32 @@ class Reconciler:
                 return
 
     async def _patiently(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Outages are waited out (capped, jittered backoff); a stop interrupts the wait."""
-        failures = 0
-        while True:
-            try:
-                return await attempt()
-            except ConcurrentUpdate:
-                raise
-            except (BackendUnavailable, RetryableIntegrationError) as exc:
-                if isinstance(exc, AccountChanged):
-                    raise
-                failures += 1
-                delay = backoff(failures, self._max_delay, exc.retry_after)
-                log.warning("reconcile %s waits %.1fs (attempt %d): %s", self.run.id, delay, failures, exc)
-                if not await sleep_unless_stopped(self._ctx.clock, delay, self._stopping) or self._lost:
-                    raise _Stopped() from exc  # asked to stop, or the run was taken over meanwhile
-            except ExternalCustomerMissing:
-                raise
-            except IntegrationError as exc:
-                raise _Fatal(str(exc)) from exc
+        """Outages are waited out; a stop, or the run taken over meanwhile, ends the wait (Stopped)."""
+        waiting, _ = logged(log, f"reconcile {self.run.id}")
+        try:
+            return await keep_trying(
+                attempt,
+                clock=self._ctx.clock,
+                stopping=self._stopping,
+                backoff=Backoff(cap=self._max_delay),
+                passing=lambda error, _: _passing(error),
+                waiting=waiting,
+                still_wanted=lambda: not self._lost,
+            )
+        except (ExternalCustomerMissing, AccountChanged, ConcurrentUpdate):
+            raise
+        except IntegrationError as exc:
+            raise _Fatal(str(exc)) from exc
+
+
+def _passing(error: Exception) -> bool:
+    """What a run waits out: an outage of the database, the broker or the system (not a change of
+    account, which stops the run, nor a concurrent update, which its caller reads again)."""
+    return isinstance(error, BackendUnavailable | RetryableIntegrationError) and not isinstance(error, AccountChanged)
 
 
 class _Fatal(Exception):
     """A definite refusal the run cannot go on from (bad credentials are waited out instead)."""
-
-
-class _Stopped(Exception):
-    pass
 
 
 def _kinds(findings: list[Finding]) -> dict[str, int]:
@@ -874,7 +875,8 @@ async def _schedule(ctx: SyncContext, integrations: Integrations, interval: floa
     for system in integrations:
         async with ctx.uow_factory() as uow:
             active = await uow.reconcile.active_run(system)
-            [last] = await uow.reconcile.runs(system, 1, dry_run=False) or [None]
+            runs = await uow.reconcile.runs(system, 1, dry_run=False)
+        last = runs[0] if runs else None
         if active is None and (last is None or last.created_at <= now - timedelta(seconds=interval)):
             await request_run(ctx.uow_factory, ctx.clock, system, dry_run=False, match_by=None, trigger="schedule")
 

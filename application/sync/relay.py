@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from typing import Protocol
 
-from application.errors import BackendUnavailable
 from application.ports import Clock, Envelope, MessagePublisher, UnitOfWorkFactory
-from application.sync.waiting import sleep_unless_stopped
+from application.sync.waiting import Backoff, Stopped, keep_trying, logged
 from domain.messages import OUTBOUND_TOPIC, CustomerChanged, encode
 
 log = logging.getLogger(__name__)
@@ -72,21 +70,19 @@ async def run_relay(
     An unavailable database or broker is waited out (capped, jittered backoff, one line per
     attempt): the events stay in the outbox meanwhile, and nothing is lost or sent out of order.
     """
-    failures = 0
+    waiting, recovered = logged(log, "outbox relay")
+    backoff = Backoff(base=poll_interval, cap=max_delay)
     while not stopping.is_set():
         try:
-            sent = await relay_once(uow_factory, publisher, clock, batch_size)
-        except Exception as exc:
-            failures += 1
-            delay = random.uniform(poll_interval / 2, min(max_delay, poll_interval * 2 ** min(failures - 1, 10)))
-            if isinstance(exc, BackendUnavailable):
-                log.warning("outbox relay waits %.1fs (attempt %d): %s", delay, failures, exc)
-            else:
-                log.exception("outbox relay failed (attempt %d); retrying in %.1fs", failures, delay)
-            await sleep_unless_stopped(clock, delay, stopping)
-            continue
-        if failures:
-            log.info("outbox relay resumed after %d failed attempt(s)", failures)
-            failures = 0
+            sent = await keep_trying(
+                lambda: relay_once(uow_factory, publisher, clock, batch_size),
+                clock=clock,
+                stopping=stopping,
+                backoff=backoff,
+                waiting=waiting,
+                recovered=recovered,
+            )
+        except Stopped:
+            return
         if sent < batch_size:
             await wakeup.wait(poll_interval)

@@ -18,9 +18,8 @@ from datetime import timedelta
 
 import msgspec
 
-from application.errors import BackendUnavailable
 from application.ports import Clock, RetentionRepository, ScrubCandidate, UnitOfWorkFactory
-from application.sync.waiting import backoff, sleep_unless_stopped
+from application.sync.waiting import Backoff, Stopped, keep_trying, logged, sleep_unless_stopped
 from domain.retention import deletion_settled
 
 log = logging.getLogger(__name__)
@@ -162,20 +161,19 @@ async def run_retention(
     until ``stopping`` is set; ``on_pass`` hears what each did. An outage is waited out with
     jittered backoff, one line per attempt; what the pass had not done waits for the next."""
     retention = retention or Retention(uow_factory, clock, days)
-    failures = 0
+    waiting, recovered = logged(log, "retention pass")
     while not stopping.is_set():
         try:
-            done = await retention.run_pass()
-        except Exception as exc:
-            failures += 1
-            delay = backoff(failures, max_delay)
-            if isinstance(exc, BackendUnavailable):
-                log.warning("retention pass waits %.1fs (attempt %d): %s", delay, failures, exc)
-            else:
-                log.exception("retention pass failed (attempt %d); retrying in %.1fs", failures, delay)
-            await sleep_unless_stopped(clock, delay, stopping)
-            continue
-        failures = 0
+            done = await keep_trying(
+                retention.run_pass,
+                clock=clock,
+                stopping=stopping,
+                backoff=Backoff(cap=max_delay),
+                waiting=waiting,
+                recovered=recovered,
+            )
+        except Stopped:
+            return
         # A pass that found nothing to do says so only at DEBUG: an idle line every hour is noise.
         log.log(logging.INFO if done.changed else logging.DEBUG, "%s", done.summary(retention.days))
         if on_pass is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from domain.binding import AccountBinding, ExternalAccount
 from entrypoints.cli.root import main, read_settings, require_real_integrations, with_backends
 from entrypoints.container import Container
 
@@ -26,11 +27,12 @@ def _account_commands(system: str, credentials: str, account_word: str) -> None:
     def binding() -> None:
         from application.errors import IntegrationError
 
-        async def show(c: Container) -> tuple[object, object]:
+        async def show(c: Container) -> tuple[AccountBinding | None, ExternalAccount | str]:
             async with c.uow_factory()() as uow:
                 bound = await uow.bindings.get(system)
+            actual: ExternalAccount | str
             try:
-                actual: object = await getattr(c, system)().account()
+                actual = await getattr(c, system)().account()
             except IntegrationError as exc:
                 actual = f"unknown ({exc})"
             return bound, actual

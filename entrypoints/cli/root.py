@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import click
 
@@ -32,7 +32,7 @@ def main() -> None:
 
 def read_settings(**overrides: object) -> Settings:
     try:
-        loaded = load_settings(**overrides)
+        loaded = load_settings(None, **overrides)  # the process environment, whatever an override is named
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     from entrypoints.logs import configure
@@ -89,7 +89,7 @@ def quiet(logger: str) -> Iterator[None]:
         library.setLevel(level)
 
 
-def run(work: Callable[[], Awaitable[T]]) -> T:
+def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a process or a one-off command in an event loop, failing with one line."""
     with one_line():
         return asyncio.run(work())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, MediaType, Request, Response, Router
+from litestar import Litestar, MediaType, Response, Router
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
@@ -28,6 +28,7 @@ from entrypoints.http.ready import ready_route
 from entrypoints.http.reconcile import ReconcileController, ResyncController
 from entrypoints.http.schemas import Health
 from entrypoints.http.status import status
+from entrypoints.http.types import AnyRequest
 from entrypoints.http.webhooks import webhook
 
 SCHEMA_PATH = "/schema"  # the OpenAPI document: /schema/openapi.json (and .yaml)
@@ -66,7 +67,7 @@ async def health() -> Health:
 
 
 @get(["/docs", "/redoc"], include_in_schema=False)
-async def docs(request: Request) -> Response[bytes]:
+async def docs(request: AnyRequest) -> Response[bytes]:
     """The OpenAPI UIs at stable short paths: Swagger UI at /docs, Redoc at /redoc."""
     pages: dict[str, bytes] = request.app.state.docs_pages  # the document is complete before it is served: render once
     html = pages.get(request.url.path)
@@ -82,19 +83,20 @@ async def root() -> Redirect:
     return Redirect(path="/docs")
 
 
-async def schema_routes(response: Response) -> Response:
+async def schema_routes(response: Response[Any]) -> Response[Any]:
     """The routes Litestar makes under /schema: its docs pages under the same policy as /docs, and
     every error answer problem+json (an unknown path there is an HTML page)."""
-    if (response.status_code or 200) < 400:
+    status = response.status_code or 200
+    if status < 400:
         if str(response.media_type).startswith("text/html"):
             response.headers["content-security-policy"] = DOCS_CSP
         return response
     if str(response.media_type).startswith(PROBLEM_JSON):
         return response
-    return problem(response.status_code, TITLES.get(response.status_code, "Error"), headers=_kept(response.headers))
+    return problem(status, TITLES.get(status, "Error"), headers=_kept(response.headers))
 
 
-def _no_such_asset(_: Request, __: NotFoundException) -> Response:
+def _no_such_asset(_: AnyRequest, __: NotFoundException) -> Response[Any]:
     """Litestar's message names the directory searched: where the service is installed is nobody's business."""
     return problem(404, "Not found")
 

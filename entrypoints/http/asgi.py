@@ -15,9 +15,10 @@ from types import FrameType
 
 from litestar import Litestar
 
+from application.sync.waiting import Stopped
 from entrypoints.container import build_container
 from entrypoints.http.app import create_app
-from entrypoints.lifecycle import Stopped, bind_accounts, running
+from entrypoints.lifecycle import bind_accounts, running
 from entrypoints.logs import configure
 from entrypoints.settings import load_settings
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.correlation import bound, new_correlation_id
@@ -17,7 +18,7 @@ _PLAUSIBLE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 def correlation_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:  # a str enum: equal to the server's plain "http"
             await app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == HEADER), None)

@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Annotated
 
-from litestar import Controller, Request, Response, delete, patch, post, put
+from litestar import Controller, Response, delete, patch, post, put
 from litestar.exceptions import ValidationException
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -26,6 +26,7 @@ from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.params import PRINTABLE, CustomerIdPath, catalog_id
 from entrypoints.http.preconditions import IF_MATCH_PATTERN, expected_versions
 from entrypoints.http.schemas import CustomerCreate, CustomerOut, CustomerPageOut, CustomerPatch, CustomerReplace, SyncEventOut
+from entrypoints.http.types import AnyRequest
 
 IfMatch = Annotated[
     str,
@@ -39,7 +40,7 @@ IfMatch = Annotated[
 ]
 
 
-def _versions(request: Request) -> frozenset[int] | None:
+def _versions(request: AnyRequest) -> frozenset[int] | None:
     # Every If-Match line, not only the first: several lines are one list (RFC 9110, section 5.3).
     return expected_versions(request.headers.getall("if-match", []))
 
@@ -84,7 +85,7 @@ class CustomerController(Controller):
         customer_id: CustomerIdPath,
         data: JSONBody[CustomerReplace],
         services: ServicesDep,
-        request: Request,
+        request: AnyRequest,
         if_match: IfMatch = "",
     ) -> Response[CustomerOut]:
         versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
@@ -98,7 +99,7 @@ class CustomerController(Controller):
         customer_id: CustomerIdPath,
         data: JSONBody[CustomerPatch],
         services: ServicesDep,
-        request: Request,
+        request: AnyRequest,
         if_match: IfMatch = "",
     ) -> Response[CustomerOut]:
         versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
@@ -113,7 +114,7 @@ class CustomerController(Controller):
         responses=problems(*GUARDED, 404, 409, 412, 422),
     )
     async def delete_customer(
-        self, customer_id: CustomerIdPath, services: ServicesDep, request: Request, if_match: IfMatch = ""
+        self, customer_id: CustomerIdPath, services: ServicesDep, request: AnyRequest, if_match: IfMatch = ""
     ) -> None:
         versions = _versions(request)  # a malformed If-Match is a 422 before an unknown id's 404
         cmd = DeleteCustomer(customer_id=catalog_id(customer_id), expected_versions=versions)

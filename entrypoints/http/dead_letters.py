@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -16,6 +16,7 @@ from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.params import invalid_body
 from entrypoints.http.schemas import DeadLetterOut, DeadLetterReplay, ReplayOut
+from entrypoints.http.types import AnyRequest
 
 
 class DeadLetterController(Controller):
@@ -41,14 +42,14 @@ class DeadLetterController(Controller):
         "(then nothing is replayed). A letter that fails again comes back to the list.",
         responses=problems(*GUARDED, *BODY, 404),
     )
-    async def replay(self, data: JSONBody[DeadLetterReplay], request: Request, services: ServicesDep) -> ReplayOut:
+    async def replay(self, data: JSONBody[DeadLetterReplay], request: AnyRequest, services: ServicesDep) -> ReplayOut:
         selection = _selection(await _strictly(request))
         return ReplayOut(
             await replay_dead_letters(selection, services.uow_factory, services.publisher, services.clock, services.metrics)
         )
 
 
-async def _strictly(request: Request) -> DeadLetterReplay:
+async def _strictly(request: AnyRequest) -> DeadLetterReplay:
     """The body read again without Litestar's lenient conversion (``"1"`` or ``1.0`` as the id 1,
     ``"true"`` or ``1`` as true): a replay names letters, so it takes JSON integers and booleans only."""
     try:

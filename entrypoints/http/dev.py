@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import stripe
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_404_NOT_FOUND, HTTP_422_UNPROCESSABLE_ENTITY
 
@@ -16,6 +16,7 @@ from adapters.memory.salesforce import Refused
 from entrypoints.http.deps import FakeSalesforceDep, FakeStripeDep
 from entrypoints.http.guards import api_request
 from entrypoints.http.problems import problem
+from entrypoints.http.types import AnyRequest
 
 
 class StripeSideChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -27,7 +28,7 @@ class StripeSideChange(msgspec.Struct, forbid_unknown_fields=True):
         return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
 
 
-def _refused_by_stripe(_: Request, exc: stripe.InvalidRequestError) -> Response:
+def _refused_by_stripe(_: AnyRequest, exc: stripe.InvalidRequestError) -> Response[Any]:
     """What the fake Stripe refuses (no such customer, invalid email...) is the caller's error, not a 500."""
     reason = str(exc.user_message or exc)
     if exc.http_status == HTTP_404_NOT_FOUND:
@@ -74,7 +75,7 @@ class SalesforceSideContact(msgspec.Struct, forbid_unknown_fields=True):
         return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
 
 
-def _refused_by_salesforce(_: Request, exc: Refused) -> Response:
+def _refused_by_salesforce(_: AnyRequest, exc: Refused) -> Response[Any]:
     if exc.status == HTTP_404_NOT_FOUND:
         return problem(HTTP_404_NOT_FOUND, "Not found", f"{exc.code}: {exc.message}")
     errors = [{"field": field, "reason": f"{exc.code}: {exc.message}"} for field in exc.fields] or [

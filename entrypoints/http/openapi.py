@@ -16,8 +16,10 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Operation,
     Parameter,
+    Reference,
     RequestBody,
     Schema,
+    SecurityRequirement,
     SecurityScheme,
 )
 
@@ -25,7 +27,7 @@ from entrypoints.http.problems import PROBLEM_JSON
 from entrypoints.http.schemas import CustomerCreate, CustomerPatch, CustomerReplace, DeadLetterReplay, Problem
 
 BEARER = "bearer"
-SECURITY = [{BEARER: []}]
+SECURITY: list[SecurityRequirement] = [{BEARER: []}]
 COMPONENTS = Components(
     security_schemes={
         BEARER: SecurityScheme(
@@ -103,13 +105,16 @@ def _operations(item: Any) -> list[Operation]:
 def _drop_litestar_validation_response(operation: Operation) -> None:
     """Litestar documents a JSON 400 "ValidationException" on every operation with parameters;
     this API answers validation errors with a 422 problem, so where no 400 problem is declared, none is."""
-    response = (operation.responses or {}).get("400")
+    responses = operation.responses or {}
+    response = responses.get("400")
     if response is not None and PROBLEM_JSON not in (getattr(response, "content", None) or {}):
-        del operation.responses["400"]
+        del responses["400"]
 
 
 def _headers(operation: Operation) -> None:
     for code, response in (operation.responses or {}).items():
+        if isinstance(response, Reference):
+            continue  # a reference has no headers of its own (this API declares none)
         for name, description in _HEADERS.get(int(code), {}).items():
             response.headers = {
                 **(response.headers or {}),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import NoReturn
 
 from litestar.exceptions import ValidationException
 
@@ -50,7 +51,7 @@ def expected_versions(fields: Sequence[str]) -> frozenset[int] | None:
     return frozenset(versions)
 
 
-def _malformed() -> None:
+def _malformed() -> NoReturn:
     raise ValidationException(
         extra=[
             {

@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any
 
-from litestar import Request, Response
+from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
@@ -18,10 +18,12 @@ from litestar.status_codes import (
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from litestar.types import ExceptionHandlersMap
 
 from application.errors import BackendUnavailable, InvalidWebhook, NotLinked, UnknownSystem, WebhookNotConfigured
 from application.sync.reconcile import OtherRunActive
 from domain.errors import ConcurrentUpdate, CustomerNotFound, DeadLetterNotFound, InvalidCustomer, StaleVersion
+from entrypoints.http.types import AnyRequest
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -42,12 +44,12 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _invalid_customer(_: Request, exc: InvalidCustomer) -> Response:
+def _invalid_customer(_: AnyRequest, exc: InvalidCustomer) -> Response[Any]:
     errors = [{"field": e.field, "reason": e.reason} for e in exc.errors]
     return problem(HTTP_422_UNPROCESSABLE_ENTITY, "Invalid customer", str(exc), errors=errors)
 
 
-def _request_validation(_: Request, exc: ValidationException) -> Response:
+def _request_validation(_: AnyRequest, exc: ValidationException) -> Response[Any]:
     """Litestar's own validation (body schema, query and path parameters) -> 422 with the field."""
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
@@ -69,46 +71,47 @@ def _request_validation(_: Request, exc: ValidationException) -> Response:
     return problem(HTTP_422_UNPROCESSABLE_ENTITY, "Invalid request", detail, errors=errors)
 
 
-def _http(_: Request, exc: HTTPException) -> Response:
+def _http(_: AnyRequest, exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     detail = exc.detail if status < HTTP_500_INTERNAL_SERVER_ERROR else None
     title = TITLES.get(status, "Error")
     return problem(status, title, detail if detail != title else None, headers=exc.headers)
 
 
-def _not_found(_: Request, exc: CustomerNotFound | UnknownSystem) -> Response:
+def _not_found(_: AnyRequest, exc: CustomerNotFound | UnknownSystem) -> Response[Any]:
     return problem(HTTP_404_NOT_FOUND, "Not found", str(exc))
 
 
-def _dead_letter_not_found(_: Request, exc: DeadLetterNotFound) -> Response:
+def _dead_letter_not_found(_: AnyRequest, exc: DeadLetterNotFound) -> Response[Any]:
     return problem(HTTP_404_NOT_FOUND, "Not found", str(exc), unknown_ids=list(exc.unknown), replayed_ids=list(exc.replayed))
 
 
-def _concurrent(_: Request, exc: ConcurrentUpdate) -> Response:
+def _concurrent(_: AnyRequest, exc: ConcurrentUpdate) -> Response[Any]:
     return problem(HTTP_409_CONFLICT, "Conflict", f"{exc}: the customer kept changing while we wrote; try again")
 
 
-def _conflicting(_: Request, exc: NotLinked | OtherRunActive) -> Response:
-    extra = {"active_run": exc.run.id} if isinstance(exc, OtherRunActive) else {}
-    return problem(HTTP_409_CONFLICT, "Conflict", str(exc), **extra)
+def _conflicting(_: AnyRequest, exc: NotLinked | OtherRunActive) -> Response[Any]:
+    if isinstance(exc, OtherRunActive):
+        return problem(HTTP_409_CONFLICT, "Conflict", str(exc), active_run=exc.run.id)
+    return problem(HTTP_409_CONFLICT, "Conflict", str(exc))
 
 
-def _stale(_: Request, exc: StaleVersion) -> Response:
+def _stale(_: AnyRequest, exc: StaleVersion) -> Response[Any]:
     return problem(HTTP_412_PRECONDITION_FAILED, "Precondition failed", str(exc), current_version=exc.actual)
 
 
-def _invalid_webhook(_: Request, exc: InvalidWebhook) -> Response:
+def _invalid_webhook(_: AnyRequest, exc: InvalidWebhook) -> Response[Any]:
     return problem(HTTP_400_BAD_REQUEST, "Invalid webhook", str(exc))
 
 
-def _undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
+def _undecodable(request: AnyRequest, exc: UnicodeDecodeError) -> Response[Any]:
     """Invalid UTF-8 inside a JSON body: msgspec raises UnicodeDecodeError, which Litestar lets through."""
     if request.method in _BODY_METHODS:
         return problem(HTTP_400_BAD_REQUEST, "Bad request", "the request body is not valid UTF-8")
     return _unexpected(request, exc)
 
 
-def _too_deep(request: Request, exc: RecursionError) -> Response:
+def _too_deep(request: AnyRequest, exc: RecursionError) -> Response[Any]:
     """JSON nested deeper than the decoder's recursion limit (msgspec raises RecursionError, which
     Litestar lets through): the sender's fault, never a 500 nor a logged trace."""
     if request.method in _BODY_METHODS:
@@ -116,7 +119,7 @@ def _too_deep(request: Request, exc: RecursionError) -> Response:
     return _unexpected(request, exc)
 
 
-def _unavailable(request: Request, exc: BackendUnavailable) -> Response:
+def _unavailable(request: AnyRequest, exc: BackendUnavailable) -> Response[Any]:
     """A backend down, restarting or saturated (the database pool exhausted): 503 with
     Retry-After, so that clients and load balancers back off instead of piling up. One log line,
     no trace: the cause is operational, not a bug, and the driver's details stay out of the answer."""
@@ -130,11 +133,11 @@ def _unavailable(request: Request, exc: BackendUnavailable) -> Response:
     )
 
 
-def _not_configured(_: Request, exc: WebhookNotConfigured) -> Response:
+def _not_configured(_: AnyRequest, exc: WebhookNotConfigured) -> Response[Any]:
     return problem(HTTP_503_SERVICE_UNAVAILABLE, "Service unavailable", str(exc))
 
 
-def _unexpected(request: Request, exc: Exception) -> Response:
+def _unexpected(request: AnyRequest, exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
 
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", "the error was logged")
@@ -153,7 +156,7 @@ TITLES = {
     503: "Service unavailable",
 }
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     InvalidCustomer: _invalid_customer,
     ValidationException: _request_validation,
     HTTPException: _http,

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 from litestar import Response
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -51,7 +52,7 @@ async def _bounded(check: Awaitable[None]) -> str:
     return "ok"
 
 
-def ready_route(container: Container):
+def ready_route(container: Container) -> HTTPRouteHandler:
     @get(
         "/ready",
         tags=["operations"],

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Response, post
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
@@ -21,7 +21,9 @@ from entrypoints.http.methods import get
 from entrypoints.http.openapi import BODY, GUARDED, SECURITY, problems
 from entrypoints.http.params import BIGINT_MAX, PRINTABLE, CustomerIdPath, catalog_id, invalid_body
 from entrypoints.http.schemas import FindingOut, ReconcileRequest, ReconcileRunOut, ResyncOut, ResyncRequest
+from entrypoints.http.types import AnyRequest
 
+T = TypeVar("T")
 MAX_FINDINGS_PAGE = 1000
 JSON_SAFE_MAX = 2**53 - 1
 RunIdPath = Annotated[
@@ -51,7 +53,7 @@ class ReconcileController(Controller):
     async def start(
         self,
         data: JSONBody[ReconcileRequest],
-        request: Request,
+        request: AnyRequest,
         services: ServicesDep,
     ) -> Response[ReconcileRunOut]:
         body = await _strictly(request, ReconcileRequest)
@@ -140,7 +142,7 @@ class ResyncController(Controller):
         self,
         customer_id: CustomerIdPath,
         data: JSONBody[ResyncRequest],
-        request: Request,
+        request: AnyRequest,
         services: ServicesDep,
     ) -> ResyncOut:
         body = await _strictly(request, ResyncRequest)
@@ -171,7 +173,7 @@ def _run_id(segment: str) -> int:
         raise NotFoundException(f"no reconcile run {segment!r}") from None
 
 
-async def _strictly(request: Request, kind: type) -> object:
+async def _strictly(request: AnyRequest, kind: type[T]) -> T:
     """The body read without Litestar's lenient conversion (``"false"`` is no boolean here)."""
     raw = await request.body()
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Request, post
+from litestar import post
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
@@ -12,6 +12,7 @@ from entrypoints.http.deps import ServicesDep
 from entrypoints.http.guards import refuse_control_characters
 from entrypoints.http.openapi import problems
 from entrypoints.http.schemas import WebhookAck
+from entrypoints.http.types import AnyRequest
 
 WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata caps it well below this
 
@@ -26,7 +27,7 @@ WEBHOOK_MAX_BODY_BYTES = 512 * 1024  # a customer event is a few KiB; metadata c
 )
 async def webhook(
     system: FromPath[str],
-    request: Request,
+    request: AnyRequest,
     services: ServicesDep,
 ) -> WebhookAck:
     # As the other routes' guard does, without a guard's cost (Litestar copies the handler per guard).

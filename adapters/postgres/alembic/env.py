@@ -40,9 +40,16 @@ def run_offline(url: str) -> None:
         context.run_migrations()
 
 
+def configured_url() -> str:
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # adapters.postgres.migrations sets it whenever it hands over no connection
+        raise RuntimeError("alembic: neither a connection nor sqlalchemy.url was given")
+    return url
+
+
 if context.is_offline_mode():
-    run_offline(config.get_main_option("sqlalchemy.url"))
+    run_offline(configured_url())
 elif (shared := config.attributes.get("connection")) is not None:
     run_with(shared)
 else:
-    asyncio.run(run_with_own_engine(config.get_main_option("sqlalchemy.url")))
+    asyncio.run(run_with_own_engine(configured_url()))
