@@ -10,7 +10,7 @@ import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 import msgspec
 
@@ -491,9 +491,6 @@ class Integration(Protocol):
         """Customers as the system's own record of their creation shows them, deleted ones
         included (Stripe: ``customer.created`` events), newest first."""
 
-    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
-        """Verify and parse a webhook; ``None`` for event types we ignore; raises InvalidWebhook."""
-
     async def recent_changes(self, *, since: datetime, cursor: str | None = None) -> ChangePage:
         """Customer changes the system recorded at or after ``since``, newest first, from its own
         change log (Stripe: ``GET /v1/events``, 30 days of history) -- what webhooks should have
@@ -502,6 +499,20 @@ class Integration(Protocol):
 
 
 Integrations = Mapping[str, Integration]
+
+
+@runtime_checkable
+class WebhookSource(Protocol):
+    """A system that tells of its changes by signed webhooks (Stripe; Salesforce sends none: its
+    changes are polled). Only such systems have an endpoint at ``/api/v1/webhooks/{system}``."""
+
+    system: str
+
+    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
+        """Verify and parse a webhook; ``None`` for event types we ignore; raises InvalidWebhook."""
+
+
+WebhookSources = Mapping[str, WebhookSource]
 
 
 class DeadLetterRepository(Protocol):

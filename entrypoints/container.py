@@ -21,6 +21,7 @@ from adapters.stripe.sdk import stripe_client
 from application.accounts import AccountGuard, InstallationIdentity
 from application.ports import ConsumerLag, Integration, MessageSource, UnitOfWorkFactory
 from application.sync.consumer import RetryPolicy, SyncConsumer, TopicHandler
+from application.sync.context import SyncContexts
 from application.sync.groups import CATALOG, SyncConsumers, SyncGroup
 from application.sync.groups import sync_groups as groups_for
 from application.sync.handlers import InboundHandler, OutboundHandler
@@ -196,6 +197,7 @@ class Container(containers.DeclarativeContainer):
     integrations = providers.Singleton(
         enabled, settings.provided.integration_names, stripe=stripe.provider, salesforce=salesforce.provider
     )
+    webhook_sources = providers.Singleton(f.webhook_sources, integrations)
     identity = providers.Singleton(InstallationIdentity, uow_factory, clock)
     account_guard = providers.Singleton(AccountGuard, uow_factory, clock)
 
@@ -205,17 +207,11 @@ class Container(containers.DeclarativeContainer):
     )
     # Called with integrations= of the one system its group pushes to (sync_consumers): no default,
     # so that no handler pushes to every system in turn (one system's outage would hold the others).
-    outbound_handler = providers.Factory(
-        OutboundHandler,
-        uow_factory=uow_factory,
-        clock=clock,
-        policy=settings.provided.conflict_policy,
-        identity=identity,
-        accounts=account_guard,
+    sync_contexts = providers.Singleton(
+        SyncContexts, uow_factory, clock, settings.provided.conflict_policy, identity, account_guard
     )
-    inbound_handler = providers.Singleton(
-        InboundHandler, uow_factory, integrations, clock, settings.provided.conflict_policy, identity, account_guard
-    )
+    outbound_handler = providers.Factory(OutboundHandler, contexts=sync_contexts)
+    inbound_handler = providers.Singleton(InboundHandler, sync_contexts, integrations)
     consumer = providers.Factory(  # called with source= and handlers= of one group (sync_consumers)
         SyncConsumer,
         publisher=publisher,

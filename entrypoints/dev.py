@@ -22,7 +22,7 @@ async def deliver_stripe_event(container: Container, fake: InMemoryStripe, event
         "stripe",
         payload,
         {"stripe-signature": signature},
-        container.integrations(),
+        container.webhook_sources(),
         container.publisher(),
         container.uow_factory(),
         container.clock(),

@@ -41,10 +41,12 @@ from application.ports import (
     Clock,
     ConsumerLag,
     Integration,
+    Integrations,
     MessagePublisher,
     MessageSource,
     SyncMetrics,
     UnitOfWorkFactory,
+    WebhookSource,
 )
 from application.sync.groups import SyncGroup
 from application.sync.relay import OutboxWakeup
@@ -136,6 +138,15 @@ def kafka_lag(bootstrap_servers: str, groups: Sequence[SyncGroup]) -> ConsumerLa
 
 
 # -- integrations ------------------------------------------------------------------------------------
+class WebhookIntegration(Integration, WebhookSource, Protocol):
+    """An integration that also sends webhooks (Stripe): checked against both ports."""
+
+
+def webhook_sources(integrations: Integrations) -> dict[str, WebhookSource]:
+    """The enabled integrations that send webhooks: the only ``{system}`` of the webhook route."""
+    return {name: integration for name, integration in integrations.items() if isinstance(integration, WebhookSource)}
+
+
 def stripe_integration(
     *,
     customers: CustomersService,
@@ -145,7 +156,7 @@ def stripe_integration(
     mode: str,
     webhook_secrets: Sequence[str],
     tolerance: int,
-) -> Integration:
+) -> WebhookIntegration:
     return StripeIntegration(
         customers=customers,
         accounts=accounts,

@@ -24,7 +24,6 @@ from litestar import Litestar
 from application.errors import BackendUnavailable
 from application.status import read_status
 from application.sync.catchup import run_catch_up
-from application.sync.context import SyncContext
 from application.sync.reconcile import run_reconciler
 from application.sync.relay import run_relay
 from application.sync.retention import run_retention
@@ -107,16 +106,9 @@ def reconcile_task(container: Container) -> Task:
 
     async def reconcile(stopping: asyncio.Event) -> None:
         settings = container.settings()
-
-        async def context() -> SyncContext:
-            installation = await container.identity().id()
-            return SyncContext(
-                container.uow_factory(), container.clock(), settings.conflict_policy, installation, container.account_guard()
-            )
-
         await run_reconciler(
             container.integrations(),
-            context,
+            container.sync_contexts(),
             container.clock(),
             runner_name("worker"),
             stopping,

@@ -45,7 +45,6 @@ from adapters.salesforce.contacts import contact_fields, customer_data, field_er
 from adapters.salesforce.errors import api_usage, classify
 from application.errors import (
     ExternalCustomerMissing,
-    InvalidWebhook,
     PermanentIntegrationError,
     RetryableIntegrationError,
 )
@@ -259,9 +258,6 @@ class SalesforceIntegration:
             everything=True,
         )
         return Page([self._customer(row) for row in rows if _readable(row)], next_cursor)
-
-    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ExternalChange | None:
-        raise InvalidWebhook("salesforce sends custsync no webhooks: its changes are polled (catch-up)")
 
     async def recent_changes(self, *, since: datetime, cursor: str | None = None) -> ChangePage:
         """Every Contact whose ``SystemModstamp`` is at or after ``since`` (deleted ones included),

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from application.accounts import AccountGuard, InstallationIdentity
 from application.correlation import bound
-from application.ports import Clock, Integrations, UnitOfWorkFactory
-from application.sync.context import SyncContext
+from application.ports import Integrations
+from application.sync.context import SyncContexts
 from application.sync.inbound import give_up_inbound, sync_inbound
 from application.sync.outbound import give_up_outbound, sync_outbound
-from domain.conflicts import ConflictPolicy
 from domain.messages import CustomerChanged, ExternalChange, decode
 from domain.sync import Handled, Outcome
 
@@ -36,30 +34,19 @@ def _logged(handled: list[Handled]) -> list[Handled]:
 
 
 class _Handler:
-    def __init__(
-        self,
-        uow_factory: UnitOfWorkFactory,
-        integrations: Integrations,
-        clock: Clock,
-        policy: ConflictPolicy,
-        identity: InstallationIdentity,
-        accounts: AccountGuard,
-    ) -> None:
-        self._uow_factory, self._integrations, self._clock, self._policy = uow_factory, integrations, clock, policy
-        self._identity, self._accounts = identity, accounts
-
-    async def _context(self) -> SyncContext:
-        return SyncContext(self._uow_factory, self._clock, self._policy, await self._identity.id(), self._accounts)
+    def __init__(self, contexts: SyncContexts, integrations: Integrations) -> None:
+        self._contexts, self._integrations = contexts, integrations
 
 
 class OutboundHandler(_Handler):
     async def handle(self, payload: bytes) -> list[Handled]:
         event = decode(payload, CustomerChanged)
         with bound(correlation_id=event.correlation_id or event.event_id, event_id=event.event_id, customer_id=event.customer_id):
-            return _logged(await sync_outbound(event, self._integrations, await self._context()))
+            return _logged(await sync_outbound(event, self._integrations, await self._contexts()))
 
     async def give_up(self, payload: bytes, error: str) -> None:
-        await give_up_outbound(decode(payload, CustomerChanged), error, self._uow_factory, self._integrations, self._clock)
+        ctx = await self._contexts()
+        await give_up_outbound(decode(payload, CustomerChanged), error, ctx.uow_factory, self._integrations, ctx.clock)
 
     def supersedes(self, later: bytes, earlier: bytes) -> bool:
         """The consumer's coalescing: an undecodable message stands for nothing and is stood for
@@ -76,7 +63,8 @@ class InboundHandler(_Handler):
         with bound(
             correlation_id=change.correlation_id or change.event_id, event_id=change.event_id, external_id=change.external_id
         ):
-            return _logged([await sync_inbound(change, self._integrations, await self._context())])
+            return _logged([await sync_inbound(change, self._integrations, await self._contexts())])
 
     async def give_up(self, payload: bytes, error: str) -> None:
-        await give_up_inbound(decode(payload, ExternalChange), error, self._uow_factory, self._clock)
+        ctx = await self._contexts()
+        await give_up_inbound(decode(payload, ExternalChange), error, ctx.uow_factory, ctx.clock)

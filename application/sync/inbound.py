@@ -23,7 +23,7 @@ from domain.drift import email_key
 from domain.mapping import ExternalMapping, FieldWrite
 from domain.messages import ChangeKind, ExternalChange, ExternalCustomer
 from domain.ownership import Claim, is_own_write, proves_own_create
-from domain.reconcile import InboundMerge, merge_inbound
+from domain.plans import InboundMerge, merge_inbound
 from domain.safety import must_refetch
 from domain.sync import Direction, Handled, Operation, Outcome, SyncRecord
 
@@ -136,7 +136,7 @@ async def _apply(
     if change.forced:
         return customer.id, await _pulled(uow, customer, mapping, change, external, now)
     # Fields this event changed that the system no longer holds as it says (a later write there, or
-    # ours over it: under internal_wins an update is written without a read, domain.reconcile).
+    # ours over it: under internal_wins an update is written without a read, domain.plans).
     gone_by = frozenset(f for f, w in writes.items() if getattr(external.data, f) != w.value)
     return customer.id, await _update(
         uow, customer, mapping, change, external, now, ctx, learned=mapping is not known, superseded=gone_by

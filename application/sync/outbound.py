@@ -31,7 +31,7 @@ from domain.errors import ConcurrentUpdate
 from domain.mapping import CreateIntent, ExternalMapping
 from domain.messages import ChangeKind, CustomerChanged, ExternalCustomer
 from domain.ownership import OwnershipTag, claimed_by_another_installation, write_key
-from domain.reconcile import (
+from domain.plans import (
     OutboundPlan,
     blind_plan,
     newer_external_writes,
@@ -251,7 +251,7 @@ async def _update(integration: Integration, customer: Customer, mapping: Externa
         held: CustomerData | None = found.data
         plan = plan_update(customer, mapping, found.data, ctx.policy, ctx.clock.now())
         note = _conflict_note(plan, ctx.policy, integration.system)
-    else:  # internal_wins, nothing in doubt: one call (domain.reconcile.reads_before_writing)
+    else:  # internal_wins, nothing in doubt: one call (domain.plans.reads_before_writing)
         held, plan, note = None, blind_plan(customer, mapping), None
     if plan.send:
         # Saved before the call, like a create intent: if the write lands and its answer is lost,

@@ -6,7 +6,7 @@ import msgspec
 
 from application.correlation import current_correlation
 from application.errors import RefusedWebhook, UnknownSystem
-from application.ports import Clock, Envelope, Integrations, MessagePublisher, UnitOfWorkFactory
+from application.ports import Clock, Envelope, MessagePublisher, UnitOfWorkFactory, WebhookSources
 from domain.messages import INBOUND_TOPIC, REJECTED_WEBHOOK_TOPIC, ExternalChange, encode
 
 
@@ -19,7 +19,7 @@ async def receive_webhook(
     system: str,
     payload: bytes,
     headers: Mapping[str, str],
-    integrations: Integrations,
+    sources: WebhookSources,
     publisher: MessagePublisher,
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
@@ -31,11 +31,11 @@ async def receive_webhook(
     in the transaction that applies it) drops the second. A check here would cost every webhook a
     database transaction to save the rare redelivery one Kafka message.
     """
-    integration = integrations.get(system)
-    if integration is None:
+    source = sources.get(system)
+    if source is None:  # not configured, or a system that sends no webhooks
         raise UnknownSystem(system)
     try:
-        change = integration.parse_webhook(payload, headers)
+        change = source.parse_webhook(payload, headers)
     except RefusedWebhook as exc:
         # Signed, so genuine; redelivering it cannot help (Stripe would for three days): keep it
         # where operators look for what sync gave up on, and acknowledge it.

@@ -63,7 +63,6 @@ async def _reconcile(
 ) -> tuple[ReconcileRun, list[Finding]]:
     import signal
 
-    from application.sync.context import SyncContext
     from application.sync.reconcile import Reconciler, start_here
     from entrypoints.lifecycle import bind_accounts
     from entrypoints.runtime import presumed_dead, runner_name
@@ -72,8 +71,7 @@ async def _reconcile(
     if system not in integrations:
         raise click.ClickException(f"{system} is not a configured integration ({', '.join(sorted(integrations))})")
     await bind_accounts(c, wait=False, required=True)
-    settings = c.settings()
-    ctx = SyncContext(c.uow_factory(), c.clock(), settings.conflict_policy, await c.identity().id(), c.account_guard())
+    ctx = await c.sync_contexts()()
     run, resumed = await start_here(
         ctx,
         system,

@@ -167,7 +167,7 @@ def create_app(container: Container, *, dev_routes: bool = False, **litestar_opt
     app.state.api_token = settings.api_token
     app.state.docs_pages = {}
     correct_allow(app)
-    document(app, systems=list(container.integrations()))
+    document(app, systems=list(container.webhook_sources()))
     return app
 
 

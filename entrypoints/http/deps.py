@@ -18,7 +18,7 @@ from litestar.params import SkipValidationMarker
 from adapters.memory.salesforce import InMemorySalesforce
 from adapters.memory.stripe import InMemoryStripe
 from adapters.prometheus import PrometheusMetrics
-from application.ports import Clock, ConsumerLag, Integrations, MessagePublisher, UnitOfWork, UnitOfWorkFactory
+from application.ports import Clock, ConsumerLag, Integrations, MessagePublisher, UnitOfWork, UnitOfWorkFactory, WebhookSources
 from entrypoints.container import Container
 
 
@@ -45,6 +45,10 @@ class Services:
     @property
     def integrations(self) -> Integrations:
         return self._container.integrations()
+
+    @property
+    def webhook_sources(self) -> WebhookSources:
+        return self._container.webhook_sources()
 
     @property
     def systems(self) -> Sequence[str]:

@@ -40,7 +40,7 @@ async def webhook(
             system,
             await request.body(),
             request.headers,
-            services.integrations,
+            services.webhook_sources,
             services.publisher,
             services.uow_factory,
             services.clock,

@@ -78,7 +78,7 @@ def test_a_true_conflict_ends_with_the_policys_winner(data, policy, seed, field,
         notes = [r.note or "" for r in await h.system.history(customer.id)]
         conflict = f"conflict on {field}: {policy.value}"
         if policy is ConflictPolicy.INTERNAL_WINS:
-            # An update is written without a read under internal_wins (domain.reconcile.reads_before_writing):
+            # An update is written without a read under internal_wins (domain.plans.reads_before_writing):
             # a push that goes first writes over Stripe's change, whose event then finds it gone.
             assert any(n.startswith((conflict, f"superseded: stripe no longer holds this event's {field}")) for n in notes), notes
         else:

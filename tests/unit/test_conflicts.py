@@ -52,7 +52,7 @@ async def test_a_conflict_ends_with_the_policys_winner_on_both_sides(clock, poli
     assert system.stripe.customers[external_id]["email"] == "ada@example.com"
     notes = [r.note or "" for r in await system.history(customer.id)]
     if policy is ConflictPolicy.INTERNAL_WINS and not stripes_event_first:
-        # Under internal_wins an update is written without a read (domain.reconcile.reads_before_writing):
+        # Under internal_wins an update is written without a read (domain.plans.reads_before_writing):
         # our push writes over Stripe's change before its event arrives, and that event finds it gone.
         assert any(n.startswith("superseded: stripe no longer holds this event's name") for n in notes), notes
     else:

@@ -5,7 +5,7 @@ import pytest
 from domain.conflicts import ConflictPolicy
 from domain.customer import Customer, CustomerData
 from domain.mapping import ExternalMapping, FieldWrite
-from domain.reconcile import merge_inbound, outbound_changes
+from domain.plans import merge_inbound, outbound_changes
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BASE = CustomerData("Ada", "ada@example.com")

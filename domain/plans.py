@@ -1,4 +1,6 @@
-"""The rules that reconcile the catalog with an external system, as pure functions.
+"""What one change writes where, as pure functions: the outbound plan (which fields an update
+sends, and how a conflict settles) and the inbound merge (which fields a change takes). The
+reconcile *run*, which compares whole systems, is elsewhere (``domain/drift.py``).
 
 Every decision compares content with the mapping's baseline (what both sides last agreed on),
 not with optional event fields: that is what tells an echo of our own write from a real change.
