@@ -63,7 +63,7 @@ async def _reconcile(
 ) -> tuple[ReconcileRun, list[Finding]]:
     import signal
 
-    from application.sync.reconcile import Reconciler, start_here
+    from application.sync.reconcile_here import reconcile_here
     from entrypoints.lifecycle import bind_accounts
     from entrypoints.runtime import presumed_dead, runner_name
 
@@ -71,39 +71,34 @@ async def _reconcile(
     if system not in integrations:
         raise click.ClickException(f"{system} is not a configured integration ({', '.join(sorted(integrations))})")
     await bind_accounts(c, wait=False, required=True)
-    ctx = await c.sync_contexts()()
-    run, resumed = await start_here(
-        ctx,
-        system,
-        runner_name("cli"),
-        dry_run=dry_run,
-        match_by=match_by,
-        trigger="cli",
-        presumed_dead=presumed_dead,
-    )
-    if resumed:
-        click.echo(f"resuming reconcile run {run.id} from its checkpoint (phase {run.phase.value})", err=True)
+
+    def started(run: ReconcileRun, resumed: bool) -> None:
+        if resumed:
+            click.echo(f"resuming reconcile run {run.id} from its checkpoint (phase {run.phase.value})", err=True)
+
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     bar = _ProgressBar(sys.stderr.isatty() if progress is None else progress, system)
     try:
-        run = await Reconciler(run, integrations[system], integrations, ctx, stopping=stopping, progress=bar.update).execute()
+        done = await reconcile_here(
+            await c.sync_contexts()(),
+            integrations,
+            system,
+            runner_name("cli"),
+            dry_run=dry_run,
+            match_by=match_by,
+            stopping=stopping,
+            presumed_dead=presumed_dead,
+            started=started,
+            progress=bar.update,
+        )
     finally:
         bar.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    findings: list[Finding] = []
-    async with c.uow_factory()() as uow:
-        after = None
-        while True:
-            page = await uow.reconcile.findings(run.id, after=after, limit=1000)
-            findings += page
-            if len(page) < 1000:
-                break
-            after = page[-1].seq
-    return run, findings
+    return done.run, done.findings
 
 
 class _ProgressBar:
