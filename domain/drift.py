@@ -8,8 +8,10 @@ a person is never guessed: it is reported (``Fix.NONE``) for someone to decide.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeVar
 
 import msgspec
 
@@ -17,6 +19,8 @@ from domain.conflicts import ConflictPolicy
 from domain.customer import SYNCED_FIELDS, Customer, CustomerData
 from domain.mapping import ExternalMapping
 from domain.messages import ExternalCustomer
+
+T = TypeVar("T")
 
 
 class FindingKind(StrEnum):
@@ -84,6 +88,35 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     detail: str | None = None
     seq: int = 0  # the order it was found in (assigned by storage)
 
+    @classmethod
+    def found(
+        cls,
+        run_id: int,
+        subject: str,
+        kind: FindingKind,
+        fix: Fix,
+        at: datetime,
+        *,
+        customer_id: int | None = None,
+        external_id: str | None = None,
+        fields: tuple[str, ...] = (),
+        detail: str | None = None,
+    ) -> Finding:
+        """A finding as a run makes it: its fix planned, or reported only when it has none."""
+        status = FixStatus.NONE if fix is Fix.NONE else FixStatus.PLANNED
+        return cls(
+            run_id=run_id,
+            subject=subject,
+            kind=kind,
+            fix=fix,
+            fix_status=status,
+            at=at,
+            customer_id=customer_id,
+            external_id=external_id,
+            fields=fields,
+            detail=detail,
+        )
+
 
 class ReconcileRun(msgspec.Struct, frozen=True, kw_only=True):
     id: int
@@ -146,6 +179,16 @@ def _who_changed(catalog: CustomerData, baseline: CustomerData, external: Custom
         here, there = getattr(catalog, f) != getattr(baseline, f), getattr(external, f) != getattr(baseline, f)
         parts.append(f"{f}: " + ("changed on both sides" if here and there else "changed here" if here else "changed there"))
     return "; ".join(parts)
+
+
+def email_match(match_by: MatchBy | None, candidates_there: Sequence[T], namesakes_here: Sequence[object]) -> T | None:
+    """The one record a catalog customer is linked to on a first sync, by its email: only when
+    asked (``--match-by email``) and only one to one -- the only unlinked record there with that
+    email, and the customer the only unlinked one here with it. Anything else (several on either
+    side, or not asked) is a guess that could merge two people or make one twice: a person decides."""
+    if match_by is MatchBy.EMAIL and len(candidates_there) == 1 and len(namesakes_here) == 1:
+        return candidates_there[0]
+    return None
 
 
 def first_link_data(catalog: CustomerData, external: CustomerData, policy: ConflictPolicy) -> CustomerData:

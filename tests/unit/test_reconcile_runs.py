@@ -443,10 +443,11 @@ async def test_a_customer_whose_create_is_in_flight_is_not_linked_to_a_namesake_
 
 
 async def test_a_page_whose_commit_failed_is_read_again_from_the_same_checkpoint(system, monkeypatch):
-    import application.sync.reconcile as reconciling
+    import application.sync.reconcile.comparison as comparison
+    import application.sync.reconcile.run as reconciling
     from application.errors import StorageUnavailable
 
-    monkeypatch.setattr(reconciling, "CATALOG_PAGE", 2)
+    monkeypatch.setattr(comparison, "CATALOG_PAGE", 2)
     _, ids = await before_install(system, catalog=[(f"C{i}", f"c{i}@example.com") for i in range(6)])
     save, failed = reconciling.Reconciler._save, []
 
@@ -492,15 +493,15 @@ async def test_under_latest_wins_a_conflict_whose_event_was_lost_for_good_is_set
 async def test_dry_runs_do_not_postpone_the_scheduled_drift_check(system):
     from datetime import timedelta
 
-    from application.sync.reconcile import _schedule
+    from application.sync.reconcile import schedule_due
 
     ctx = await system.context()
-    await _schedule(ctx, system.container.integrations(), 3600)
+    await schedule_due(ctx, system.container.integrations(), 3600)
     await reconcile(system, owner="worker", dead=True)  # runs the scheduled one (claims the queued run)
     system.clock.advance(3000)
     await reconcile(system, dry_run=True)  # an on-demand report, 50 minutes later
     system.clock.advance(700)
-    await _schedule(ctx, system.container.integrations(), 3600)
+    await schedule_due(ctx, system.container.integrations(), 3600)
     async with system.uow_factory() as uow:
         runs = await uow.reconcile.runs("stripe", 10)
     assert next((r.trigger, r.dry_run, r.status) for r in runs) == ("schedule", False, RunStatus.QUEUED)
@@ -550,18 +551,18 @@ async def test_a_dead_lettered_create_is_sent_again_by_the_drift_check_and_lands
 async def test_many_dry_runs_neither_postpone_nor_hasten_the_scheduled_check(system):
     from datetime import timedelta
 
-    from application.sync.reconcile import _schedule
+    from application.sync.reconcile import schedule_due
 
     ctx = await system.context()
     await reconcile(system)  # a run that fixes, at 0
     for _ in range(60):  # a monitoring --dry-run every ten minutes
         system.clock.advance(600)
         await reconcile(system, dry_run=True)
-        await _schedule(ctx, system.container.integrations(), 86400)
+        await schedule_due(ctx, system.container.integrations(), 86400)
         async with system.uow_factory() as uow:
             assert (await uow.reconcile.runs("stripe", 1))[0].trigger != "schedule"
     system.clock.advance(86400 - 36000)
-    await _schedule(ctx, system.container.integrations(), 86400)
+    await schedule_due(ctx, system.container.integrations(), 86400)
     async with system.uow_factory() as uow:
         [latest] = await uow.reconcile.runs("stripe", 1)
     assert (latest.trigger, latest.created_at - system.clock.now()) == ("schedule", timedelta(0))
@@ -569,10 +570,11 @@ async def test_many_dry_runs_neither_postpone_nor_hasten_the_scheduled_check(sys
 
 async def test_the_report_counts_what_is_stored_even_when_a_commit_answer_was_lost(system, monkeypatch):
     import adapters.memory.database as memory
-    import application.sync.reconcile as reconciling
+    import application.sync.reconcile.comparison as comparison
+    import application.sync.reconcile.run as reconciling
     from application.errors import StorageUnavailable
 
-    monkeypatch.setattr(reconciling, "CATALOG_PAGE", 2)
+    monkeypatch.setattr(comparison, "CATALOG_PAGE", 2)
     await before_install(system, catalog=[(f"C{i}", f"c{i}@example.com") for i in range(5)])
     state = {"armed": False, "done": False}
     save, commit = reconciling.Reconciler._save, memory.InMemoryUnitOfWork.commit
